@@ -1,0 +1,103 @@
+# keytrustee - see README.md.  `make run` and `make check` are the two
+# commands an operator needs on a fresh Debian 12 machine.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+
+PKGS := openssl libpq gpgme libevent libevent_openssl libevent_pthreads jansson
+
+WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+	-Wshadow -Werror
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) -Isrc/common \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += -Wl,-z,relro,-z,now -pthread
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# A sanitizer build (make SAN=1) goes to its own tree.
+ifeq ($(SAN),1)
+BUILD := build/san
+CFLAGS := $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) -O1 \
+	-fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+COMMON_SRC := $(wildcard src/common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+COMMON_LIB := $(BUILD)/lib/libkeytrustee-common.a
+
+BINS := keytrustee-server ktadmin
+keytrustee-server_SRC := $(wildcard src/server/*.c)
+ktadmin_SRC := $(wildcard src/ktadmin/*.c)
+
+BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run stop check unit unit-san system install clean format
+
+all: $(BIN_PATHS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(COMMON_LIB): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+define bin_rule
+$(BUILD)/bin/$(1): $$($(1)_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach b,$(BINS),$(eval $(call bin_rule,$(b))))
+
+$(BUILD)/tests/%: tests/unit/%.c $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS) -lcmocka
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+deps:
+	@sh scripts/install-deps.sh
+
+# Build, initialise ./var (first time only), start, print the fingerprint.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run-local.sh start
+
+stop:
+	@sh scripts/run-local.sh stop
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+unit-san:
+	@$(MAKE) --no-print-directory SAN=1 unit
+
+system: all
+	/usr/bin/python3 -m pytest -q tests/system
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit-san
+	@$(MAKE) --no-print-directory system
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BUILD)/bin/keytrustee-server $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(BUILD)/bin/ktadmin $(DESTDIR)$(PREFIX)/sbin/
+
+format:
+	clang-format -i $$(find src agent tests -name '*.[ch]')
+
+clean:
+	rm -rf build

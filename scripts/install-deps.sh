@@ -1,0 +1,43 @@
+#!/bin/sh
+# Install, idempotently, the Debian packages keytrustee builds and tests with
+# (DESIGN.md §2).  Only what is missing is installed; `apt-get update` runs
+# once, and only when something is missing.  Creates the `keytrustee` service
+# account PostgreSQL runs as.
+set -eu
+
+PKGS="build-essential pkg-config libssl-dev openssl libpq-dev postgresql
+libgpgme-dev gnupg libyaml-dev libcurl4-openssl-dev cron libevent-dev
+libjansson-dev libcmocka-dev python3 python3-pytest softhsm2 curl ca-certificates
+procps psmisc zip unzip"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "error: missing Debian packages:$missing" >&2
+		echo "hint: run this script as root, or: apt-get install$missing" >&2
+		exit 1
+	fi
+	echo "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# The service account the private PostgreSQL runs as (it refuses root).
+if ! getent passwd keytrustee >/dev/null; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "error: the service account 'keytrustee' does not exist" >&2
+		echo "hint: run this script as root once to create it" >&2
+		exit 1
+	fi
+	useradd --system --user-group --home-dir /var/lib/keytrustee \
+		--no-create-home --shell /usr/sbin/nologin keytrustee
+fi
+exit 0

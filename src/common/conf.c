@@ -1,0 +1,405 @@
+/* conf.c - keytrustee.conf: the server's JSON configuration file. */
+#include "conf.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+enum conf_type { CT_STR, CT_PORT, CT_TLSVER };
+
+static const struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t off;
+	int path;  /* 1: relative values are taken from the config dir */
+} conf_keys[] = {
+	{ "SSL_CERTIFICATE", CT_STR, offsetof(struct kt_conf, ssl_certificate), 1 },
+	{ "SSL_PRIVATE_KEY", CT_STR, offsetof(struct kt_conf, ssl_private_key), 1 },
+	{ "SSL_PRIVATE_KEY_PASSWORD_SCRIPT", CT_STR,
+	    offsetof(struct kt_conf, ssl_private_key_password_script), 0 },
+	{ "SSL_CA", CT_STR, offsetof(struct kt_conf, ssl_ca), 1 },
+	{ "TLS_MIN_VERSION", CT_TLSVER,
+	    offsetof(struct kt_conf, tls_min_version_name), 0 },
+	{ "SSL_CIPHERS", CT_STR, offsetof(struct kt_conf, ssl_ciphers), 0 },
+	{ "PORT", CT_PORT, offsetof(struct kt_conf, port), 0 },
+	{ "DB_PORT", CT_PORT, offsetof(struct kt_conf, db_port), 0 },
+	{ "DB_CONNECT", CT_STR, offsetof(struct kt_conf, db_connect), 0 },
+	{ "MAIL_URL", CT_STR, offsetof(struct kt_conf, mail_url), 0 },
+	{ "HOSTNAME", CT_STR, offsetof(struct kt_conf, hostname), 0 },
+};
+
+static const struct {
+	const char *name;
+	int version;
+} tls_versions[] = {
+	{ "tlsv1", TLS1_VERSION },
+	{ "tlsv1.1", TLS1_1_VERSION },
+	{ "tlsv1.2", TLS1_2_VERSION },
+	{ "tlsv1.3", TLS1_3_VERSION },
+};
+
+int
+conf_tls_version(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(tls_versions) / sizeof(tls_versions[0]); i++)
+		if (strcmp(name, tls_versions[i].name) == 0)
+			return tls_versions[i].version;
+	return -1;
+}
+
+char *
+conf_default_dir(void)
+{
+	const char *home = getenv("KEYTRUSTEE_HOME");
+	char buf[PATH_MAX];
+
+	if (home == NULL || *home == '\0')
+		home = KT_DEFAULT_HOME;
+	if (path_join(buf, sizeof(buf), home, ".keytrustee") == -1)
+		return NULL;
+	return strdup(buf);
+}
+
+static char **
+conf_strp(struct kt_conf *c, const struct conf_key *k)
+{
+	return (char **)(void *)((char *)c + k->off);
+}
+
+static int *
+conf_intp(struct kt_conf *c, const struct conf_key *k)
+{
+	return (int *)(void *)((char *)c + k->off);
+}
+
+static int
+conf_defaults(struct kt_conf *c, const char *confdir)
+{
+	char buf[PATH_MAX];
+
+	if ((c->confdir = strdup(confdir)) == NULL)
+		return -1;
+	if (path_join(buf, sizeof(buf), confdir, KT_CONF_FILE) == -1 ||
+	    (c->path = strdup(buf)) == NULL)
+		return -1;
+	if (path_join(buf, sizeof(buf), confdir,
+	    ".ssl/ssl-cert-keytrustee.pem") == -1 ||
+	    (c->ssl_certificate = strdup(buf)) == NULL)
+		return -1;
+	if (path_join(buf, sizeof(buf), confdir,
+	    ".ssl/ssl-cert-keytrustee-pk.pem") == -1 ||
+	    (c->ssl_private_key = strdup(buf)) == NULL)
+		return -1;
+	if ((c->tls_min_version_name = strdup("tlsv1.2")) == NULL ||
+	    (c->ssl_ciphers = strdup("")) == NULL ||
+	    (c->mail_url = strdup("smtp://localhost:25")) == NULL)
+		return -1;
+	c->tls_min_version = TLS1_2_VERSION;
+	c->port = KT_DEFAULT_PORT;
+	c->db_port = KT_DEFAULT_DB_PORT;
+	if (gethostname(buf, sizeof(buf)) == -1)
+		strcpy(buf, "localhost");
+	buf[sizeof(buf) - 1] = '\0';
+	if ((c->hostname = strdup(buf)) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
+    const char *name, int line, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+	const char *s;
+	char **sp;
+
+	switch (k->type) {
+	case CT_PORT:
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 65535) {
+			snprintf(err, errlen, "%s:%d: %s: must be an integer "
+			    "port number from 1 to 65535", name, line, k->name);
+			return -1;
+		}
+		*conf_intp(c, k) = (int)json_integer_value(v);
+		return 0;
+	case CT_TLSVER:
+	case CT_STR:
+		if (json_is_null(v) && k->type == CT_STR) {
+			sp = conf_strp(c, k);
+			free(*sp);
+			*sp = NULL;
+			return 0;
+		}
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "%s:%d: %s: must be a string",
+			    name, line, k->name);
+			return -1;
+		}
+		s = json_string_value(v);
+		if (strlen(s) != json_string_length(v)) {
+			snprintf(err, errlen, "%s:%d: %s: contains a NUL byte",
+			    name, line, k->name);
+			return -1;
+		}
+		if (k->type == CT_TLSVER) {
+			int ver = conf_tls_version(s);
+			if (ver == -1) {
+				snprintf(err, errlen, "%s:%d: %s: unknown TLS "
+				    "version \"%.32s\" (expected tlsv1, tlsv1.1, "
+				    "tlsv1.2 or tlsv1.3)", name, line, k->name,
+				    s);
+				return -1;
+			}
+			c->tls_min_version = ver;
+		}
+		if (k->path && s[0] == '\0') {
+			snprintf(err, errlen, "%s:%d: %s: must not be empty",
+			    name, line, k->name);
+			return -1;
+		}
+		if (k->path && s[0] != '/') {
+			if (path_join(buf, sizeof(buf), c->confdir, s) == -1) {
+				snprintf(err, errlen, "%s:%d: %s: path too long",
+				    name, line, k->name);
+				return -1;
+			}
+			s = buf;
+		}
+		sp = conf_strp(c, k);
+		free(*sp);
+		if ((*sp = strdup(s)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* jansson keeps no per-key line numbers: find the key's line in the text. */
+static int
+conf_key_line(const char *text, const char *key)
+{
+	char pat[128];
+	const char *p;
+	int line = 1;
+
+	snprintf(pat, sizeof(pat), "\"%s\"", key);
+	if ((p = strstr(text, pat)) == NULL)
+		return 1;
+	for (; p > text; p--)
+		if (p[-1] == '\n')
+			line++;
+	return line;
+}
+
+int
+conf_parse(const char *text, size_t len, const char *confdir, const char *name,
+    struct kt_conf **out, conf_warn_fn *warn, char *err, size_t errlen)
+{
+	struct kt_conf *c = NULL;
+	json_error_t jerr;
+	json_t *root = NULL, *v;
+	const char *key;
+	size_t i;
+	int ret = -1;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL || conf_defaults(c, confdir)) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (strlen(text) != len) {
+		snprintf(err, errlen, "%s: contains a NUL byte", name);
+		goto out;
+	}
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		snprintf(err, errlen, "%s:%d: invalid JSON: %s", name,
+		    jerr.line, jerr.text);
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		snprintf(err, errlen, "%s:1: the configuration must be a JSON "
+		    "object", name);
+		goto out;
+	}
+	json_object_foreach(root, key, v) {
+		const struct conf_key *k = NULL;
+		for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
+			if (strcmp(conf_keys[i].name, key) == 0)
+				k = &conf_keys[i];
+		if (k == NULL) {
+			if (warn != NULL) {
+				char msg[512];
+				snprintf(msg, sizeof(msg), "%s:%d: %.64s: unknown "
+				    "key, ignored", name,
+				    conf_key_line(text, key), key);
+				warn(msg);
+			}
+			continue;
+		}
+		if (conf_apply(c, k, v, name, conf_key_line(text, key), err,
+		    errlen) == -1)
+			goto out;
+	}
+	c->json = root;
+	root = NULL;
+	*out = c;
+	c = NULL;
+	ret = 0;
+out:
+	json_decref(root);
+	conf_free(c);
+	return ret;
+}
+
+int
+conf_load(const char *confdir, struct kt_conf **out, conf_warn_fn *warn,
+    char *err, size_t errlen)
+{
+	char path[PATH_MAX], *text = NULL;
+	size_t len;
+	int ret;
+
+	*out = NULL;
+	if (path_join(path, sizeof(path), confdir, KT_CONF_FILE) == -1) {
+		snprintf(err, errlen, "%s: path too long", confdir);
+		return -1;
+	}
+	if (file_read(path, KT_CONF_MAX, &text, &len) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	ret = conf_parse(text, len, confdir, path, out, warn, err, errlen);
+	freezero(text, len);
+	return ret;
+}
+
+struct kt_conf *
+conf_new_default(const char *confdir, const char *hostname)
+{
+	struct kt_conf *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if (conf_defaults(c, confdir) == -1 ||
+	    (c->json = json_object()) == NULL)
+		goto fail;
+	if (hostname != NULL) {
+		free(c->hostname);
+		if ((c->hostname = strdup(hostname)) == NULL)
+			goto fail;
+	}
+	if (conf_set_str(c, "SSL_CERTIFICATE", c->ssl_certificate) ||
+	    conf_set_str(c, "SSL_PRIVATE_KEY", c->ssl_private_key) ||
+	    conf_set_str(c, "TLS_MIN_VERSION", c->tls_min_version_name) ||
+	    conf_set_str(c, "SSL_CIPHERS", c->ssl_ciphers) ||
+	    conf_set_int(c, "PORT", c->port) ||
+	    conf_set_int(c, "DB_PORT", c->db_port) ||
+	    conf_set_str(c, "MAIL_URL", c->mail_url) ||
+	    conf_set_str(c, "HOSTNAME", c->hostname))
+		goto fail;
+	return c;
+fail:
+	conf_free(c);
+	return NULL;
+}
+
+static const struct conf_key *
+conf_find(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
+		if (strcmp(conf_keys[i].name, key) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+int
+conf_set_str(struct kt_conf *c, const char *key, const char *value)
+{
+	const struct conf_key *k = conf_find(key);
+	char err[256];
+	json_t *v;
+
+	if (value == NULL) {
+		json_object_del(c->json, key);
+		if (k != NULL && k->type == CT_STR) {
+			free(*conf_strp(c, k));
+			*conf_strp(c, k) = NULL;
+		}
+		return 0;
+	}
+	if ((v = json_string(value)) == NULL)
+		return -1;
+	if (k != NULL && conf_apply(c, k, v, "", 0, err, sizeof(err)) == -1) {
+		json_decref(v);
+		errno = EINVAL;
+		return -1;
+	}
+	return json_object_set_new(c->json, key, v);
+}
+
+int
+conf_set_int(struct kt_conf *c, const char *key, int value)
+{
+	const struct conf_key *k = conf_find(key);
+	char err[256];
+	json_t *v;
+
+	if ((v = json_integer(value)) == NULL)
+		return -1;
+	if (k != NULL && conf_apply(c, k, v, "", 0, err, sizeof(err)) == -1) {
+		json_decref(v);
+		errno = EINVAL;
+		return -1;
+	}
+	return json_object_set_new(c->json, key, v);
+}
+
+int
+conf_save(const struct kt_conf *c)
+{
+	char *text;
+	int ret;
+
+	text = json_dumps(c->json, JSON_INDENT(4) | JSON_SORT_KEYS);
+	if (text == NULL)
+		return -1;
+	ret = file_write_atomic(c->path, text, strlen(text), 0600);
+	freezero(text, strlen(text));
+	return ret;
+}
+
+void
+conf_free(struct kt_conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		char *s;
+		if (conf_keys[i].type == CT_PORT)
+			continue;
+		/* DB_CONNECT may hold the database password. */
+		if ((s = *conf_strp(c, &conf_keys[i])) != NULL)
+			freezero(s, strlen(s));
+	}
+	free(c->confdir);
+	free(c->path);
+	json_decref(c->json);
+	free(c);
+}

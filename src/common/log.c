@@ -1,0 +1,148 @@
+/* log.c - logging for daemons and diagnostics for command-line tools. */
+#include "log.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *log_progname = "keytrustee";
+static int log_debug_on;
+static pthread_mutex_t log_mtx = PTHREAD_MUTEX_INITIALIZER;
+
+void
+log_init(const char *progname, int debug)
+{
+	log_progname = progname;
+	log_debug_on = debug;
+}
+
+void
+log_setverbose(int debug)
+{
+	log_debug_on = debug;
+}
+
+static void
+vlog(const char *level, const char *suffix, const char *fmt, va_list ap)
+{
+	char ts[32], msg[2048];
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	pthread_mutex_lock(&log_mtx);
+	fprintf(stderr, "%s.%03ldZ %s[%s]: %s%s%s\n", ts, now.tv_nsec / 1000000,
+	    log_progname, level, msg, suffix ? ": " : "", suffix ? suffix : "");
+	fflush(stderr);
+	pthread_mutex_unlock(&log_mtx);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+	char *e = strerror(errno);
+
+	va_start(ap, fmt);
+	vlog("WARNING", e, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("WARNING", NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("INFO", NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_debug_on)
+		return;
+	va_start(ap, fmt);
+	vlog("DEBUG", NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_ssl(const char *fmt, ...)
+{
+	va_list ap;
+	char buf[256] = "";
+	unsigned long e;
+
+	if ((e = ERR_get_error()) != 0)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	va_start(ap, fmt);
+	vlog("WARNING", buf[0] ? buf : NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+	char *e = strerror(errno);
+
+	va_start(ap, fmt);
+	vlog("FATAL", e, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("FATAL", NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+static void
+vcli(const char *prefix, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", prefix);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+#define CLI_FN(name, prefix)                \
+	void name(const char *fmt, ...)     \
+	{                                   \
+		va_list ap;                 \
+		va_start(ap, fmt);          \
+		vcli(prefix, fmt, ap);      \
+		va_end(ap);                 \
+	}
+
+CLI_FN(cli_error, "error")
+CLI_FN(cli_detail, "detail")
+CLI_FN(cli_hint, "hint")
+CLI_FN(cli_warning, "warning")

@@ -1,0 +1,37 @@
+/* spawn.h - run another program from an argv, never through a shell. */
+#ifndef KT_SPAWN_H
+#define KT_SPAWN_H
+
+#include <stddef.h>
+
+struct spawn_result {
+	int status;   /* exit code, or 128 + signal number */
+	char *out;    /* captured stdout, NUL-terminated (may be NULL) */
+	size_t outlen;
+	char *err;    /* captured stderr, NUL-terminated (may be NULL) */
+	size_t errlen;
+};
+
+struct spawn_opts {
+	char *const *envp;  /* explicit environment; NULL = a minimal one */
+	const char *runas;  /* account to switch to when root; NULL = stay */
+	const char *cwd;    /* NULL = inherit */
+	int capture;        /* 1: capture stdout/stderr; 0: inherit them */
+	int detach;         /* 1: do not wait; new session, stdio to /dev/null */
+};
+
+/*
+ * Run argv[0] (looked up in PATH of the given environment when it has no
+ * slash).  Signals are blocked across fork, handlers reset in the child,
+ * descriptors above 2 closed.  Returns 0 when the program ran (see
+ * res->status), -1 when it could not be started.
+ */
+int spawn_run(char *const argv[], const struct spawn_opts *opts,
+    struct spawn_result *res);
+void spawn_result_free(struct spawn_result *res);
+
+/* Split "cmd arg 'quoted arg'" into a NULL-terminated argv (no shell). */
+int argv_split(const char *cmd, char ***argvp);
+void argv_free(char **argv);
+
+#endif

@@ -1,0 +1,34 @@
+/* util.h - small file, string and account helpers shared by every binary. */
+#ifndef KT_UTIL_H
+#define KT_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Read a whole file (at most maxlen bytes) into a NUL-terminated buffer. */
+int file_read(const char *path, size_t maxlen, char **out, size_t *outlen);
+/* Write data to path via a temp file + fsync + rename, with the given mode. */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+int file_exists(const char *path);
+/* mkdir with mode if missing; fails if it exists but is not a directory. */
+int dir_ensure(const char *path, mode_t mode);
+
+/*
+ * A file holding a secret key must not be readable by group or others.
+ * Returns 0 when fine; otherwise -1 with a message naming the mode it has
+ * and the mode it needs in err.
+ */
+int key_file_perm_ok(const char *path, char *err, size_t errlen);
+
+/* path_join: "a" + "/" + "b" into buf; -1 when it does not fit. */
+int path_join(char *buf, size_t len, const char *a, const char *b);
+
+void hex_encode(const unsigned char *in, size_t len, char *out, int upper);
+void freezero(void *p, size_t len);
+
+/* Look up the service account; -1 when it does not exist. */
+int account_lookup(const char *name, uid_t *uid, gid_t *gid);
+/* chown path to the account when running as root (no-op otherwise). */
+int chown_to_account(const char *path, const char *account);
+
+#endif
