@@ -301,8 +301,10 @@ conf_new_default(const char *confdir, const char *hostname)
 		if ((c->hostname = strdup(hostname)) == NULL)
 			goto fail;
 	}
-	if (conf_set_str(c, "SSL_CERTIFICATE", c->ssl_certificate) ||
-	    conf_set_str(c, "SSL_PRIVATE_KEY", c->ssl_private_key) ||
+	/* Relative to the config dir, so a copied or restored dir is whole. */
+	if (conf_set_str(c, "SSL_CERTIFICATE", ".ssl/ssl-cert-keytrustee.pem") ||
+	    conf_set_str(c, "SSL_PRIVATE_KEY",
+	    ".ssl/ssl-cert-keytrustee-pk.pem") ||
 	    conf_set_str(c, "TLS_MIN_VERSION", c->tls_min_version_name) ||
 	    conf_set_str(c, "SSL_CIPHERS", c->ssl_ciphers) ||
 	    conf_set_int(c, "PORT", c->port) ||

@@ -1,0 +1,203 @@
+/* pgp.c - the OpenPGP operations keytrustee needs, through GPGME. */
+#include "pgp.h"
+
+#include <ctype.h>
+#include <gpgme.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spawn.h"
+
+int
+pgp_init(void)
+{
+	if (gpgme_check_version("1.13.0") == NULL)
+		return -1;
+	gpgme_set_locale(NULL, LC_CTYPE, setlocale(LC_CTYPE, NULL));
+	return gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP) ==
+	    GPG_ERR_NO_ERROR ? 0 : -1;
+}
+
+static gpgme_ctx_t
+pgp_ctx(const char *homedir, char *err, size_t errlen)
+{
+	gpgme_ctx_t ctx = NULL;
+	gpgme_error_t e;
+
+	if ((e = gpgme_new(&ctx)) != 0 ||
+	    (e = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL,
+	    homedir)) != 0) {
+		snprintf(err, errlen, "GnuPG home %s: %s", homedir,
+		    gpgme_strerror(e));
+		gpgme_release(ctx);
+		return NULL;
+	}
+	gpgme_set_armor(ctx, 1);
+	gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
+	return ctx;
+}
+
+static char
+pgp_algo_letter(gpgme_pubkey_algo_t algo)
+{
+	switch (algo) {
+	case GPGME_PK_RSA:
+	case GPGME_PK_RSA_E:
+	case GPGME_PK_RSA_S:
+		return 'R';
+	case GPGME_PK_DSA:
+		return 'D';
+	case GPGME_PK_ELG:
+	case GPGME_PK_ELG_E:
+		return 'g';
+	default:
+		return 'E';
+	}
+}
+
+int
+pgp_secret_key(const char *homedir, char fpr[PGP_FPR_LEN + 1],
+    char qfpr[PGP_QFPR_MAX], char *err, size_t errlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_key_t key = NULL;
+	gpgme_error_t e;
+	size_t i;
+	int ret = -1;
+
+	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+		return -1;
+	if ((e = gpgme_op_keylist_start(ctx, NULL, 1)) != 0) {
+		snprintf(err, errlen, "listing keys in %s: %s", homedir,
+		    gpgme_strerror(e));
+		goto out;
+	}
+	e = gpgme_op_keylist_next(ctx, &key);
+	gpgme_op_keylist_end(ctx);
+	if (gpg_err_code(e) == GPG_ERR_EOF) {
+		ret = 1;
+		goto out;
+	}
+	if (e != 0) {
+		snprintf(err, errlen, "listing keys in %s: %s", homedir,
+		    gpgme_strerror(e));
+		goto out;
+	}
+	if (key->subkeys == NULL || key->subkeys->fpr == NULL ||
+	    strlen(key->subkeys->fpr) != PGP_FPR_LEN) {
+		snprintf(err, errlen, "%s: the secret key has no v4 "
+		    "fingerprint", homedir);
+		goto out;
+	}
+	for (i = 0; i < PGP_FPR_LEN; i++)
+		fpr[i] = (char)toupper((unsigned char)key->subkeys->fpr[i]);
+	fpr[PGP_FPR_LEN] = '\0';
+	snprintf(qfpr, PGP_QFPR_MAX, "%u%c/%s", key->subkeys->length,
+	    pgp_algo_letter(key->subkeys->pubkey_algo), fpr);
+	ret = 0;
+out:
+	gpgme_key_unref(key);
+	gpgme_release(ctx);
+	return ret;
+}
+
+int
+pgp_genkey(const char *homedir, const char *uid, unsigned bits, char *err,
+    size_t errlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_genkey_result_t res;
+	gpgme_key_t key = NULL;
+	gpgme_error_t e;
+	char algo[32];
+	int ret = -1;
+
+	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+		return -1;
+	snprintf(algo, sizeof(algo), "rsa%u", bits);
+	e = gpgme_op_createkey(ctx, uid, algo, 0, 0, NULL,
+	    GPGME_CREATE_SIGN | GPGME_CREATE_CERT | GPGME_CREATE_NOPASSWD |
+	    GPGME_CREATE_NOEXPIRE);
+	if (e != 0) {
+		snprintf(err, errlen, "creating the OpenPGP key: %s",
+		    gpgme_strerror(e));
+		goto out;
+	}
+	res = gpgme_op_genkey_result(ctx);
+	if (res == NULL || res->fpr == NULL ||
+	    (e = gpgme_get_key(ctx, res->fpr, &key, 1)) != 0) {
+		snprintf(err, errlen, "reading back the new OpenPGP key: %s",
+		    gpgme_strerror(e));
+		goto out;
+	}
+	e = gpgme_op_createsubkey(ctx, key, algo, 0, 0, GPGME_CREATE_ENCR |
+	    GPGME_CREATE_NOPASSWD | GPGME_CREATE_NOEXPIRE);
+	if (e != 0) {
+		snprintf(err, errlen, "creating the encryption subkey: %s",
+		    gpgme_strerror(e));
+		goto out;
+	}
+	ret = 0;
+out:
+	gpgme_key_unref(key);
+	gpgme_release(ctx);
+	return ret;
+}
+
+int
+pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
+    size_t *len, char *err, size_t errlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_data_t data = NULL;
+	gpgme_error_t e;
+	char *buf;
+	size_t n;
+	int ret = -1;
+
+	*armored = NULL;
+	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+		return -1;
+	if ((e = gpgme_data_new(&data)) != 0 ||
+	    (e = gpgme_op_export(ctx, fpr, 0, data)) != 0) {
+		snprintf(err, errlen, "exporting key %s: %s", fpr,
+		    gpgme_strerror(e));
+		goto out;
+	}
+	buf = gpgme_data_release_and_get_mem(data, &n);
+	data = NULL;
+	if (buf == NULL || n == 0) {
+		snprintf(err, errlen, "exporting key %s: no such key", fpr);
+		gpgme_free(buf);
+		goto out;
+	}
+	if ((*armored = malloc(n + 1)) == NULL) {
+		gpgme_free(buf);
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	memcpy(*armored, buf, n);
+	(*armored)[n] = '\0';
+	gpgme_free(buf);
+	if (len != NULL)
+		*len = n;
+	ret = 0;
+out:
+	gpgme_data_release(data);
+	gpgme_release(ctx);
+	return ret;
+}
+
+void
+pgp_kill_agent(const char *homedir)
+{
+	char *argv[] = { "gpgconf", "--homedir", (char *)homedir, "--kill",
+		"all", NULL };
+	struct spawn_opts o = { .capture = 1 };
+	struct spawn_result r;
+
+	if (spawn_run(argv, &o, &r) == 0)
+		spawn_result_free(&r);
+}

@@ -1,0 +1,28 @@
+/* pgp.h - the OpenPGP operations keytrustee needs, through GPGME. */
+#ifndef KT_PGP_H
+#define KT_PGP_H
+
+#include <stddef.h>
+
+#define PGP_FPR_LEN 40
+
+/* A key as the guide prints it: "4096R/<40 upper-case hex>". */
+#define PGP_QFPR_MAX 64
+
+int pgp_init(void);
+/*
+ * The first secret key in homedir.  Returns 0 and fills fpr (upper-case
+ * hex) and qfpr ("4096R/...") when found, 1 when there is none, -1 on error.
+ */
+int pgp_secret_key(const char *homedir, char fpr[PGP_FPR_LEN + 1],
+    char qfpr[PGP_QFPR_MAX], char *err, size_t errlen);
+/* Make an RSA key pair (sign+certify primary, encryption subkey). */
+int pgp_genkey(const char *homedir, const char *uid, unsigned bits,
+    char *err, size_t errlen);
+/* The armored public key of fpr. */
+int pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
+    size_t *len, char *err, size_t errlen);
+/* Stop what GnuPG started for homedir (gpgconf --kill all). */
+void pgp_kill_agent(const char *homedir);
+
+#endif
