@@ -1,0 +1,325 @@
+/*
+ * http.c - the HTTPS front: one event loop per worker thread, all
+ * accepting from one listening socket, each connection a
+ * bufferevent_openssl under libevent's evhttp.  Requests are routed here;
+ * every answer that is not data is JSON {"error": ..., "code": ...}.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <jansson.h>
+#include <sys/queue.h>
+#include <libpq-fe.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "server.h"
+
+#define HTTP_MAX_HEADERS (16 * 1024)
+#define HTTP_MAX_BODY (256 * 1024)
+#define HTTP_TIMEOUT_SECS 30
+#define HTTP_DRAIN_MSECS 500
+
+struct worker {
+	struct server *srv;
+	int id;
+	pthread_t thread;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct event *stop_ev;
+	PGconn *db;            /* this worker's connection, opened lazily */
+};
+
+static void
+reply(struct evhttp_request *req, int status, const char *ctype,
+    const char *body, size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf;
+
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+	if ((buf = evbuffer_new()) == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+		evbuffer_add(buf, body, len);
+	evhttp_send_reply(req, status, NULL, buf);
+	evbuffer_free(buf);
+}
+
+static void
+reply_json(struct evhttp_request *req, int status, json_t *obj)
+{
+	char *s = json_dumps(obj, JSON_COMPACT);
+
+	if (s == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	reply(req, status, "application/json", s, strlen(s));
+	free(s);
+}
+
+/* Errors name what is wrong; they never echo the request. */
+static void
+reply_error(struct evhttp_request *req, int status, const char *code,
+    const char *msg)
+{
+	json_t *o = json_pack("{s:s, s:s}", "error", msg, "code", code);
+
+	if (o == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	reply_json(req, status, o);
+	json_decref(o);
+}
+
+static int
+worker_db_version(struct worker *w)
+{
+	char err[512];
+	int v;
+
+	if (w->db != NULL && PQstatus(w->db) != CONNECTION_OK)
+		PQreset(w->db);
+	if (w->db == NULL &&
+	    (w->db = db_connect(w->srv->conf, err, sizeof(err))) == NULL) {
+		log_warnx("worker %d: database: %s", w->id, err);
+		return -1;
+	}
+	if ((v = db_schema_version(w->db)) < 0 &&
+	    PQstatus(w->db) != CONNECTION_OK) {
+		/* The connection broke under us: one more try. */
+		PQreset(w->db);
+		v = db_schema_version(w->db);
+	}
+	return v;
+}
+
+static void
+route_health(struct worker *w, struct evhttp_request *req)
+{
+	int v = worker_db_version(w);
+	json_t *o;
+
+	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:s, s:b}",
+	    "status", v >= 0 ? "ok" : "degraded",
+	    "role", w->srv->role,
+	    "database", v >= 0,
+	    "schema_version", v >= 0 ? v : 0,
+	    "schema_version_expected", DB_SCHEMA_VERSION,
+	    "replication", "none",
+	    "draining", atomic_load(&w->srv->draining) != 0);
+	if (o == NULL) {
+		reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
+		return;
+	}
+	reply_json(req, v >= 0 ? HTTP_OK : HTTP_SERVUNAVAIL, o);
+	json_decref(o);
+}
+
+/* "/?a=ACTION": the Key Trustee Server's own actions. */
+static void
+route_action(struct worker *w, struct evhttp_request *req, const char *query)
+{
+	struct evkeyvalq q;
+	const char *a;
+
+	TAILQ_INIT(&q);
+	if (query == NULL || evhttp_parse_query_str(query, &q) != 0 ||
+	    (a = evhttp_find_header(&q, "a")) == NULL) {
+		evhttp_clear_headers(&q);
+		reply_error(req, HTTP_NOTFOUND, "not_found",
+		    "no such resource; try /?a=fingerprint");
+		return;
+	}
+	if (strcmp(a, "fingerprint") == 0)
+		reply(req, HTTP_OK, "text/plain", w->srv->qfpr,
+		    strlen(w->srv->qfpr));
+	else if (strcmp(a, "pubkey") == 0)
+		reply(req, HTTP_OK, "application/pgp-keys", w->srv->pubkey,
+		    w->srv->pubkeylen);
+	else
+		reply_error(req, HTTP_BADREQUEST, "unknown_action",
+		    "unknown action in parameter a (known: fingerprint, "
+		    "pubkey)");
+	evhttp_clear_headers(&q);
+}
+
+static void
+route(struct evhttp_request *req, void *arg)
+{
+	struct worker *w = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+
+	if (atomic_load(&w->srv->draining))
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+	if (path == NULL || *path == '\0')
+		path = "/";
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "GET, HEAD");
+		reply_error(req, 405, "method_not_allowed",
+		    "method not allowed on this resource");
+		return;
+	}
+	if (strcmp(path, "/") == 0)
+		route_action(w, req, query);
+	else if (strcmp(path, "/health") == 0)
+		route_health(w, req);
+	else
+		reply_error(req, HTTP_NOTFOUND, "not_found",
+		    "no such resource");
+}
+
+static struct bufferevent *
+tls_bevcb(struct event_base *base, void *arg)
+{
+	struct worker *w = arg;
+	SSL_CTX *ctx = server_ctx_get(w->srv);
+	struct bufferevent *bev;
+	SSL *ssl = SSL_new(ctx);
+
+	SSL_CTX_free(ctx);  /* the SSL holds its own reference */
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Clients that close without close_notify are not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void
+drain_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(w->base);
+}
+
+/* SIGTERM: stop accepting, let what is in flight finish, then leave. */
+static void
+worker_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv = { 0, HTTP_DRAIN_MSECS * 1000 };
+
+	(void)fd;
+	(void)what;
+	if (w->bound != NULL) {
+		evhttp_del_accept_socket(w->http, w->bound);
+		w->bound = NULL;
+	}
+	event_base_once(w->base, -1, EV_TIMEOUT, drain_done, w, &tv);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static int
+worker_init(struct server *srv, struct worker *w, int id, char *err,
+    size_t errlen)
+{
+	struct evconnlistener *l;
+
+	w->srv = srv;
+	w->id = id;
+	if ((w->base = event_base_new()) == NULL ||
+	    (w->http = evhttp_new(w->base)) == NULL ||
+	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop, w)) == NULL) {
+		snprintf(err, errlen, "cannot create the event loop");
+		return -1;
+	}
+	evhttp_set_bevcb(w->http, tls_bevcb, w);
+	evhttp_set_gencb(w->http, route, w);
+	evhttp_set_max_headers_size(w->http, HTTP_MAX_HEADERS);
+	evhttp_set_max_body_size(w->http, HTTP_MAX_BODY);
+	evhttp_set_timeout(w->http, HTTP_TIMEOUT_SECS);
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT);
+	/* Every worker accepts from the same socket; it is closed by main. */
+	l = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0,
+	    srv->lfd);
+	if (l == NULL || (w->bound = evhttp_bind_listener(w->http, l)) == NULL) {
+		if (l != NULL)
+			evconnlistener_free(l);
+		snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+http_workers_start(struct server *srv, char *err, size_t errlen)
+{
+	int i;
+
+	if ((srv->workers = calloc((size_t)srv->nworkers,
+	    sizeof(*srv->workers))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < srv->nworkers; i++)
+		if (worker_init(srv, &srv->workers[i], i, err, errlen) == -1)
+			return -1;
+	for (i = 0; i < srv->nworkers; i++) {
+		int e = pthread_create(&srv->workers[i].thread, NULL,
+		    worker_main, &srv->workers[i]);
+		if (e != 0) {
+			snprintf(err, errlen, "pthread_create: %s", strerror(e));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+http_workers_stop(struct server *srv)
+{
+	int i;
+
+	for (i = 0; i < srv->nworkers; i++)
+		event_active(srv->workers[i].stop_ev, EV_READ, 0);
+	for (i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		pthread_join(w->thread, NULL);
+		evhttp_free(w->http);
+		event_free(w->stop_ev);
+		event_base_free(w->base);
+		PQfinish(w->db);
+	}
+	free(srv->workers);
+	srv->workers = NULL;
+}

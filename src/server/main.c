@@ -1,0 +1,262 @@
+/*
+ * main.c - keytrustee-server: the Key Trustee Server HTTPS daemon.
+ * Runs in the foreground (a supervisor such as kt-agent or systemd keeps
+ * it), logs to standard error.  SIGTERM/SIGINT drain and exit; SIGHUP
+ * reloads the certificate and key.
+ */
+#include <errno.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "pgp.h"
+#include "server.h"
+#include "util.h"
+
+#define MAX_THREADS 256
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: keytrustee-server [--confdir DIR] [--port N] "
+	    "[--listen ADDR] [--threads N] [--debug]\n\n"
+	    "Serve Key Trustee Server over HTTPS, in the foreground.\n\n"
+	    "  -c, --confdir DIR  config dir made by 'ktadmin init' (default\n"
+	    "                     $KEYTRUSTEE_HOME/.keytrustee, KEYTRUSTEE_HOME\n"
+	    "                     defaults to %s)\n"
+	    "  -p, --port N       HTTPS port (default: PORT in keytrustee.conf, "
+	    "%d)\n"
+	    "  -l, --listen ADDR  address to listen on (default: all)\n"
+	    "  -t, --threads N    worker threads (default: one per core)\n"
+	    "  -d, --debug        log debug messages\n"
+	    "  -h, --help         show this help\n\n"
+	    "Signals: TERM or INT drain and exit; HUP reloads the TLS "
+	    "certificate and key.\n", KT_DEFAULT_HOME, KT_DEFAULT_PORT);
+}
+
+static void
+conf_warn(const char *msg)
+{
+	log_warnx("%s", msg);
+}
+
+static int
+parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int
+listen_socket(const char *addr, int port)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char portstr[16];
+	int fd = -1, one = 1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((e = getaddrinfo(addr, portstr, &hints, &res)) != 0) {
+		log_warnx("--listen %s: %s", addr ? addr : "*",
+		    gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 1024) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	if (fd == -1)
+		log_warn("cannot listen on %s port %d", addr ? addr : "*", port);
+	freeaddrinfo(res);
+	return fd;
+}
+
+static void
+reload_tls(struct server *srv)
+{
+	struct kt_conf *c = NULL;
+	SSL_CTX *ctx;
+	char err[1024];
+
+	/* Re-read keytrustee.conf for the TLS keys; the rest needs a restart. */
+	if (conf_load(srv->conf->confdir, &c, conf_warn, err,
+	    sizeof(err)) == -1) {
+		log_warnx("SIGHUP: keeping the current certificate: %s", err);
+		return;
+	}
+	if ((ctx = tls_ctx_build(c, err, sizeof(err))) == NULL) {
+		log_warnx("SIGHUP: keeping the current certificate: %s", err);
+		conf_free(c);
+		return;
+	}
+	server_ctx_set(srv, ctx);
+	log_info("SIGHUP: reloaded certificate %s and key %s",
+	    c->ssl_certificate, c->ssl_private_key);
+	conf_free(c);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "confdir", required_argument, NULL, 'c' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct server srv;
+	char *confdir = NULL, *defdir = NULL, *listen_addr = NULL;
+	char fpr[PGP_FPR_LEN + 1], err[1024];
+	int ch, port = 0, threads = 0, debug = 0, sig, r;
+	sigset_t sigs;
+	SSL_CTX *ctx;
+
+	while ((ch = getopt_long(argc, argv, "c:p:l:t:dh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			confdir = optarg;
+			break;
+		case 'p':
+			if (parse_int(optarg, 1, 65535, &port) == -1) {
+				cli_error("--port: \"%s\" is not a port number "
+				    "(1-65535)", optarg);
+				return 2;
+			}
+			break;
+		case 'l':
+			listen_addr = optarg;
+			break;
+		case 't':
+			if (parse_int(optarg, 1, MAX_THREADS, &threads) == -1) {
+				cli_error("--threads: \"%s\" is not a number "
+				    "from 1 to %d", optarg, MAX_THREADS);
+				return 2;
+			}
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			cli_hint("run 'keytrustee-server --help' for usage");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		cli_error("unexpected argument \"%s\"", argv[optind]);
+		cli_hint("run 'keytrustee-server --help' for usage");
+		return 2;
+	}
+	log_init("keytrustee-server", debug);
+	if (confdir == NULL && (confdir = defdir = conf_default_dir()) == NULL)
+		fatalx("KEYTRUSTEE_HOME is too long");
+
+	memset(&srv, 0, sizeof(srv));
+	srv.lfd = -1;
+	srv.role = "active";
+	pthread_mutex_init(&srv.ctx_mtx, NULL);
+	if (conf_load(confdir, &srv.conf, conf_warn, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (port == 0)
+		port = srv.conf->port;
+	if ((ctx = tls_ctx_build(srv.conf, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	srv.ctx = ctx;
+
+	if (pgp_init() == -1)
+		fatalx("GnuPG is not usable through GPGME (is gnupg installed?)");
+	r = pgp_secret_key(confdir, fpr, srv.qfpr, err, sizeof(err));
+	if (r == 1)
+		fatalx("%s: no OpenPGP key in the config dir; run 'ktadmin "
+		    "init --confdir %s'", confdir, confdir);
+	if (r == -1)
+		fatalx("%s", err);
+	if (pgp_export_pubkey(confdir, fpr, &srv.pubkey, &srv.pubkeylen, err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
+	/* The server needs only the public half from here on. */
+	pgp_kill_agent(confdir);
+	if (srv.conf->db_connect == NULL)
+		log_warnx("%s: DB_CONNECT is not set; run 'ktadmin db "
+		    "--bootstrap' (health reports the database as down)",
+		    srv.conf->path);
+
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (int)n);
+	}
+	srv.nworkers = threads;
+
+	/* Signals are taken by this thread only, synchronously. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (evthread_use_pthreads() == -1)
+		fatalx("libevent has no pthreads support");
+	if ((srv.lfd = listen_socket(listen_addr, port)) == -1)
+		exit(1);
+	if (http_workers_start(&srv, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	log_info("serving %s on https://%s:%d/ with %d threads (TLS minimum "
+	    "%s)", srv.qfpr, listen_addr ? listen_addr : "*", port, threads,
+	    srv.conf->tls_min_version_name);
+
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload_tls(&srv);
+			continue;
+		}
+		break;
+	}
+	log_info("%s: draining and shutting down", strsignal(sig));
+	atomic_store(&srv.draining, 1);
+	http_workers_stop(&srv);
+	close(srv.lfd);
+	SSL_CTX_free(srv.ctx);
+	free(srv.pubkey);
+	conf_free(srv.conf);
+	free(defdir);
+	log_info("stopped");
+	return 0;
+}

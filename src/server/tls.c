@@ -1,0 +1,241 @@
+/*
+ * tls.c - the server's TLS context from keytrustee.conf: certificate
+ * chain, private key (optionally protected by a password that a script
+ * prints), CA chain, minimum version and cipher list.  Every refusal names
+ * the key of keytrustee.conf that is wrong.
+ */
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "server.h"
+#include "spawn.h"
+#include "util.h"
+
+#define TLS_PASSWORD_MAX 1024
+
+static const char *
+ssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "unknown error";
+}
+
+/* Run SSL_PRIVATE_KEY_PASSWORD_SCRIPT as an argv; its stdout is the password. */
+static int
+tls_password(const struct kt_conf *c, char *pass, size_t passlen, char *err,
+    size_t errlen)
+{
+	struct spawn_opts o = { .capture = 1 };
+	struct spawn_result r;
+	char **argv = NULL;
+	size_t n;
+	int ret = -1;
+
+	if (argv_split(c->ssl_private_key_password_script, &argv) == -1) {
+		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY_PASSWORD_SCRIPT: "
+		    "cannot parse the command line (empty or unbalanced "
+		    "quotes)", c->path);
+		return -1;
+	}
+	if (spawn_run(argv, &o, &r) == -1) {
+		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY_PASSWORD_SCRIPT: "
+		    "cannot run %s: %s", c->path, argv[0], strerror(errno));
+		goto out;
+	}
+	if (r.status != 0) {
+		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY_PASSWORD_SCRIPT: "
+		    "%s exited with status %d%s%.200s", c->path, argv[0],
+		    r.status, r.err && *r.err ? ": " : "", r.err ? r.err : "");
+		spawn_result_free(&r);
+		goto out;
+	}
+	n = r.outlen;
+	/* A script that prints a line ends it with a newline: drop it. */
+	if (n > 0 && r.out[n - 1] == '\n')
+		n--;
+	if (n > 0 && r.out[n - 1] == '\r')
+		n--;
+	if (n == 0 || n >= passlen) {
+		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY_PASSWORD_SCRIPT: "
+		    "%s printed %s", c->path, argv[0],
+		    n == 0 ? "no password" : "a password that is too long");
+		spawn_result_free(&r);
+		goto out;
+	}
+	memcpy(pass, r.out, n);
+	pass[n] = '\0';
+	spawn_result_free(&r);
+	ret = 0;
+out:
+	argv_free(argv);
+	return ret;
+}
+
+static EVP_PKEY *
+tls_load_key(const struct kt_conf *c, char *err, size_t errlen)
+{
+	char pass[TLS_PASSWORD_MAX] = "", perr[512];
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+
+	if (key_file_perm_ok(c->ssl_private_key, perr, sizeof(perr)) == -1) {
+		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY: %s", c->path, perr);
+		return NULL;
+	}
+	if (c->ssl_private_key_password_script != NULL &&
+	    c->ssl_private_key_password_script[0] != '\0' &&
+	    tls_password(c, pass, sizeof(pass), err, errlen) == -1)
+		return NULL;
+	if ((bio = BIO_new_file(c->ssl_private_key, "r")) == NULL) {
+		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY: %s: %s", c->path,
+		    c->ssl_private_key, strerror(errno));
+		goto out;
+	}
+	/* An empty password makes an encrypted key fail instead of prompting. */
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, pass);
+	if (pkey == NULL)
+		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY: cannot load %s: %s%s",
+		    c->path, c->ssl_private_key, ssl_reason(),
+		    pass[0] ? " (wrong password from "
+		    "SSL_PRIVATE_KEY_PASSWORD_SCRIPT?)" :
+		    " (if the key is password protected, set "
+		    "SSL_PRIVATE_KEY_PASSWORD_SCRIPT)");
+out:
+	OPENSSL_cleanse(pass, sizeof(pass));
+	BIO_free(bio);
+	return pkey;
+}
+
+/* Send the certificates of the CA file as the chain, after the server's. */
+static int
+tls_add_chain(SSL_CTX *ctx, const struct kt_conf *c, const char *cafile,
+    char *err, size_t errlen)
+{
+	X509 *x;
+	BIO *bio;
+	int n = 0;
+
+	if ((bio = BIO_new_file(cafile, "r")) == NULL) {
+		snprintf(err, errlen, "%s: SSL_CA: %s: %s", c->path, cafile,
+		    strerror(errno));
+		return -1;
+	}
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (!SSL_CTX_add0_chain_cert(ctx, x)) {
+			X509_free(x);
+			BIO_free(bio);
+			snprintf(err, errlen, "%s: SSL_CA: %s: %s", c->path,
+			    cafile, ssl_reason());
+			return -1;
+		}
+		n++;
+	}
+	ERR_clear_error();
+	BIO_free(bio);
+	if (n == 0) {
+		snprintf(err, errlen, "%s: SSL_CA: %s holds no PEM certificate",
+		    c->path, cafile);
+		return -1;
+	}
+	return 0;
+}
+
+SSL_CTX *
+tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen)
+{
+	char defca[4096];
+	const char *cafile = c->ssl_ca;
+	SSL_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		snprintf(err, errlen, "SSL_CTX_new: %s", ssl_reason());
+		return NULL;
+	}
+	if (c->tls_min_version < TLS1_2_VERSION)
+		/* OpenSSL 3 refuses TLS 1.0/1.1 above security level 0. */
+		SSL_CTX_set_security_level(ctx, 0);
+	if (!SSL_CTX_set_min_proto_version(ctx, c->tls_min_version)) {
+		snprintf(err, errlen, "%s: TLS_MIN_VERSION: %s is not "
+		    "supported by this OpenSSL", c->path,
+		    c->tls_min_version_name);
+		goto fail;
+	}
+	if (c->ssl_ciphers != NULL && c->ssl_ciphers[0] != '\0' &&
+	    !SSL_CTX_set_cipher_list(ctx, c->ssl_ciphers)) {
+		snprintf(err, errlen, "%s: SSL_CIPHERS: \"%.200s\" matches no "
+		    "cipher OpenSSL knows (%s)", c->path, c->ssl_ciphers,
+		    ssl_reason());
+		goto fail;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"kts", 3);
+
+	if (!file_exists(c->ssl_certificate)) {
+		snprintf(err, errlen, "%s: SSL_CERTIFICATE: %s: %s", c->path,
+		    c->ssl_certificate, strerror(errno));
+		goto fail;
+	}
+	if (!SSL_CTX_use_certificate_chain_file(ctx, c->ssl_certificate)) {
+		snprintf(err, errlen, "%s: SSL_CERTIFICATE: cannot load %s: %s",
+		    c->path, c->ssl_certificate, ssl_reason());
+		goto fail;
+	}
+	if ((pkey = tls_load_key(c, err, errlen)) == NULL)
+		goto fail;
+	if (!SSL_CTX_use_PrivateKey(ctx, pkey) ||
+	    !SSL_CTX_check_private_key(ctx)) {
+		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY: %s does not match "
+		    "the certificate in SSL_CERTIFICATE (%s)", c->path,
+		    c->ssl_private_key, c->ssl_certificate);
+		goto fail;
+	}
+	/* The guide puts the CA at .ssl/ssl-cert-keytrustee-ca.pem. */
+	if (cafile == NULL && path_join(defca, sizeof(defca), c->confdir,
+	    ".ssl/ssl-cert-keytrustee-ca.pem") == 0 && file_exists(defca))
+		cafile = defca;
+	if (cafile != NULL && tls_add_chain(ctx, c, cafile, err, errlen))
+		goto fail;
+	EVP_PKEY_free(pkey);
+	return ctx;
+fail:
+	EVP_PKEY_free(pkey);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return NULL;
+}
+
+SSL_CTX *
+server_ctx_get(struct server *srv)
+{
+	SSL_CTX *ctx;
+
+	pthread_mutex_lock(&srv->ctx_mtx);
+	ctx = srv->ctx;
+	SSL_CTX_up_ref(ctx);
+	pthread_mutex_unlock(&srv->ctx_mtx);
+	return ctx;
+}
+
+void
+server_ctx_set(struct server *srv, SSL_CTX *ctx)
+{
+	SSL_CTX *old;
+
+	pthread_mutex_lock(&srv->ctx_mtx);
+	old = srv->ctx;
+	srv->ctx = ctx;
+	pthread_mutex_unlock(&srv->ctx_mtx);
+	SSL_CTX_free(old);
+}
