@@ -39,7 +39,7 @@ BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run stop check unit unit-san system install clean format
+.PHONY: all deps run stop check unit unit-san system fuzz install clean format
 
 all: $(BIN_PATHS)
 
@@ -91,10 +91,13 @@ check: deps
 	@$(MAKE) --no-print-directory unit-san
 	@$(MAKE) --no-print-directory system
 
+# libFuzzer targets over their committed corpora, each bounded in time.
+fuzz:
+	@sh tests/fuzz/build.sh
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
-	install -m 0755 $(BUILD)/bin/keytrustee-server $(DESTDIR)$(PREFIX)/sbin/
-	install -m 0755 $(BUILD)/bin/ktadmin $(DESTDIR)$(PREFIX)/sbin/
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN_PATHS) $(DESTDIR)$(PREFIX)/bin/
 
 format:
 	clang-format -i $$(find src agent tests -name '*.[ch]')
