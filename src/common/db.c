@@ -1,0 +1,253 @@
+/*
+ * db.c - the server's PostgreSQL database: connecting with the conninfo from
+ * keytrustee.conf, and the versioned schema migrations compiled into every
+ * binary.
+ */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Transaction-level advisory lock held while migrating: "ktschema". */
+#define DB_MIGRATE_LOCK "7742940530147159393"
+
+struct db_migration {
+	int version;
+	const char *name;
+	const char *sql; /* fixed text: several statements, no values */
+};
+
+/*
+ * The schema, oldest first.  Never edit a migration once released: add one
+ * and raise DB_SCHEMA_VERSION.
+ */
+static const struct db_migration db_migrations[] = {
+    {1, "base",
+	/* Who did what, when, from where; never secret material. */
+	"CREATE TABLE audit_log ("
+	" id bigserial PRIMARY KEY,"
+	" at timestamptz NOT NULL DEFAULT now(),"
+	" actor text,"
+	" org text,"
+	" action text NOT NULL,"
+	" object text,"
+	" remote_addr text,"
+	" result text NOT NULL);"
+	"CREATE FUNCTION audit_log_append_only() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP"
+	" USING ERRCODE = 'insufficient_privilege';"
+	" END $$;"
+	"CREATE TRIGGER audit_log_append_only"
+	" BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log"
+	" FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();"
+	"CREATE TABLE server_meta ("
+	" key text PRIMARY KEY,"
+	" value text NOT NULL);"},
+};
+
+#define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
+
+/* Copy a libpq message, without its final newline. */
+static void
+db_seterr(char *err, size_t errlen, const char *prefix, const char *msg)
+{
+	size_t n;
+
+	if (err == NULL || errlen == 0)
+		return;
+	snprintf(err, errlen, "%s%s", prefix, msg != NULL ? msg : "");
+	n = strlen(err);
+	while (n > 0 && err[n - 1] == '\n')
+		err[--n] = '\0';
+}
+
+PGconn *
+db_connect(const struct kt_conf *c, char *err, size_t errlen)
+{
+	/* Later keywords win: the conninfo may name its own application. */
+	const char *const keys[] = {
+	    "application_name", "connect_timeout", "dbname", NULL};
+	const char *vals[] = {"keytrustee", "10", NULL, NULL};
+	PGconn *db;
+
+	if (c == NULL || c->db_connect == NULL || *c->db_connect == '\0') {
+		snprintf(err, errlen,
+		    "DB_CONNECT is not set in %s; run "
+		    "'ktadmin db --bootstrap' first",
+		    c != NULL && c->path != NULL ? c->path : KT_CONF_FILE);
+		return NULL;
+	}
+	vals[2] = c->db_connect;
+	db = PQconnectdbParams(keys, vals, 1);
+	if (db == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (PQstatus(db) != CONNECTION_OK) {
+		db_seterr(err, errlen, "", PQerrorMessage(db));
+		PQfinish(db);
+		return NULL;
+	}
+	return db;
+}
+
+/* Run a statement without parameters that returns no rows. */
+static int
+db_exec(PGconn *db, const char *sql, const char *what, char *err, size_t errlen)
+{
+	PGresult *res;
+	char prefix[128];
+	int ret = 0;
+
+	res = PQexec(db, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snprintf(prefix, sizeof(prefix), "%s: ", what);
+		db_seterr(err, errlen, prefix,
+		    res != NULL ? PQresultErrorMessage(res)
+				: PQerrorMessage(db));
+		ret = -1;
+	}
+	PQclear(res);
+	return ret;
+}
+
+static void
+db_rollback(PGconn *db)
+{
+	PGresult *res;
+
+	if (PQtransactionStatus(db) == PQTRANS_IDLE)
+		return;
+	res = PQexec(db, "ROLLBACK");
+	PQclear(res);
+}
+
+static int
+db_begin_locked(PGconn *db, const char *what, char *err, size_t errlen)
+{
+	if (db_exec(db, "BEGIN", what, err, errlen) == -1)
+		return -1;
+	if (db_exec(db, "SELECT pg_advisory_xact_lock(" DB_MIGRATE_LOCK ")",
+		what, err, errlen) == -1) {
+		db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_schema_version(PGconn *db)
+{
+	PGresult *res = NULL;
+	int ret = -1;
+
+	res = PQexec(db, "SELECT to_regclass('schema_migrations') IS NULL");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+		ret = 0;
+		goto out;
+	}
+	PQclear(res);
+	res = PQexec(db,
+	    "SELECT coalesce(max(version), 0) "
+	    "FROM schema_migrations");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		goto out;
+	ret = atoi(PQgetvalue(res, 0, 0));
+out:
+	PQclear(res);
+	return ret;
+}
+
+/* Apply one migration unless present; 1 when applied, 0 when not, -1. */
+static int
+db_apply(PGconn *db, const struct db_migration *m, char *err, size_t errlen)
+{
+	const char *params[2];
+	char version[16], what[96];
+	PGresult *res = NULL;
+	int ret = -1;
+
+	snprintf(what, sizeof(what), "schema migration %d (%s)", m->version,
+	    m->name);
+	snprintf(version, sizeof(version), "%d", m->version);
+	params[0] = version;
+	params[1] = m->name;
+	if (db_begin_locked(db, what, err, errlen) == -1)
+		return -1;
+	res = PQexecParams(db,
+	    "SELECT 1 FROM schema_migrations "
+	    "WHERE version = $1::int",
+	    1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_seterr(err, errlen,
+		    "schema_migrations: ", PQresultErrorMessage(res));
+		goto out;
+	}
+	if (PQntuples(res) == 1) {
+		ret = 0;
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if (db_exec(db, m->sql, what, err, errlen) == -1)
+		goto out;
+	res = PQexecParams(db,
+	    "INSERT INTO schema_migrations (version, name) "
+	    "VALUES ($1::int, $2)",
+	    2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_seterr(err, errlen,
+		    "schema_migrations: ", PQresultErrorMessage(res));
+		goto out;
+	}
+	if (db_exec(db, "COMMIT", what, err, errlen) == -1)
+		goto out;
+	ret = 1;
+out:
+	PQclear(res);
+	db_rollback(db);
+	return ret;
+}
+
+int
+db_migrate(PGconn *db, char *err, size_t errlen)
+{
+	size_t i;
+	int have;
+
+	if (db_begin_locked(db, "schema_migrations", err, errlen) == -1)
+		return -1;
+	/* No "already exists" notice on every start. */
+	if (db_exec(db, "SET LOCAL client_min_messages = warning",
+		"schema_migrations", err, errlen) == -1 ||
+	    db_exec(db,
+		"CREATE TABLE IF NOT EXISTS schema_migrations ("
+		" version int PRIMARY KEY,"
+		" name text NOT NULL,"
+		" applied_at timestamptz NOT NULL DEFAULT now())",
+		"schema_migrations", err, errlen) == -1 ||
+	    db_exec(db, "COMMIT", "schema_migrations", err, errlen) == -1) {
+		db_rollback(db);
+		return -1;
+	}
+	if ((have = db_schema_version(db)) == -1) {
+		db_seterr(err, errlen, "schema version: ", PQerrorMessage(db));
+		return -1;
+	}
+	if (have > DB_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		    "the database has schema version %d, "
+		    "newer than this program knows (%d)",
+		    have, DB_SCHEMA_VERSION);
+		return -1;
+	}
+	for (i = 0; i < DB_NMIGRATIONS; i++)
+		if (db_apply(db, &db_migrations[i], err, errlen) == -1)
+			return -1;
+	return 0;
+}

@@ -1,0 +1,32 @@
+/* db.h - the server's PostgreSQL database: connecting and the schema. */
+#ifndef KT_DB_H
+#define KT_DB_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "conf.h"
+
+/* The newest schema version this program knows (see db.c's migrations). */
+#define DB_SCHEMA_VERSION 1
+
+/*
+ * Connect with the conninfo in c->db_connect, with application_name
+ * "keytrustee" unless the conninfo names another.  On failure returns NULL
+ * with PQerrorMessage (as libpq wrote it) or the reason in err.
+ */
+PGconn *db_connect(const struct kt_conf *c, char *err, size_t errlen);
+
+/*
+ * Apply the migrations the database does not have yet, each in its own
+ * transaction with its schema_migrations row, under a transaction-level
+ * advisory lock so that concurrent migrators take turns.  Refuses a database
+ * newer than DB_SCHEMA_VERSION.  Returns 0, or -1 with the reason in err.
+ */
+int db_migrate(PGconn *db, char *err, size_t errlen);
+
+/* The applied schema version: 0 when none, -1 on error. */
+int db_schema_version(PGconn *db);
+
+#endif

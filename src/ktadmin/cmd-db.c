@@ -1,0 +1,1101 @@
+/*
+ * cmd-db.c - ktadmin db: bootstrap, start, stop and check the server's
+ * private PostgreSQL cluster.  PostgreSQL refuses to run as root, so when
+ * ktadmin runs as root every PostgreSQL program runs as the keytrustee
+ * service account; otherwise as the invoking user.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/rand.h>
+
+#include "conf.h"
+#include "db.h"
+#include "ktadmin.h"
+#include "log.h"
+#include "spawn.h"
+#include "util.h"
+
+#define DB_ACCOUNT "keytrustee"
+#define DB_NAME "keytrustee"
+#define DB_PASSWORD_BYTES 32
+#define DB_LOG_FILE "postgresql.log"
+#define DB_START_TIMEOUT "60"
+
+enum db_action { DB_NONE, DB_BOOTSTRAP, DB_START, DB_STOP, DB_STATUS };
+
+struct db_ctx {
+	char root[PATH_MAX]; /* absolute data directory */
+	char bindir[PATH_MAX];
+	char pathenv[PATH_MAX + 64];
+	char *envp[3];
+	const char *runas; /* DB_ACCOUNT when root, else NULL */
+	int port;	   /* 0 = not given */
+};
+
+static void
+db_usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: ktadmin db --bootstrap --pg-rootdir DIR [--confdir DIR] "
+	    "[--port N]\n"
+	    "       ktadmin db --start --pg-rootdir DIR [--background] "
+	    "[--port N]\n"
+	    "       ktadmin db --stop --pg-rootdir DIR\n"
+	    "       ktadmin db --status --pg-rootdir DIR\n\n"
+	    "Manage the Key Trustee Server's private PostgreSQL cluster.  As "
+	    "root,\n"
+	    "PostgreSQL runs as the %s account.\n\n"
+	    "      --bootstrap       create the cluster in DIR, start it, "
+	    "create "
+	    "the\n"
+	    "                        database and schema, and write DB_CONNECT "
+	    "and\n"
+	    "                        DB_PORT into keytrustee.conf; it stays "
+	    "running\n"
+	    "      --start           run PostgreSQL in the foreground (for a "
+	    "supervisor)\n"
+	    "      --stop            stop it (fast shutdown)\n"
+	    "      --status          exit 0 when running, 3 when not\n"
+	    "      --pg-rootdir DIR  the PostgreSQL data directory\n"
+	    "  -c, --confdir DIR     config dir (default "
+	    "$KEYTRUSTEE_HOME/.keytrustee,\n"
+	    "                        KEYTRUSTEE_HOME defaults to %s)\n"
+	    "  -p, --port N          port (default %d at --bootstrap; "
+	    "otherwise the\n"
+	    "                        cluster's own)\n"
+	    "  -b, --background      with --start: start in the background "
+	    "and return\n"
+	    "  -h, --help            show this help\n\n"
+	    "PostgreSQL's programs are taken from $PG_BINDIR, else "
+	    "`pg_config --bindir`,\n"
+	    "else the newest /usr/lib/postgresql/*/bin.\n",
+	    DB_ACCOUNT, KT_DEFAULT_HOME, KT_DEFAULT_DB_PORT);
+}
+
+/* PostgreSQL's own messages, one "detail:" line each. */
+static void
+db_print_detail(const char *text)
+{
+	const char *p = text, *nl;
+
+	if (text == NULL)
+		return;
+	while (*p != '\0') {
+		int n;
+		nl = strchr(p, '\n');
+		n = nl != NULL ? (int)(nl - p) : (int)strlen(p);
+		if (n > 0)
+			cli_detail("%.*s", n, p);
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+}
+
+static void
+db_print_output(const struct spawn_result *res)
+{
+	db_print_detail(res->err);
+	if (res->err == NULL || res->errlen == 0)
+		db_print_detail(res->out);
+}
+
+/* The last lines of ROOT/postgresql.log, where a failed start says why. */
+static void
+db_print_log_tail(const struct db_ctx *d)
+{
+	char path[PATH_MAX], *text = NULL, *p;
+	size_t len;
+	int lines = 0;
+
+	if (path_join(path, sizeof(path), d->root, DB_LOG_FILE) == -1 ||
+	    file_read(path, 4 * 1024 * 1024, &text, &len) == -1)
+		return;
+	for (p = text + len; p > text; p--)
+		if (p[-1] == '\n' && p != text + len && ++lines == 6)
+			break;
+	db_print_detail(p);
+	free(text);
+}
+
+static int
+db_has_initdb(const char *dir)
+{
+	char path[PATH_MAX];
+
+	return path_join(path, sizeof(path), dir, "initdb") == 0 &&
+	    access(path, X_OK) == 0;
+}
+
+/* PG_BINDIR, else pg_config --bindir, else the newest packaged version. */
+static int
+db_find_bindir(struct db_ctx *d)
+{
+	char *const pgc[] = {"pg_config", "--bindir", NULL};
+	struct spawn_opts o = {.capture = 1};
+	struct spawn_result res;
+	const char *env = getenv("PG_BINDIR");
+	DIR *dp;
+	struct dirent *de;
+	long best = -1;
+
+	if (env != NULL && *env != '\0') {
+		if (!db_has_initdb(env)) {
+			cli_error("PG_BINDIR=%s has no initdb", env);
+			cli_hint("point PG_BINDIR at PostgreSQL's bin "
+				 "directory, or unset it");
+			return -1;
+		}
+		snprintf(d->bindir, sizeof(d->bindir), "%s", env);
+		return 0;
+	}
+	if (spawn_run(pgc, &o, &res) == 0) {
+		if (res.status == 0 && res.out != NULL) {
+			res.out[strcspn(res.out, "\r\n")] = '\0';
+			if (*res.out == '/' && db_has_initdb(res.out) &&
+			    strlen(res.out) < sizeof(d->bindir)) {
+				snprintf(d->bindir, sizeof(d->bindir), "%s",
+				    res.out);
+				spawn_result_free(&res);
+				return 0;
+			}
+		}
+		spawn_result_free(&res);
+	}
+	if ((dp = opendir("/usr/lib/postgresql")) != NULL) {
+		while ((de = readdir(dp)) != NULL) {
+			char dir[PATH_MAX], *end;
+			long v = strtol(de->d_name, &end, 10);
+			if (end == de->d_name || *end != '\0' || v <= best)
+				continue;
+			snprintf(dir, sizeof(dir), "/usr/lib/postgresql/%s/bin",
+			    de->d_name);
+			if (db_has_initdb(dir)) {
+				best = v;
+				snprintf(
+				    d->bindir, sizeof(d->bindir), "%s", dir);
+			}
+		}
+		closedir(dp);
+	}
+	if (best == -1) {
+		cli_error("cannot find the PostgreSQL server programs (initdb, "
+			  "pg_ctl, postgres)");
+		cli_hint(
+		    "install the postgresql package (scripts/install-deps.sh)"
+		    " or set PG_BINDIR");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+db_setup(struct db_ctx *d, const char *rootdir, int port)
+{
+	uid_t uid;
+	gid_t gid;
+	size_t n;
+
+	d->port = port;
+	if (*rootdir == '\0') {
+		cli_error("--pg-rootdir is empty");
+		return 2;
+	}
+	if (*rootdir == '/') {
+		n = (size_t)snprintf(d->root, sizeof(d->root), "%s", rootdir);
+	} else {
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			cli_error("cannot get the current directory: %s",
+			    strerror(errno));
+			return 1;
+		}
+		n = (size_t)snprintf(
+		    d->root, sizeof(d->root), "%s/%s", cwd, rootdir);
+	}
+	if (n >= sizeof(d->root)) {
+		cli_error("--pg-rootdir: path too long");
+		return 2;
+	}
+	while (n > 1 && d->root[n - 1] == '/')
+		d->root[--n] = '\0';
+	/* It goes into postgresql.conf as a quoted string. */
+	if (strpbrk(d->root, "'\\\n\r") != NULL) {
+		cli_error("--pg-rootdir: \"%s\" holds a quote, backslash or "
+			  "newline",
+		    rootdir);
+		cli_hint("choose a plainer path");
+		return 2;
+	}
+	if (geteuid() == 0) {
+		if (account_lookup(DB_ACCOUNT, &uid, &gid) == -1) {
+			cli_error("the %s service account does not exist",
+			    DB_ACCOUNT);
+			cli_detail("PostgreSQL refuses to run as root; it runs "
+				   "as %s",
+			    DB_ACCOUNT);
+			cli_hint(
+			    "run scripts/install-deps.sh, or: useradd "
+			    "--system --home-dir %s --shell /usr/sbin/nologin "
+			    "%s",
+			    KT_DEFAULT_HOME, DB_ACCOUNT);
+			return 1;
+		}
+		d->runas = DB_ACCOUNT;
+	}
+	if (db_find_bindir(d) == -1)
+		return 1;
+	snprintf(
+	    d->pathenv, sizeof(d->pathenv), "PATH=%s:/usr/bin:/bin", d->bindir);
+	d->envp[0] = d->pathenv;
+	d->envp[1] = "LC_ALL=C";
+	d->envp[2] = NULL;
+	return 0;
+}
+
+/* Run one of PostgreSQL's programs from bindir, capturing its output. */
+static int
+db_run(const struct db_ctx *d, char **argv, struct spawn_result *res)
+{
+	struct spawn_opts o = {0};
+	char prog[PATH_MAX];
+	char *saved = argv[0];
+	int r;
+
+	o.envp = d->envp;
+	o.runas = d->runas;
+	o.cwd = "/";
+	o.capture = 1;
+	if (path_join(prog, sizeof(prog), d->bindir, argv[0]) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	argv[0] = prog;
+	r = spawn_run(argv, &o, res);
+	argv[0] = saved;
+	if (r == -1)
+		cli_error("cannot run %s: %s", prog, strerror(errno));
+	return r;
+}
+
+/* 1 when ROOT holds a cluster, 0 when not, -1 (reported) when unknown. */
+static int
+db_is_cluster(const struct db_ctx *d)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (path_join(path, sizeof(path), d->root, "PG_VERSION") == -1) {
+		cli_error("%s: path too long", d->root);
+		return -1;
+	}
+	if (stat(path, &st) == 0)
+		return 1;
+	if (errno == ENOENT || errno == ENOTDIR)
+		return 0;
+	cli_error("cannot read %s: %s", d->root, strerror(errno));
+	if (errno == EACCES)
+		cli_hint("run as root or as the %s account", DB_ACCOUNT);
+	return -1;
+}
+
+static int
+db_require_cluster(const struct db_ctx *d)
+{
+	int r = db_is_cluster(d);
+
+	if (r == 0) {
+		cli_error(
+		    "%s is not a PostgreSQL cluster (no PG_VERSION)", d->root);
+		cli_hint("create one with 'ktadmin db --bootstrap --pg-rootdir "
+			 "%s'",
+		    d->root);
+	}
+	return r == 1 ? 0 : -1;
+}
+
+/* The pid and port in ROOT/postmaster.pid (lines 1 and 4). */
+static void
+db_postmaster_info(const struct db_ctx *d, long *pid, long *port)
+{
+	char path[PATH_MAX], line[PATH_MAX + 16];
+	FILE *fp;
+	int i;
+
+	*pid = *port = 0;
+	if (path_join(path, sizeof(path), d->root, "postmaster.pid") == -1 ||
+	    (fp = fopen(path, "re")) == NULL)
+		return;
+	for (i = 1; i <= 4 && fgets(line, sizeof(line), fp) != NULL; i++) {
+		if (i == 1)
+			*pid = strtol(line, NULL, 10);
+		else if (i == 4)
+			*port = strtol(line, NULL, 10);
+	}
+	fclose(fp);
+}
+
+/* pg_ctl status: 0 running, 3 not running, -1 (reported) otherwise. */
+static int
+db_pg_status(const struct db_ctx *d)
+{
+	char *argv[] = {"pg_ctl", "status", "-D", (char *)d->root, NULL};
+	struct spawn_result res;
+	int st;
+
+	if (db_run(d, argv, &res) == -1)
+		return -1;
+	st = res.status;
+	if (st != 0 && st != 3) {
+		cli_error("cannot get the status of PostgreSQL in %s (pg_ctl "
+			  "exit %d)",
+		    d->root, st);
+		db_print_output(&res);
+		st = -1;
+	}
+	spawn_result_free(&res);
+	return st;
+}
+
+static int
+db_pg_start(const struct db_ctx *d)
+{
+	char logpath[PATH_MAX], portopt[32];
+	char *argv[] = {"pg_ctl", "start", "-w", "-t", DB_START_TIMEOUT, "-D",
+	    (char *)d->root, "-l", logpath, NULL, NULL, NULL};
+	struct spawn_result res;
+	int ret = 0;
+
+	if (path_join(logpath, sizeof(logpath), d->root, DB_LOG_FILE) == -1)
+		return -1;
+	if (d->port != 0) {
+		/* pg_ctl hands -o to postgres through a shell: digits only. */
+		snprintf(portopt, sizeof(portopt), "-p %d", d->port);
+		argv[9] = "-o";
+		argv[10] = portopt;
+	}
+	if (db_run(d, argv, &res) == -1)
+		return -1;
+	if (res.status != 0) {
+		cli_error("PostgreSQL did not start in %s", d->root);
+		db_print_output(&res);
+		db_print_log_tail(d);
+		ret = -1;
+	}
+	spawn_result_free(&res);
+	return ret;
+}
+
+static int
+db_pg_stop(const struct db_ctx *d)
+{
+	char *argv[] = {"pg_ctl", "stop", "-m", "fast", "-w", "-t",
+	    DB_START_TIMEOUT, "-D", (char *)d->root, NULL};
+	struct spawn_result res;
+	int ret = 0;
+
+	if (db_run(d, argv, &res) == -1)
+		return -1;
+	if (res.status != 0) {
+		cli_error("cannot stop PostgreSQL in %s", d->root);
+		db_print_output(&res);
+		ret = -1;
+	}
+	spawn_result_free(&res);
+	return ret;
+}
+
+/* --- bootstrap ---------------------------------------------------------- */
+
+static void
+db_conf_warn(const char *msg)
+{
+	cli_warning("%s", msg);
+}
+
+/* Is the port free on 127.0.0.1?  Fails early instead of after initdb. */
+static int
+db_port_free(int port)
+{
+	struct sockaddr_in sin;
+	int fd, r, one = 1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+	close(fd);
+	return r == 0 || errno != EADDRINUSE;
+}
+
+/* mkdir -p for ROOT's parents (0755), then ROOT itself (0700). */
+static int
+db_make_root(const struct db_ctx *d, int *created)
+{
+	char buf[PATH_MAX], *p;
+	struct stat st;
+	DIR *dp;
+	struct dirent *de;
+
+	*created = 0;
+	if (stat(d->root, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			cli_error("%s exists and is not a directory", d->root);
+			return -1;
+		}
+		if ((dp = opendir(d->root)) == NULL) {
+			cli_error(
+			    "cannot read %s: %s", d->root, strerror(errno));
+			return -1;
+		}
+		while ((de = readdir(dp)) != NULL)
+			if (strcmp(de->d_name, ".") != 0 &&
+			    strcmp(de->d_name, "..") != 0)
+				break;
+		closedir(dp);
+		if (de != NULL) {
+			cli_error("%s exists and is not empty", d->root);
+			cli_hint("give --pg-rootdir a new or empty directory");
+			return -1;
+		}
+	} else {
+		snprintf(buf, sizeof(buf), "%s", d->root);
+		for (p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
+			*p = '\0';
+			if (dir_ensure(buf, 0755) == -1) {
+				cli_error("cannot create %s: %s", buf,
+				    strerror(errno));
+				return -1;
+			}
+			*p = '/';
+		}
+		if (mkdir(d->root, 0700) == -1) {
+			cli_error(
+			    "cannot create %s: %s", d->root, strerror(errno));
+			return -1;
+		}
+		*created = 1;
+	}
+	if (chmod(d->root, 0700) == -1 ||
+	    chown_to_account(d->root, DB_ACCOUNT) == -1) {
+		cli_error("cannot give %s to %s (mode 0700): %s", d->root,
+		    DB_ACCOUNT, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* May uid (with its groups) search directory st? */
+static int
+db_can_search(
+    const struct stat *st, uid_t uid, const gid_t *groups, int ngroups)
+{
+	int i;
+
+	if (st->st_uid == uid)
+		return (st->st_mode & S_IXUSR) != 0;
+	for (i = 0; i < ngroups; i++)
+		if (st->st_gid == groups[i])
+			return (st->st_mode & S_IXGRP) != 0;
+	return (st->st_mode & S_IXOTH) != 0;
+}
+
+/*
+ * As root: can the service account reach ROOT through every existing parent?
+ * (Parents still to be made are made 0755; ROOT itself becomes its own.)
+ */
+static int
+db_check_reach(const struct db_ctx *d)
+{
+	gid_t groups[256];
+	int ngroups = (int)(sizeof(groups) / sizeof(groups[0]));
+	char buf[PATH_MAX];
+	const char *p;
+	struct passwd *pw;
+	struct stat st;
+
+	if (d->runas == NULL)
+		return 0;
+	if ((pw = getpwnam(d->runas)) == NULL ||
+	    getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) == -1) {
+		cli_error("cannot look up the groups of %s", d->runas);
+		return -1;
+	}
+	/* "/", "/a", "/a/b", ... up to ROOT's parent. */
+	for (p = d->root; p != NULL; p = strchr(p + 1, '/')) {
+		size_t n = p == d->root ? 1 : (size_t)(p - d->root);
+		snprintf(buf, sizeof(buf), "%.*s", (int)n, d->root);
+		if (stat(buf, &st) == -1) {
+			if (errno == ENOENT)
+				break;
+			cli_error("cannot stat %s: %s", buf, strerror(errno));
+			return -1;
+		}
+		if (!db_can_search(&st, pw->pw_uid, groups, ngroups)) {
+			cli_error("the %s account cannot reach %s: %s is mode "
+				  "%04o, owner uid %ld",
+			    d->runas, d->root, buf,
+			    (unsigned)(st.st_mode & 07777), (long)st.st_uid);
+			cli_hint("give others search access (chmod o+x %s), "
+				 "or put --pg-rootdir elsewhere",
+			    buf);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+db_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	if (ftw->level == 0)
+		return 0;
+	if (flag == FTW_DP)
+		return rmdir(path) == -1 ? -1 : 0;
+	return unlink(path) == -1 ? -1 : 0;
+}
+
+/* Undo a failed bootstrap: ROOT was new or empty, so all of it is ours. */
+static void
+db_undo(const struct db_ctx *d, int started, int created)
+{
+	if (started && db_pg_stop(d) == -1)
+		return; /* leave a running cluster's files alone */
+	if (nftw(d->root, db_rm_entry, 16, FTW_DEPTH | FTW_PHYS) == -1) {
+		cli_warning("could not clean %s: %s", d->root, strerror(errno));
+		return;
+	}
+	if (created)
+		(void)rmdir(d->root);
+}
+
+/* The superuser password for initdb --pwfile, in a private temp dir. */
+static int
+db_write_pwfile(const struct db_ctx *d, const char *password, char *dir,
+    size_t dirlen, char *file, size_t filelen)
+{
+	size_t len = strlen(password);
+	uid_t uid;
+	gid_t gid;
+	int fd;
+
+	snprintf(dir, dirlen, "/tmp/ktadmin-db.XXXXXX");
+	if (mkdtemp(dir) == NULL) {
+		cli_error(
+		    "cannot make a temporary directory: %s", strerror(errno));
+		return -1;
+	}
+	if (chown_to_account(dir, DB_ACCOUNT) == -1 ||
+	    path_join(file, filelen, dir, "pw") == -1 ||
+	    (fd = open(file,
+		 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) ==
+		-1) {
+		cli_error("cannot write a password file in %s: %s", dir,
+		    strerror(errno));
+		rmdir(dir);
+		return -1;
+	}
+	if (write(fd, password, len) != (ssize_t)len ||
+	    write(fd, "\n", 1) != 1 ||
+	    (d->runas != NULL &&
+		(account_lookup(d->runas, &uid, &gid) == -1 ||
+		    fchown(fd, uid, gid) == -1))) {
+		cli_error("cannot write %s: %s", file, strerror(errno));
+		close(fd);
+		unlink(file);
+		rmdir(dir);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+db_initdb(const struct db_ctx *d, const char *pwfile)
+{
+	char pwopt[PATH_MAX + 16];
+	char *argv[] = {"initdb", "-D", (char *)d->root, "-U", DB_ACCOUNT,
+	    "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8",
+	    "--locale=C.UTF-8", pwopt, NULL};
+	struct spawn_result res;
+	int ret = -1;
+
+	snprintf(pwopt, sizeof(pwopt), "--pwfile=%s", pwfile);
+	if (db_run(d, argv, &res) == -1)
+		return -1;
+	if (res.status != 0 && res.err != NULL &&
+	    strstr(res.err, "locale") != NULL) {
+		/* No C.UTF-8 here: the plain C locale, still UTF-8 encoded. */
+		spawn_result_free(&res);
+		argv[9] = "--locale=C";
+		if (db_run(d, argv, &res) == -1)
+			return -1;
+	}
+	if (res.status != 0) {
+		cli_error("initdb failed in %s (exit %d)", d->root, res.status);
+		db_print_output(&res);
+	} else
+		ret = 0;
+	spawn_result_free(&res);
+	return ret;
+}
+
+static int
+db_write_settings(const struct db_ctx *d, int port)
+{
+	char path[PATH_MAX], text[PATH_MAX * 2];
+	int fd, n, ret = 0;
+
+	n = snprintf(text, sizeof(text),
+	    "\n# Added by ktadmin db --bootstrap: a private cluster for "
+	    "keytrustee-server.\n"
+	    "port = %d\n"
+	    "listen_addresses = '127.0.0.1'\n"
+	    "unix_socket_directories = '%s'\n"
+	    "synchronous_commit = on\n"
+	    "password_encryption = scram-sha-256\n"
+	    "# stderr: pg_ctl -l %s/%s, or the supervisor of "
+	    "'ktadmin db --start'\n"
+	    "log_destination = 'stderr'\n"
+	    "log_line_prefix = '%%m [%%p] %%q%%u@%%d '\n"
+	    "log_min_messages = warning\n"
+	    "log_connections = off\n",
+	    port, d->root, d->root, DB_LOG_FILE);
+	if (n < 0 || (size_t)n >= sizeof(text) ||
+	    path_join(path, sizeof(path), d->root, "postgresql.conf") == -1) {
+		cli_error("%s: path too long", d->root);
+		return -1;
+	}
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW)) ==
+		-1 ||
+	    write(fd, text, (size_t)n) != n || fsync(fd) == -1) {
+		cli_error("cannot write %s: %s", path, strerror(errno));
+		ret = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	return ret;
+}
+
+/* CREATE DATABASE over TCP with the new password. */
+static int
+db_create_database(int port, const char *password)
+{
+	char portstr[16];
+	const char *const keys[] = {"host", "port", "dbname", "user",
+	    "password", "application_name", "connect_timeout", NULL};
+	const char *vals[] = {"127.0.0.1", portstr, "postgres", DB_ACCOUNT,
+	    password, "ktadmin", "10", NULL};
+	PGconn *db;
+	PGresult *res = NULL;
+	int ret = -1;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	db = PQconnectdbParams(keys, vals, 0);
+	if (PQstatus(db) != CONNECTION_OK) {
+		cli_error("cannot connect to the new cluster");
+		db_print_detail(PQerrorMessage(db));
+		goto out;
+	}
+	/* A fixed statement: no value in it varies. */
+	res = PQexec(db,
+	    "CREATE DATABASE " DB_NAME " OWNER " DB_ACCOUNT " ENCODING 'UTF8'");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		cli_error("cannot create the %s database", DB_NAME);
+		db_print_detail(PQresultErrorMessage(res));
+		goto out;
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	PQfinish(db);
+	return ret;
+}
+
+/* When root, keytrustee.conf keeps the owner of its config dir. */
+static int
+db_conf_chown(const struct kt_conf *c)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(c->confdir, &st) == -1)
+		return -1;
+	return chown(c->path, st.st_uid, st.st_gid);
+}
+
+static int
+db_bootstrap(struct db_ctx *d, const char *confdir)
+{
+	unsigned char raw[DB_PASSWORD_BYTES];
+	char password[DB_PASSWORD_BYTES * 2 + 1], conninfo[256], err[1024];
+	char tmpdir[64], pwfile[PATH_MAX];
+	char *defdir = NULL;
+	struct kt_conf *c = NULL;
+	PGconn *db = NULL;
+	int ret = 1, port, r, created = 0, initialised = 0, started = 0;
+	int version;
+
+	port = d->port != 0 ? d->port : KT_DEFAULT_DB_PORT;
+	if (confdir == NULL &&
+	    (confdir = defdir = conf_default_dir()) == NULL) {
+		cli_error("out of memory");
+		return 1;
+	}
+	if (conf_load(confdir, &c, db_conf_warn, err, sizeof(err)) == -1) {
+		char path[PATH_MAX];
+		cli_error("%s", err);
+		if (path_join(path, sizeof(path), confdir, KT_CONF_FILE) == 0 &&
+		    !file_exists(path))
+			cli_hint("run 'ktadmin init' first (config dir %s)",
+			    confdir);
+		goto out;
+	}
+	/* The unix socket path must fit in sun_path. */
+	if (strlen(d->root) + sizeof("/.s.PGSQL.65535.lock") >
+	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		cli_error("--pg-rootdir %s is too long for PostgreSQL's unix "
+			  "socket (at most %zu characters)",
+		    d->root,
+		    sizeof(((struct sockaddr_un *)0)->sun_path) -
+			sizeof("/.s.PGSQL.65535.lock"));
+		goto out;
+	}
+	if ((r = db_is_cluster(d)) != 0) {
+		if (r == 1) {
+			cli_error(
+			    "%s already holds a PostgreSQL cluster", d->root);
+			cli_hint(
+			    "start it with 'ktadmin db --start "
+			    "--pg-rootdir %s', or choose another directory",
+			    d->root);
+		}
+		goto out;
+	}
+	if (!db_port_free(port)) {
+		cli_error("port %d on 127.0.0.1 is in use", port);
+		cli_hint("choose another with --port");
+		goto out;
+	}
+	if (db_check_reach(d) == -1 || db_make_root(d, &created) == -1)
+		goto out;
+	initialised = 1; /* from here on, a failure empties ROOT again */
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		cli_error("cannot generate the database password");
+		goto out;
+	}
+	hex_encode(raw, sizeof(raw), password, 0);
+	if (db_write_pwfile(d, password, tmpdir, sizeof(tmpdir), pwfile,
+		sizeof(pwfile)) == -1)
+		goto out;
+	r = db_initdb(d, pwfile);
+	unlink(pwfile);
+	rmdir(tmpdir);
+	if (r == -1 || db_write_settings(d, port) == -1)
+		goto out;
+	d->port = 0; /* the port now lives in postgresql.conf */
+	if (db_pg_start(d) == -1)
+		goto out;
+	started = 1;
+	if (db_create_database(port, password) == -1)
+		goto out;
+
+	snprintf(conninfo, sizeof(conninfo),
+	    "host=127.0.0.1 port=%d "
+	    "dbname=%s user=%s password=%s",
+	    port, DB_NAME, DB_ACCOUNT, password);
+	if (conf_set_str(c, "DB_CONNECT", conninfo) == -1 ||
+	    conf_set_int(c, "DB_PORT", port) == -1) {
+		cli_error("cannot set DB_CONNECT and DB_PORT");
+		goto out;
+	}
+	if ((db = db_connect(c, err, sizeof(err))) == NULL) {
+		cli_error("cannot connect to the %s database", DB_NAME);
+		db_print_detail(err);
+		goto out;
+	}
+	if (db_migrate(db, err, sizeof(err)) == -1) {
+		cli_error("cannot create the schema");
+		db_print_detail(err);
+		goto out;
+	}
+	if ((version = db_schema_version(db)) == -1) {
+		cli_error("cannot read the schema version");
+		db_print_detail(PQerrorMessage(db));
+		goto out;
+	}
+	if (conf_save(c) == -1 || db_conf_chown(c) == -1) {
+		cli_error("cannot write %s: %s", c->path, strerror(errno));
+		goto out;
+	}
+	printf("Bootstrapped PostgreSQL cluster in %s (port %d); schema "
+	       "version %d\n",
+	    d->root, port, version);
+	printf("Wrote DB_CONNECT and DB_PORT to %s\n", c->path);
+	printf("PostgreSQL is running (log: %s/%s); stop it with: ktadmin db "
+	       "--stop --pg-rootdir %s\n",
+	    d->root, DB_LOG_FILE, d->root);
+	ret = 0;
+out:
+	if (db != NULL)
+		PQfinish(db);
+	if (ret != 0 && initialised)
+		db_undo(d, started, created);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(password, sizeof(password));
+	OPENSSL_cleanse(conninfo, sizeof(conninfo));
+	conf_free(c);
+	free(defdir);
+	return ret;
+}
+
+/* --- start, stop, status ------------------------------------------------ */
+
+/* Become postgres itself, so that a supervisor sees the real pid. */
+static int
+db_exec_foreground(const struct db_ctx *d)
+{
+	char prog[PATH_MAX], portstr[16];
+	char *argv[] = {prog, "-D", (char *)d->root, NULL, NULL, NULL};
+	struct passwd *pw;
+
+	if (path_join(prog, sizeof(prog), d->bindir, "postgres") == -1) {
+		cli_error("%s: path too long", d->bindir);
+		return 1;
+	}
+	if (d->port != 0) {
+		snprintf(portstr, sizeof(portstr), "%d", d->port);
+		argv[3] = "-p";
+		argv[4] = portstr;
+	}
+	if (d->runas != NULL) {
+		if ((pw = getpwnam(d->runas)) == NULL) {
+			cli_error("no such account: %s", d->runas);
+			return 1;
+		}
+		if (initgroups(pw->pw_name, pw->pw_gid) == -1 ||
+		    setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1 ||
+		    setuid(0) != -1) {
+			cli_error("cannot switch to %s: %s", d->runas,
+			    strerror(errno));
+			return 1;
+		}
+	}
+	if (chdir("/") == -1) {
+		cli_error("chdir /: %s", strerror(errno));
+		return 1;
+	}
+	fflush(NULL);
+	closefrom(STDERR_FILENO + 1);
+	execve(prog, argv, d->envp);
+	cli_error("cannot execute %s: %s", prog, strerror(errno));
+	return 1;
+}
+
+static int
+db_start(struct db_ctx *d, int background)
+{
+	long pid, port;
+	int st;
+
+	if (db_require_cluster(d) == -1)
+		return 1;
+	if ((st = db_pg_status(d)) == -1)
+		return 1;
+	if (st == 0) {
+		db_postmaster_info(d, &pid, &port);
+		printf("PostgreSQL is already running in %s (pid %ld, port "
+		       "%ld)\n",
+		    d->root, pid, port);
+		return 0;
+	}
+	if (!background)
+		return db_exec_foreground(d);
+	if (db_pg_start(d) == -1)
+		return 1;
+	db_postmaster_info(d, &pid, &port);
+	printf("Started PostgreSQL in %s (pid %ld, port %ld; log: %s/%s)\n",
+	    d->root, pid, port, d->root, DB_LOG_FILE);
+	printf("Stop it with: ktadmin db --stop --pg-rootdir %s\n", d->root);
+	return 0;
+}
+
+static int
+db_stop(struct db_ctx *d)
+{
+	int st;
+
+	if (db_require_cluster(d) == -1)
+		return 1;
+	if ((st = db_pg_status(d)) == -1)
+		return 1;
+	if (st == 3) {
+		printf("PostgreSQL is not running in %s\n", d->root);
+		return 0;
+	}
+	if (db_pg_stop(d) == -1)
+		return 1;
+	printf("Stopped PostgreSQL in %s\n", d->root);
+	return 0;
+}
+
+static int
+db_status(struct db_ctx *d)
+{
+	long pid, port;
+	int st;
+
+	if (db_require_cluster(d) == -1)
+		return 1;
+	if ((st = db_pg_status(d)) == -1)
+		return 1;
+	if (st == 3) {
+		printf("PostgreSQL is not running in %s\n", d->root);
+		return 3;
+	}
+	db_postmaster_info(d, &pid, &port);
+	printf("PostgreSQL is running in %s (pid %ld, port %ld)\n", d->root,
+	    pid, port);
+	return 0;
+}
+
+static int
+db_bad_usage(void)
+{
+	cli_hint("run 'ktadmin db --help' for usage");
+	return 2;
+}
+
+int
+cmd_db(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"bootstrap", no_argument, NULL, 'B'},
+	    {"start", no_argument, NULL, 'S'}, {"stop", no_argument, NULL, 'T'},
+	    {"status", no_argument, NULL, 'Q'},
+	    {"pg-rootdir", required_argument, NULL, 'r'},
+	    {"confdir", required_argument, NULL, 'c'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"background", no_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const char *const names[] = {
+	    "", "--bootstrap", "--start", "--stop", "--status"};
+	enum db_action action = DB_NONE, a;
+	const char *rootdir = NULL, *confdir = NULL;
+	struct db_ctx d;
+	int ch, port = 0, background = 0, r;
+	char *end;
+	long v;
+
+	memset(&d, 0, sizeof(d));
+	optind = 1;
+	opterr = 0;
+	while (
+	    (ch = getopt_long(argc, argv, ":c:p:bh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'B':
+		case 'S':
+		case 'T':
+		case 'Q':
+			a = ch == 'B'	? DB_BOOTSTRAP
+			    : ch == 'S' ? DB_START
+			    : ch == 'T' ? DB_STOP
+					: DB_STATUS;
+			if (action != DB_NONE && action != a) {
+				cli_error("%s and %s cannot be combined",
+				    names[action], names[a]);
+				return db_bad_usage();
+			}
+			action = a;
+			break;
+		case 'r':
+			rootdir = optarg;
+			break;
+		case 'c':
+			confdir = optarg;
+			break;
+		case 'p':
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    v < 1 || v > 65535) {
+				cli_error("--port: \"%s\" is not a port number "
+					  "(1-65535)",
+				    optarg);
+				return db_bad_usage();
+			}
+			port = (int)v;
+			break;
+		case 'b':
+			background = 1;
+			break;
+		case 'h':
+			db_usage(stdout);
+			return 0;
+		case ':':
+			cli_error("option \"%s\" needs an argument",
+			    argv[optind - 1]);
+			return db_bad_usage();
+		default:
+			if (optopt != 0)
+				cli_error("unknown option \"-%c\"", optopt);
+			else
+				cli_error(
+				    "unknown option \"%s\"", argv[optind - 1]);
+			return db_bad_usage();
+		}
+	}
+	if (optind < argc) {
+		cli_error("unexpected argument \"%s\"", argv[optind]);
+		return db_bad_usage();
+	}
+	if (action == DB_NONE) {
+		cli_error("no action given");
+		cli_hint("use one of --bootstrap, --start, --stop, --status");
+		return 2;
+	}
+	if (rootdir == NULL) {
+		cli_error("--pg-rootdir is required");
+		cli_hint("give the PostgreSQL data directory, e.g. "
+			 "--pg-rootdir %s/db",
+		    KT_DEFAULT_HOME);
+		return 2;
+	}
+	if ((r = db_setup(&d, rootdir, port)) != 0)
+		return r;
+	switch (action) {
+	case DB_BOOTSTRAP:
+		return db_bootstrap(&d, confdir);
+	case DB_START:
+		return db_start(&d, background);
+	case DB_STOP:
+		return db_stop(&d);
+	case DB_STATUS:
+		return db_status(&d);
+	default:
+		return 2;
+	}
+}
