@@ -12,7 +12,7 @@ WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
 	-Wshadow -Werror
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) -Isrc/common \
+CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) -Isrc/common -Isrc/libkeytrustee \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += -Wl,-z,relro,-z,now -pthread
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -30,9 +30,13 @@ COMMON_SRC := $(wildcard src/common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 COMMON_LIB := $(BUILD)/lib/libkeytrustee-common.a
 
-BINS := keytrustee-server ktadmin
+BINS := keytrustee-server ktadmin keytrustee-orgtool keytrustee-client
 keytrustee-server_SRC := $(wildcard src/server/*.c)
 ktadmin_SRC := $(wildcard src/ktadmin/*.c)
+keytrustee-orgtool_SRC := $(wildcard src/orgtool/*.c)
+# The client is a thin main over libkeytrustee (src/libkeytrustee/).
+keytrustee-client_SRC := $(wildcard src/client/*.c) \
+	$(wildcard src/libkeytrustee/*.c)
 
 BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
 

@@ -45,6 +45,50 @@ static const struct db_migration db_migrations[] = {
 	"CREATE TABLE server_meta ("
 	" key text PRIMARY KEY,"
 	" value text NOT NULL);"},
+    {2, "store",
+	/* Organizations as keytrustee-orgtool lists them (the guide's fields). */
+	"CREATE TABLE orgs ("
+	" id bigserial PRIMARY KEY,"
+	" name text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_-]{1,64}$'),"
+	" uuid text NOT NULL UNIQUE CHECK (uuid ~ '^[A-Za-z0-9]{43}$'),"
+	" auth_secret text NOT NULL,"
+	" contacts text[] NOT NULL DEFAULT '{}',"
+	" creation timestamp NOT NULL"
+	"  DEFAULT date_trunc('second', now() AT TIME ZONE 'UTC'),"
+	" expiration timestamp NOT NULL DEFAULT '9999-12-31T15:59:59',"
+	" key_info text,"
+	" state integer NOT NULL DEFAULT 0);"
+	/*
+	 * Clients: identity is the OpenPGP fingerprint of the key they
+	 * registered.  The request-signing secret is kept encrypted under the
+	 * server's data key (AES-256-GCM, AAD = fingerprint).
+	 */
+	"CREATE TABLE clients ("
+	" id bigserial PRIMARY KEY,"
+	" fingerprint text NOT NULL UNIQUE CHECK (fingerprint ~ '^[0-9A-F]{40}$'),"
+	" org_id bigint NOT NULL REFERENCES orgs(id),"
+	" hostname text NOT NULL,"
+	" pubkey text NOT NULL,"
+	" secret_nonce bytea NOT NULL,"
+	" secret_ct bytea NOT NULL,"
+	" state text NOT NULL CHECK (state IN ('active', 'pending', 'disabled')),"
+	" registered timestamptz NOT NULL DEFAULT now(),"
+	" remote_addr text);"
+	/*
+	 * Deposits: opaque client ciphertext, encrypted again at rest under the
+	 * data key (AES-256-GCM, AAD = uuid || owner fingerprint); key_id
+	 * names the data key generation.
+	 */
+	"CREATE TABLE deposits ("
+	" uuid uuid PRIMARY KEY,"
+	" owner text NOT NULL REFERENCES clients(fingerprint),"
+	" name text NOT NULL,"
+	" description text,"
+	" key_id integer NOT NULL DEFAULT 1,"
+	" nonce bytea NOT NULL,"
+	" content bytea NOT NULL,"
+	" created timestamptz NOT NULL DEFAULT now());"
+	"CREATE INDEX deposits_owner_name ON deposits (owner, name);"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
