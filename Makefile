@@ -6,7 +6,8 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 
-PKGS := openssl libpq gpgme libevent libevent_openssl libevent_pthreads jansson
+PKGS := openssl libpq gpgme libevent libevent_openssl libevent_pthreads jansson \
+	libcurl
 
 WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
 	-Wshadow -Werror
