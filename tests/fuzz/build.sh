@@ -1,0 +1,102 @@
+#!/bin/sh
+# tests/fuzz/build.sh - build every libFuzzer target under tests/fuzz/ into
+# build/fuzz/ and run each one for a bounded time over its committed corpus.
+#
+#   sh tests/fuzz/build.sh            build and run every target (make fuzz)
+#   sh tests/fuzz/build.sh conf       only fuzz_conf
+#   FUZZ_TIME=300 sh tests/fuzz/build.sh     run longer (seconds per target)
+#   FUZZ_BUILD_ONLY=1 sh tests/fuzz/build.sh build, do not run
+#
+# Target tests/fuzz/fuzz_NAME.c uses the seeds in tests/fuzz/corpus/NAME/.
+# The committed corpus is only read; what libFuzzer finds goes to
+# build/fuzz/corpus-NAME/, crashes to build/fuzz/crash-NAME-*.
+set -eu
+
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+out=build/fuzz
+time=${FUZZ_TIME:-20}
+CC_FUZZ=${CC_FUZZ:-clang}
+
+error() {
+	echo "error: $1" >&2
+	[ $# -lt 2 ] || echo "hint: $2" >&2
+	exit 1
+}
+
+command -v "$CC_FUZZ" >/dev/null 2>&1 ||
+	error "$CC_FUZZ not found" "apt-get install -y clang"
+
+# libFuzzer's runtime ships apart from clang on Debian.
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+	'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);' \
+	'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)' \
+	'{ (void)d; (void)n; return 0; }' >"$probe/p.c"
+"$CC_FUZZ" -fsanitize=fuzzer -o "$probe/p" "$probe/p.c" >/dev/null 2>&1 ||
+	error "$CC_FUZZ cannot link a libFuzzer target (no libclang_rt.fuzzer)" \
+	    "apt-get install -y --no-install-recommends libclang-rt-$("$CC_FUZZ" -dumpversion | cut -d. -f1)-dev"
+
+# The same packages and include paths as the top Makefile.
+pkgs=$(printf 'kt-print-pkgs:\n\t@echo $(PKGS)\n' |
+	make -s --no-print-directory -f Makefile -f - kt-print-pkgs 2>/dev/null) ||
+	pkgs="openssl libpq gpgme libevent libevent_openssl libevent_pthreads jansson"
+pkg_cflags=$(pkg-config --cflags $pkgs)
+pkg_libs=$(pkg-config --libs $pkgs)
+
+CFLAGS_FUZZ="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -Isrc/common"
+
+# The library sources each target is built from (compiled directly, with
+# the fuzzer's instrumentation, not taken from libkeytrustee-common.a).
+sources_for() {
+	case $1 in
+	conf) echo src/common/conf.c src/common/util.c src/common/log.c ;;
+	*) echo src/common/conf.c src/common/util.c src/common/log.c ;;
+	esac
+}
+
+mkdir -p "$out"
+if [ $# -gt 0 ]; then
+	targets=$*
+else
+	targets=
+	for f in tests/fuzz/fuzz_*.c; do
+		[ -e "$f" ] || continue
+		n=${f#tests/fuzz/fuzz_}
+		targets="$targets ${n%.c}"
+	done
+fi
+[ -n "$targets" ] || error "no tests/fuzz/fuzz_*.c targets"
+
+status=0
+for t in $targets; do
+	src=tests/fuzz/fuzz_$t.c
+	[ -f "$src" ] || error "$src: no such target"
+	echo "== build $out/fuzz_$t"
+	# shellcheck disable=SC2046,SC2086
+	"$CC_FUZZ" $CFLAGS_FUZZ $pkg_cflags -o "$out/fuzz_$t" "$src" \
+	    $(sources_for "$t") $pkg_libs -pthread
+	[ -z "${FUZZ_BUILD_ONLY:-}" ] || continue
+
+	seeds=tests/fuzz/corpus/$t
+	[ -d "$seeds" ] || error "$seeds: no corpus for fuzz_$t"
+	mkdir -p "$out/corpus-$t"
+	echo "== run fuzz_$t for ${time}s over $seeds"
+	if ! "$out/fuzz_$t" -max_total_time="$time" -max_len=65536 \
+	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix="$top/$out/crash-$t-" \
+	    "$out/corpus-$t" "$seeds" >"$out/fuzz_$t.log" 2>&1; then
+		tail -n 40 "$out/fuzz_$t.log" >&2
+		echo "error: fuzz_$t failed; input saved as $out/crash-$t-*" >&2
+		echo "hint: reproduce with $out/fuzz_$t $out/crash-$t-<hash>" >&2
+		status=1
+		continue
+	fi
+	grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|Done )' \
+	    "$out/fuzz_$t.log" || true
+	echo "ok: fuzz_$t (log: $out/fuzz_$t.log)"
+done
+exit $status
