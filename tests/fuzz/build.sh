@@ -39,10 +39,13 @@ printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
 	    "apt-get install -y --no-install-recommends libclang-rt-$("$CC_FUZZ" -dumpversion | cut -d. -f1)-dev"
 
 # The same packages and include paths as the top Makefile.
+# shellcheck disable=SC2016
 pkgs=$(printf 'kt-print-pkgs:\n\t@echo $(PKGS)\n' |
 	make -s --no-print-directory -f Makefile -f - kt-print-pkgs 2>/dev/null) ||
 	pkgs="openssl libpq gpgme libevent libevent_openssl libevent_pthreads jansson"
+# shellcheck disable=SC2086
 pkg_cflags=$(pkg-config --cflags $pkgs)
+# shellcheck disable=SC2086
 pkg_libs=$(pkg-config --libs $pkgs)
 
 CFLAGS_FUZZ="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
