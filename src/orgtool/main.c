@@ -1,0 +1,135 @@
+/*
+ * main.c - keytrustee-orgtool: manage a Key Trustee Server's organizations
+ * (tenants), their contacts, authorization codes and clients.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "orgtool.h"
+
+const char *orgtool_confdir;
+
+/* The guide's Table 4, in its order. */
+static const struct orgtool_cmd cmds[] = {
+	{ "add", "add [-h] -n NAME -c CONTACTS",
+	    "Adds a new organization and administrators for the organization.",
+	    cmd_add },
+	{ "list", "list [-h]",
+	    "Lists current organizations, including the authorization secret, "
+	    "all\nadministrators, the organization creation date, and the "
+	    "organization\nexpiration date.",
+	    cmd_list },
+	{ "disable-client", "disable-client [-h] --fingerprint FINGERPRINT",
+	    "Disables a client that has already been activated by the "
+	    "organization\nadministrator.",
+	    cmd_disable_client },
+	{ "enable-client", "enable-client [-h] --fingerprint FINGERPRINT",
+	    "Enables a client that has requested activation but has not yet "
+	    "been\napproved by the organization administrator.",
+	    cmd_enable_client },
+	{ "set-auth", "set-auth [-h] -n NAME -s SECRET",
+	    "Sets the authorization code to a new string, or to blank to allow "
+	    "automatic\napprovals without the code.",
+	    cmd_set_auth },
+};
+
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+const struct orgtool_cmd *
+orgtool_cmd_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++)
+		if (strcmp(name, cmds[i].name) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+void
+orgtool_cmd_usage(FILE *fp, const char *name, const char *options)
+{
+	const struct orgtool_cmd *cmd = orgtool_cmd_find(name);
+
+	if (cmd == NULL)
+		return;
+	fprintf(fp, "usage: %s [--confdir DIR] %s\n\n%s\n\noptions:\n%s",
+	    ORGTOOL_PROGNAME, cmd->usage, cmd->summary, options);
+	fprintf(fp,
+	    "  --confdir DIR         config dir (default "
+	    "$KEYTRUSTEE_HOME/.keytrustee)\n"
+	    "  -h, --help            show this help message and exit\n");
+}
+
+static void
+usage(FILE *fp)
+{
+	size_t i;
+
+	fprintf(fp,
+	    "usage: %s [-h] [--confdir DIR] COMMAND ...\n\n"
+	    "Administer Key Trustee Server organizations.  Must be run as "
+	    "root.\n\ncommands:\n",
+	    ORGTOOL_PROGNAME);
+	for (i = 0; i < NCMDS; i++)
+		fprintf(fp, "  %s %s\n", ORGTOOL_PROGNAME, cmds[i].usage);
+	fprintf(fp,
+	    "\noptions:\n"
+	    "  --confdir DIR  config dir (default "
+	    "$KEYTRUSTEE_HOME/.keytrustee,\n"
+	    "                 KEYTRUSTEE_HOME defaults to /var/lib/keytrustee)\n"
+	    "  -h, --help     show this help message and exit\n"
+	    "\nRun '%s COMMAND --help' for a command's options.\n",
+	    ORGTOOL_PROGNAME);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct orgtool_cmd *cmd;
+	int i;
+
+	/* Options before the command: only --confdir and --help. */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--confdir") == 0) {
+			if (i + 1 >= argc) {
+				cli_error("option --confdir requires an "
+					  "argument");
+				cli_hint("run '%s --help' for usage",
+				    ORGTOOL_PROGNAME);
+				return 2;
+			}
+			orgtool_confdir = argv[++i];
+		} else if (strncmp(argv[i], "--confdir=", 10) == 0) {
+			orgtool_confdir = argv[i] + 10;
+		} else {
+			cli_error("unknown option \"%s\"", argv[i]);
+			cli_hint("run '%s --help' for usage",
+			    ORGTOOL_PROGNAME);
+			return 2;
+		}
+	}
+	if (orgtool_confdir != NULL && *orgtool_confdir == '\0') {
+		cli_error("--confdir: empty directory name");
+		return 2;
+	}
+	if (i >= argc) {
+		cli_error("no command given");
+		cli_hint("run '%s --help' for the list of commands",
+		    ORGTOOL_PROGNAME);
+		return 2;
+	}
+	if ((cmd = orgtool_cmd_find(argv[i])) == NULL) {
+		cli_error("unknown command \"%s\"", argv[i]);
+		cli_hint("run '%s --help' for the list of commands",
+		    ORGTOOL_PROGNAME);
+		return 2;
+	}
+	return cmd->run(argc - i, argv + i);
+}

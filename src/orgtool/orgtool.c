@@ -1,0 +1,368 @@
+/*
+ * orgtool.c - what the keytrustee-orgtool verbs share: option diagnostics,
+ * validation of names, addresses and fingerprints, and the database
+ * connection, transactions and audit rows.
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "db.h"
+#include "log.h"
+#include "orgtool.h"
+
+int
+orgtool_opt_error(const char *cmd, int ch, int optchar, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	char q[256];
+
+	if (ch == ':') {
+		if (optchar != 0)
+			cli_error("option -%c requires an argument", optchar);
+		else
+			cli_error("option \"%s\" requires an argument",
+			    orgtool_quote(arg, q, sizeof(q)));
+	} else {
+		if (optchar != 0)
+			cli_error("unknown option -%c", optchar);
+		else
+			cli_error("unknown option \"%s\"",
+			    orgtool_quote(arg, q, sizeof(q)));
+	}
+	cli_hint("run '%s %s --help' for usage", ORGTOOL_PROGNAME, cmd);
+	return 2;
+}
+
+int
+orgtool_opt_missing(const char *cmd, const char *opt)
+{
+	cli_error("%s: the option %s is required", cmd, opt);
+	cli_hint("run '%s %s --help' for usage", ORGTOOL_PROGNAME, cmd);
+	return 2;
+}
+
+int
+orgtool_opt_extra(const char *cmd, const char *arg)
+{
+	char q[256];
+
+	cli_error("%s: unexpected argument \"%s\"", cmd,
+	    orgtool_quote(arg, q, sizeof(q)));
+	cli_hint("run '%s %s --help' for usage", ORGTOOL_PROGNAME, cmd);
+	return 2;
+}
+
+int
+orgtool_require_root(void)
+{
+	if (geteuid() == 0)
+		return 0;
+	cli_error("%s must be run as root", ORGTOOL_PROGNAME);
+	return -1;
+}
+
+const char *
+orgtool_quote(const char *s, char *buf, size_t len)
+{
+	static const char trunc[] = "...";
+	size_t o = 0;
+	const unsigned char *p;
+
+	if (len == 0)
+		return "";
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		char tmp[8];
+		size_t n;
+
+		if (*p < 0x20 || *p == 0x7f)
+			n = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", *p);
+		else if (*p == '"' || *p == '\\')
+			n = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", *p);
+		else {
+			tmp[0] = (char)*p;
+			n = 1;
+		}
+		if (o + n + sizeof(trunc) > len) {
+			if (o + sizeof(trunc) <= len) {
+				memcpy(buf + o, trunc, sizeof(trunc));
+				return buf;
+			}
+			break;
+		}
+		memcpy(buf + o, tmp, n);
+		o += n;
+	}
+	buf[o < len ? o : len - 1] = '\0';
+	return buf;
+}
+
+int
+orgtool_name_ok(const char *name)
+{
+	size_t n;
+
+	for (n = 0; name[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)name[n];
+		if (!(c < 0x80 && (isalnum(c) || c == '-' || c == '_')))
+			return 0;
+	}
+	return n >= 1 && n <= ORGTOOL_NAME_MAX;
+}
+
+int
+orgtool_check_name(const char *name)
+{
+	char q[512];
+
+	if (orgtool_name_ok(name))
+		return 0;
+	cli_error("invalid organization name \"%s\"",
+	    orgtool_quote(name, q, sizeof(q)));
+	if (strlen(name) > ORGTOOL_NAME_MAX)
+		cli_detail("it is %zu characters long; the limit is %d",
+		    strlen(name), ORGTOOL_NAME_MAX);
+	cli_hint("use 1 to %d letters, digits, hyphens or underscores: no "
+		 "spaces or special characters",
+	    ORGTOOL_NAME_MAX);
+	return -1;
+}
+
+/* RFC 5322 atext, plus '.' between atoms. */
+static int
+local_char_ok(unsigned char c)
+{
+	return c < 0x80 &&
+	    (isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL);
+}
+
+const char *
+orgtool_contact_problem(const char *addr)
+{
+	const char *at, *p, *label;
+	size_t len = strlen(addr);
+
+	if (len == 0)
+		return "it is empty";
+	if (len > ORGTOOL_CONTACT_MAX)
+		return "it is longer than 254 characters";
+	for (p = addr; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == ' ' || c == '\t')
+			return "it contains a space";
+		if (c < 0x20 || c == 0x7f)
+			return "it contains a control character";
+		if (c >= 0x80)
+			return "it contains a non-ASCII character";
+	}
+	if ((at = strchr(addr, '@')) == NULL)
+		return "it has no '@'";
+	if (strchr(at + 1, '@') != NULL)
+		return "it has more than one '@'";
+	if (at == addr)
+		return "the part before '@' is empty";
+	if (at - addr > 64)
+		return "the part before '@' is longer than 64 characters";
+	for (p = addr; p < at; p++)
+		if (!local_char_ok((unsigned char)*p))
+			return "the part before '@' has a character not "
+			       "allowed in an address";
+	if (addr[0] == '.' || at[-1] == '.' || strstr(addr, "..") != NULL)
+		return "it has a misplaced '.'";
+	if (at[1] == '\0')
+		return "the domain after '@' is empty";
+	if (strchr(at + 1, '.') == NULL)
+		return "the domain has no '.'";
+	/* Labels: letters, digits and '-', not at either end. */
+	label = at + 1;
+	for (p = at + 1;; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '.' || c == '\0') {
+			if (p == label)
+				return "the domain has an empty label";
+			if (*label == '-' || p[-1] == '-')
+				return "a domain label starts or ends with "
+				       "'-'";
+			if (p - label > 63)
+				return "a domain label is longer than 63 "
+				       "characters";
+			if (c == '\0')
+				break;
+			label = p + 1;
+		} else if (!isalnum(c) && c != '-')
+			return "the domain has a character other than "
+			       "letters, digits, '-' and '.'";
+	}
+	return NULL;
+}
+
+int
+orgtool_parse_fingerprint(const char *in, char out[ORGTOOL_FPR_LEN + 1])
+{
+	const char *p = in, *slash;
+	size_t i;
+
+	/* The server prints "4096R/<fingerprint>": bits, algorithm, '/'. */
+	if ((slash = strchr(in, '/')) != NULL) {
+		for (p = in; p < slash && isdigit((unsigned char)*p); p++)
+			;
+		if (p == in || p + 1 != slash ||
+		    !isalpha((unsigned char)*p))
+			return -1;
+		p = slash + 1;
+	}
+	if (strlen(p) != ORGTOOL_FPR_LEN)
+		return -1;
+	for (i = 0; i < ORGTOOL_FPR_LEN; i++) {
+		if (!isxdigit((unsigned char)p[i]))
+			return -1;
+		out[i] = (char)toupper((unsigned char)p[i]);
+	}
+	out[ORGTOOL_FPR_LEN] = '\0';
+	return 0;
+}
+
+static void
+orgtool_conf_warn(const char *msg)
+{
+	cli_warning("%s", msg);
+}
+
+/* Each line of a server or libpq message as its own "detail:" line. */
+static void
+orgtool_detail_lines(const char *text)
+{
+	const char *p = text, *nl;
+
+	if (text == NULL)
+		return;
+	while (*p != '\0') {
+		int n;
+
+		nl = strchr(p, '\n');
+		n = nl != NULL ? (int)(nl - p) : (int)strlen(p);
+		if (n > 0)
+			cli_detail("%.*s", n, p);
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+}
+
+PGconn *
+orgtool_connect(const char *confdir)
+{
+	struct kt_conf *c = NULL;
+	char *defdir = NULL, err[1024];
+	PGconn *db = NULL;
+	int version;
+
+	if (confdir == NULL) {
+		if ((defdir = conf_default_dir()) == NULL) {
+			cli_error("KEYTRUSTEE_HOME is too long");
+			goto out;
+		}
+		confdir = defdir;
+	}
+	if (conf_load(confdir, &c, orgtool_conf_warn, err, sizeof(err)) ==
+	    -1) {
+		cli_error("cannot read the configuration in %s", confdir);
+		orgtool_detail_lines(err);
+		cli_hint("run 'ktadmin init' and 'ktadmin db --bootstrap' "
+			 "first, or give --confdir");
+		goto out;
+	}
+	if (c->db_connect == NULL || *c->db_connect == '\0') {
+		cli_error("DB_CONNECT is not set in %s", c->path);
+		cli_hint("run 'ktadmin db --bootstrap' first");
+		goto out;
+	}
+	if ((db = db_connect(c, err, sizeof(err))) == NULL) {
+		cli_error("cannot connect to the database");
+		orgtool_detail_lines(err);
+		cli_hint("is it running?  'ktadmin db --status --pg-rootdir "
+			 "DIR' tells");
+		goto out;
+	}
+	if ((version = db_schema_version(db)) < 2) {
+		if (version == -1) {
+			cli_error("cannot read the schema version");
+			orgtool_detail_lines(PQerrorMessage(db));
+		} else
+			cli_error("the database has schema version %d; this "
+				  "program needs %d",
+			    version, DB_SCHEMA_VERSION);
+		cli_hint("run 'ktadmin db --bootstrap' or start the server "
+			 "once to migrate it");
+		PQfinish(db);
+		db = NULL;
+		goto out;
+	}
+out:
+	conf_free(c);
+	free(defdir);
+	return db;
+}
+
+void
+orgtool_pg_error(PGconn *db, PGresult *res, const char *what)
+{
+	const char *msg = NULL;
+
+	if (res != NULL)
+		msg = PQresultErrorMessage(res);
+	if (msg == NULL || *msg == '\0')
+		msg = PQerrorMessage(db);
+	cli_error("%s", what);
+	orgtool_detail_lines(msg);
+}
+
+int
+orgtool_exec(PGconn *db, const char *sql)
+{
+	PGresult *res;
+	int ret = 0;
+
+	res = PQexec(db, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		orgtool_pg_error(db, res, sql);
+		ret = -1;
+	}
+	PQclear(res);
+	return ret;
+}
+
+void
+orgtool_rollback(PGconn *db)
+{
+	PGresult *res;
+
+	if (db == NULL || PQtransactionStatus(db) == PQTRANS_IDLE)
+		return;
+	res = PQexec(db, "ROLLBACK");
+	PQclear(res);
+}
+
+int
+orgtool_audit(PGconn *db, const char *org, const char *action,
+    const char *object, const char *result)
+{
+	const char *params[5] = { ORGTOOL_ACTOR, org, action, object, result };
+	PGresult *res;
+	int ret = 0;
+
+	res = PQexecParams(db,
+	    "INSERT INTO audit_log (actor, org, action, object, result) "
+	    "VALUES ($1, $2, $3, $4, $5)",
+	    5, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		orgtool_pg_error(db, res, "cannot write the audit log");
+		ret = -1;
+	}
+	PQclear(res);
+	return ret;
+}

@@ -1,0 +1,91 @@
+/* orgtool.h - keytrustee-orgtool: the command table and shared helpers. */
+#ifndef ORGTOOL_H
+#define ORGTOOL_H
+
+#include <stdio.h>
+
+#include <libpq-fe.h>
+
+#define ORGTOOL_PROGNAME "keytrustee-orgtool"
+#define ORGTOOL_ACTOR "orgtool"
+#define ORGTOOL_NAME_MAX 64
+#define ORGTOOL_CONTACT_MAX 254
+#define ORGTOOL_FPR_LEN 40
+
+/* Long-only option values shared by every verb. */
+#define ORGTOOL_OPT_CONFDIR 0x100
+#define ORGTOOL_OPT_FINGERPRINT 0x101
+
+struct orgtool_cmd {
+	const char *name;
+	const char *usage;
+	const char *summary;
+	int (*run)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+/* One file per command. */
+int cmd_add(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_disable_client(int argc, char **argv);
+int cmd_enable_client(int argc, char **argv);
+int cmd_set_auth(int argc, char **argv);
+
+/* The command's table entry (main.c); NULL when unknown. */
+const struct orgtool_cmd *orgtool_cmd_find(const char *name);
+/* "usage: keytrustee-orgtool USAGE" and the common options. */
+void orgtool_cmd_usage(FILE *fp, const char *name, const char *options);
+
+/* --confdir given before the command (NULL: not given). */
+extern const char *orgtool_confdir;
+
+/*
+ * orgtool.c: helpers shared by the verbs.  They print their own diagnostics
+ * (this is a command-line tool) and never exit.
+ */
+
+/* Report getopt's '?' or ':' for cmd; returns 2 (the usage exit code). */
+int orgtool_opt_error(const char *cmd, int ch, int optchar, char **argv);
+/* "error: CMD: missing required option OPT" + hint; returns 2. */
+int orgtool_opt_missing(const char *cmd, const char *opt);
+/* "error: unexpected argument" + hint; returns 2. */
+int orgtool_opt_extra(const char *cmd, const char *arg);
+
+/* 0 when running as root, else -1 after an error message. */
+int orgtool_require_root(void);
+
+/* Copy s into buf with control characters, '"' and '\' escaped. */
+const char *orgtool_quote(const char *s, char *buf, size_t len);
+
+/* Organization names: ^[A-Za-z0-9_-]{1,64}$.  1 when fine. */
+int orgtool_name_ok(const char *name);
+/* 0 when valid, -1 and the error printed when not. */
+int orgtool_check_name(const char *name);
+/* A plausible mail address; NULL when fine, else the reason. */
+const char *orgtool_contact_problem(const char *addr);
+/*
+ * "4096R/<40 hex>" or "<40 hex>" in any case -> 40 upper-case hex digits.
+ * 0 when fine, -1 when malformed.
+ */
+int orgtool_parse_fingerprint(const char *in, char out[ORGTOOL_FPR_LEN + 1]);
+
+/* Load keytrustee.conf from confdir (NULL: default) and connect. */
+PGconn *orgtool_connect(const char *confdir);
+/* error: WHAT, with the server's message as detail lines. */
+void orgtool_pg_error(PGconn *db, PGresult *res, const char *what);
+/* Run a statement without results; 0 or -1 after the error. */
+int orgtool_exec(PGconn *db, const char *sql);
+/* ROLLBACK when a transaction is open. */
+void orgtool_rollback(PGconn *db);
+/* Append an audit_log row (actor orgtool, no remote address). */
+int orgtool_audit(PGconn *db, const char *org, const char *action,
+    const char *object, const char *result);
+
+/*
+ * enable-client and disable-client: parse argv (--fingerprint), then set the
+ * client's state to `state` with an audit row `action`.  Returns the exit
+ * code.
+ */
+int orgtool_client_cmd(const char *cmd, int argc, char **argv,
+    const char *state, const char *action);
+
+#endif
