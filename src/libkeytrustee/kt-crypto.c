@@ -1,0 +1,187 @@
+/* kt-crypto.c - the client's own OpenPGP key (GPGME) and base64. */
+#include <gpgme.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kt-int.h"
+#include "pgp.h"
+#include "util.h"
+
+int
+kt_pgp_ensure_key(struct kt_client *c, const char *hostname)
+{
+	char fpr[PGP_FPR_LEN + 1], qfpr[PGP_QFPR_MAX], *uid = NULL;
+	int r;
+
+	r = pgp_secret_key(c->confdir, fpr, qfpr, c->err, sizeof(c->err));
+	if (r == 0)
+		return KT_OK;
+	if (r < 0)
+		return KT_ERR;
+	if (asprintf(&uid, "keytrustee (client) <keytrustee@%s>", hostname) ==
+	    -1) {
+		kt_seterr(c, "out of memory");
+		return KT_ERR;
+	}
+	r = pgp_genkey(c->confdir, uid, KT_CLIENT_KEY_BITS, c->err,
+	    sizeof(c->err));
+	free(uid);
+	return r == 0 ? KT_OK : KT_ERR;
+}
+
+static gpgme_ctx_t
+ctx_new(struct kt_client *c)
+{
+	gpgme_ctx_t ctx = NULL;
+	gpgme_error_t e;
+
+	if ((e = gpgme_new(&ctx)) != 0 ||
+	    (e = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL,
+	    c->confdir)) != 0) {
+		kt_seterr(c, "GnuPG home %s: %s", c->confdir,
+		    gpgme_strerror(e));
+		gpgme_release(ctx);
+		return NULL;
+	}
+	gpgme_set_armor(ctx, 0);
+	gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
+	return ctx;
+}
+
+/* Move a gpgme_data_t's bytes into a malloc'd, NUL-terminated buffer. */
+static int
+data_take(struct kt_client *c, gpgme_data_t d, unsigned char **out,
+    size_t *outlen)
+{
+	size_t n = 0;
+	char *buf = gpgme_data_release_and_get_mem(d, &n);
+
+	if ((*out = malloc(n + 1)) == NULL) {
+		if (buf != NULL)
+			explicit_bzero(buf, n);
+		gpgme_free(buf);
+		kt_seterr(c, "out of memory");
+		return KT_ERR;
+	}
+	if (n > 0)
+		memcpy(*out, buf, n);
+	(*out)[n] = '\0';
+	*outlen = n;
+	if (buf != NULL)
+		explicit_bzero(buf, n);
+	gpgme_free(buf);
+	return KT_OK;
+}
+
+int
+kt_pgp_encrypt(struct kt_client *c, const void *in, size_t inlen,
+    unsigned char **out, size_t *outlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_key_t keys[2] = { NULL, NULL };
+	gpgme_data_t plain = NULL, cipher = NULL;
+	gpgme_error_t e;
+	int ret = KT_ERR;
+
+	*out = NULL;
+	if ((ctx = ctx_new(c)) == NULL)
+		return KT_ERR;
+	if ((e = gpgme_get_key(ctx, c->fpr, &keys[0], 0)) != 0) {
+		kt_seterr(c, "our OpenPGP key %s is not in %s: %s", c->fpr,
+		    c->confdir, gpgme_strerror(e));
+		goto out;
+	}
+	if ((e = gpgme_data_new_from_mem(&plain, in, inlen, 0)) != 0 ||
+	    (e = gpgme_data_new(&cipher)) != 0) {
+		kt_seterr(c, "GPGME: %s", gpgme_strerror(e));
+		goto out;
+	}
+	if ((e = gpgme_op_encrypt(ctx, keys, GPGME_ENCRYPT_ALWAYS_TRUST,
+	    plain, cipher)) != 0) {
+		kt_seterr(c, "encrypting to our OpenPGP key: %s",
+		    gpgme_strerror(e));
+		goto out;
+	}
+	ret = data_take(c, cipher, out, outlen);
+	cipher = NULL;
+out:
+	gpgme_data_release(plain);
+	gpgme_data_release(cipher);
+	gpgme_key_unref(keys[0]);
+	gpgme_release(ctx);
+	return ret;
+}
+
+int
+kt_pgp_decrypt(struct kt_client *c, const void *in, size_t inlen,
+    unsigned char **out, size_t *outlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_data_t plain = NULL, cipher = NULL;
+	gpgme_error_t e;
+	int ret = KT_ERR;
+
+	*out = NULL;
+	if ((ctx = ctx_new(c)) == NULL)
+		return KT_ERR;
+	if ((e = gpgme_data_new_from_mem(&cipher, in, inlen, 0)) != 0 ||
+	    (e = gpgme_data_new(&plain)) != 0) {
+		kt_seterr(c, "GPGME: %s", gpgme_strerror(e));
+		goto out;
+	}
+	if ((e = gpgme_op_decrypt(ctx, cipher, plain)) != 0) {
+		kt_seterr(c, "decrypting with our OpenPGP key in %s: %s",
+		    c->confdir, gpgme_strerror(e));
+		goto out;
+	}
+	ret = data_take(c, plain, out, outlen);
+	plain = NULL;
+out:
+	gpgme_data_release(plain);
+	gpgme_data_release(cipher);
+	gpgme_release(ctx);
+	return ret;
+}
+
+char *
+kt_b64_encode(const unsigned char *in, size_t len)
+{
+	char *out;
+
+	if (len > (size_t)1 << 30 || (out = malloc(4 * ((len + 2) / 3) + 1)) ==
+	    NULL)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+	return out;
+}
+
+int
+kt_b64_decode(const char *in, unsigned char **out, size_t *outlen)
+{
+	size_t len = strlen(in), pad = 0;
+	int n;
+
+	*out = NULL;
+	if (len % 4 != 0 || len > (size_t)1 << 30)
+		return -1;
+	if ((*out = malloc(len / 4 * 3 + 1)) == NULL)
+		return -1;
+	if (len == 0) {
+		*outlen = 0;
+		return 0;
+	}
+	if ((n = EVP_DecodeBlock(*out, (const unsigned char *)in,
+	    (int)len)) < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	if (in[len - 1] == '=')
+		pad++;
+	if (in[len - 2] == '=')
+		pad++;
+	*outlen = (size_t)n - pad;
+	return 0;
+}
