@@ -18,21 +18,24 @@ static const struct conf_key {
 	const char *name;
 	enum conf_type type;
 	size_t off;
-	int path;  /* 1: relative values are taken from the config dir */
+	int path;      /* 1: relative values are taken from the config dir */
+	int nullable;  /* 1: null means "not set" */
 } conf_keys[] = {
-	{ "SSL_CERTIFICATE", CT_STR, offsetof(struct kt_conf, ssl_certificate), 1 },
-	{ "SSL_PRIVATE_KEY", CT_STR, offsetof(struct kt_conf, ssl_private_key), 1 },
+	{ "SSL_CERTIFICATE", CT_STR, offsetof(struct kt_conf, ssl_certificate),
+	    1, 0 },
+	{ "SSL_PRIVATE_KEY", CT_STR, offsetof(struct kt_conf, ssl_private_key),
+	    1, 0 },
 	{ "SSL_PRIVATE_KEY_PASSWORD_SCRIPT", CT_STR,
-	    offsetof(struct kt_conf, ssl_private_key_password_script), 0 },
-	{ "SSL_CA", CT_STR, offsetof(struct kt_conf, ssl_ca), 1 },
+	    offsetof(struct kt_conf, ssl_private_key_password_script), 0, 1 },
+	{ "SSL_CA", CT_STR, offsetof(struct kt_conf, ssl_ca), 1, 1 },
 	{ "TLS_MIN_VERSION", CT_TLSVER,
-	    offsetof(struct kt_conf, tls_min_version_name), 0 },
-	{ "SSL_CIPHERS", CT_STR, offsetof(struct kt_conf, ssl_ciphers), 0 },
-	{ "PORT", CT_PORT, offsetof(struct kt_conf, port), 0 },
-	{ "DB_PORT", CT_PORT, offsetof(struct kt_conf, db_port), 0 },
-	{ "DB_CONNECT", CT_STR, offsetof(struct kt_conf, db_connect), 0 },
-	{ "MAIL_URL", CT_STR, offsetof(struct kt_conf, mail_url), 0 },
-	{ "HOSTNAME", CT_STR, offsetof(struct kt_conf, hostname), 0 },
+	    offsetof(struct kt_conf, tls_min_version_name), 0, 0 },
+	{ "SSL_CIPHERS", CT_STR, offsetof(struct kt_conf, ssl_ciphers), 0, 0 },
+	{ "PORT", CT_PORT, offsetof(struct kt_conf, port), 0, 0 },
+	{ "DB_PORT", CT_PORT, offsetof(struct kt_conf, db_port), 0, 0 },
+	{ "DB_CONNECT", CT_STR, offsetof(struct kt_conf, db_connect), 0, 1 },
+	{ "MAIL_URL", CT_STR, offsetof(struct kt_conf, mail_url), 0, 0 },
+	{ "HOSTNAME", CT_STR, offsetof(struct kt_conf, hostname), 0, 0 },
 };
 
 static const struct {
@@ -134,7 +137,7 @@ conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
 		return 0;
 	case CT_TLSVER:
 	case CT_STR:
-		if (json_is_null(v) && k->type == CT_STR) {
+		if (json_is_null(v) && k->nullable) {
 			sp = conf_strp(c, k);
 			free(*sp);
 			*sp = NULL;
@@ -186,21 +189,47 @@ conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
 	return -1;
 }
 
-/* jansson keeps no per-key line numbers: find the key's line in the text. */
+/*
+ * jansson keeps no per-key line numbers: find the line of KEY as a member
+ * name of the top-level object (not a value, not a nested key).  text is
+ * NUL-terminated.
+ */
 static int
 conf_key_line(const char *text, const char *key)
 {
-	char pat[128];
-	const char *p;
-	int line = 1;
+	size_t klen = strlen(key);
+	const char *p = text, *start;
+	int line = 1, depth = 0;
 
-	snprintf(pat, sizeof(pat), "\"%s\"", key);
-	if ((p = strstr(text, pat)) == NULL)
-		return 1;
-	for (; p > text; p--)
-		if (p[-1] == '\n')
+	for (; *p != '\0'; p++) {
+		if (*p == '\n') {
 			line++;
-	return line;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+		} else if (*p == '"') {
+			const char *q;
+			start = ++p;
+			for (; *p != '\0' && *p != '"'; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				else if (*p == '\n')
+					line++;
+			}
+			if (*p == '\0')
+				break;
+			if (depth != 1 || (size_t)(p - start) != klen ||
+			    memcmp(start, key, klen) != 0)
+				continue;
+			for (q = p + 1; *q == ' ' || *q == '\t' || *q == '\r' ||
+			    *q == '\n'; q++)
+				;
+			if (*q == ':')
+				return line;
+		}
+	}
+	return 1;
 }
 
 int
@@ -211,6 +240,7 @@ conf_parse(const char *text, size_t len, const char *confdir, const char *name,
 	json_error_t jerr;
 	json_t *root = NULL, *v;
 	const char *key;
+	char *copy = NULL;
 	size_t i;
 	int ret = -1;
 
@@ -219,10 +249,18 @@ conf_parse(const char *text, size_t len, const char *confdir, const char *name,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (strlen(text) != len) {
+	if (memchr(text, '\0', len) != NULL) {
 		snprintf(err, errlen, "%s: contains a NUL byte", name);
 		goto out;
 	}
+	/* A terminated copy: callers need not terminate text. */
+	if ((copy = malloc(len + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	text = copy;
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		snprintf(err, errlen, "%s:%d: invalid JSON: %s", name,
@@ -259,6 +297,8 @@ conf_parse(const char *text, size_t len, const char *confdir, const char *name,
 	c = NULL;
 	ret = 0;
 out:
+	if (copy != NULL)
+		freezero(copy, len + 1);
 	json_decref(root);
 	conf_free(c);
 	return ret;
@@ -338,7 +378,7 @@ conf_set_str(struct kt_conf *c, const char *key, const char *value)
 
 	if (value == NULL) {
 		json_object_del(c->json, key);
-		if (k != NULL && k->type == CT_STR) {
+		if (k != NULL && k->nullable) {
 			free(*conf_strp(c, k));
 			*conf_strp(c, k) = NULL;
 		}

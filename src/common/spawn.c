@@ -39,13 +39,11 @@ child_exec(char *const argv[], const struct spawn_opts *o, int outfd, int errfd)
 
 	if ((nullfd = open("/dev/null", O_RDWR)) == -1)
 		_exit(127);
-	if (o->detach)
-		setsid();
 	dup2(nullfd, STDIN_FILENO);
-	dup2(outfd != -1 ? outfd : (o->detach ? nullfd : STDOUT_FILENO),
-	    STDOUT_FILENO);
-	dup2(errfd != -1 ? errfd : (o->detach ? nullfd : STDERR_FILENO),
-	    STDERR_FILENO);
+	if (outfd != -1)
+		dup2(outfd, STDOUT_FILENO);
+	if (errfd != -1)
+		dup2(errfd, STDERR_FILENO);
 	closefrom(STDERR_FILENO + 1);
 
 	if (o->runas != NULL && geteuid() == 0) {
@@ -120,7 +118,7 @@ spawn_run(char *const argv[], const struct spawn_opts *opts,
 	int st, saved;
 
 	memset(res, 0, sizeof(*res));
-	if (o->capture && !o->detach) {
+	if (o->capture) {
 		if (pipe2(outp, O_CLOEXEC) == -1 || pipe2(errp, O_CLOEXEC) == -1)
 			goto fail;
 	}
@@ -175,10 +173,6 @@ spawn_run(char *const argv[], const struct spawn_opts *opts,
 		}
 		close(outp[0]);
 		close(errp[0]);
-	}
-	if (o->detach) {
-		res->status = 0;
-		return (int)pid > 0 ? 0 : -1;
 	}
 	while (waitpid(pid, &st, 0) == -1) {
 		if (errno != EINTR)

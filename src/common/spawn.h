@@ -17,7 +17,6 @@ struct spawn_opts {
 	const char *runas;  /* account to switch to when root; NULL = stay */
 	const char *cwd;    /* NULL = inherit */
 	int capture;        /* 1: capture stdout/stderr; 0: inherit them */
-	int detach;         /* 1: do not wait; new session, stdio to /dev/null */
 };
 
 /*

@@ -60,6 +60,29 @@ out:
 	return ret;
 }
 
+/* Make a rename durable: fsync the directory that holds path. */
+static int
+dir_fsync(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(dir))
+		return 0;
+	strcpy(dir, path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	ret = fsync(fd);
+	close(fd);
+	return ret;
+}
+
 int
 file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
@@ -72,7 +95,9 @@ file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	/* A stale temp file of a crashed writer with our pid: start afresh. */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd == -1)
 		return -1;
 	if (fchmod(fd, mode) == -1)
@@ -95,7 +120,7 @@ file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 		fd = -1;
 		goto fail;
 	}
-	return 0;
+	return dir_fsync(path);
 fail:
 	saved = errno;
 	if (fd != -1)

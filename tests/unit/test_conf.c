@@ -290,12 +290,9 @@ test_string_validation(void **state)
 }
 
 /*
- * KNOWN BUG (reported, not fixed here): conf_apply() accepts JSON null for
- * every CT_STR key, leaving c->ssl_certificate / ssl_private_key / hostname
- * / mail_url / ssl_ciphers NULL; the server then stat()s and prints a NULL
- * path ("(null): Bad address") instead of naming the key.  Only the
- * optional keys (SSL_CA, DB_CONNECT, SSL_PRIVATE_KEY_PASSWORD_SCRIPT) may be
- * null.  This test fails until src/common/conf.c is fixed.
+ * Only the optional keys (SSL_CA, DB_CONNECT, SSL_PRIVATE_KEY_PASSWORD_SCRIPT)
+ * may be null; a null required key must be refused by name, not leave a
+ * NULL path for the server to stat.
  */
 static void
 test_null_required_string_refused(void **state)
@@ -391,11 +388,9 @@ test_unknown_keys_warned(void **state)
 }
 
 /*
- * KNOWN BUG (reported, not fixed here): conf_key_line() takes the first
- * occurrence of "KEY" anywhere in the text, so a value equal to a later key
- * name (or a nested object's key) makes the error point at the wrong line.
- * Here "PORT" first appears as HOSTNAME's value on line 2, the bad PORT is
- * on line 3.  This test fails until src/common/conf.c is fixed.
+ * The line of an error is that of the top-level key, not of an earlier
+ * value or nested key with the same text: "PORT" first appears as
+ * HOSTNAME's value on line 2, the bad PORT is on line 3.
  */
 static void
 test_error_line_not_fooled_by_values(void **state)
@@ -552,10 +547,29 @@ test_default_dir(void **state)
 	free(d);
 }
 
+/* conf_parse reads only len bytes: the text need not be terminated. */
+static void
+test_unterminated_text(void **state)
+{
+	struct kt_conf *c = NULL;
+	char err[512], *buf;
+
+	(void)state;
+	buf = malloc(2);
+	assert_non_null(buf);
+	memcpy(buf, "{}", 2);
+	assert_int_equal(conf_parse(buf, 2, CONFDIR, "t", &c, NULL, err,
+	    sizeof(err)), 0);
+	assert_int_equal(c->port, KT_DEFAULT_PORT);
+	conf_free(c);
+	free(buf);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unterminated_text),
 		cmocka_unit_test_setup(test_new_default, reset_warn),
 		cmocka_unit_test_setup(test_parse_good, reset_warn),
 		cmocka_unit_test_setup(test_parse_empty_object_defaults,
