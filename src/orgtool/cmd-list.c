@@ -42,7 +42,7 @@ list_orgs(PGconn *db)
 	res = PQexecParams(db,
 	    "SELECT name, auth_secret, array_to_json(contacts)::text, "
 	    "to_char(creation, " LIST_ISO "), "
-	    "to_char(expiration, " LIST_ISO "), key_info, state "
+	    "to_char(expiration, " LIST_ISO "), key_info, state, uuid "
 	    "FROM orgs ORDER BY name",
 	    0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -78,6 +78,8 @@ list_orgs(PGconn *db)
 			json_string(PQgetvalue(res, i, 0))) == -1 ||
 		    list_set(org, "state",
 			json_integer(atoi(PQgetvalue(res, i, 6)))) == -1 ||
+		    list_set(org, "uuid",
+			json_string(PQgetvalue(res, i, 7))) == -1 ||
 		    list_set(org, "clients", json_array()) == -1)
 			goto nomem;
 		tmp = org;
