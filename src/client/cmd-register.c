@@ -1,6 +1,8 @@
 /* cmd-register.c - keytrustee-client register. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@ cmd_register(const char *confdir, int argc, char **argv)
 	const struct client_cmd *cmd = client_cmd_find("register");
 	struct kt_register_opts o = { 0 };
 	struct kt_client *c;
+	char *cacert = NULL;
 	int ch, rc = 1, ret;
 
 	opterr = 0;
@@ -60,12 +63,18 @@ cmd_register(const char *confdir, int argc, char **argv)
 	if (o.ssl_insecure && o.cacert != NULL)
 		return client_usage_error(cmd, "--skip-ssl-check and --cacert "
 		    "exclude each other");
-	if (o.cacert != NULL && access(o.cacert, R_OK) != 0)
+	if (o.cacert != NULL && (access(o.cacert, R_OK) != 0 ||
+	    (cacert = realpath(o.cacert, NULL)) == NULL))
 		return client_usage_error(cmd, "--cacert %s: cannot read it",
 		    o.cacert);
+	/* keytrustee.conf keeps the absolute path. */
+	if (cacert != NULL)
+		o.cacert = cacert;
 	/* A conf open to group/others is refused here too. */
-	if ((c = client_open(confdir, &rc)) == NULL)
+	if ((c = client_open(confdir, &rc)) == NULL) {
+		free(cacert);
 		return rc;
+	}
 	if ((ret = kt_register(c, &o)) != KT_OK) {
 		rc = client_fail(c, ret);
 		goto out;
@@ -82,6 +91,7 @@ cmd_register(const char *confdir, int argc, char **argv)
 	}
 	rc = 0;
 out:
+	free(cacert);
 	kt_client_free(c);
 	return rc;
 }
