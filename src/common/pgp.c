@@ -201,3 +201,197 @@ pgp_kill_agent(const char *homedir)
 	if (spawn_run(argv, &o, &r) == 0)
 		spawn_result_free(&r);
 }
+
+/* Copy a GPGME data buffer out into malloc'd memory and release it. */
+static int
+pgp_data_take(gpgme_data_t data, unsigned char **out, size_t *outlen)
+{
+	char *buf;
+	size_t n = 0;
+
+	*out = NULL;
+	buf = gpgme_data_release_and_get_mem(data, &n);
+	if (buf == NULL && n != 0)
+		return -1;
+	if ((*out = malloc(n + 1)) == NULL) {
+		if (buf != NULL) {
+			explicit_bzero(buf, n);
+			gpgme_free(buf);
+		}
+		return -1;
+	}
+	if (n > 0)
+		memcpy(*out, buf, n);
+	(*out)[n] = '\0';
+	if (buf != NULL) {
+		explicit_bzero(buf, n);
+		gpgme_free(buf);
+	}
+	*outlen = n;
+	return 0;
+}
+
+static int
+pgp_can_encrypt(gpgme_key_t key)
+{
+	gpgme_subkey_t sk;
+
+	if (key->revoked || key->expired || key->disabled || key->invalid)
+		return 0;
+	for (sk = key->subkeys; sk != NULL; sk = sk->next)
+		if (sk->can_encrypt && !sk->revoked && !sk->expired &&
+		    !sk->disabled && !sk->invalid)
+			return 1;
+	return 0;
+}
+
+int
+pgp_import_pubkey(const char *homedir, const char *armored, size_t len,
+    char fpr[PGP_FPR_LEN + 1], char *err, size_t errlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_data_t data = NULL;
+	gpgme_import_result_t res;
+	gpgme_key_t key = NULL;
+	gpgme_error_t e;
+	size_t i;
+	int ret = -1;
+
+	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+		return -1;
+	if ((e = gpgme_data_new_from_mem(&data, armored, len, 0)) != 0 ||
+	    (e = gpgme_op_import(ctx, data)) != 0) {
+		snprintf(err, errlen, "importing the key: %s",
+		    gpgme_strerror(e));
+		goto out;
+	}
+	res = gpgme_op_import_result(ctx);
+	if (res == NULL || res->considered == 0 || res->imports == NULL ||
+	    res->imports->fpr == NULL) {
+		snprintf(err, errlen, "no OpenPGP public key found");
+		goto out;
+	}
+	if (res->considered != 1 || res->imports->next != NULL) {
+		snprintf(err, errlen, "more than one OpenPGP key given");
+		goto out;
+	}
+	if (res->imports->result != 0 ||
+	    strlen(res->imports->fpr) != PGP_FPR_LEN) {
+		snprintf(err, errlen, "the key was not accepted: %s",
+		    gpgme_strerror(res->imports->result));
+		goto out;
+	}
+	for (i = 0; i < PGP_FPR_LEN; i++)
+		fpr[i] = (char)toupper((unsigned char)res->imports->fpr[i]);
+	fpr[PGP_FPR_LEN] = '\0';
+	if (res->secret_read > 0) {
+		/* A client hands over its public key only. */
+		if (gpgme_get_key(ctx, fpr, &key, 1) == 0)
+			gpgme_op_delete_ext(ctx, key, GPGME_DELETE_ALLOW_SECRET |
+			    GPGME_DELETE_FORCE);
+		snprintf(err, errlen, "secret key material given; send the "
+		    "public key only");
+		goto out;
+	}
+	if ((e = gpgme_get_key(ctx, fpr, &key, 0)) != 0) {
+		snprintf(err, errlen, "reading back the key: %s",
+		    gpgme_strerror(e));
+		goto out;
+	}
+	if (!pgp_can_encrypt(key)) {
+		snprintf(err, errlen, "the key has no usable encryption "
+		    "subkey");
+		goto out;
+	}
+	ret = 0;
+out:
+	gpgme_key_unref(key);
+	gpgme_data_release(data);
+	gpgme_release(ctx);
+	return ret;
+}
+
+int
+pgp_encrypt(const char *homedir, const char *fpr, const void *plain,
+    size_t len, char **armored, size_t *outlen, char *err, size_t errlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_data_t in = NULL, out = NULL;
+	gpgme_key_t keys[2] = { NULL, NULL };
+	gpgme_error_t e;
+	unsigned char *buf = NULL;
+	size_t n = 0;
+	int ret = -1;
+
+	*armored = NULL;
+	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+		return -1;
+	if ((e = gpgme_get_key(ctx, fpr, &keys[0], 0)) != 0) {
+		snprintf(err, errlen, "key %s: %s", fpr, gpgme_strerror(e));
+		goto out;
+	}
+	if ((e = gpgme_data_new_from_mem(&in, plain, len, 0)) != 0 ||
+	    (e = gpgme_data_new(&out)) != 0 ||
+	    (e = gpgme_op_encrypt(ctx, keys, GPGME_ENCRYPT_ALWAYS_TRUST, in,
+	    out)) != 0) {
+		snprintf(err, errlen, "encrypting to %s: %s", fpr,
+		    gpgme_strerror(e));
+		goto out;
+	}
+	if (pgp_data_take(out, &buf, &n) == -1) {
+		out = NULL;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	out = NULL;
+	*armored = (char *)buf;
+	if (outlen != NULL)
+		*outlen = n;
+	ret = 0;
+out:
+	gpgme_key_unref(keys[0]);
+	gpgme_data_release(in);
+	gpgme_data_release(out);
+	gpgme_release(ctx);
+	return ret;
+}
+
+int
+pgp_decrypt(const char *homedir, const void *msg, size_t len,
+    unsigned char **plain, size_t *plainlen, char *err, size_t errlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_data_t in = NULL, out = NULL;
+	gpgme_error_t e;
+	int ret = -1;
+
+	*plain = NULL;
+	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+		return -1;
+	if ((e = gpgme_data_new_from_mem(&in, msg, len, 0)) != 0 ||
+	    (e = gpgme_data_new(&out)) != 0 ||
+	    (e = gpgme_op_decrypt(ctx, in, out)) != 0) {
+		snprintf(err, errlen, "decrypting: %s", gpgme_strerror(e));
+		goto out;
+	}
+	if (pgp_data_take(out, plain, plainlen) == -1) {
+		out = NULL;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	out = NULL;
+	ret = 0;
+out:
+	gpgme_data_release(in);
+	if (out != NULL) {
+		/* Partial plaintext: clear it before GPGME frees it. */
+		size_t n = 0;
+		char *b = gpgme_data_release_and_get_mem(out, &n);
+		if (b != NULL) {
+			explicit_bzero(b, n);
+			gpgme_free(b);
+		}
+	}
+	gpgme_release(ctx);
+	return ret;
+}

@@ -22,6 +22,23 @@ int pgp_genkey(const char *homedir, const char *uid, unsigned bits,
 /* The armored public key of fpr. */
 int pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
     size_t *len, char *err, size_t errlen);
+/*
+ * Import one armored public key into homedir.  Fills fpr (upper-case hex)
+ * with the key's fingerprint.  Refuses (-1) data holding no key, several
+ * keys, or secret key material (which is deleted again), and a key that
+ * cannot encrypt.
+ */
+int pgp_import_pubkey(const char *homedir, const char *armored, size_t len,
+    char fpr[PGP_FPR_LEN + 1], char *err, size_t errlen);
+/* Encrypt data to the key fpr in homedir (trusted as is): armored message. */
+int pgp_encrypt(const char *homedir, const char *fpr, const void *data,
+    size_t len, char **armored, size_t *outlen, char *err, size_t errlen);
+/*
+ * Decrypt a message with a secret key in homedir (through gpg-agent).  The
+ * plaintext is malloc'd; clear it (freezero) when done.
+ */
+int pgp_decrypt(const char *homedir, const void *msg, size_t len,
+    unsigned char **out, size_t *outlen, char *err, size_t errlen);
 /* Stop what GnuPG started for homedir (gpgconf --kill all). */
 void pgp_kill_agent(const char *homedir);
 

@@ -1,6 +1,7 @@
 /*
  * cmd-init.c - ktadmin init: make (or complete) a server's config dir:
  * keytrustee.conf, the OpenPGP key with the dir as GnuPG home, the
+ * data key (datakey.gpg, encrypted to that OpenPGP key), the
  * self-signed TLS certificate under .ssl/, logging.conf.  On an existing
  * dir (the passive host after rsync) it keeps what is there.
  */
@@ -16,6 +17,7 @@
 
 #include "cert.h"
 #include "conf.h"
+#include "datakey.h"
 #include "ktadmin.h"
 #include "log.h"
 #include "pgp.h"
@@ -268,6 +270,13 @@ cmd_init(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* The data key, encrypted to the key above; an existing one stays. */
+	if ((r = datakey_create(confdir, fpr, err, sizeof(err))) == -1) {
+		cli_error("%s", err);
+		goto out;
+	}
+	if (r == 0)
+		printf("Created data key %s/%s\n", confdir, DATAKEY_FILE);
 	if (init_tls(c, ktype) == -1)
 		goto out;
 	if (path_join(lpath, sizeof(lpath), confdir, "logging.conf") == 0 &&

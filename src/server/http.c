@@ -25,23 +25,19 @@
 #include "server.h"
 
 #define HTTP_MAX_HEADERS (16 * 1024)
+/*
+ * Bodies: the API allows 128 KiB and answers a larger one with JSON 413
+ * itself; evhttp's own limit (twice that) bounds what is buffered and
+ * answers beyond it with libevent's HTML 413 and closes the connection
+ * (libevent 2.1 has no hook to shape that answer).
+ */
 #define HTTP_MAX_BODY (256 * 1024)
+#define API_MAX_BODY (128 * 1024)
 #define HTTP_TIMEOUT_SECS 30
 #define HTTP_DRAIN_MSECS 500
 
-struct worker {
-	struct server *srv;
-	int id;
-	pthread_t thread;
-	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
-	struct event *stop_ev;
-	PGconn *db;            /* this worker's connection, opened lazily */
-};
-
-static void
-reply(struct evhttp_request *req, int status, const char *ctype,
+void
+http_reply(struct evhttp_request *req, int status, const char *ctype,
     const char *body, size_t len)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -61,8 +57,8 @@ reply(struct evhttp_request *req, int status, const char *ctype,
 	evbuffer_free(buf);
 }
 
-static void
-reply_json(struct evhttp_request *req, int status, json_t *obj)
+void
+http_reply_json(struct evhttp_request *req, int status, json_t *obj)
 {
 	char *s = json_dumps(obj, JSON_COMPACT);
 
@@ -70,13 +66,12 @@ reply_json(struct evhttp_request *req, int status, json_t *obj)
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
 	}
-	reply(req, status, "application/json", s, strlen(s));
+	http_reply(req, status, "application/json", s, strlen(s));
 	free(s);
 }
 
-/* Errors name what is wrong; they never echo the request. */
-static void
-reply_error(struct evhttp_request *req, int status, const char *code,
+void
+http_reply_error(struct evhttp_request *req, int status, const char *code,
     const char *msg)
 {
 	json_t *o = json_pack("{s:s, s:s}", "error", msg, "code", code);
@@ -85,23 +80,49 @@ reply_error(struct evhttp_request *req, int status, const char *code,
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
 	}
-	reply_json(req, status, o);
+	http_reply_json(req, status, o);
 	json_decref(o);
 }
 
-static int
-worker_db_version(struct worker *w)
+const char *
+http_peer(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (c == NULL)
+		return "";
+	evhttp_connection_get_peer(c, &addr, &port);
+	return addr != NULL ? addr : "";
+}
+
+PGconn *
+worker_db(struct worker *w)
 {
 	char err[512];
-	int v;
 
 	if (w->db != NULL && PQstatus(w->db) != CONNECTION_OK)
 		PQreset(w->db);
 	if (w->db == NULL &&
 	    (w->db = db_connect(w->srv->conf, err, sizeof(err))) == NULL) {
 		log_warnx("worker %d: database: %s", w->id, err);
-		return -1;
+		return NULL;
 	}
+	if (PQstatus(w->db) != CONNECTION_OK) {
+		log_warnx("worker %d: database: connection lost", w->id);
+		return NULL;
+	}
+	return w->db;
+}
+
+static int
+worker_db_version(struct worker *w)
+{
+	int v;
+
+	if (worker_db(w) == NULL)
+		return -1;
 	if ((v = db_schema_version(w->db)) < 0 &&
 	    PQstatus(w->db) != CONNECTION_OK) {
 		/* The connection broke under us: one more try. */
@@ -126,10 +147,10 @@ route_health(struct worker *w, struct evhttp_request *req)
 	    "replication", "none",
 	    "draining", atomic_load(&w->srv->draining) != 0);
 	if (o == NULL) {
-		reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
+		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
 		return;
 	}
-	reply_json(req, v >= 0 ? HTTP_OK : HTTP_SERVUNAVAIL, o);
+	http_reply_json(req, v >= 0 ? HTTP_OK : HTTP_SERVUNAVAIL, o);
 	json_decref(o);
 }
 
@@ -144,21 +165,66 @@ route_action(struct worker *w, struct evhttp_request *req, const char *query)
 	if (query == NULL || evhttp_parse_query_str(query, &q) != 0 ||
 	    (a = evhttp_find_header(&q, "a")) == NULL) {
 		evhttp_clear_headers(&q);
-		reply_error(req, HTTP_NOTFOUND, "not_found",
+		http_reply_error(req, HTTP_NOTFOUND, "not_found",
 		    "no such resource; try /?a=fingerprint");
 		return;
 	}
 	if (strcmp(a, "fingerprint") == 0)
-		reply(req, HTTP_OK, "text/plain", w->srv->qfpr,
+		http_reply(req, HTTP_OK, "text/plain", w->srv->qfpr,
 		    strlen(w->srv->qfpr));
 	else if (strcmp(a, "pubkey") == 0)
-		reply(req, HTTP_OK, "application/pgp-keys", w->srv->pubkey,
+		http_reply(req, HTTP_OK, "application/pgp-keys", w->srv->pubkey,
 		    w->srv->pubkeylen);
 	else
-		reply_error(req, HTTP_BADREQUEST, "unknown_action",
+		http_reply_error(req, HTTP_BADREQUEST, "unknown_action",
 		    "unknown action in parameter a (known: fingerprint, "
 		    "pubkey)");
 	evhttp_clear_headers(&q);
+}
+
+static void
+method_not_allowed(struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+	    allow);
+	http_reply_error(req, 405, "method_not_allowed",
+	    "method not allowed on this resource");
+}
+
+/* /v1/...: the JSON API. */
+static void
+route_v1(struct worker *w, struct evhttp_request *req, const char *path,
+    enum evhttp_cmd_type cmd)
+{
+	const char *rest;
+
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
+	    API_MAX_BODY) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+		http_reply_error(req, 413, "too_large",
+		    "request body larger than 128 KiB");
+		return;
+	}
+	if (strcmp(path, "/v1/register") == 0) {
+		if (cmd != EVHTTP_REQ_POST)
+			method_not_allowed(req, "POST");
+		else
+			api_register(w, req);
+	} else if (strcmp(path, "/v1/deposits") == 0) {
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST)
+			method_not_allowed(req, "GET, POST");
+		else
+			api_deposits(w, req, NULL);
+	} else if (strncmp(path, "/v1/deposits/", 13) == 0 &&
+	    *(rest = path + 13) != '\0' && strchr(rest, '/') == NULL) {
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE)
+			method_not_allowed(req, "GET, DELETE");
+		else
+			api_deposits(w, req, rest);
+	} else
+		http_reply_error(req, HTTP_NOTFOUND, "not_found",
+		    "no such resource");
 }
 
 static void
@@ -175,11 +241,12 @@ route(struct evhttp_request *req, void *arg)
 		    "Connection", "close");
 	if (path == NULL || *path == '\0')
 		path = "/";
+	if (strncmp(path, "/v1/", 4) == 0) {
+		route_v1(w, req, path, cmd);
+		return;
+	}
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Allow", "GET, HEAD");
-		reply_error(req, 405, "method_not_allowed",
-		    "method not allowed on this resource");
+		method_not_allowed(req, "GET, HEAD");
 		return;
 	}
 	if (strcmp(path, "/") == 0)
@@ -187,7 +254,7 @@ route(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/health") == 0)
 		route_health(w, req);
 	else
-		reply_error(req, HTTP_NOTFOUND, "not_found",
+		http_reply_error(req, HTTP_NOTFOUND, "not_found",
 		    "no such resource");
 }
 

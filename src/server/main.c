@@ -7,15 +7,20 @@
 #include <errno.h>
 #include <event2/thread.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "crypto.h"
+#include "datakey.h"
 #include "log.h"
 #include "pgp.h"
 #include "server.h"
@@ -209,8 +214,32 @@ main(int argc, char **argv)
 	if (pgp_export_pubkey(confdir, fpr, &srv.pubkey, &srv.pubkeylen, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
+	/* The data key, decrypted once and held in (locked) memory. */
+	mlock(srv.datakey, sizeof(srv.datakey));
+	r = datakey_load(confdir, srv.datakey, err, sizeof(err));
+	if (r == 1) {
+		pgp_kill_agent(confdir);
+		fatalx("%s: no data key (%s); run 'ktadmin init --confdir %s'",
+		    confdir, DATAKEY_FILE, confdir);
+	}
+	if (r == -1) {
+		pgp_kill_agent(confdir);
+		fatalx("%s", err);
+	}
 	/* The server needs only the public half from here on. */
 	pgp_kill_agent(confdir);
+	if (crypto_init() == -1)
+		fatalx("OpenSSL lacks AES-256-GCM, SHA-256 or HMAC");
+	/* The clients' public keys live in a GnuPG home of their own. */
+	if (path_join(srv.clients_home, sizeof(srv.clients_home), confdir,
+	    ".clients-gnupg") == -1)
+		fatalx("%s: path too long", confdir);
+	if (dir_ensure(srv.clients_home, 0700) == -1 ||
+	    chmod(srv.clients_home, 0700) == -1)
+		fatal("%s", srv.clients_home);
+	pthread_mutex_init(&srv.pgp_mtx, NULL);
+	if ((srv.throttle = throttle_new()) == NULL)
+		fatalx("out of memory");
 	if (srv.conf->db_connect == NULL)
 		log_warnx("%s: DB_CONNECT is not set; run 'ktadmin db "
 		    "--bootstrap' (health reports the database as down)",
@@ -254,6 +283,9 @@ main(int argc, char **argv)
 	http_workers_stop(&srv);
 	close(srv.lfd);
 	SSL_CTX_free(srv.ctx);
+	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));
+	pgp_kill_agent(srv.clients_home);
+	throttle_free(srv.throttle);
 	free(srv.pubkey);
 	conf_free(srv.conf);
 	free(defdir);

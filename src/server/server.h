@@ -2,14 +2,32 @@
 #ifndef KT_SERVER_H
 #define KT_SERVER_H
 
+#include <event2/http.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <limits.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "conf.h"
+#include "crypto.h"
 #include "pgp.h"
 
-struct worker;
+struct throttle;
+
+/* One event loop thread; everything in it is used by that thread only. */
+struct worker {
+	struct server *srv;
+	int id;
+	pthread_t thread;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct event *stop_ev;
+	PGconn *db;            /* this worker's connection, opened lazily */
+};
 
 struct server {
 	struct kt_conf *conf;
@@ -23,6 +41,16 @@ struct server {
 	int lfd;                   /* the listening socket, shared */
 	atomic_int draining;
 	const char *role;          /* "active" until HA comes */
+	unsigned char datakey[CRYPTO_KEY_LEN];  /* seals deposits, secrets */
+	char clients_home[PATH_MAX];  /* GnuPG home of the clients' keys */
+	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time there */
+	struct throttle *throttle; /* failed registrations per address */
+};
+
+/* A client whose request signature verified. */
+struct auth_client {
+	char fpr[PGP_FPR_LEN + 1];
+	char org[72];
 };
 
 /* tls.c */
@@ -34,5 +62,47 @@ void server_ctx_set(struct server *srv, SSL_CTX *ctx);
 /* http.c */
 int http_workers_start(struct server *srv, char *err, size_t errlen);
 void http_workers_stop(struct server *srv);
+void http_reply(struct evhttp_request *req, int status, const char *ctype,
+    const char *body, size_t len);
+void http_reply_json(struct evhttp_request *req, int status, json_t *obj);
+/* Errors name what is wrong; they never echo the request. */
+void http_reply_error(struct evhttp_request *req, int status,
+    const char *code, const char *msg);
+/* The peer's address, for the audit log ("" when unknown). */
+const char *http_peer(struct evhttp_request *req);
+/* The worker's database connection, (re)connected when needed; or NULL. */
+PGconn *worker_db(struct worker *w);
+
+/* api.c - the /v1 JSON API. */
+void api_register(struct worker *w, struct evhttp_request *req);
+/* uuid: the path element after /v1/deposits/, or NULL for the collection. */
+void api_deposits(struct worker *w, struct evhttp_request *req,
+    const char *uuid);
+
+/* auth.c - request signatures (KT1-HMAC-SHA256). */
+/*
+ * Verify the Authorization header of req over body.  Returns 0 with the
+ * client in out, or -1 after replying 401/403 (and auditing the failure).
+ */
+int auth_request(struct worker *w, struct evhttp_request *req,
+    const unsigned char *body, size_t bodylen, struct auth_client *out);
+/* Open a client's sealed signing secret (AAD = fingerprint). */
+int auth_secret_open(const struct server *srv, const char *fpr,
+    const unsigned char *nonce, size_t noncelen, const unsigned char *ct,
+    size_t ctlen, unsigned char secret[CRYPTO_KEY_LEN]);
+
+/* throttle.c - failed registration attempts per remote address. */
+struct throttle *throttle_new(void);
+void throttle_free(struct throttle *t);
+/* 1 when addr has failed too often in this window (seconds left in retry). */
+int throttle_blocked(struct throttle *t, const char *addr, int *retry);
+void throttle_fail(struct throttle *t, const char *addr);
+
+/* audit.c - the append-only audit_log. */
+int audit(struct worker *w, const char *actor, const char *org,
+    const char *action, const char *object, const char *remote,
+    const char *result);
+/* A database error fit for the log (never the row's values). */
+const char *db_error(PGresult *res, PGconn *db);
 
 #endif

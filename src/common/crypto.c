@@ -1,0 +1,343 @@
+/*
+ * crypto.c - AES-256-GCM, HMAC-SHA256, SHA-256, strict base64 and friends
+ * over OpenSSL 3's EVP.  The algorithm objects are fetched once (an
+ * implicit fetch per call costs a provider lookup); contexts are per call,
+ * which keeps every function safe from any thread.
+ */
+#include "crypto.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *crypto_gcm;
+static EVP_MD *crypto_md;
+static EVP_MAC *crypto_mac;
+
+static void
+crypto_fetch(void)
+{
+	crypto_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	crypto_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	crypto_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+int
+crypto_init(void)
+{
+	pthread_once(&crypto_once, crypto_fetch);
+	return crypto_gcm != NULL && crypto_md != NULL && crypto_mac != NULL ?
+	    0 : -1;
+}
+
+int
+crypto_random(void *buf, size_t len)
+{
+	if (len > INT32_MAX)
+		return -1;
+	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+int
+crypto_seal(const unsigned char key[CRYPTO_KEY_LEN], const void *aad,
+    size_t aadlen, const void *pt, size_t ptlen,
+    unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *out)
+{
+	EVP_CIPHER_CTX *ctx = NULL;
+	int n, ret = -1;
+
+	if (crypto_init() == -1 || ptlen > INT32_MAX || aadlen > INT32_MAX ||
+	    crypto_random(nonce, CRYPTO_NONCE_LEN) == -1 ||
+	    (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		goto out;
+	if (EVP_EncryptInit_ex2(ctx, crypto_gcm, key, nonce, NULL) != 1)
+		goto out;
+	if (aadlen > 0 &&
+	    EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
+		goto out;
+	if (EVP_EncryptUpdate(ctx, out, &n, pt, (int)ptlen) != 1 ||
+	    EVP_EncryptFinal_ex(ctx, out + n, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, CRYPTO_TAG_LEN,
+	    out + ptlen) != 1)
+		goto out;
+	ret = 0;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return ret;
+}
+
+int
+crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const void *aad,
+    size_t aadlen, const unsigned char nonce[CRYPTO_NONCE_LEN],
+    const unsigned char *in, size_t inlen, unsigned char *out)
+{
+	EVP_CIPHER_CTX *ctx = NULL;
+	unsigned char tag[CRYPTO_TAG_LEN];
+	size_t ctlen;
+	int n, ret = -1;
+
+	if (inlen < CRYPTO_TAG_LEN || inlen > INT32_MAX || aadlen > INT32_MAX ||
+	    crypto_init() == -1 || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		goto out;
+	ctlen = inlen - CRYPTO_TAG_LEN;
+	memcpy(tag, in + ctlen, CRYPTO_TAG_LEN);
+	if (EVP_DecryptInit_ex2(ctx, crypto_gcm, key, nonce, NULL) != 1)
+		goto out;
+	if (aadlen > 0 &&
+	    EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
+		goto out;
+	if (EVP_DecryptUpdate(ctx, out, &n, in, (int)ctlen) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, CRYPTO_TAG_LEN,
+	    tag) != 1)
+		goto out;
+	if (EVP_DecryptFinal_ex(ctx, out + n, &n) != 1) {
+		/* Never hand out plaintext that did not verify. */
+		OPENSSL_cleanse(out, ctlen);
+		goto out;
+	}
+	ret = 0;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return ret;
+}
+
+int
+crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
+    size_t len, unsigned char out[CRYPTO_MAC_LEN])
+{
+	EVP_MAC_CTX *ctx = NULL;
+	OSSL_PARAM params[2];
+	size_t outlen = 0;
+	int ret = -1;
+
+	if (crypto_init() == -1 || (ctx = EVP_MAC_CTX_new(crypto_mac)) == NULL)
+		return -1;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(ctx, key, keylen, params) != 1 ||
+	    EVP_MAC_update(ctx, data, len) != 1 ||
+	    EVP_MAC_final(ctx, out, &outlen, CRYPTO_MAC_LEN) != 1 ||
+	    outlen != CRYPTO_MAC_LEN)
+		goto out;
+	ret = 0;
+out:
+	EVP_MAC_CTX_free(ctx);
+	return ret;
+}
+
+int
+crypto_sha256(const void *data, size_t len, unsigned char out[CRYPTO_HASH_LEN])
+{
+	unsigned int n = 0;
+
+	if (crypto_init() == -1 ||
+	    EVP_Digest(data, len, out, &n, crypto_md, NULL) != 1 ||
+	    n != CRYPTO_HASH_LEN)
+		return -1;
+	return 0;
+}
+
+int
+crypto_sha256_hex(const void *data, size_t len,
+    char out[2 * CRYPTO_HASH_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char h[CRYPTO_HASH_LEN];
+	size_t i;
+
+	if (crypto_sha256(data, len, h) == -1)
+		return -1;
+	for (i = 0; i < CRYPTO_HASH_LEN; i++) {
+		out[2 * i] = digits[h[i] >> 4];
+		out[2 * i + 1] = digits[h[i] & 0xf];
+	}
+	out[2 * CRYPTO_HASH_LEN] = '\0';
+	return 0;
+}
+
+int
+crypto_memeq(const void *a, const void *b, size_t len)
+{
+	return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *
+crypto_b64_encode(const void *in, size_t len)
+{
+	const unsigned char *p = in;
+	size_t i, o = 0;
+	char *out;
+
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return NULL;
+	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
+		return NULL;
+	for (i = 0; i + 2 < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 |
+		    p[i + 2];
+		out[o++] = b64_alphabet[v >> 18];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = b64_alphabet[(v >> 6) & 63];
+		out[o++] = b64_alphabet[v & 63];
+	}
+	if (len - i == 1) {
+		unsigned v = (unsigned)p[i] << 16;
+		out[o++] = b64_alphabet[v >> 18];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = '=';
+		out[o++] = '=';
+	} else if (len - i == 2) {
+		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
+		out[o++] = b64_alphabet[v >> 18];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = b64_alphabet[(v >> 6) & 63];
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int
+b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int
+crypto_b64_decode(const char *in, size_t inlen, size_t maxout,
+    unsigned char **out, size_t *outlen)
+{
+	unsigned char *buf = NULL;
+	size_t i, o = 0, pad = 0, n;
+
+	*out = NULL;
+	*outlen = 0;
+	if (inlen % 4 != 0)
+		return -1;
+	if (inlen >= 1 && in[inlen - 1] == '=')
+		pad++;
+	if (inlen >= 2 && in[inlen - 2] == '=')
+		pad++;
+	n = inlen / 4 * 3 - pad;
+	if (n > maxout || (buf = malloc(n + 1)) == NULL)
+		return -1;
+	for (i = 0; i < inlen; i += 4) {
+		int v[4], k;
+		int last = i + 4 == inlen;
+
+		for (k = 0; k < 4; k++) {
+			unsigned char c = (unsigned char)in[i + k];
+			if (c == '=' && last && k >= 4 - (int)pad)
+				v[k] = 0;
+			else if ((v[k] = b64_value(c)) < 0)
+				goto fail;
+		}
+		buf[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+		if (last && pad == 2) {
+			if ((v[1] & 0x0f) != 0)
+				goto fail;
+			break;
+		}
+		buf[o++] = (unsigned char)((v[1] & 0x0f) << 4 | v[2] >> 2);
+		if (last && pad == 1) {
+			if ((v[2] & 0x03) != 0)
+				goto fail;
+			break;
+		}
+		buf[o++] = (unsigned char)((v[2] & 0x03) << 6 | v[3]);
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*outlen = o;
+	return 0;
+fail:
+	OPENSSL_cleanse(buf, n + 1);
+	free(buf);
+	return -1;
+}
+
+static int
+hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+crypto_hex_decode(const char *in, size_t inlen, unsigned char *out,
+    size_t len)
+{
+	size_t i;
+
+	if (inlen != 2 * len)
+		return -1;
+	for (i = 0; i < len; i++) {
+		int hi = hex_value((unsigned char)in[2 * i]);
+		int lo = hex_value((unsigned char)in[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int
+crypto_uuid4(char out[CRYPTO_UUID_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char b[16];
+	size_t i, o = 0;
+
+	if (crypto_random(b, sizeof(b)) == -1)
+		return -1;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = digits[b[i] >> 4];
+		out[o++] = digits[b[i] & 0xf];
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int
+crypto_uuid_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < CRYPTO_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	}
+	return s[CRYPTO_UUID_LEN] == '\0';
+}

@@ -1,0 +1,232 @@
+/*
+ * auth.c - request signatures.  A registered client signs every request:
+ *
+ *   Authorization: KT1-HMAC-SHA256 fp=<40 hex>,ts=<unix seconds>,sig=<64 hex>
+ *   sig = HMAC-SHA256(secret, METHOD "\n" URI "\n" ts "\n" hex(SHA-256(body)))
+ *
+ * where URI is the path and query exactly as sent.  The client's state and
+ * sealed secret are read from the database on every request, so that
+ * disabling a client takes effect on its next request.
+ */
+#include <ctype.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "log.h"
+#include "server.h"
+
+#define AUTH_SCHEME "KT1-HMAC-SHA256 "
+#define AUTH_SKEW 300
+
+struct auth_header {
+	char fpr[PGP_FPR_LEN + 1];
+	char ts[20];
+	long long tsval;
+	unsigned char sig[CRYPTO_MAC_LEN];
+};
+
+static int
+is_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* Strict parse of the header value; -1 when malformed. */
+static int
+auth_parse(const char *v, struct auth_header *h)
+{
+	size_t i, n;
+
+	if (strncmp(v, AUTH_SCHEME, strlen(AUTH_SCHEME)) != 0)
+		return -1;
+	v += strlen(AUTH_SCHEME);
+	if (strncmp(v, "fp=", 3) != 0 || !is_hex(v + 3, PGP_FPR_LEN) ||
+	    v[3 + PGP_FPR_LEN] != ',')
+		return -1;
+	for (i = 0; i < PGP_FPR_LEN; i++)
+		h->fpr[i] = (char)toupper((unsigned char)v[3 + i]);
+	h->fpr[PGP_FPR_LEN] = '\0';
+	v += 3 + PGP_FPR_LEN + 1;
+	while (*v == ' ')
+		v++;
+	if (strncmp(v, "ts=", 3) != 0)
+		return -1;
+	v += 3;
+	for (n = 0; isdigit((unsigned char)v[n]); n++)
+		;
+	if (n == 0 || n > 12 || v[n] != ',')
+		return -1;
+	memcpy(h->ts, v, n);
+	h->ts[n] = '\0';
+	h->tsval = strtoll(h->ts, NULL, 10);
+	v += n + 1;
+	while (*v == ' ')
+		v++;
+	if (strncmp(v, "sig=", 4) != 0 ||
+	    crypto_hex_decode(v + 4, strnlen(v + 4, 2 * CRYPTO_MAC_LEN + 1),
+	    h->sig, CRYPTO_MAC_LEN) == -1)
+		return -1;
+	return 0;
+}
+
+static const char *
+auth_method(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	default:
+		return NULL;
+	}
+}
+
+int
+auth_secret_open(const struct server *srv, const char *fpr,
+    const unsigned char *nonce, size_t noncelen, const unsigned char *ct,
+    size_t ctlen, unsigned char secret[CRYPTO_KEY_LEN])
+{
+	if (noncelen != CRYPTO_NONCE_LEN ||
+	    ctlen != CRYPTO_KEY_LEN + CRYPTO_TAG_LEN)
+		return -1;
+	return crypto_open(srv->datakey, fpr, strlen(fpr), nonce, ct, ctlen,
+	    secret);
+}
+
+static int
+auth_fail(struct worker *w, struct evhttp_request *req, int status,
+    const char *code, const char *msg, const char *fpr, const char *org,
+    const char *why)
+{
+	audit(w, fpr, org, "auth", NULL, http_peer(req), why);
+	http_reply_error(req, status, code, msg);
+	return -1;
+}
+
+int
+auth_request(struct worker *w, struct evhttp_request *req,
+    const unsigned char *body, size_t bodylen, struct auth_client *out)
+{
+	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+	struct evkeyval *kv;
+	struct auth_header h;
+	const char *value = NULL, *params[1], *method, *uri;
+	char bodyhash[2 * CRYPTO_HASH_LEN + 1], *msg = NULL;
+	unsigned char secret[CRYPTO_KEY_LEN], mac[CRYPTO_MAC_LEN];
+	unsigned char *nonce = NULL, *ct = NULL;
+	size_t noncelen = 0, ctlen = 0;
+	PGconn *db;
+	PGresult *res = NULL;
+	int n = 0, ret = -1, len;
+	long long now;
+
+	TAILQ_FOREACH(kv, hdrs, next) {
+		if (strcasecmp(kv->key, "Authorization") == 0) {
+			value = kv->value;
+			n++;
+		}
+	}
+	memset(&h, 0, sizeof(h));
+	if (n == 0)
+		return auth_fail(w, req, 401, "unauthorized",
+		    "this request needs an Authorization header "
+		    "(KT1-HMAC-SHA256)", NULL, NULL, "no_header");
+	if (n > 1 || auth_parse(value, &h) == -1)
+		return auth_fail(w, req, 401, "unauthorized",
+		    "malformed Authorization header", NULL, NULL, "malformed");
+	now = (long long)time(NULL);
+	if (h.tsval < now - AUTH_SKEW || h.tsval > now + AUTH_SKEW)
+		return auth_fail(w, req, 401, "unauthorized",
+		    "request timestamp is more than 300 seconds from the "
+		    "server's clock", h.fpr, NULL, "stale");
+	if ((db = worker_db(w)) == NULL) {
+		http_reply_error(req, 503, "database",
+		    "the database is not available");
+		return -1;
+	}
+	params[0] = h.fpr;
+	res = PQexecParams(db,
+	    "SELECT c.state, c.secret_nonce, c.secret_ct, o.name "
+	    "FROM clients c JOIN orgs o ON o.id = c.org_id "
+	    "WHERE c.fingerprint = $1",
+	    1, NULL, params, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("auth: %s", db_error(res, db));
+		http_reply_error(req, 503, "database",
+		    "the database is not available");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		auth_fail(w, req, 401, "unauthorized", "unknown client or bad "
+		    "signature", h.fpr, NULL, "unknown_client");
+		goto out;
+	}
+	nonce = (unsigned char *)PQgetvalue(res, 0, 1);
+	noncelen = (size_t)PQgetlength(res, 0, 1);
+	ct = (unsigned char *)PQgetvalue(res, 0, 2);
+	ctlen = (size_t)PQgetlength(res, 0, 2);
+	if (auth_secret_open(w->srv, h.fpr, nonce, noncelen, ct, ctlen,
+	    secret) == -1) {
+		log_warnx("client %s: its sealed secret fails the integrity "
+		    "check", h.fpr);
+		http_reply_error(req, 500, "integrity",
+		    "stored data failed its integrity check");
+		goto out;
+	}
+	method = auth_method(evhttp_request_get_command(req));
+	uri = evhttp_request_get_uri(req);
+	if (method == NULL || uri == NULL ||
+	    crypto_sha256_hex(body, bodylen, bodyhash) == -1 ||
+	    (len = asprintf(&msg, "%s\n%s\n%s\n%s", method, uri, h.ts,
+	    bodyhash)) < 0) {
+		msg = NULL;
+		http_reply_error(req, 500, "internal", "internal error");
+		goto out;
+	}
+	if (crypto_hmac_sha256(secret, sizeof(secret), msg, (size_t)len,
+	    mac) == -1) {
+		http_reply_error(req, 500, "internal", "internal error");
+		goto out;
+	}
+	if (CRYPTO_memcmp(mac, h.sig, CRYPTO_MAC_LEN) != 0) {
+		auth_fail(w, req, 401, "unauthorized", "unknown client or bad "
+		    "signature", h.fpr, PQgetvalue(res, 0, 3), "bad_signature");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "active") != 0) {
+		int pending = strcmp(PQgetvalue(res, 0, 0), "pending") == 0;
+		auth_fail(w, req, 403,
+		    pending ? "client_pending" : "client_disabled",
+		    pending ? "this client awaits approval "
+		    "(keytrustee-orgtool enable-client)" :
+		    "this client is disabled", h.fpr, PQgetvalue(res, 0, 3),
+		    pending ? "client_pending" : "client_disabled");
+		goto out;
+	}
+	memcpy(out->fpr, h.fpr, sizeof(out->fpr));
+	snprintf(out->org, sizeof(out->org), "%s", PQgetvalue(res, 0, 3));
+	ret = 0;
+out:
+	OPENSSL_cleanse(secret, sizeof(secret));
+	free(msg);
+	PQclear(res);
+	return ret;
+}

@@ -1,0 +1,122 @@
+/*
+ * throttle.c - failed registration attempts (a wrong org auth secret) per
+ * remote address, in memory: more than THROTTLE_MAX failures inside a
+ * THROTTLE_WINDOW-second window block that address until the window ends.
+ * A fixed table; when it is full the oldest window is dropped.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server.h"
+
+#define THROTTLE_SLOTS 4096
+#define THROTTLE_MAX 5
+#define THROTTLE_WINDOW 60
+#define THROTTLE_ADDR_MAX 64
+
+struct throttle_slot {
+	char addr[THROTTLE_ADDR_MAX];
+	time_t start;      /* 0: free */
+	unsigned failures;
+};
+
+struct throttle {
+	pthread_mutex_t mtx;
+	struct throttle_slot slot[THROTTLE_SLOTS];
+};
+
+struct throttle *
+throttle_new(void)
+{
+	struct throttle *t = calloc(1, sizeof(*t));
+
+	if (t != NULL)
+		pthread_mutex_init(&t->mtx, NULL);
+	return t;
+}
+
+void
+throttle_free(struct throttle *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_destroy(&t->mtx);
+	free(t);
+}
+
+static time_t
+throttle_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + 1;  /* never 0, which marks a free slot */
+}
+
+static unsigned
+throttle_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* The live slot of addr, or NULL.  Called with the lock held. */
+static struct throttle_slot *
+throttle_find(struct throttle *t, const char *addr, time_t now, int create)
+{
+	unsigned h = throttle_hash(addr), i;
+	struct throttle_slot *s, *victim = NULL;
+
+	/* Open addressing over a short probe run. */
+	for (i = 0; i < 16; i++) {
+		s = &t->slot[(h + i) % THROTTLE_SLOTS];
+		if (s->start != 0 && now - s->start >= THROTTLE_WINDOW)
+			s->start = 0;  /* expired */
+		if (s->start != 0 && strcmp(s->addr, addr) == 0)
+			return s;
+		if (s->start == 0) {
+			if (victim == NULL || victim->start != 0)
+				victim = s;
+		} else if (victim == NULL ||
+		    (victim->start != 0 && s->start < victim->start))
+			victim = s;
+	}
+	if (!create)
+		return NULL;
+	memset(victim, 0, sizeof(*victim));
+	strncpy(victim->addr, addr, sizeof(victim->addr) - 1);
+	victim->start = now;
+	return victim;
+}
+
+int
+throttle_blocked(struct throttle *t, const char *addr, int *retry)
+{
+	time_t now = throttle_now();
+	struct throttle_slot *s;
+	int blocked = 0;
+
+	pthread_mutex_lock(&t->mtx);
+	s = throttle_find(t, addr, now, 0);
+	if (s != NULL && s->failures >= THROTTLE_MAX) {
+		blocked = 1;
+		*retry = (int)(THROTTLE_WINDOW - (now - s->start));
+	}
+	pthread_mutex_unlock(&t->mtx);
+	return blocked;
+}
+
+void
+throttle_fail(struct throttle *t, const char *addr)
+{
+	struct throttle_slot *s;
+
+	pthread_mutex_lock(&t->mtx);
+	s = throttle_find(t, addr, throttle_now(), 1);
+	s->failures++;
+	pthread_mutex_unlock(&t->mtx);
+}
