@@ -89,6 +89,7 @@ int
 main(int argc, char **argv)
 {
 	const struct orgtool_cmd *cmd;
+	char q[256];
 	int i;
 
 	/* Options before the command: only --confdir and --help. */
@@ -109,7 +110,8 @@ main(int argc, char **argv)
 		} else if (strncmp(argv[i], "--confdir=", 10) == 0) {
 			orgtool_confdir = argv[i] + 10;
 		} else {
-			cli_error("unknown option \"%s\"", argv[i]);
+			cli_error("unknown option \"%s\"",
+			    orgtool_quote(argv[i], q, sizeof(q)));
 			cli_hint("run '%s --help' for usage",
 			    ORGTOOL_PROGNAME);
 			return 2;
@@ -126,7 +128,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((cmd = orgtool_cmd_find(argv[i])) == NULL) {
-		cli_error("unknown command \"%s\"", argv[i]);
+		cli_error("unknown command \"%s\"",
+		    orgtool_quote(argv[i], q, sizeof(q)));
 		cli_hint("run '%s --help' for the list of commands",
 		    ORGTOOL_PROGNAME);
 		return 2;
