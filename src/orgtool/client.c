@@ -22,10 +22,10 @@ client_usage(FILE *fp, const char *cmd)
 }
 
 static int
-client_set_state(PGconn *db, const char *fpr, const char *state,
-    const char *action)
+client_set_state(
+    PGconn *db, const char *fpr, const char *state, const char *action)
 {
-	const char *params[2] = { fpr, state };
+	const char *params[2] = {fpr, state};
 	PGresult *res = NULL;
 	char *org = NULL;
 	int ret = -1;
@@ -50,8 +50,9 @@ client_set_state(PGconn *db, const char *fpr, const char *state,
 		goto out;
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), state) == 0) {
-		fprintf(stderr, "Note: client %s (organization %s) is already "
-				"%s; nothing changed\n",
+		fprintf(stderr,
+		    "Note: client %s (organization %s) is already "
+		    "%s; nothing changed\n",
 		    fpr, org, state);
 		ret = orgtool_audit(db, org, action, fpr, "unchanged");
 		goto out;
@@ -78,12 +79,9 @@ orgtool_client_cmd(const char *cmd, int argc, char **argv, const char *state,
     const char *action)
 {
 	static const struct option longopts[] = {
-		{ "fingerprint", required_argument, NULL,
-		    ORGTOOL_OPT_FINGERPRINT },
-		{ "confdir", required_argument, NULL, ORGTOOL_OPT_CONFDIR },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	    {"fingerprint", required_argument, NULL, ORGTOOL_OPT_FINGERPRINT},
+	    {"confdir", required_argument, NULL, ORGTOOL_OPT_CONFDIR},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *confdir = orgtool_confdir, *given = NULL;
 	char fpr[ORGTOOL_FPR_LEN + 1], q[256];
 	PGconn *db = NULL;

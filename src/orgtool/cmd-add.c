@@ -173,7 +173,7 @@ add_has_contact(const char *have, const char *addr)
 static int
 add_exists(PGconn *db, const char *name)
 {
-	const char *params[1] = { name };
+	const char *params[1] = {name};
 	PGresult *res;
 	int ret = -1;
 
@@ -253,8 +253,9 @@ add_contacts(PGconn *db, const char *name, char **v, size_t n)
 			fresh[nfresh++] = v[i];
 	}
 	if (nfresh == 0) {
-		fprintf(stderr, "Nothing to add: organization %s already "
-				"lists every contact given\n",
+		fprintf(stderr,
+		    "Nothing to add: organization %s already "
+		    "lists every contact given\n",
 		    name);
 		ret = 0;
 		goto out;
@@ -289,12 +290,10 @@ int
 cmd_add(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "contacts", required_argument, NULL, 'c' },
-		{ "confdir", required_argument, NULL, ORGTOOL_OPT_CONFDIR },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	    {"name", required_argument, NULL, 'n'},
+	    {"contacts", required_argument, NULL, 'c'},
+	    {"confdir", required_argument, NULL, ORGTOOL_OPT_CONFDIR},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *confdir = orgtool_confdir, *name = NULL, *list = NULL;
 	char *copy = NULL, *joined = NULL, **v = NULL;
 	PGconn *db = NULL;
@@ -355,8 +354,8 @@ cmd_add(int argc, char **argv)
 		fprintf(stderr, "Organization %s created with %zu contact%s\n",
 		    name, n, n == 1 ? "" : "s");
 	} else {
-		fprintf(stderr, "Organization %s exists; adding contacts\n",
-		    name);
+		fprintf(
+		    stderr, "Organization %s exists; adding contacts\n", name);
 		if (add_contacts(db, name, v, n) == -1)
 			goto out;
 	}

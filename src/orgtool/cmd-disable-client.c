@@ -7,6 +7,6 @@
 int
 cmd_disable_client(int argc, char **argv)
 {
-	return orgtool_client_cmd("disable-client", argc, argv, "disabled",
-	    "client.disable");
+	return orgtool_client_cmd(
+	    "disable-client", argc, argv, "disabled", "client.disable");
 }

@@ -8,6 +8,6 @@
 int
 cmd_enable_client(int argc, char **argv)
 {
-	return orgtool_client_cmd("enable-client", argc, argv, "active",
-	    "client.enable");
+	return orgtool_client_cmd(
+	    "enable-client", argc, argv, "active", "client.enable");
 }

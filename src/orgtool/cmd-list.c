@@ -74,12 +74,12 @@ list_orgs(PGconn *db)
 			PQgetisnull(res, i, 5)
 			    ? json_null()
 			    : json_string(PQgetvalue(res, i, 5))) == -1 ||
-		    list_set(org, "name",
-			json_string(PQgetvalue(res, i, 0))) == -1 ||
+		    list_set(org, "name", json_string(PQgetvalue(res, i, 0))) ==
+			-1 ||
 		    list_set(org, "state",
 			json_integer(atoi(PQgetvalue(res, i, 6)))) == -1 ||
-		    list_set(org, "uuid",
-			json_string(PQgetvalue(res, i, 7))) == -1 ||
+		    list_set(org, "uuid", json_string(PQgetvalue(res, i, 7))) ==
+			-1 ||
 		    list_set(org, "clients", json_array()) == -1)
 			goto nomem;
 		tmp = org;
@@ -127,8 +127,8 @@ list_clients(PGconn *db, json_t *all)
 			json_string(PQgetvalue(res, i, 1))) == -1 ||
 		    list_set(c, "hostname",
 			json_string(PQgetvalue(res, i, 2))) == -1 ||
-		    list_set(c, "state",
-			json_string(PQgetvalue(res, i, 3))) == -1 ||
+		    list_set(c, "state", json_string(PQgetvalue(res, i, 3))) ==
+			-1 ||
 		    list_set(c, "registered",
 			json_string(PQgetvalue(res, i, 4))) == -1) {
 			cli_error("out of memory");
@@ -153,10 +153,8 @@ int
 cmd_list(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "confdir", required_argument, NULL, ORGTOOL_OPT_CONFDIR },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	    {"confdir", required_argument, NULL, ORGTOOL_OPT_CONFDIR},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *confdir = orgtool_confdir;
 	PGconn *db = NULL;
 	json_t *all = NULL;
@@ -184,13 +182,12 @@ cmd_list(int argc, char **argv)
 	if ((db = orgtool_connect(confdir)) == NULL)
 		goto out;
 	/* One snapshot for both queries. */
-	if (orgtool_exec(db,
-		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") == -1)
+	if (orgtool_exec(
+		db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") == -1)
 		goto out;
 	if ((all = list_orgs(db)) == NULL || list_clients(db, all) == -1)
 		goto out;
-	if ((text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS)) ==
-	    NULL) {
+	if ((text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
 		cli_error("out of memory");
 		goto out;
 	}

@@ -25,13 +25,13 @@ set_auth_usage(FILE *fp)
 static int
 set_auth(PGconn *db, const char *name, const char *secret)
 {
-	const char *params[2] = { name, secret };
+	const char *params[2] = {name, secret};
 	PGresult *res = NULL;
 	int ret = -1;
 
 	res = PQexecParams(db,
-	    "UPDATE orgs SET auth_secret = $2 WHERE name = $1 RETURNING id",
-	    2, NULL, params, NULL, NULL, 0);
+	    "UPDATE orgs SET auth_secret = $2 WHERE name = $1 RETURNING id", 2,
+	    NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		orgtool_pg_error(db, res, "cannot set the authorization code");
 		goto out;
@@ -57,12 +57,10 @@ int
 cmd_set_auth(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "secret", required_argument, NULL, 's' },
-		{ "confdir", required_argument, NULL, ORGTOOL_OPT_CONFDIR },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	    {"name", required_argument, NULL, 'n'},
+	    {"secret", required_argument, NULL, 's'},
+	    {"confdir", required_argument, NULL, ORGTOOL_OPT_CONFDIR},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *confdir = orgtool_confdir, *name = NULL, *secret = NULL;
 	const unsigned char *p;
 	PGconn *db = NULL;
@@ -70,8 +68,7 @@ cmd_set_auth(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":n:s:h", longopts, NULL)) !=
-	    -1) {
+	while ((ch = getopt_long(argc, argv, ":n:s:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'n':
 			name = optarg;

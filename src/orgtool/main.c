@@ -13,26 +13,26 @@ const char *orgtool_confdir;
 
 /* The guide's Table 4, in its order. */
 static const struct orgtool_cmd cmds[] = {
-	{ "add", "add [-h] -n NAME -c CONTACTS",
-	    "Adds a new organization and administrators for the organization.",
-	    cmd_add },
-	{ "list", "list [-h]",
-	    "Lists current organizations, including the authorization secret, "
-	    "all\nadministrators, the organization creation date, and the "
-	    "organization\nexpiration date.",
-	    cmd_list },
-	{ "disable-client", "disable-client [-h] --fingerprint FINGERPRINT",
-	    "Disables a client that has already been activated by the "
-	    "organization\nadministrator.",
-	    cmd_disable_client },
-	{ "enable-client", "enable-client [-h] --fingerprint FINGERPRINT",
-	    "Enables a client that has requested activation but has not yet "
-	    "been\napproved by the organization administrator.",
-	    cmd_enable_client },
-	{ "set-auth", "set-auth [-h] -n NAME -s SECRET",
-	    "Sets the authorization code to a new string, or to blank to allow "
-	    "automatic\napprovals without the code.",
-	    cmd_set_auth },
+    {"add", "add [-h] -n NAME -c CONTACTS",
+	"Adds a new organization and administrators for the organization.",
+	cmd_add},
+    {"list", "list [-h]",
+	"Lists current organizations, including the authorization secret, "
+	"all\nadministrators, the organization creation date, and the "
+	"organization\nexpiration date.",
+	cmd_list},
+    {"disable-client", "disable-client [-h] --fingerprint FINGERPRINT",
+	"Disables a client that has already been activated by the "
+	"organization\nadministrator.",
+	cmd_disable_client},
+    {"enable-client", "enable-client [-h] --fingerprint FINGERPRINT",
+	"Enables a client that has requested activation but has not yet "
+	"been\napproved by the organization administrator.",
+	cmd_enable_client},
+    {"set-auth", "set-auth [-h] -n NAME -s SECRET",
+	"Sets the authorization code to a new string, or to blank to allow "
+	"automatic\napprovals without the code.",
+	cmd_set_auth},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -79,7 +79,8 @@ usage(FILE *fp)
 	    "\noptions:\n"
 	    "  --confdir DIR  config dir (default "
 	    "$KEYTRUSTEE_HOME/.keytrustee,\n"
-	    "                 KEYTRUSTEE_HOME defaults to /var/lib/keytrustee)\n"
+	    "                 KEYTRUSTEE_HOME defaults to "
+	    "/var/lib/keytrustee)\n"
 	    "  -h, --help     show this help message and exit\n"
 	    "\nRun '%s COMMAND --help' for a command's options.\n",
 	    ORGTOOL_PROGNAME);
@@ -112,8 +113,7 @@ main(int argc, char **argv)
 		} else {
 			cli_error("unknown option \"%s\"",
 			    orgtool_quote(argv[i], q, sizeof(q)));
-			cli_hint("run '%s --help' for usage",
-			    ORGTOOL_PROGNAME);
+			cli_hint("run '%s --help' for usage", ORGTOOL_PROGNAME);
 			return 2;
 		}
 	}

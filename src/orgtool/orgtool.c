@@ -210,8 +210,7 @@ orgtool_parse_fingerprint(const char *in, char out[ORGTOOL_FPR_LEN + 1])
 	if ((slash = strchr(in, '/')) != NULL) {
 		for (p = in; p < slash && isdigit((unsigned char)*p); p++)
 			;
-		if (p == in || p + 1 != slash ||
-		    !isalpha((unsigned char)*p))
+		if (p == in || p + 1 != slash || !isalpha((unsigned char)*p))
 			return -1;
 		p = slash + 1;
 	}
@@ -268,8 +267,7 @@ orgtool_connect(const char *confdir)
 		}
 		confdir = defdir;
 	}
-	if (conf_load(confdir, &c, orgtool_conf_warn, err, sizeof(err)) ==
-	    -1) {
+	if (conf_load(confdir, &c, orgtool_conf_warn, err, sizeof(err)) == -1) {
 		cli_error("cannot read the configuration in %s", confdir);
 		orgtool_detail_lines(err);
 		cli_hint("run 'ktadmin init' and 'ktadmin db --bootstrap' "
@@ -351,7 +349,7 @@ int
 orgtool_audit(PGconn *db, const char *org, const char *action,
     const char *object, const char *result)
 {
-	const char *params[5] = { ORGTOOL_ACTOR, org, action, object, result };
+	const char *params[5] = {ORGTOOL_ACTOR, org, action, object, result};
 	PGresult *res;
 	int ret = 0;
 
