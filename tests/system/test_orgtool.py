@@ -426,3 +426,17 @@ def test_missing_confdir(registry):
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ")
     assert missing in proc.stderr
+
+
+def test_set_auth_bad_name_and_control_characters(orgdb):
+    before, _ = org_list(orgdb)
+    nrows = audit(orgdb)
+    proc = orgtool(orgdb, "set-auth", "-n", "a b", "-s", "x")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith('error: invalid organization name "a b"')
+    proc = orgtool(orgdb, "set-auth", "-n", "disaster-recov", "-s", "bad\nsecret")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ")
+    assert "secret" not in proc.stderr.replace("-s SECRET", "")
+    assert org_list(orgdb)[0] == before
+    assert audit(orgdb) == nrows
