@@ -194,7 +194,7 @@ kt_get(struct kt_client *c, const char *uuid, int flags,
 			goto out;
 		}
 		if (cr == 1)
-			snprintf(c->err, sizeof(c->err), "%s; and no cached "
+			kt_seterr(c, "%s; and no cached "
 			    "copy of %s", neterr, uuid);
 		else
 			ret = cr;
@@ -363,7 +363,7 @@ kt_get_by_name(struct kt_client *c, const char *name, int flags,
 			    KT_OK && src != NULL)
 				*src = KT_SRC_CACHE;
 		} else if (cr == 1)
-			snprintf(c->err, sizeof(c->err), "%s; and no cached "
+			kt_seterr(c, "%s; and no cached "
 			    "deposit named \"%s\"", neterr, name);
 		else
 			ret = cr;
