@@ -8,6 +8,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from conftest import (FPR_RE, free_port, gpg_fingerprints, ktadmin, no_verify_context,
                       run, tool, update_conf)
 
@@ -148,10 +150,28 @@ def test_health_reports_unreachable_database(make_server, confcopy):
     assert get(srv.port, "/?a=fingerprint")[2].decode() == srv.fingerprint
 
 
-def test_sigterm_exits_zero_when_idle(make_server, dbconf):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_signal_exits_zero_when_idle(make_server, dbconf, sig):
     srv = make_server(dbconf).start()
-    srv.signal(signal.SIGTERM)
+    srv.signal(sig)
     assert srv.wait(timeout=10) == 0, srv.log()
+
+
+def test_sigterm_with_idle_keep_alive_connection(make_server, dbconf):
+    # a client that keeps its connection open must not hold up the exit
+    srv = make_server(dbconf).start()
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=15,
+                                       context=no_verify_context())
+    try:
+        conn.request("GET", "/?a=fingerprint")
+        assert conn.getresponse().read().decode() == srv.fingerprint
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        rc = srv.wait(timeout=10)
+        assert rc == 0, srv.log()
+        assert time.monotonic() - t0 < 10
+    finally:
+        conn.close()
 
 
 def test_sigterm_during_load(make_server, dbconf, session_db):
@@ -219,6 +239,7 @@ def test_sigterm_during_load(make_server, dbconf, session_db):
         stop.set()
         for t in threads:
             t.join(timeout=15)
+    print("load: good=%d errors=%d bad=%d before_term=%d elapsed=%.2f" % (good[0], errors[0], len(bad), before_term, elapsed))
     assert before_term > 0, "no request succeeded before SIGTERM:\n" + srv.log()
     assert rc == 0, "exit %s after SIGTERM:\n%s" % (rc, srv.log())
     assert elapsed < 10
@@ -240,3 +261,43 @@ def test_server_logs_to_stderr(server):
     log = server.log()
     assert log.strip(), "no log lines on stderr"
     assert re.search(r"[0-9A-F]{40}|%d" % server.port, log)
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def test_keep_alive_response_latency(server):
+    # A small response on loopback takes about a millisecond.  A response
+    # written as several TCP segments without TCP_NODELAY stalls each request
+    # ~40 ms on Nagle + the client's delayed ACK.
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=10,
+                                       context=no_verify_context())
+    try:
+        conn.request("GET", "/?a=fingerprint")
+        conn.getresponse().read()
+        times = []
+        for _ in range(15):
+            t0 = time.monotonic()
+            conn.request("GET", "/?a=fingerprint")
+            body = conn.getresponse().read()
+            times.append(time.monotonic() - t0)
+            assert body.decode() == server.fingerprint
+    finally:
+        conn.close()
+    assert _median(times) < 0.025, "median %.1f ms per keep-alive request" % (
+        _median(times) * 1000)
+
+
+def test_first_response_latency(server):
+    times = []
+    for _ in range(7):
+        proc = run([tool("curl"), "-sS", "-k", "-o", "/dev/null", "-w",
+                    "%{time_appconnect} %{time_total}", server.url + "/?a=fingerprint"],
+                   timeout=20)
+        assert proc.returncode == 0, proc.stderr
+        appconnect, total = map(float, proc.stdout.split())
+        times.append(total - appconnect)
+    assert _median(times) < 0.025, "median %.1f ms from handshake to response" % (
+        _median(times) * 1000)
