@@ -257,6 +257,11 @@ pgp_import_pubkey(const char *homedir, const char *armored, size_t len,
 	size_t i;
 	int ret = -1;
 
+	if (memmem(armored, len, "PRIVATE KEY BLOCK", 17) != NULL) {
+		snprintf(err, errlen, "secret key material given; send the "
+		    "public key only");
+		return -1;
+	}
 	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
 		return -1;
 	if ((e = gpgme_data_new_from_mem(&data, armored, len, 0)) != 0 ||
@@ -266,6 +271,30 @@ pgp_import_pubkey(const char *homedir, const char *armored, size_t len,
 		goto out;
 	}
 	res = gpgme_op_import_result(ctx);
+	if (res != NULL && res->secret_read > 0) {
+		/*
+		 * A client hands over its public key only: drop what came.
+		 * The result lives only until the next operation: copy first.
+		 */
+		gpgme_import_status_t st;
+		char drop[8][PGP_FPR_LEN + 1];
+		size_t ndrop = 0, k;
+
+		for (st = res->imports; st != NULL && ndrop < 8; st = st->next)
+			if (st->fpr != NULL && strlen(st->fpr) == PGP_FPR_LEN)
+				memcpy(drop[ndrop++], st->fpr, PGP_FPR_LEN + 1);
+		for (k = 0; k < ndrop; k++) {
+			if (gpgme_get_key(ctx, drop[k], &key, 1) == 0)
+				gpgme_op_delete_ext(ctx, key,
+				    GPGME_DELETE_ALLOW_SECRET |
+				    GPGME_DELETE_FORCE);
+			gpgme_key_unref(key);
+			key = NULL;
+		}
+		snprintf(err, errlen, "secret key material given; send the "
+		    "public key only");
+		goto out;
+	}
 	if (res == NULL || res->considered == 0 || res->imports == NULL ||
 	    res->imports->fpr == NULL) {
 		snprintf(err, errlen, "no OpenPGP public key found");
@@ -284,15 +313,6 @@ pgp_import_pubkey(const char *homedir, const char *armored, size_t len,
 	for (i = 0; i < PGP_FPR_LEN; i++)
 		fpr[i] = (char)toupper((unsigned char)res->imports->fpr[i]);
 	fpr[PGP_FPR_LEN] = '\0';
-	if (res->secret_read > 0) {
-		/* A client hands over its public key only. */
-		if (gpgme_get_key(ctx, fpr, &key, 1) == 0)
-			gpgme_op_delete_ext(ctx, key, GPGME_DELETE_ALLOW_SECRET |
-			    GPGME_DELETE_FORCE);
-		snprintf(err, errlen, "secret key material given; send the "
-		    "public key only");
-		goto out;
-	}
 	if ((e = gpgme_get_key(ctx, fpr, &key, 0)) != 0) {
 		snprintf(err, errlen, "reading back the key: %s",
 		    gpgme_strerror(e));

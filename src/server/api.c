@@ -546,10 +546,16 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "content is larger than 64 KiB");
 		goto out;
 	}
-	if (crypto_b64_decode(b64, strlen(b64), API_CONTENT_MAX, &plain,
+	/* The length check above bounds the result to the limit + 2. */
+	if (crypto_b64_decode(b64, strlen(b64), API_CONTENT_MAX + 2, &plain,
 	    &plainlen) == -1) {
 		http_reply_error(req, HTTP_BADREQUEST, "bad_content",
 		    "content must be standard base64 (with padding)");
+		goto out;
+	}
+	if (plainlen > API_CONTENT_MAX) {
+		http_reply_error(req, 413, "too_large",
+		    "content is larger than 64 KiB");
 		goto out;
 	}
 	if (crypto_uuid4(uuid) == -1 ||
