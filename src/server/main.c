@@ -148,7 +148,8 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	SSL_CTX *ctx;
 
-	while ((ch = getopt_long(argc, argv, "c:p:l:t:dh", longopts,
+	opterr = 0;  /* getopt's own messages are not "error: ..." */
+	while ((ch = getopt_long(argc, argv, ":c:p:l:t:dh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -177,7 +178,17 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case ':':
+			cli_error("option %s needs an argument",
+			    argv[optind - 1]);
+			cli_hint("run 'keytrustee-server --help' for usage");
+			return 2;
 		default:
+			if (optopt != 0)
+				cli_error("unknown option -%c", optopt);
+			else
+				cli_error("unknown option %s",
+				    argv[optind - 1]);
 			cli_hint("run 'keytrustee-server --help' for usage");
 			return 2;
 		}
