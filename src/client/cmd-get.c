@@ -39,12 +39,8 @@ cmd_get(const char *confdir, int argc, char **argv)
 		case 'h':
 			client_cmd_help(cmd, stdout);
 			return 0;
-		case ':':
-			return client_usage_error(cmd, "%s needs a value",
-			    argv[optind - 1]);
 		default:
-			return client_usage_error(cmd, "unknown option \"%s\"",
-			    argv[optind - 1]);
+			return cli_opt_error(client_progname, cmd->name, ch, argv);
 		}
 	}
 	if (optind < argc)

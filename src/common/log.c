@@ -1,6 +1,8 @@
 /* log.c - logging for daemons and diagnostics for command-line tools. */
 #include "log.h"
 
+#include <getopt.h>
+
 #include <errno.h>
 #include <openssl/err.h>
 #include <pthread.h>
@@ -146,3 +148,58 @@ CLI_FN(cli_error, "error")
 CLI_FN(cli_detail, "detail")
 CLI_FN(cli_hint, "hint")
 CLI_FN(cli_warning, "warning")
+
+const char *
+cli_quote(const char *s, char *buf, size_t len)
+{
+	static const char trunc[] = "...";
+	size_t o = 0;
+	const unsigned char *p;
+
+	if (len == 0)
+		return "";
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		char tmp[8];
+		size_t n;
+
+		if (*p < 0x20 || *p == 0x7f)
+			n = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", *p);
+		else if (*p == '"' || *p == '\\')
+			n = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", *p);
+		else {
+			tmp[0] = (char)*p;
+			n = 1;
+		}
+		if (o + n + sizeof(trunc) > len) {
+			if (o + sizeof(trunc) <= len) {
+				memcpy(buf + o, trunc, sizeof(trunc));
+				return buf;
+			}
+			break;
+		}
+		memcpy(buf + o, tmp, n);
+		o += n;
+	}
+	buf[o < len ? o : len - 1] = '\0';
+	return buf;
+}
+
+int
+cli_opt_error(const char *prog, const char *cmd, int ch, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	char q[256];
+
+	/* A long option names itself in argv; a short one only in optopt. */
+	if (strncmp(arg, "--", 2) != 0 && optopt != 0)
+		snprintf(q, sizeof(q), "-%c", optopt);
+	else
+		cli_quote(arg, q, sizeof(q));
+	if (ch == ':')
+		cli_error("option \"%s\" requires an argument", q);
+	else
+		cli_error("unknown option \"%s\"", q);
+	cli_hint("run '%s%s%s --help' for usage", prog, cmd ? " " : "",
+	    cmd ? cmd : "");
+	return 2;
+}

@@ -3,6 +3,7 @@
 #define KT_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #define KT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
@@ -27,5 +28,14 @@ void cli_error(const char *, ...) KT_PRINTF(1, 2);
 void cli_detail(const char *, ...) KT_PRINTF(1, 2);
 void cli_hint(const char *, ...) KT_PRINTF(1, 2);
 void cli_warning(const char *, ...) KT_PRINTF(1, 2);
+
+/* s with control characters, quotes and backslashes escaped, into buf. */
+const char *cli_quote(const char *s, char *buf, size_t len);
+/*
+ * Report what getopt_long refused (opterr = 0, optstring starting with
+ * ':' so that a missing argument returns ':'), with a hint to run
+ * 'PROG [CMD] --help'.  Returns 2, the exit code of a usage error.
+ */
+int cli_opt_error(const char *prog, const char *cmd, int ch, char **argv);
 
 #endif

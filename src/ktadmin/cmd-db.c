@@ -1055,17 +1055,8 @@ cmd_db(int argc, char **argv)
 		case 'h':
 			db_usage(stdout);
 			return 0;
-		case ':':
-			cli_error("option \"%s\" needs an argument",
-			    argv[optind - 1]);
-			return db_bad_usage();
 		default:
-			if (optopt != 0)
-				cli_error("unknown option \"-%c\"", optopt);
-			else
-				cli_error(
-				    "unknown option \"%s\"", argv[optind - 1]);
-			return db_bad_usage();
+			return cli_opt_error("ktadmin", "db", ch, argv);
 		}
 	}
 	if (optind < argc) {

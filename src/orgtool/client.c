@@ -101,7 +101,7 @@ orgtool_client_cmd(const char *cmd, int argc, char **argv, const char *state,
 			client_usage(stdout, cmd);
 			return 0;
 		default:
-			return orgtool_opt_error(cmd, ch, optopt, argv);
+			return cli_opt_error(ORGTOOL_PROGNAME, cmd, ch, argv);
 		}
 	}
 	if (optind < argc)
@@ -112,7 +112,7 @@ orgtool_client_cmd(const char *cmd, int argc, char **argv, const char *state,
 		return 1;
 	if (orgtool_parse_fingerprint(given, fpr) == -1) {
 		cli_error("invalid fingerprint \"%s\"",
-		    orgtool_quote(given, q, sizeof(q)));
+		    cli_quote(given, q, sizeof(q)));
 		cli_hint("give 40 hex digits, or 4096R/ followed by 40 hex "
 			 "digits, as the client printed at registration");
 		return 1;

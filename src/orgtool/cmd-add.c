@@ -95,14 +95,14 @@ add_split_contacts(const char *list, char **copy, char ***out, size_t *nout)
 			*comma = '\0';
 		if (*p == '\0') {
 			cli_error("empty address in the contact list \"%s\"",
-			    orgtool_quote(list, q, sizeof(q)));
+			    cli_quote(list, q, sizeof(q)));
 			cli_hint("separate addresses with one comma, without "
 				 "spaces: a@example.com,b@example.com");
 			goto out;
 		}
 		if ((why = orgtool_contact_problem(p)) != NULL) {
 			cli_error("invalid contact address \"%s\"",
-			    orgtool_quote(p, q2, sizeof(q2)));
+			    cli_quote(p, q2, sizeof(q2)));
 			cli_detail("%s", why);
 			cli_hint("separate addresses with one comma, without "
 				 "spaces: a@example.com,b@example.com");
@@ -317,7 +317,7 @@ cmd_add(int argc, char **argv)
 			add_usage(stdout);
 			return 0;
 		default:
-			return orgtool_opt_error("add", ch, optopt, argv);
+			return cli_opt_error(ORGTOOL_PROGNAME, "add", ch, argv);
 		}
 	}
 	if (optind < argc)

@@ -172,7 +172,7 @@ cmd_list(int argc, char **argv)
 			list_usage(stdout);
 			return 0;
 		default:
-			return orgtool_opt_error("list", ch, optopt, argv);
+			return cli_opt_error(ORGTOOL_PROGNAME, "list", ch, argv);
 		}
 	}
 	if (optind < argc)

@@ -83,7 +83,7 @@ cmd_set_auth(int argc, char **argv)
 			set_auth_usage(stdout);
 			return 0;
 		default:
-			return orgtool_opt_error("set-auth", ch, optopt, argv);
+			return cli_opt_error(ORGTOOL_PROGNAME, "set-auth", ch, argv);
 		}
 	}
 	if (optind < argc)

@@ -112,7 +112,7 @@ main(int argc, char **argv)
 			orgtool_confdir = argv[i] + 10;
 		} else {
 			cli_error("unknown option \"%s\"",
-			    orgtool_quote(argv[i], q, sizeof(q)));
+			    cli_quote(argv[i], q, sizeof(q)));
 			cli_hint("run '%s --help' for usage", ORGTOOL_PROGNAME);
 			return 2;
 		}
@@ -129,7 +129,7 @@ main(int argc, char **argv)
 	}
 	if ((cmd = orgtool_cmd_find(argv[i])) == NULL) {
 		cli_error("unknown command \"%s\"",
-		    orgtool_quote(argv[i], q, sizeof(q)));
+		    cli_quote(argv[i], q, sizeof(q)));
 		cli_hint("run '%s --help' for the list of commands",
 		    ORGTOOL_PROGNAME);
 		return 2;

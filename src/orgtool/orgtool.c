@@ -15,28 +15,6 @@
 #include "log.h"
 #include "orgtool.h"
 
-int
-orgtool_opt_error(const char *cmd, int ch, int optchar, char **argv)
-{
-	const char *arg = optind > 0 ? argv[optind - 1] : "";
-	char q[256];
-
-	if (ch == ':') {
-		if (optchar != 0)
-			cli_error("option -%c requires an argument", optchar);
-		else
-			cli_error("option \"%s\" requires an argument",
-			    orgtool_quote(arg, q, sizeof(q)));
-	} else {
-		if (optchar != 0)
-			cli_error("unknown option -%c", optchar);
-		else
-			cli_error("unknown option \"%s\"",
-			    orgtool_quote(arg, q, sizeof(q)));
-	}
-	cli_hint("run '%s %s --help' for usage", ORGTOOL_PROGNAME, cmd);
-	return 2;
-}
 
 int
 orgtool_opt_missing(const char *cmd, const char *opt)
@@ -52,7 +30,7 @@ orgtool_opt_extra(const char *cmd, const char *arg)
 	char q[256];
 
 	cli_error("%s: unexpected argument \"%s\"", cmd,
-	    orgtool_quote(arg, q, sizeof(q)));
+	    cli_quote(arg, q, sizeof(q)));
 	cli_hint("run '%s %s --help' for usage", ORGTOOL_PROGNAME, cmd);
 	return 2;
 }
@@ -66,40 +44,6 @@ orgtool_require_root(void)
 	return -1;
 }
 
-const char *
-orgtool_quote(const char *s, char *buf, size_t len)
-{
-	static const char trunc[] = "...";
-	size_t o = 0;
-	const unsigned char *p;
-
-	if (len == 0)
-		return "";
-	for (p = (const unsigned char *)s; *p != '\0'; p++) {
-		char tmp[8];
-		size_t n;
-
-		if (*p < 0x20 || *p == 0x7f)
-			n = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", *p);
-		else if (*p == '"' || *p == '\\')
-			n = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", *p);
-		else {
-			tmp[0] = (char)*p;
-			n = 1;
-		}
-		if (o + n + sizeof(trunc) > len) {
-			if (o + sizeof(trunc) <= len) {
-				memcpy(buf + o, trunc, sizeof(trunc));
-				return buf;
-			}
-			break;
-		}
-		memcpy(buf + o, tmp, n);
-		o += n;
-	}
-	buf[o < len ? o : len - 1] = '\0';
-	return buf;
-}
 
 int
 orgtool_name_ok(const char *name)
@@ -122,7 +66,7 @@ orgtool_check_name(const char *name)
 	if (orgtool_name_ok(name))
 		return 0;
 	cli_error("invalid organization name \"%s\"",
-	    orgtool_quote(name, q, sizeof(q)));
+	    cli_quote(name, q, sizeof(q)));
 	if (strlen(name) > ORGTOOL_NAME_MAX)
 		cli_detail("it is %zu characters long; the limit is %d",
 		    strlen(name), ORGTOOL_NAME_MAX);

@@ -43,8 +43,6 @@ extern const char *orgtool_confdir;
  * (this is a command-line tool) and never exit.
  */
 
-/* Report getopt's '?' or ':' for cmd; returns 2 (the usage exit code). */
-int orgtool_opt_error(const char *cmd, int ch, int optchar, char **argv);
 /* "error: CMD: missing required option OPT" + hint; returns 2. */
 int orgtool_opt_missing(const char *cmd, const char *opt);
 /* "error: unexpected argument" + hint; returns 2. */
@@ -53,8 +51,6 @@ int orgtool_opt_extra(const char *cmd, const char *arg);
 /* 0 when running as root, else -1 after an error message. */
 int orgtool_require_root(void);
 
-/* Copy s into buf with control characters, '"' and '\' escaped. */
-const char *orgtool_quote(const char *s, char *buf, size_t len);
 
 /* Organization names: ^[A-Za-z0-9_-]{1,64}$.  1 when fine. */
 int orgtool_name_ok(const char *name);

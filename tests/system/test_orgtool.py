@@ -359,7 +359,7 @@ def test_verb_bad_option(verb):
     assert "\nhint: " in proc.stderr
     proc = orgtool(None, verb, "-Z")
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error: unknown option -Z")
+    assert proc.stderr.startswith('error: unknown option "-Z"')
 
 
 @pytest.mark.parametrize("argv", [
