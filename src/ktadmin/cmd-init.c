@@ -193,7 +193,8 @@ cmd_init(int argc, char **argv)
 	int ch, r, ret = 1, hostname_given = 0;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			confdir = optarg;
@@ -218,8 +219,7 @@ cmd_init(int argc, char **argv)
 			init_usage(stdout);
 			return 0;
 		default:
-			cli_hint("run 'ktadmin init --help' for usage");
-			return 2;
+			return cli_opt_error("ktadmin", "init", ch, argv);
 		}
 	}
 	if (optind < argc) {
