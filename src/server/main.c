@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -225,7 +226,12 @@ main(int argc, char **argv)
 	if (pgp_export_pubkey(confdir, fpr, &srv.pubkey, &srv.pubkeylen, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
-	/* The data key, decrypted once and held in (locked) memory. */
+	/*
+	 * The data key, decrypted once and held in locked memory, in a
+	 * process that leaves no core dump and cannot be ptrace-attached by
+	 * other processes of the same user.
+	 */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	mlock(srv.datakey, sizeof(srv.datakey));
 	r = datakey_load(confdir, srv.datakey, err, sizeof(err));
 	if (r == 1) {

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import no_verify_context, run, tool
+from conftest import binary, no_verify_context, run, tool
 
 FPR_HEX = set("0123456789ABCDEF")
 MISSING = object()
@@ -252,8 +252,8 @@ def test_init_keeps_existing_datakey(registry, confcopy):
     path = os.path.join(confcopy, "datakey.gpg")
     with open(path, "rb") as f:
         before = f.read()
-    proc = run([os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin", "ktadmin"),
-                "init", "--confdir", confcopy, "--hostname", "localhost"], timeout=120)
+    proc = run([binary("ktadmin"), "init", "--confdir", confcopy, "--hostname", "localhost"],
+               timeout=120)
     assert proc.returncode == 0, proc.stderr
     with open(path, "rb") as f:
         assert f.read() == before
@@ -646,7 +646,8 @@ def test_overlong_headers_refused(env, alice):
     hdr = alice.auth_header("GET", "/v1/deposits", b"")
     status, _, _ = http_request(env.port, "GET", "/v1/deposits", b"",
                                 [("Authorization", hdr), ("X-Pad", "p" * (20 * 1024))])
-    assert status in (400, 413, 431)
+    # libevent answers a header block over 16 KiB itself: 400 (HTML), closed.
+    assert status == 400
     assert env.deposits_snapshot() == before
 
 
