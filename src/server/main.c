@@ -179,19 +179,9 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
-		case ':':
-			cli_error("option %s needs an argument",
-			    argv[optind - 1]);
-			cli_hint("run 'keytrustee-server --help' for usage");
-			return 2;
 		default:
-			if (optopt != 0)
-				cli_error("unknown option -%c", optopt);
-			else
-				cli_error("unknown option %s",
-				    argv[optind - 1]);
-			cli_hint("run 'keytrustee-server --help' for usage");
-			return 2;
+			return cli_opt_error("keytrustee-server", NULL, ch,
+			    argv);
 		}
 	}
 	if (optind < argc) {
