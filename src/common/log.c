@@ -203,3 +203,23 @@ cli_opt_error(const char *prog, const char *cmd, int ch, char **argv)
 	    cmd ? cmd : "");
 	return 2;
 }
+
+void
+cli_detail_lines(const char *text)
+{
+	const char *p = text, *nl;
+
+	if (text == NULL)
+		return;
+	while (*p != '\0') {
+		int n;
+
+		nl = strchr(p, '\n');
+		n = nl != NULL ? (int)(nl - p) : (int)strlen(p);
+		if (n > 0)
+			cli_detail("%.*s", n, p);
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+}

@@ -28,6 +28,8 @@ void cli_error(const char *, ...) KT_PRINTF(1, 2);
 void cli_detail(const char *, ...) KT_PRINTF(1, 2);
 void cli_hint(const char *, ...) KT_PRINTF(1, 2);
 void cli_warning(const char *, ...) KT_PRINTF(1, 2);
+/* Each line of a multi-line message (libpq's, a program's) as a detail. */
+void cli_detail_lines(const char *text);
 
 /* s with control characters, quotes and backslashes escaped, into buf. */
 const char *cli_quote(const char *s, char *buf, size_t len);

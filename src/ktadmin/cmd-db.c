@@ -88,32 +88,13 @@ db_usage(FILE *fp)
 	    DB_ACCOUNT, KT_DEFAULT_HOME, KT_DEFAULT_DB_PORT);
 }
 
-/* PostgreSQL's own messages, one "detail:" line each. */
-static void
-db_print_detail(const char *text)
-{
-	const char *p = text, *nl;
-
-	if (text == NULL)
-		return;
-	while (*p != '\0') {
-		int n;
-		nl = strchr(p, '\n');
-		n = nl != NULL ? (int)(nl - p) : (int)strlen(p);
-		if (n > 0)
-			cli_detail("%.*s", n, p);
-		if (nl == NULL)
-			break;
-		p = nl + 1;
-	}
-}
 
 static void
 db_print_output(const struct spawn_result *res)
 {
-	db_print_detail(res->err);
+	cli_detail_lines(res->err);
 	if (res->err == NULL || res->errlen == 0)
-		db_print_detail(res->out);
+		cli_detail_lines(res->out);
 }
 
 /* The last lines of ROOT/postgresql.log, where a failed start says why. */
@@ -130,7 +111,7 @@ db_print_log_tail(const struct db_ctx *d)
 	for (p = text + len; p > text; p--)
 		if (p[-1] == '\n' && p != text + len && ++lines == 6)
 			break;
-	db_print_detail(p);
+	cli_detail_lines(p);
 	free(text);
 }
 
@@ -715,7 +696,7 @@ db_create_database(int port, const char *password)
 	db = PQconnectdbParams(keys, vals, 0);
 	if (PQstatus(db) != CONNECTION_OK) {
 		cli_error("cannot connect to the new cluster");
-		db_print_detail(PQerrorMessage(db));
+		cli_detail_lines(PQerrorMessage(db));
 		goto out;
 	}
 	/* A fixed statement: no value in it varies. */
@@ -723,7 +704,7 @@ db_create_database(int port, const char *password)
 	    "CREATE DATABASE " DB_NAME " OWNER " DB_ACCOUNT " ENCODING 'UTF8'");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		cli_error("cannot create the %s database", DB_NAME);
-		db_print_detail(PQresultErrorMessage(res));
+		cli_detail_lines(PQresultErrorMessage(res));
 		goto out;
 	}
 	ret = 0;
@@ -834,17 +815,17 @@ db_bootstrap(struct db_ctx *d, const char *confdir)
 	}
 	if ((db = db_connect(c, err, sizeof(err))) == NULL) {
 		cli_error("cannot connect to the %s database", DB_NAME);
-		db_print_detail(err);
+		cli_detail_lines(err);
 		goto out;
 	}
 	if (db_migrate(db, err, sizeof(err)) == -1) {
 		cli_error("cannot create the schema");
-		db_print_detail(err);
+		cli_detail_lines(err);
 		goto out;
 	}
 	if ((version = db_schema_version(db)) == -1) {
 		cli_error("cannot read the schema version");
-		db_print_detail(PQerrorMessage(db));
+		cli_detail_lines(PQerrorMessage(db));
 		goto out;
 	}
 	if (conf_save(c) == -1 || db_conf_chown(c) == -1) {

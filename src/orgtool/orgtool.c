@@ -175,26 +175,6 @@ orgtool_conf_warn(const char *msg)
 	cli_warning("%s", msg);
 }
 
-/* Each line of a server or libpq message as its own "detail:" line. */
-static void
-orgtool_detail_lines(const char *text)
-{
-	const char *p = text, *nl;
-
-	if (text == NULL)
-		return;
-	while (*p != '\0') {
-		int n;
-
-		nl = strchr(p, '\n');
-		n = nl != NULL ? (int)(nl - p) : (int)strlen(p);
-		if (n > 0)
-			cli_detail("%.*s", n, p);
-		if (nl == NULL)
-			break;
-		p = nl + 1;
-	}
-}
 
 PGconn *
 orgtool_connect(const char *confdir)
@@ -213,7 +193,7 @@ orgtool_connect(const char *confdir)
 	}
 	if (conf_load(confdir, &c, orgtool_conf_warn, err, sizeof(err)) == -1) {
 		cli_error("cannot read the configuration in %s", confdir);
-		orgtool_detail_lines(err);
+		cli_detail_lines(err);
 		cli_hint("run 'ktadmin init' and 'ktadmin db --bootstrap' "
 			 "first, or give --confdir");
 		goto out;
@@ -225,7 +205,7 @@ orgtool_connect(const char *confdir)
 	}
 	if ((db = db_connect(c, err, sizeof(err))) == NULL) {
 		cli_error("cannot connect to the database");
-		orgtool_detail_lines(err);
+		cli_detail_lines(err);
 		cli_hint("is it running?  'ktadmin db --status --pg-rootdir "
 			 "DIR' tells");
 		goto out;
@@ -233,7 +213,7 @@ orgtool_connect(const char *confdir)
 	if ((version = db_schema_version(db)) < 2) {
 		if (version == -1) {
 			cli_error("cannot read the schema version");
-			orgtool_detail_lines(PQerrorMessage(db));
+			cli_detail_lines(PQerrorMessage(db));
 		} else
 			cli_error("the database has schema version %d; this "
 				  "program needs %d",
@@ -260,7 +240,7 @@ orgtool_pg_error(PGconn *db, PGresult *res, const char *what)
 	if (msg == NULL || *msg == '\0')
 		msg = PQerrorMessage(db);
 	cli_error("%s", what);
-	orgtool_detail_lines(msg);
+	cli_detail_lines(msg);
 }
 
 int
