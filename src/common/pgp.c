@@ -20,8 +20,8 @@ pgp_init(void)
 	    GPG_ERR_NO_ERROR ? 0 : -1;
 }
 
-static gpgme_ctx_t
-pgp_ctx(const char *homedir, char *err, size_t errlen)
+gpgme_ctx_t
+pgp_ctx_new(const char *homedir, int armor, char *err, size_t errlen)
 {
 	gpgme_ctx_t ctx = NULL;
 	gpgme_error_t e;
@@ -34,7 +34,7 @@ pgp_ctx(const char *homedir, char *err, size_t errlen)
 		gpgme_release(ctx);
 		return NULL;
 	}
-	gpgme_set_armor(ctx, 1);
+	gpgme_set_armor(ctx, armor);
 	gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
 	return ctx;
 }
@@ -67,7 +67,7 @@ pgp_secret_key(const char *homedir, char fpr[PGP_FPR_LEN + 1],
 	size_t i;
 	int ret = -1;
 
-	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+	if ((ctx = pgp_ctx_new(homedir, 1, err, errlen)) == NULL)
 		return -1;
 	if ((e = gpgme_op_keylist_start(ctx, NULL, 1)) != 0) {
 		snprintf(err, errlen, "listing keys in %s: %s", homedir,
@@ -114,7 +114,7 @@ pgp_genkey(const char *homedir, const char *uid, unsigned bits, char *err,
 	char algo[32];
 	int ret = -1;
 
-	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+	if ((ctx = pgp_ctx_new(homedir, 1, err, errlen)) == NULL)
 		return -1;
 	snprintf(algo, sizeof(algo), "rsa%u", bits);
 	e = gpgme_op_createkey(ctx, uid, algo, 0, 0, NULL,
@@ -158,7 +158,7 @@ pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
 	int ret = -1;
 
 	*armored = NULL;
-	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+	if ((ctx = pgp_ctx_new(homedir, 1, err, errlen)) == NULL)
 		return -1;
 	if ((e = gpgme_data_new(&data)) != 0 ||
 	    (e = gpgme_op_export(ctx, fpr, 0, data)) != 0) {
@@ -262,7 +262,7 @@ pgp_import_pubkey(const char *homedir, const char *armored, size_t len,
 		    "public key only");
 		return -1;
 	}
-	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+	if ((ctx = pgp_ctx_new(homedir, 1, err, errlen)) == NULL)
 		return -1;
 	if ((e = gpgme_data_new_from_mem(&data, armored, len, 0)) != 0 ||
 	    (e = gpgme_op_import(ctx, data)) != 0) {
@@ -344,7 +344,7 @@ pgp_encrypt(const char *homedir, const char *fpr, const void *plain,
 	int ret = -1;
 
 	*armored = NULL;
-	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+	if ((ctx = pgp_ctx_new(homedir, 1, err, errlen)) == NULL)
 		return -1;
 	if ((e = gpgme_get_key(ctx, fpr, &keys[0], 0)) != 0) {
 		snprintf(err, errlen, "key %s: %s", fpr, gpgme_strerror(e));
@@ -386,7 +386,7 @@ pgp_decrypt(const char *homedir, const void *msg, size_t len,
 	int ret = -1;
 
 	*plain = NULL;
-	if ((ctx = pgp_ctx(homedir, err, errlen)) == NULL)
+	if ((ctx = pgp_ctx_new(homedir, 1, err, errlen)) == NULL)
 		return -1;
 	if ((e = gpgme_data_new_from_mem(&in, msg, len, 0)) != 0 ||
 	    (e = gpgme_data_new(&out)) != 0 ||

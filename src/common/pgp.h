@@ -2,6 +2,7 @@
 #ifndef KT_PGP_H
 #define KT_PGP_H
 
+#include <gpgme.h>
 #include <stddef.h>
 
 #define PGP_FPR_LEN 40
@@ -10,6 +11,12 @@
 #define PGP_QFPR_MAX 64
 
 int pgp_init(void);
+/*
+ * A GPGME context on the GnuPG home homedir, loopback pinentry (never a
+ * prompt), ASCII armor when armor is 1.
+ */
+gpgme_ctx_t pgp_ctx_new(const char *homedir, int armor, char *err,
+    size_t errlen);
 /*
  * The first secret key in homedir.  Returns 0 and fills fpr (upper-case
  * hex) and qfpr ("4096R/...") when found, 1 when there is none, -1 on error.

@@ -24,6 +24,8 @@ int key_file_perm_ok(const char *path, char *err, size_t errlen);
 int path_join(char *buf, size_t len, const char *a, const char *b);
 
 void hex_encode(const unsigned char *in, size_t len, char *out, int upper);
+/* 1 when the n characters of s are all hex digits (either case). */
+int hex_valid(const char *s, size_t n);
 void freezero(void *p, size_t len);
 
 /* Look up the service account; -1 when it does not exist. */

@@ -122,17 +122,6 @@ conf_clear(struct kt_client *c)
 	c->fpr[0] = '\0';
 }
 
-static int
-is_hex(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	return s[n] == '\0';
-}
-
 /* "3072R/<40 hex>" or "<40 hex>" -> the 40 hex. */
 static int
 fpr_from_local(const char *lf, char fpr[41])
@@ -141,7 +130,7 @@ fpr_from_local(const char *lf, char fpr[41])
 	size_t i;
 
 	p = p != NULL ? p + 1 : lf;
-	if (strlen(p) != 40 || !is_hex(p, 40))
+	if (strlen(p) != 40 || !hex_valid(p, 40))
 		return -1;
 	for (i = 0; i < 40; i++)
 		fpr[i] = (char)toupper((unsigned char)p[i]);
@@ -212,7 +201,7 @@ conf_load(struct kt_client *c)
 		goto out;
 	}
 	if (strlen(c->secret_hex) != 2 * KT_SECRET_LEN ||
-	    !is_hex(c->secret_hex, 2 * KT_SECRET_LEN)) {
+	    !hex_valid(c->secret_hex, 2 * KT_SECRET_LEN)) {
 		kt_seterr(c, "%s: SECRET: not %d hex digits", c->confpath,
 		    2 * KT_SECRET_LEN);
 		goto out;
@@ -464,7 +453,7 @@ kt_register(struct kt_client *c, const struct kt_register_opts *o)
 	for (i = 0; i < secretlen; i++)
 		secret[i] = (unsigned char)tolower(secret[i]);
 	if (secretlen != 2 * KT_SECRET_LEN ||
-	    !is_hex((char *)secret, secretlen)) {
+	    !hex_valid((char *)secret, secretlen)) {
 		kt_seterr(c, "registration: the decrypted secret is not %d hex "
 		    "digits", 2 * KT_SECRET_LEN);
 		goto out;

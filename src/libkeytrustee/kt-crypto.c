@@ -34,19 +34,11 @@ kt_pgp_ensure_key(struct kt_client *c, const char *hostname)
 static gpgme_ctx_t
 ctx_new(struct kt_client *c)
 {
-	gpgme_ctx_t ctx = NULL;
-	gpgme_error_t e;
+	gpgme_ctx_t ctx;
+	char err[512];
 
-	if ((e = gpgme_new(&ctx)) != 0 ||
-	    (e = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL,
-	    c->confdir)) != 0) {
-		kt_seterr(c, "GnuPG home %s: %s", c->confdir,
-		    gpgme_strerror(e));
-		gpgme_release(ctx);
-		return NULL;
-	}
-	gpgme_set_armor(ctx, 0);
-	gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
+	if ((ctx = pgp_ctx_new(c->confdir, 0, err, sizeof(err))) == NULL)
+		kt_seterr(c, "%s", err);
 	return ctx;
 }
 

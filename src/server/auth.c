@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "util.h"
 #include "server.h"
 
 #define AUTH_SCHEME "KT1-HMAC-SHA256 "
@@ -31,17 +32,6 @@ struct auth_header {
 	unsigned char sig[CRYPTO_MAC_LEN];
 };
 
-static int
-is_hex(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	return 1;
-}
-
 /* Strict parse of the header value; -1 when malformed. */
 static int
 auth_parse(const char *v, struct auth_header *h)
@@ -51,7 +41,7 @@ auth_parse(const char *v, struct auth_header *h)
 	if (strncmp(v, AUTH_SCHEME, strlen(AUTH_SCHEME)) != 0)
 		return -1;
 	v += strlen(AUTH_SCHEME);
-	if (strncmp(v, "fp=", 3) != 0 || !is_hex(v + 3, PGP_FPR_LEN) ||
+	if (strncmp(v, "fp=", 3) != 0 || !hex_valid(v + 3, PGP_FPR_LEN) ||
 	    v[3 + PGP_FPR_LEN] != ',')
 		return -1;
 	for (i = 0; i < PGP_FPR_LEN; i++)
