@@ -2,7 +2,7 @@
 # scripts/run-local.sh - a self-contained Key Trustee Server under ./var of
 # the repository, for `make run` and `make stop`.
 #
-#   sh scripts/run-local.sh start   init (first time), database, server
+#   sh scripts/run-local.sh start   init (completes ./var/conf), database, server
 #   sh scripts/run-local.sh stop    stop the server, the database, gpg-agent
 #
 # Layout: var/conf (config dir, keyring, TLS pair), var/db (PostgreSQL),
@@ -112,10 +112,10 @@ start() {
 	mkdir -p "$var" "$logdir" "$rundir" || exit 1
 	check_traverse
 
-	if [ ! -f "$conf/keytrustee.conf" ]; then
-		"$ktadmin" init --confdir "$conf" --hostname localhost ||
-			error "ktadmin init --confdir $conf failed"
-	fi
+	# Every time: on a complete dir it changes nothing, and on one made by
+	# an older build it adds what is new (the data key, say).
+	"$ktadmin" init --confdir "$conf" --hostname localhost ||
+		error "ktadmin init --confdir $conf failed"
 
 	if [ ! -f "$db/PG_VERSION" ]; then
 		pgport=$(free_port 11381) ||

@@ -136,10 +136,12 @@ static void
 route_health(struct worker *w, struct evhttp_request *req)
 {
 	int v = worker_db_version(w);
+	/* Reachable but on another schema than this binary's is not ok. */
+	int ok = v == DB_SCHEMA_VERSION;
 	json_t *o;
 
 	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:s, s:b}",
-	    "status", v >= 0 ? "ok" : "degraded",
+	    "status", ok ? "ok" : "degraded",
 	    "role", w->srv->role,
 	    "database", v >= 0,
 	    "schema_version", v >= 0 ? v : 0,
@@ -150,7 +152,7 @@ route_health(struct worker *w, struct evhttp_request *req)
 		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
 		return;
 	}
-	http_reply_json(req, v >= 0 ? HTTP_OK : HTTP_SERVUNAVAIL, o);
+	http_reply_json(req, ok ? HTTP_OK : HTTP_SERVUNAVAIL, o);
 	json_decref(o);
 }
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "db.h"
 #include "crypto.h"
 #include "datakey.h"
 #include "log.h"
@@ -112,6 +113,35 @@ listen_socket(const char *addr, int port)
 		log_warn("cannot listen on %s port %d", addr ? addr : "*", port);
 	freeaddrinfo(res);
 	return fd;
+}
+
+/*
+ * Bring the database to this binary's schema before serving: after an
+ * upgrade the operator restarts the server and nothing else.  The
+ * migrations are idempotent and take an advisory lock.  A database that is
+ * down now is not fatal (health says so); one that refuses the migration is.
+ */
+static void
+migrate_at_start(const struct kt_conf *conf)
+{
+	char err[1024];
+	PGconn *db;
+	int before;
+
+	if ((db = db_connect(conf, err, sizeof(err))) == NULL) {
+		log_warnx("database not reachable at start, schema not checked: "
+		    "%s", err);
+		return;
+	}
+	before = db_schema_version(db);
+	if (db_migrate(db, err, sizeof(err)) == -1) {
+		PQfinish(db);
+		fatalx("database schema: %s", err);
+	}
+	if (before >= 0 && before < DB_SCHEMA_VERSION)
+		log_info("database schema migrated from version %d to %d",
+		    before, DB_SCHEMA_VERSION);
+	PQfinish(db);
 }
 
 static void
@@ -259,6 +289,8 @@ main(int argc, char **argv)
 		log_warnx("%s: DB_CONNECT is not set; run 'ktadmin db "
 		    "--bootstrap' (health reports the database as down)",
 		    srv.conf->path);
+	else
+		migrate_at_start(srv.conf);
 
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

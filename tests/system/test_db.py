@@ -3,13 +3,16 @@
 This module has its own cluster (it stops and starts it); the session's
 cluster is left alone."""
 
+import http.client
+import json
 import os
 import pwd
 import re
 
 import pytest
 
-from conftest import Cluster, copy_confdir, free_port, ktadmin, mode, read_conf
+from conftest import (Cluster, copy_confdir, free_port, ktadmin, mode,
+                      no_verify_context, read_conf)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +111,49 @@ def test_status_of_missing_cluster(registry):
                    os.path.join(registry.mkdtemp("nopg-"), "absent"))
     assert proc.returncode != 0
     assert proc.returncode == 3 or "error:" in proc.stderr
+
+
+def test_server_migrates_an_older_schema_at_start(db, make_server):
+    """After an upgrade the operator only restarts the server: it brings
+    the database to its schema (here: a database left at version 1)."""
+    cluster, _ = db
+    latest = cluster.schema_version()
+    assert latest >= 2
+    cluster.psql("drop table deposits, clients, orgs; "
+                 "delete from schema_migrations where version >= 2")
+    assert cluster.schema_version() == 1
+    srv = make_server(cluster.confdir)
+    srv.start()
+    assert cluster.schema_version() == latest
+    assert cluster.psql("select count(*) from orgs") == "0"
+    assert "migrated from version 1 to %d" % latest in srv.log()
+    status, body = _health(srv.port)
+    assert status == 200 and body["schema_version"] == latest
+    assert body["status"] == "ok"
+
+
+def test_health_is_degraded_on_a_schema_it_does_not_have(db, make_server):
+    cluster, _ = db
+    srv = make_server(cluster.confdir)
+    srv.start()
+    # a newer binary's migration has been applied under this server
+    cluster.psql("insert into schema_migrations (version, name) "
+                 "values (9999, 'from-the-future')")
+    try:
+        status, body = _health(srv.port)
+        assert status == 503
+        assert body["status"] == "degraded"
+        assert body["schema_version"] == 9999
+    finally:
+        cluster.psql("delete from schema_migrations where version = 9999")
+
+
+def _health(port):
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                       context=no_verify_context())
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
