@@ -1,0 +1,281 @@
+#!/bin/bash
+# ktbackup.sh - back up a Key Trustee Server: its config dir (GnuPG keyring,
+# TLS pair, keytrustee.conf, ...) and a `pg_dump -c` of its database, in one
+# tarball, GPG-encrypted to a recipient unless --cleartext.
+#
+# Run it as the service account (keytrustee).  The tarball's member paths are
+# relative to /, as the vendor guide's `tar tvf` listing shows, so the restore
+# is `gpg -d -o backup.tar FILE; tar xvf backup.tar -C /`; the SQL lands next
+# to the config dir (<parent of confdir>/kts_bak_....sql) and is loaded with
+# `psql -f` after dropping and re-creating the keytrustee database.
+set -euo pipefail
+
+prog=ktbackup.sh
+KEYTRUSTEE_HOME=${KEYTRUSTEE_HOME:-/var/lib/keytrustee}
+
+usage() {
+	cat <<EOF
+Usage: $prog (--gpg-recipient=RECIPIENT | --cleartext) [OPTION]...
+
+Back up the Key Trustee Server config dir and database into
+OUTPUT/kts_bak_<fqdn with . as _>_<YYYY-MM-DD_HH-MM-SS>.tar[.gpg].
+
+  -c, --confdir=CONFDIR      Key Trustee config dir
+                             (default: \$KEYTRUSTEE_HOME/.keytrustee,
+                             KEYTRUSTEE_HOME defaults to /var/lib/keytrustee)
+      --database-port=PORT   database port (default: DB_PORT of
+                             keytrustee.conf, else 11381)
+      --gpg-recipient=GPG_RECIPIENT
+                             encrypt the tarball to this recipient; the
+                             public key must be in the running account's
+                             keyring (GNUPGHOME, default ~/.gnupg)
+      --cleartext            write an unencrypted tarball (not for production)
+      --output=DIR           output directory (default: \$KEYTRUSTEE_HOME)
+      --roll=n               after writing the new backup, delete older
+                             backups (kts_bak_*.tar, kts_bak_*.tar.gpg) in the
+                             output dir so that the newest n backups remain,
+                             the new one included: with 10 backups, --roll=10
+                             writes an 11th and deletes the oldest; --roll=1
+                             keeps only the new backup
+  -q, --quiet                print only the tarball's path on success
+      --verbose              print more progress messages (on stderr)
+  -h, --help                 show this help and exit
+
+Either --gpg-recipient or --cleartext is required.
+EOF
+}
+
+error() {
+	echo "error: $1" >&2
+	[ $# -lt 2 ] || echo "hint: $2" >&2
+	exit 1
+}
+
+usage_error() {
+	echo "error: $1" >&2
+	echo "hint: run '$prog --help' for the options" >&2
+	exit 2
+}
+
+confdir=
+dbport=
+recipient=
+cleartext=0
+output=
+roll=
+quiet=0
+verbose=0
+
+while [ $# -gt 0 ]; do
+	arg=$1
+	shift
+	case $arg in
+	-h | --help) usage; exit 0 ;;
+	-c | --confdir)
+		[ $# -gt 0 ] || usage_error "option '$arg' needs a value"
+		confdir=$1; shift ;;
+	--confdir=*) confdir=${arg#*=} ;;
+	--database-port=*) dbport=${arg#*=} ;;
+	--database-port)
+		[ $# -gt 0 ] || usage_error "option '$arg' needs a value"
+		dbport=$1; shift ;;
+	--gpg-recipient=*) recipient=${arg#*=} ;;
+	--gpg-recipient)
+		[ $# -gt 0 ] || usage_error "option '$arg' needs a value"
+		recipient=$1; shift ;;
+	--cleartext) cleartext=1 ;;
+	--output=*) output=${arg#*=} ;;
+	--output)
+		[ $# -gt 0 ] || usage_error "option '$arg' needs a value"
+		output=$1; shift ;;
+	--roll=*) roll=${arg#*=} ;;
+	--roll)
+		[ $# -gt 0 ] || usage_error "option '$arg' needs a value"
+		roll=$1; shift ;;
+	-q | --quiet) quiet=1 ;;
+	--verbose) verbose=1 ;;
+	*) usage_error "unknown option '$arg'" ;;
+	esac
+done
+
+say() { [ "$quiet" = 1 ] || echo "$*" >&2; }
+debug() { [ "$verbose" = 0 ] || [ "$quiet" = 1 ] || echo "$*" >&2; }
+
+if [ -n "$recipient" ] && [ "$cleartext" = 1 ]; then
+	usage_error "--gpg-recipient and --cleartext exclude each other"
+fi
+if [ -z "$recipient" ] && [ "$cleartext" = 0 ]; then
+	usage_error "a GPG recipient is required" 
+fi
+case $dbport in
+'' | *[!0-9]*) [ -z "$dbport" ] || usage_error "--database-port: not a port number: '$dbport'" ;;
+esac
+case $roll in
+'') ;;
+*[!0-9]* | 0*) usage_error "--roll: not a positive number: '$roll'" ;;
+esac
+
+confdir=${confdir:-$KEYTRUSTEE_HOME/.keytrustee}
+output=${output:-$KEYTRUSTEE_HOME}
+
+[ -d "$confdir" ] || error "config dir $confdir does not exist" \
+	"pass the Key Trustee config dir with --confdir=DIR"
+confdir=$(cd "$confdir" && pwd -P)
+conf=$confdir/keytrustee.conf
+[ -r "$conf" ] || error "cannot read $conf" "is $confdir a Key Trustee config dir?"
+[ -d "$output" ] || error "output dir $output does not exist" \
+	"create it, or pass another with --output=DIR"
+output=$(cd "$output" && pwd -P)
+[ -w "$output" ] || error "output dir $output is not writable" \
+	"run $prog as the service account, or pass another dir with --output=DIR"
+[ "$confdir" != / ] || error "the config dir cannot be /"
+
+command -v python3 >/dev/null || error "python3 is not installed"
+command -v tar >/dev/null || error "tar is not installed"
+
+# pg_dump: the newest PostgreSQL under /usr/lib/postgresql, else PATH.
+pg_dump=
+for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+	if [ -x "$d/pg_dump" ]; then pg_dump=$d/pg_dump; break; fi
+done
+[ -n "$pg_dump" ] || pg_dump=$(command -v pg_dump) ||
+	error "pg_dump is not installed" "install the PostgreSQL client programs"
+debug "using $pg_dump"
+
+gpg_opts=(--batch --yes --trust-model always --auto-key-locate local --encrypt)
+if [ "$cleartext" = 0 ]; then
+	command -v gpg >/dev/null || error "gpg is not installed"
+	# Encrypting nothing proves the key is there and usable for encryption.
+	if ! gpg_err=$(gpg "${gpg_opts[@]}" -r "$recipient" -o /dev/null </dev/null 2>&1); then
+		printf '%s\n' "$gpg_err" | sed 's/^/detail: /' >&2
+		error "no usable public key for GPG recipient '$recipient' in ${GNUPGHOME:-$HOME/.gnupg}" \
+			"import it into the service account's keyring: gpg --import /path/to/recipient.pub"
+	fi
+fi
+
+# keytrustee.conf -> conninfo without the password (line 1), port (line 2),
+# password (line 3).  The password goes to pg_dump via PGPASSWORD only.
+dbinfo=$(KTB_PORT="$dbport" python3 - "$conf" <<'EOF'
+import json, os, re, sys
+try:
+    with open(sys.argv[1]) as f:
+        conf = json.load(f)
+except (OSError, ValueError) as e:
+    sys.stderr.write("error: cannot read %s: %s\n" % (sys.argv[1], e))
+    sys.exit(1)
+ci = conf.get("DB_CONNECT")
+if not isinstance(ci, str) or not ci.strip():
+    sys.stderr.write("error: %s has no DB_CONNECT\n"
+                     "hint: set the database up with 'ktadmin db --bootstrap'\n" % sys.argv[1])
+    sys.exit(1)
+pairs = []
+for m in re.finditer(r"\s*([A-Za-z_]+)\s*=\s*('((?:[^'\\]|\\.)*)'|\S*)", ci):
+    key = m.group(1)
+    val = m.group(3) if m.group(3) is not None else m.group(2)
+    if m.group(3) is not None:
+        val = re.sub(r"\\(.)", r"\1", val)
+    pairs.append((key, val))
+d = dict(pairs)
+port = os.environ.get("KTB_PORT") or str(conf.get("DB_PORT") or "") or d.get("port") or "11381"
+password = d.pop("password", "")
+d["port"] = port
+def q(v):
+    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+print(" ".join("%s=%s" % (k, q(v)) for k, v in d.items()))
+print(port)
+print(password)
+EOF
+) || exit 1
+conninfo=$(printf '%s\n' "$dbinfo" | sed -n 1p)
+port=$(printf '%s\n' "$dbinfo" | sed -n 2p)
+password=$(printf '%s\n' "$dbinfo" | sed -n 3p)
+unset dbinfo
+
+fqdn=$(hostname -f 2>/dev/null || hostname 2>/dev/null || uname -n)
+host=$(printf '%s' "$fqdn" | tr '.' '_')
+ext=.tar
+[ "$cleartext" = 1 ] || ext=.tar.gpg
+
+tmpdir=
+cleanup() {
+	if [ -n "$tmpdir" ] && [ -d "$tmpdir" ]; then rm -rf -- "$tmpdir"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+umask 077
+tmpdir=$(mktemp -d "$output/.ktbackup.XXXXXX") ||
+	error "cannot create a temporary dir in $output"
+
+# A name no backup has: two backups in one second would share one.
+for _ in 1 2 3; do
+	stamp=$(date +%Y-%m-%d_%H-%M-%S)
+	base=kts_bak_${host}_$stamp
+	[ -e "$output/$base$ext" ] || break
+	sleep 1
+done
+[ ! -e "$output/$base$ext" ] || error "$output/$base$ext already exists"
+
+say "Dumping the keytrustee database (port $port)"
+debug "conninfo: $conninfo"
+sql=$tmpdir/$base.sql
+if ! PGPASSWORD=$password PGCONNECT_TIMEOUT=10 "$pg_dump" -c --if-exists -d "$conninfo" -f "$sql" \
+	2>"$tmpdir/pg_dump.err"; then
+	sed 's/^/detail: /' "$tmpdir/pg_dump.err" >&2
+	error "pg_dump of the keytrustee database on port $port failed" \
+		"is the database running? check 'ktadmin db --status' and --database-port"
+fi
+unset password
+chmod 0644 "$sql"
+debug "$(wc -c <"$sql") bytes of SQL"
+
+rel_conf=${confdir#/}
+rel_parent=$(dirname "$rel_conf")
+if [ "$rel_parent" = . ]; then rel_sql=$base.sql; else rel_sql=$rel_parent/$base.sql; fi
+
+# The SQL is stored as <parent of confdir>/kts_bak_....sql; GnuPG sockets
+# (S.gpg-agent*, S.dirmngr, S.keyboxd) are not backed up.
+tar_args=(-c -f - --exclude='S.*' -C / "$rel_conf"
+	-C "$tmpdir" --transform="s|^$base\\.sql\$|$rel_sql|" "$base.sql")
+[ "$verbose" = 0 ] || [ "$quiet" = 1 ] || tar_args=(-v "${tar_args[@]}")
+
+part=$tmpdir/$base$ext
+say "Writing $output/$base$ext"
+if [ "$cleartext" = 1 ]; then
+	tar "${tar_args[@]}" >"$part" 2>"$tmpdir/tar.err" || {
+		sed 's/^/detail: /' "$tmpdir/tar.err" >&2
+		error "tar of $confdir failed"
+	}
+else
+	# Streamed: the clear tarball never reaches the disk.
+	tar "${tar_args[@]}" 2>"$tmpdir/tar.err" |
+		gpg "${gpg_opts[@]}" -r "$recipient" -o "$part" 2>"$tmpdir/gpg.err" || {
+		sed 's/^/detail: /' "$tmpdir/tar.err" "$tmpdir/gpg.err" >&2
+		error "tar or gpg failed writing the encrypted backup"
+	}
+fi
+[ "$verbose" = 0 ] || [ "$quiet" = 1 ] || cat "$tmpdir/tar.err" >&2
+rm -f -- "$sql"
+chmod 0600 "$part"
+mv -- "$part" "$output/$base$ext"
+new=$output/$base$ext
+
+if [ -n "$roll" ]; then
+	# Newest first by the timestamp in the name; keep roll-1 besides the new one.
+	keep=$((roll - 1))
+	ls -1 -- "$output" | grep -E '^kts_bak_.*_[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}-[0-9]{2}-[0-9]{2}\.tar(\.gpg)?$' |
+		grep -vxF -- "$base$ext" |
+		sed -E 's/^(.*_([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}-[0-9]{2}-[0-9]{2})\.tar(\.gpg)?)$/\2 \1/' |
+		sort -r | awk -v keep="$keep" 'NR > keep { print $2 }' |
+		while IFS= read -r old; do
+			debug "roll: deleting $output/$old"
+			rm -f -- "$output/$old"
+		done
+fi
+
+if [ "$quiet" = 1 ]; then
+	echo "$new"
+else
+	say "Backup written to $new"
+	echo "$new"
+fi
