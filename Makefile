@@ -103,6 +103,7 @@ fuzz:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN_PATHS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 scripts/ktbackup.sh scripts/kt-backup-schedule.sh $(DESTDIR)$(PREFIX)/bin/
 
 format:
 	clang-format -i $$(find src agent tests -name '*.[ch]')

@@ -261,6 +261,73 @@ def test_backup_during_writes_has_every_acknowledged_deposit(kts):
 
 
 # --------------------------------------------------------------------------
+# the hourly schedule (a cron.d file in a temporary dir, never /etc/cron.d)
+
+CRON_LINE_RE = re.compile(r"^(\S+) (\S+) (\S+) (\S+) (\S+) (\S+) (/\S+/ktbackup\.sh) (.*)$")
+
+
+def schedule(*args):
+    return run([SCHEDULE] + [str(a) for a in args])
+
+
+def test_schedule_install_show_remove(tmp_path):
+    cron = str(tmp_path / "keytrustee-backup")
+    proc = schedule("install", "--cron-file", cron, "--gpg-recipient", "John Doe",
+                    "--output", "/tmp/backups")
+    assert proc.returncode == 0, proc.stderr
+    assert mode(cron) == 0o644
+    assert [f for f in os.listdir(str(tmp_path))] == ["keytrustee-backup"]
+    with open(cron) as f:
+        text = f.read()
+    lines = text.splitlines()
+    assert lines[0].startswith("# ")
+    jobs = [ln for ln in lines if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
+    assert len(jobs) == 1
+    m = CRON_LINE_RE.match(jobs[0])
+    assert m, jobs[0]
+    assert m.group(1, 2, 3, 4, 5) == ("0", "*", "*", "*", "*")
+    assert m.group(6) == "keytrustee"
+    assert os.path.samefile(m.group(7), KTBACKUP)
+    cmd = m.group(8).split(" ")
+    assert "--quiet" in cmd and "--roll=10" in cmd and "--output=/tmp/backups" in cmd
+    assert "--confdir=/var/lib/keytrustee/.keytrustee" in cmd
+    assert "--gpg-recipient='John Doe'" in m.group(8)
+    # show prints the file; install again replaces it (atomically, same mode)
+    proc = schedule("show", "--cron-file=" + cron)
+    assert proc.returncode == 0 and proc.stdout == text
+    proc = schedule("install", "--cron-file", cron, "--cleartext", "--user", "kts",
+                    "--roll", "3", "--confdir", "/srv/kt/.keytrustee", "--ktbackup",
+                    KTBACKUP)
+    assert proc.returncode == 0, proc.stderr
+    with open(cron) as f:
+        job = f.read().splitlines()[-1]
+    assert job == ("0 * * * * kts %s --confdir=/srv/kt/.keytrustee --cleartext --quiet "
+                   "--output=/var/lib/keytrustee --roll=3" % KTBACKUP)
+    assert mode(cron) == 0o644
+    proc = schedule("remove", "--cron-file", cron)
+    assert proc.returncode == 0 and not os.path.exists(cron)
+    proc = schedule("show", "--cron-file", cron)
+    assert proc.returncode != 0 and "error: " in proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--gpg-recipient", "John 'Doe"],
+    ["--gpg-recipient", "John\nDoe"],
+    [],
+    ["--gpg-recipient", "x", "--cleartext"],
+    ["--cleartext", "--roll", "0"],
+    ["--cleartext", "--output", "relative/dir"],
+    ["--cleartext", "--bogus", "x"],
+])
+def test_schedule_refuses(tmp_path, args):
+    cron = str(tmp_path / "keytrustee-backup")
+    proc = schedule("install", "--cron-file", cron, *args)
+    assert proc.returncode != 0
+    assert "error: " in proc.stderr
+    assert os.listdir(str(tmp_path)) == []
+
+
+# --------------------------------------------------------------------------
 # the guide's restore, last: it destroys the module's server and database
 
 
