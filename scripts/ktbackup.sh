@@ -135,9 +135,9 @@ command -v tar >/dev/null || error "tar is not installed"
 
 # pg_dump: the newest PostgreSQL under /usr/lib/postgresql, else PATH.
 pg_dump=
-for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+while IFS= read -r d; do
 	if [ -x "$d/pg_dump" ]; then pg_dump=$d/pg_dump; break; fi
-done
+done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
 [ -n "$pg_dump" ] || pg_dump=$(command -v pg_dump) ||
 	error "pg_dump is not installed" "install the PostgreSQL client programs"
 debug "using $pg_dump"
@@ -241,20 +241,30 @@ tar_args=(-c -f - --exclude='S.*' -C / "$rel_conf"
 
 part=$tmpdir/$base$ext
 say "Writing $output/$base$ext"
+# tar exits 1 when a file changed while it was read (the running server may
+# touch its keyring): a warning, the member is still in the archive.
+set +e
 if [ "$cleartext" = 1 ]; then
-	tar "${tar_args[@]}" >"$part" 2>"$tmpdir/tar.err" || {
-		sed 's/^/detail: /' "$tmpdir/tar.err" >&2
-		error "tar of $confdir failed"
-	}
+	tar "${tar_args[@]}" >"$part" 2>"$tmpdir/tar.err"
+	tar_rc=$? gpg_rc=0
 else
 	# Streamed: the clear tarball never reaches the disk.
 	tar "${tar_args[@]}" 2>"$tmpdir/tar.err" |
-		gpg "${gpg_opts[@]}" -r "$recipient" -o "$part" 2>"$tmpdir/gpg.err" || {
-		sed 's/^/detail: /' "$tmpdir/tar.err" "$tmpdir/gpg.err" >&2
-		error "tar or gpg failed writing the encrypted backup"
-	}
+		gpg "${gpg_opts[@]}" -r "$recipient" -o "$part" 2>"$tmpdir/gpg.err"
+	rcs=("${PIPESTATUS[@]}")
+	tar_rc=${rcs[0]} gpg_rc=${rcs[1]}
 fi
-[ "$verbose" = 0 ] || [ "$quiet" = 1 ] || cat "$tmpdir/tar.err" >&2
+set -e
+if [ "$tar_rc" -gt 1 ]; then
+	sed 's/^/detail: /' "$tmpdir/tar.err" >&2
+	error "tar of $confdir failed" "run $prog as the account that owns $confdir"
+fi
+if [ "$gpg_rc" -ne 0 ]; then
+	sed 's/^/detail: /' "$tmpdir/gpg.err" >&2
+	error "gpg failed encrypting the backup to '$recipient'"
+fi
+[ "$tar_rc" = 0 ] || [ "$quiet" = 1 ] || sed 's/^/warning: /' "$tmpdir/tar.err" >&2
+[ "$verbose" = 0 ] || [ "$quiet" = 1 ] || [ "$tar_rc" != 0 ] || cat "$tmpdir/tar.err" >&2
 rm -f -- "$sql"
 chmod 0600 "$part"
 mv -- "$part" "$output/$base$ext"
@@ -263,10 +273,12 @@ new=$output/$base$ext
 if [ -n "$roll" ]; then
 	# Newest first by the timestamp in the name; keep roll-1 besides the new one.
 	keep=$((roll - 1))
-	ls -1 -- "$output" | grep -E '^kts_bak_.*_[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}-[0-9]{2}-[0-9]{2}\.tar(\.gpg)?$' |
-		grep -vxF -- "$base$ext" |
-		sed -E 's/^(.*_([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}-[0-9]{2}-[0-9]{2})\.tar(\.gpg)?)$/\2 \1/' |
-		sort -r | awk -v keep="$keep" 'NR > keep { print $2 }' |
+	for f in "$output"/kts_bak_*.tar "$output"/kts_bak_*.tar.gpg; do
+		name=${f##*/}
+		if [ ! -f "$f" ] || [ "$name" = "$base$ext" ]; then continue; fi
+		[[ $name =~ _([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}-[0-9]{2}-[0-9]{2})\.tar(\.gpg)?$ ]] || continue
+		printf '%s %s\n' "${BASH_REMATCH[1]}" "$name"
+	done | sort -r | tail -n +$((keep + 1)) | cut -d' ' -f2- |
 		while IFS= read -r old; do
 			debug "roll: deleting $output/$old"
 			rm -f -- "$output/$old"

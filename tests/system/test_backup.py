@@ -178,6 +178,17 @@ def test_cleartext_members_modes_and_quiet(kts):
                                      or n.startswith(rel_conf + "/")}
 
 
+def test_short_and_separate_options_verbose(kts):
+    out = outdir(kts, "verbose")
+    proc = ktbackup(kts, "-c", kts.confdir, "--database-port", kts.cluster.port,
+                    "--cleartext", "--verbose", "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    path = proc.stdout.strip()
+    assert proc.stdout == path + "\n" and backups(out) == [os.path.basename(path)]
+    assert "keytrustee.conf" in proc.stderr  # tar's verbose listing
+    assert "password" not in proc.stderr
+
+
 def test_default_confdir_and_output_from_keytrustee_home(kts):
     proc = ktbackup(kts, "--gpg-recipient=" + RECIPIENT)
     assert proc.returncode == 0, proc.stderr
@@ -332,8 +343,6 @@ def test_schedule_refuses(tmp_path, args):
 
 
 def test_restore_by_the_guides_steps(kts, tmp_path):
-    kts.server.stop()  # no writer may be mid-flight when the backup starts
-    kts.server.start()
     proc = ktbackup(kts, "--gpg-recipient=" + RECIPIENT, "--quiet",
                     "--output=" + kts.home)
     assert proc.returncode == 0, proc.stderr
