@@ -30,5 +30,11 @@ int cmd_put(const char *confdir, int argc, char **argv);
 int cmd_get(const char *confdir, int argc, char **argv);
 int cmd_list(const char *confdir, int argc, char **argv);
 int cmd_delete(const char *confdir, int argc, char **argv);
+int cmd_backup(const char *confdir, int argc, char **argv);
+int cmd_restore(const char *confdir, int argc, char **argv);
+
+/* For backup/restore: tar and gpg's environment, and running them. */
+char *const *client_spawn_env(void);
+int client_run(char *const argv[], int okmax);
 
 #endif

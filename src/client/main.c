@@ -23,6 +23,12 @@ static const struct client_cmd cmds[] = {
 	    cmd_list },
 	{ "delete", "delete UUID", "delete a deposit and its cached copy",
 	    cmd_delete },
+	{ "backup", "backup --output FILE (--gpg-recipient R | --cleartext)",
+	    "tar this client's config dir (conf, key, cache), GPG-encrypted",
+	    cmd_backup },
+	{ "restore", "restore --input FILE [--force]",
+	    "restore a backup into the config dir (--force replaces one)",
+	    cmd_restore },
 };
 
 static void
