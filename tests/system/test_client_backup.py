@@ -258,10 +258,12 @@ def make_tar(path, entries):
     [("kt", "dir", None), ("kt/keytrustee.conf", "file", b"{}"),
      ("kt/link", "symlink", "/etc")],
     [("kt", "dir", None), ("kt/keytrustee.conf", "file", b"{}"),
+     ("kt/link", "symlink", "../sibling")],
+    [("kt", "dir", None), ("kt/keytrustee.conf", "file", b"{}"),
      ("kt/hard", "hardlink", "/etc/passwd")],
     [("kt", "dir", None), ("kt/" + "a" * 150 + "/../../evil", "file", b"x")],
 ], ids=["dotdot", "inner-dotdot", "absolute", "two-tops", "symlink-up",
-        "symlink-abs", "hardlink-abs", "longname-dotdot"])
+        "symlink-abs", "symlink-parent", "hardlink-abs", "longname-dotdot"])
 def test_restore_refuses_escaping_archive(registry, evil):
     base = registry.mkdtemp("bkevil-")
     work = os.path.join(base, "work")
