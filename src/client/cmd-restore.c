@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "spawn.h"
 #include "util.h"
 
 #define TAR_BLOCK 512
@@ -419,6 +420,18 @@ cmd_restore(const char *confdir, int argc, char **argv)
 	}
 
 	if (lstat(target, &st) == 0) {
+		/* The old dir's gpg-agent must not outlive its keys. */
+		char *kill[] = { "gpgconf", "--homedir", target, "--kill",
+		    "all", NULL };
+		struct spawn_opts so;
+		struct spawn_result sr;
+
+		memset(&so, 0, sizeof(so));
+		memset(&sr, 0, sizeof(sr));
+		so.envp = client_spawn_env();
+		so.capture = 1;
+		(void)spawn_run(kill, &so, &sr);
+		spawn_result_free(&sr);
 		snprintf(old, sizeof(old), "%s/old", stage);
 		if (rename(target, old) == -1) {
 			cli_error("moving %s aside: %s", target,

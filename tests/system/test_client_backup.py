@@ -170,6 +170,21 @@ def test_encrypted_backup_delete_restore(registry, kclient, gpghome):
     check_deposits(confdir, kclient.deposits)
 
 
+def test_restore_encrypted_without_the_key(registry, kclient, gpghome):
+    out = os.path.join(outdir(registry), "client.tar.gpg")
+    ok(kt(kclient.confdir, "backup", "--output", out, "--gpg-recipient",
+          RECIPIENT, gnupghome=gpghome))
+    empty = registry.gnupg_home(os.path.join(registry.mkdtemp("bknokey-"), "g"))
+    os.mkdir(empty, 0o700)
+    work = registry.mkdtemp("bkwork-")
+    target = os.path.join(work, "kt")
+    proc = kt(target, "restore", "--input", out, gnupghome=empty)
+    assert proc.returncode == 1
+    assert err(proc).startswith("error: gpg failed") and "hint: " in err(proc)
+    assert os.listdir(work) == []
+    registry.kill_gnupg(empty)
+
+
 def test_cleartext_backup_is_tar_with_conf_0600(registry, kclient):
     out = os.path.join(outdir(registry), "client.tar")
     ok(client(kclient.confdir, "backup", "--output", out, "--cleartext"))
@@ -193,8 +208,8 @@ def test_restore_refuses_existing_without_force(registry, kclient):
     assert proc.returncode == 1
     assert "error: " in err(proc) and "--force" in err(proc)
     assert read_client_conf(kclient.confdir) == before
-    # --force replaces it (with the same content) and it still works.
-    registry.kill_gnupg(kclient.confdir)
+    # --force replaces it (with the same content; restore stops the old
+    # dir's gpg-agent itself) and it still works.
     ok(client(kclient.confdir, "restore", "--input", out, "--force"))
     assert read_client_conf(kclient.confdir) == before
     check_deposits(kclient.confdir, kclient.deposits)
