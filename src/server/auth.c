@@ -25,15 +25,8 @@
 #define AUTH_SCHEME "KT1-HMAC-SHA256 "
 #define AUTH_SKEW 300
 
-struct auth_header {
-	char fpr[PGP_FPR_LEN + 1];
-	char ts[20];
-	long long tsval;
-	unsigned char sig[CRYPTO_MAC_LEN];
-};
-
 /* Strict parse of the header value; -1 when malformed. */
-static int
+int
 auth_parse(const char *v, struct auth_header *h)
 {
 	size_t i, n;

@@ -86,6 +86,18 @@ void api_deposits(struct worker *w, struct evhttp_request *req,
  */
 int auth_request(struct worker *w, struct evhttp_request *req,
     const unsigned char *body, size_t bodylen, struct auth_client *out);
+/* The parts of an Authorization header value. */
+struct auth_header {
+	char fpr[PGP_FPR_LEN + 1];  /* upper-cased */
+	char ts[20];
+	long long tsval;
+	unsigned char sig[CRYPTO_MAC_LEN];
+};
+/*
+ * Strict parse of a header value "KT1-HMAC-SHA256 fp=..,ts=..,sig=..";
+ * -1 when malformed.  Exposed for tests/fuzz/fuzz_auth.c.
+ */
+int auth_parse(const char *v, struct auth_header *h);
 /* Open a client's sealed signing secret (AAD = fingerprint). */
 int auth_secret_open(const struct server *srv, const char *fpr,
     const unsigned char *nonce, size_t noncelen, const unsigned char *ct,

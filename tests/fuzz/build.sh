@@ -4,6 +4,7 @@
 #
 #   sh tests/fuzz/build.sh            build and run every target (make fuzz)
 #   sh tests/fuzz/build.sh conf       only fuzz_conf
+#   sh tests/fuzz/build.sh auth       only fuzz_auth (Authorization header)
 #   FUZZ_TIME=300 sh tests/fuzz/build.sh     run longer (seconds per target)
 #   FUZZ_BUILD_ONLY=1 sh tests/fuzz/build.sh build, do not run
 #
@@ -50,13 +51,17 @@ pkg_libs=$(pkg-config --libs $pkgs)
 
 CFLAGS_FUZZ="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -Isrc/common"
+	-fno-sanitize-recover=undefined -Isrc/common -Isrc/server"
 
 # The library sources each target is built from (compiled directly, with
 # the fuzzer's instrumentation, not taken from libkeytrustee-common.a).
 sources_for() {
 	case $1 in
 	conf) echo src/common/conf.c src/common/util.c src/common/log.c ;;
+	# auth.c's request path needs the server's audit/http/db functions:
+	# fuzz_auth.c stubs those, so only auth.c and its common helpers.
+	auth) echo src/server/auth.c src/common/crypto.c src/common/util.c \
+	    src/common/log.c ;;
 	*) echo src/common/conf.c src/common/util.c src/common/log.c ;;
 	esac
 }
