@@ -285,7 +285,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct client_cmd *cmd = client_cmd_find("restore");
-	const char *input = NULL, *home;
+	const char *input = NULL;
 	char target[PATH_MAX], pbuf[PATH_MAX], stage[PATH_MAX + 32] = "";
 	char tarpath[PATH_MAX + 64], top[256], src[PATH_MAX + 320];
 	char old[PATH_MAX + 32] = "", conf[PATH_MAX + 400];
@@ -312,15 +312,10 @@ cmd_restore(const char *confdir, int argc, char **argv)
 	if (input == NULL || input[0] == '\0')
 		return client_usage_error(cmd, "--input FILE is required");
 	if (confdir == NULL) {
-		if ((home = getenv("HOME")) == NULL || *home == '\0') {
-			cli_error("HOME is not set");
+		if (kt_default_confdir(target, sizeof(target)) != KT_OK) {
+			cli_error("HOME is not set or too long");
 			cli_hint("give --confdir DIR");
 			return 2;
-		}
-		if (path_join(target, sizeof(target), home, ".keytrustee")
-		    == -1) {
-			cli_error("HOME is too long");
-			return 1;
 		}
 	} else if (snprintf(target, sizeof(target), "%s", confdir) >=
 	    (int)sizeof(target)) {
@@ -432,8 +427,8 @@ cmd_restore(const char *confdir, int argc, char **argv)
 		so.capture = 1;
 		(void)spawn_run(kill, &so, &sr);
 		spawn_result_free(&sr);
-		snprintf(old, sizeof(old), "%s/old", stage);
-		if (rename(target, old) == -1) {
+		if (path_join(old, sizeof(old), stage, "old") == -1 ||
+		    rename(target, old) == -1) {
 			cli_error("moving %s aside: %s", target,
 			    strerror(errno));
 			old[0] = '\0';

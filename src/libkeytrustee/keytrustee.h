@@ -77,6 +77,9 @@ enum kt_source { KT_SRC_ACTIVE, KT_SRC_PASSIVE, KT_SRC_CACHE };
  * On error *out still receives a client (for kt_client_error) unless memory
  * ran out; free it with kt_client_free.
  */
+/* The default config dir, $HOME/.keytrustee, into buf; KT_EINVAL when HOME
+ * is unset or too long. */
+int kt_default_confdir(char *buf, size_t len);
 int kt_client_open(const char *confdir, struct kt_client **out);
 void kt_client_free(struct kt_client *c);
 

@@ -269,10 +269,20 @@ out:
 }
 
 int
+kt_default_confdir(char *buf, size_t len)
+{
+	const char *home = getenv("HOME");
+
+	if (home == NULL || *home == '\0' ||
+	    path_join(buf, len, home, ".keytrustee") == -1)
+		return KT_EINVAL;
+	return KT_OK;
+}
+
+int
 kt_client_open(const char *confdir, struct kt_client **out)
 {
 	struct kt_client *c;
-	const char *home;
 	char buf[4096];
 
 	*out = NULL;
@@ -288,12 +298,8 @@ kt_client_open(const char *confdir, struct kt_client **out)
 		return KT_ERR;
 	}
 	if (confdir == NULL) {
-		if ((home = getenv("HOME")) == NULL || *home == '\0') {
-			kt_seterr(c, "HOME is not set; give --confdir");
-			return KT_EINVAL;
-		}
-		if (path_join(buf, sizeof(buf), home, ".keytrustee") == -1) {
-			kt_seterr(c, "HOME is too long");
+		if (kt_default_confdir(buf, sizeof(buf)) != KT_OK) {
+			kt_seterr(c, "HOME is not set or too long; give --confdir");
 			return KT_EINVAL;
 		}
 		confdir = buf;
