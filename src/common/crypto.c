@@ -162,6 +162,23 @@ crypto_sha256_hex(const void *data, size_t len,
 }
 
 int
+crypto_kt1_mac(const void *secret, size_t secretlen, const char *method,
+    const char *target, const char *ts, const void *body, size_t bodylen,
+    unsigned char out[CRYPTO_MAC_LEN])
+{
+	char bodyhash[2 * CRYPTO_HASH_LEN + 1], *msg = NULL;
+	int len, ret;
+
+	if (crypto_sha256_hex(body != NULL ? body : "", bodylen,
+	    bodyhash) == -1 || (len = asprintf(&msg, "%s\n%s\n%s\n%s",
+	    method, target, ts, bodyhash)) < 0)
+		return -1;
+	ret = crypto_hmac_sha256(secret, secretlen, msg, (size_t)len, out);
+	free(msg);
+	return ret;
+}
+
+int
 crypto_memeq(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;

@@ -42,6 +42,15 @@ int crypto_sha256(const void *data, size_t len,
 int crypto_sha256_hex(const void *data, size_t len,
     char out[2 * CRYPTO_HASH_LEN + 1]);
 
+/*
+ * The KT1-HMAC-SHA256 request MAC of DESIGN.md section 3, the one
+ * definition the server checks and the client signs with:
+ * HMAC-SHA256(secret, METHOD "\n" TARGET "\n" TS "\n" hex(SHA-256(body))).
+ */
+int crypto_kt1_mac(const void *secret, size_t secretlen, const char *method,
+    const char *target, const char *ts, const void *body, size_t bodylen,
+    unsigned char out[CRYPTO_MAC_LEN]);
+
 /* 1 when equal, in time independent of the contents. */
 int crypto_memeq(const void *a, const void *b, size_t len);
 

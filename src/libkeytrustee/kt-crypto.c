@@ -1,4 +1,4 @@
-/* kt-crypto.c - the client's own OpenPGP key (GPGME) and base64. */
+/* kt-crypto.c - the client's own OpenPGP key (GPGME). */
 #include <gpgme.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -135,45 +135,4 @@ out:
 	gpgme_data_release(cipher);
 	gpgme_release(ctx);
 	return ret;
-}
-
-char *
-kt_b64_encode(const unsigned char *in, size_t len)
-{
-	char *out;
-
-	if (len > (size_t)1 << 30 || (out = malloc(4 * ((len + 2) / 3) + 1)) ==
-	    NULL)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-	return out;
-}
-
-int
-kt_b64_decode(const char *in, unsigned char **out, size_t *outlen)
-{
-	size_t len = strlen(in), pad = 0;
-	int n;
-
-	*out = NULL;
-	if (len % 4 != 0 || len > (size_t)1 << 30)
-		return -1;
-	if ((*out = malloc(len / 4 * 3 + 1)) == NULL)
-		return -1;
-	if (len == 0) {
-		*outlen = 0;
-		return 0;
-	}
-	if ((n = EVP_DecodeBlock(*out, (const unsigned char *)in,
-	    (int)len)) < 0) {
-		free(*out);
-		*out = NULL;
-		return -1;
-	}
-	if (in[len - 1] == '=')
-		pad++;
-	if (in[len - 2] == '=')
-		pad++;
-	*outlen = (size_t)n - pad;
-	return 0;
 }

@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "kt-int.h"
 #include "util.h"
+
+/* Responses are at most 256 MiB (kt-http.c): 3/4 of that once decoded. */
+#define KT_CIPHER_MAX ((size_t)192 * 1024 * 1024)
 
 /*
  * Send a signed request.  Reads (failover set) go to PASSIVE_SERVER when
@@ -100,7 +104,7 @@ kt_put(struct kt_client *c, const char *name, const char *description,
 	    KT_OK)
 		goto out;
 	ret = KT_ERR;
-	if ((b64 = kt_b64_encode(cipher, cipherlen)) == NULL) {
+	if ((b64 = crypto_b64_encode(cipher, cipherlen)) == NULL) {
 		kt_seterr(c, "out of memory");
 		goto out;
 	}
@@ -151,7 +155,8 @@ decode_decrypt(struct kt_client *c, const char *b64, unsigned char **data,
 	size_t cipherlen = 0;
 	int ret;
 
-	if (kt_b64_decode(b64, &cipher, &cipherlen) != 0) {
+	if (crypto_b64_decode(b64, strlen(b64), KT_CIPHER_MAX, &cipher,
+	    &cipherlen) != 0) {
 		kt_seterr(c, "the deposit content is not valid base64");
 		return KT_ERR;
 	}

@@ -2,13 +2,12 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "crypto.h"
 #include "kt-int.h"
 #include "util.h"
 
@@ -31,38 +30,19 @@ int
 kt_sign(const char *secret_hex, const char *method, const char *target,
     const char *ts, const void *body, size_t bodylen, char sig[65])
 {
-	unsigned char key[KT_SECRET_LEN], digest[SHA256_DIGEST_LENGTH];
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	char bodyhex[2 * SHA256_DIGEST_LENGTH + 1], *msg = NULL;
-	size_t i;
-	int n, ret = -1;
+	unsigned char key[KT_SECRET_LEN], mac[CRYPTO_MAC_LEN];
+	int ret = -1;
 
-	if (strlen(secret_hex) != 2 * KT_SECRET_LEN)
-		return -1;
-	for (i = 0; i < KT_SECRET_LEN; i++) {
-		unsigned int b;
-
-		if (sscanf(secret_hex + 2 * i, "%2x", &b) != 1)
-			goto out;
-		key[i] = (unsigned char)b;
-	}
-	SHA256(body != NULL ? body : (const void *)"", bodylen, digest);
-	hex_encode(digest, sizeof(digest), bodyhex, 0);
-	n = asprintf(&msg, "%s\n%s\n%s\n%s", method, target, ts, bodyhex);
-	if (n < 0) {
-		msg = NULL;
+	if (crypto_hex_decode(secret_hex, strlen(secret_hex), key,
+	    sizeof(key)) == -1 ||
+	    crypto_kt1_mac(key, sizeof(key), method, target, ts, body, bodylen,
+	    mac) == -1)
 		goto out;
-	}
-	if (HMAC(EVP_sha256(), key, sizeof(key), (unsigned char *)msg,
-	    (size_t)n, mac, &maclen) == NULL || maclen != 32)
-		goto out;
-	hex_encode(mac, maclen, sig, 0);
+	hex_encode(mac, sizeof(mac), sig, 0);
 	ret = 0;
 out:
-	explicit_bzero(key, sizeof(key));
-	explicit_bzero(mac, sizeof(mac));
-	free(msg);
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(mac, sizeof(mac));
 	return ret;
 }
 

@@ -67,8 +67,6 @@ int kt_pgp_encrypt(struct kt_client *c, const void *in, size_t inlen,
     unsigned char **out, size_t *outlen);
 int kt_pgp_decrypt(struct kt_client *c, const void *in, size_t inlen,
     unsigned char **out, size_t *outlen);
-char *kt_b64_encode(const unsigned char *in, size_t len);
-int kt_b64_decode(const char *in, unsigned char **out, size_t *outlen);
 
 /* kt-cache.c */
 int kt_cache_put(struct kt_client *c, const char *uuid, const char *name,

@@ -112,13 +112,12 @@ auth_request(struct worker *w, struct evhttp_request *req,
 	struct evkeyval *kv;
 	struct auth_header h;
 	const char *value = NULL, *params[1], *method, *uri;
-	char bodyhash[2 * CRYPTO_HASH_LEN + 1], *msg = NULL;
 	unsigned char secret[CRYPTO_KEY_LEN], mac[CRYPTO_MAC_LEN];
 	unsigned char *nonce = NULL, *ct = NULL;
 	size_t noncelen = 0, ctlen = 0;
 	PGconn *db;
 	PGresult *res = NULL;
-	int n = 0, ret = -1, len;
+	int n = 0, ret = -1;
 	long long now;
 
 	TAILQ_FOREACH(kv, hdrs, next) {
@@ -177,15 +176,8 @@ auth_request(struct worker *w, struct evhttp_request *req,
 	method = auth_method(evhttp_request_get_command(req));
 	uri = evhttp_request_get_uri(req);
 	if (method == NULL || uri == NULL ||
-	    crypto_sha256_hex(body, bodylen, bodyhash) == -1 ||
-	    (len = asprintf(&msg, "%s\n%s\n%s\n%s", method, uri, h.ts,
-	    bodyhash)) < 0) {
-		msg = NULL;
-		http_reply_error(req, 500, "internal", "internal error");
-		goto out;
-	}
-	if (crypto_hmac_sha256(secret, sizeof(secret), msg, (size_t)len,
-	    mac) == -1) {
+	    crypto_kt1_mac(secret, sizeof(secret), method, uri, h.ts, body,
+	    bodylen, mac) == -1) {
 		http_reply_error(req, 500, "internal", "internal error");
 		goto out;
 	}
@@ -209,7 +201,6 @@ auth_request(struct worker *w, struct evhttp_request *req,
 	ret = 0;
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));
-	free(msg);
 	PQclear(res);
 	return ret;
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "crypto.h"
+#include "util.h"
 
 static const unsigned char key1[CRYPTO_KEY_LEN] = {
 	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
@@ -369,6 +370,33 @@ test_random_differs(void **state)
 	assert_int_equal(crypto_random(a, 0), 0);
 }
 
+/*
+ * The request MAC of DESIGN.md section 3, against values computed
+ * independently (Python's hmac/hashlib) for key 00 01 .. 1f.
+ */
+static void
+test_kt1_mac(void **state)
+{
+	unsigned char key[32], mac[CRYPTO_MAC_LEN];
+	char hex[2 * CRYPTO_MAC_LEN + 1];
+	const char body[] = "{\"name\":\"k1\"}";
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(key); i++)
+		key[i] = (unsigned char)i;
+	assert_int_equal(crypto_kt1_mac(key, sizeof(key), "GET",
+	    "/v1/deposits?name=k1", "1700000000", NULL, 0, mac), 0);
+	hex_encode(mac, sizeof(mac), hex, 0);
+	assert_string_equal(hex, "5b7e4d9cf7b6038e8fa93abf78b60531"
+	    "dba96af85430d95aaae5ec0eb56facb9");
+	assert_int_equal(crypto_kt1_mac(key, sizeof(key), "POST",
+	    "/v1/deposits?name=k1", "1700000000", body, strlen(body), mac), 0);
+	hex_encode(mac, sizeof(mac), hex, 0);
+	assert_string_equal(hex, "87fdb0de50e5c5a0363698b6c759e21c"
+	    "3340f4db632e7c0b801c9d315863fd47");
+}
+
 int
 main(void)
 {
@@ -388,6 +416,7 @@ main(void)
 		cmocka_unit_test(test_b64_decode_strict),
 		cmocka_unit_test(test_b64_decode_maxout),
 		cmocka_unit_test(test_hmac_rfc4231_case2),
+		cmocka_unit_test(test_kt1_mac),
 		cmocka_unit_test(test_sha256_abc),
 		cmocka_unit_test(test_random_differs),
 	};
