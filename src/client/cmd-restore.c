@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -13,265 +12,46 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "client.h"
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
 
-#define TAR_BLOCK 512
-#define TAR_MAX (256UL * 1024 * 1024)
-
-/*
- * Is name (an archive member path or a hard link target) safe: relative,
- * no ".." component, under the one top dir (*top, set by the first member)?
- */
+/* Every member under the one top dir; links may only point down into it. */
 static int
-path_ok(const char *name, char *top, size_t toplen)
+member_ok(const struct archive_member *m, void *arg)
 {
-	const char *p = name, *slash;
-	size_t n;
-	int first = 1;
+	char *top = arg;
 
-	if (name[0] == '\0' || name[0] == '/')
-		return 0;
-	while (*p != '\0') {
-		slash = strchr(p, '/');
-		n = slash != NULL ? (size_t)(slash - p) : strlen(p);
-		if (n == 2 && strncmp(p, "..", 2) == 0)
-			return 0;
-		if (first) {
-			if (n == 0 || (n == 1 && p[0] == '.') || n >= toplen)
-				return 0;
-			if (top[0] == '\0') {
-				memcpy(top, p, n);
-				top[n] = '\0';
-			} else if (strlen(top) != n || strncmp(top, p, n) != 0)
-				return 0;
-			first = 0;
-		}
-		p += n;
-		while (*p == '/')
-			p++;
-	}
-	return 1;
-}
-
-/*
- * A symlink's target: relative and without any ".." component, so it can
- * only point down into the top dir, whatever other links it goes through
- * (a client config dir holds no links at all; nothing legitimate is lost).
- */
-static int
-symlink_ok(const char *target)
-{
-	const char *p;
-	size_t n;
-
-	if (target[0] == '/' || target[0] == '\0')
-		return 0;
-	for (p = target; *p != '\0';) {
-		n = strcspn(p, "/");
-		if (n == 2 && strncmp(p, "..", 2) == 0)
-			return 0;
-		p += n;
-		while (*p == '/')
-			p++;
-	}
-	return 1;
-}
-
-static unsigned long long
-octal(const char *f, size_t len)
-{
-	unsigned long long v = 0;
-	size_t i = 0;
-
-	while (i < len && (f[i] == ' ' || f[i] == '\0'))
-		i++;
-	for (; i < len && f[i] >= '0' && f[i] <= '7'; i++)
-		v = v * 8 + (unsigned long long)(f[i] - '0');
-	return v;
-}
-
-/* "len path=value\n" records of a pax header: pick path and linkpath. */
-static void
-pax_parse(const char *d, size_t len, char *path, char *link, size_t max)
-{
-	size_t off = 0, rlen;
-	const char *kv, *eq;
-	char *end;
-
-	while (off < len) {
-		rlen = strtoul(d + off, &end, 10);
-		if (rlen == 0 || off + rlen > len || *end != ' ')
-			return;
-		kv = end + 1;
-		eq = memchr(kv, '=', (size_t)(d + off + rlen - kv));
-		if (eq != NULL) {
-			size_t vlen = (size_t)(d + off + rlen - 1 - (eq + 1));
-			char *dst = NULL;
-
-			if ((size_t)(eq - kv) == 4 && strncmp(kv, "path", 4) == 0)
-				dst = path;
-			else if ((size_t)(eq - kv) == 8 &&
-			    strncmp(kv, "linkpath", 8) == 0)
-				dst = link;
-			if (dst != NULL && vlen < max) {
-				memcpy(dst, eq + 1, vlen);
-				dst[vlen] = '\0';
-			}
-		}
-		off += rlen;
-	}
-}
-
-/*
- * Walk the tar headers of path and refuse anything that would land outside
- * the one top dir.  On success *top holds that dir's name.
- */
-static int
-archive_check(const char *path, char *top, size_t toplen)
-{
-	char *data = NULL, name[PATH_MAX], link[PATH_MAX];
-	char lname[PATH_MAX] = "", llink[PATH_MAX] = "";
-	size_t len = 0, off = 0, size, nlen;
-	const char *h;
-	int rc = -1, members = 0, zero;
-
-	top[0] = '\0';
-	if (file_read(path, TAR_MAX, &data, &len) == -1) {
-		cli_error("reading the archive: %s", strerror(errno));
+	if (!archive_path_ok(m->name, top, 256)) {
+		cli_error("the archive holds \"%s\", outside its one top dir%s%s",
+		    m->name, top[0] ? " " : "", top);
 		return -1;
 	}
-	while (off + TAR_BLOCK <= len) {
-		h = data + off;
-		zero = 1;
-		for (nlen = 0; nlen < TAR_BLOCK; nlen++)
-			if (h[nlen] != '\0') {
-				zero = 0;
-				break;
-			}
-		if (zero)
-			break;
-		if (memcmp(h + 257, "ustar", 5) != 0) {
-			cli_error("the archive is not a tar file (bad header "
-			    "at offset %zu)", off);
-			goto out;
+	switch (m->type) {
+	case '0': case '5': case '7':
+		return 0;
+	case '1':
+		if (!archive_path_ok(m->link, top, 256)) {
+			cli_error("the archive holds a hard link \"%s\" to "
+			    "\"%s\", outside its top dir", m->name, m->link);
+			return -1;
 		}
-		size = (size_t)octal(h + 124, 12);
-		if (size > len - off - TAR_BLOCK) {
-			cli_error("the archive is truncated");
-			goto out;
+		return 0;
+	case '2':
+		if (!archive_symlink_ok(m->link)) {
+			cli_error("the archive holds a symbolic link \"%s\" -> "
+			    "\"%s\" pointing outside its top dir", m->name,
+			    m->link);
+			return -1;
 		}
-		if (h[156] == 'L' || h[156] == 'K' || h[156] == 'x') {
-			const char *d = h + TAR_BLOCK;
-
-			if (h[156] == 'x')
-				pax_parse(d, size, lname, llink, PATH_MAX);
-			else if (size < PATH_MAX) {
-				char *dst = h[156] == 'L' ? lname : llink;
-
-				memcpy(dst, d, size);
-				dst[size] = '\0';
-			}
-			off += TAR_BLOCK + (size + TAR_BLOCK - 1) /
-			    TAR_BLOCK * TAR_BLOCK;
-			continue;
-		}
-		if (h[156] == 'g') {
-			off += TAR_BLOCK + (size + TAR_BLOCK - 1) /
-			    TAR_BLOCK * TAR_BLOCK;
-			continue;
-		}
-		if (lname[0] != '\0')
-			snprintf(name, sizeof(name), "%s", lname);
-		else if (h[345] != '\0')
-			snprintf(name, sizeof(name), "%.155s/%.100s", h + 345,
-			    h);
-		else
-			snprintf(name, sizeof(name), "%.100s", h);
-		if (llink[0] != '\0')
-			snprintf(link, sizeof(link), "%s", llink);
-		else
-			snprintf(link, sizeof(link), "%.100s", h + 157);
-		lname[0] = llink[0] = '\0';
-		if (!path_ok(name, top, toplen)) {
-			cli_error("the archive holds \"%s\", outside its one "
-			    "top dir%s%s", name, top[0] ? " " : "", top);
-			goto out;
-		}
-		switch (h[156]) {
-		case '0': case '\0': case '5': case '7':
-			break;
-		case '1':
-			if (!path_ok(link, top, toplen)) {
-				cli_error("the archive holds a hard link \"%s\" "
-				    "to \"%s\", outside its top dir", name,
-				    link);
-				goto out;
-			}
-			break;
-		case '2':
-			if (!symlink_ok(link)) {
-				cli_error("the archive holds a symbolic link "
-				    "\"%s\" -> \"%s\" pointing outside its top "
-				    "dir", name, link);
-				goto out;
-			}
-			break;
-		default:
-			cli_error("the archive holds \"%s\" of type '%c' (only "
-			    "files, dirs and links belong in a config dir)",
-			    name, h[156]);
-			goto out;
-		}
-		members++;
-		off += TAR_BLOCK + (size + TAR_BLOCK - 1) / TAR_BLOCK *
-		    TAR_BLOCK;
-	}
-	if (members == 0) {
-		cli_error("the archive is empty or not a tar file");
-		goto out;
-	}
-	rc = 0;
-out:
-	free(data);
-	return rc;
-}
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static int
-rm_tree(const char *path)
-{
-	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* What the input file is: 1 a tar, 2 OpenPGP, 0 neither (or unreadable). */
-static int
-input_kind(const char *path)
-{
-	unsigned char h[TAR_BLOCK];
-	ssize_t n;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	default:
+		cli_error("the archive holds \"%s\" of type '%c' (only files, "
+		    "dirs and links belong in a config dir)", m->name, m->type);
 		return -1;
-	n = read(fd, h, sizeof(h));
-	close(fd);
-	if (n == TAR_BLOCK && memcmp(h + 257, "ustar", 5) == 0)
-		return 1;
-	if (n >= 27 && memcmp(h, "-----BEGIN PGP MESSAGE-----", 27) == 0)
-		return 2;
-	if (n > 0 && (h[0] & 0x80) != 0)
-		return 2;
-	return 0;
+	}
 }
 
 int
@@ -287,7 +67,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 	const struct client_cmd *cmd = client_cmd_find("restore");
 	const char *input = NULL;
 	char target[PATH_MAX], pbuf[PATH_MAX], stage[PATH_MAX + 32] = "";
-	char tarpath[PATH_MAX + 64], top[256], src[PATH_MAX + 320];
+	char tarpath[PATH_MAX + 64], top[256] = "", src[PATH_MAX + 320];
 	char old[PATH_MAX + 32] = "", conf[PATH_MAX + 400];
 	struct stat st;
 	int ch, rc = 1, force = 0, kind, exists;
@@ -326,7 +106,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 		target[strlen(target) - 1] = '\0';
 	umask(077);
 
-	if ((kind = input_kind(input)) == -1) {
+	if ((kind = archive_kind(input)) == -1) {
 		cli_error("%s: %s", input, strerror(errno));
 		return 1;
 	}
@@ -376,7 +156,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 		if (client_run(cp, 0) == -1)
 			goto out;
 	}
-	if (archive_check(tarpath, top, sizeof(top)) == -1) {
+	if (archive_scan(tarpath, member_ok, top) == -1) {
 		cli_hint("nothing was written; restore only files made by "
 		    "'%s backup'", client_progname);
 		goto out;

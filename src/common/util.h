@@ -10,6 +10,9 @@ int file_read(const char *path, size_t maxlen, char **out, size_t *outlen);
 /* Write data to path via a temp file + fsync + rename, with the given mode. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 int file_exists(const char *path);
+/* rm -r: path and everything under it, links not followed. */
+int rm_tree(const char *path);
+
 /* mkdir with mode if missing; fails if it exists but is not a directory. */
 int dir_ensure(const char *path, mode_t mode);
 
