@@ -34,7 +34,5 @@ int cmd_backup(const char *confdir, int argc, char **argv);
 int cmd_restore(const char *confdir, int argc, char **argv);
 
 /* For backup/restore: tar and gpg's environment, and running them. */
-char *const *client_spawn_env(void);
-int client_run(char *const argv[], int okmax);
 
 #endif

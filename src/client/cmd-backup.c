@@ -15,66 +15,6 @@
 #include "spawn.h"
 #include "util.h"
 
-/*
- * The environment tar and gpg run with: PATH, plus GNUPGHOME and HOME when
- * set (gpg then uses the invoking user's keyring).  Strings live in a
- * static buffer: one command runs per process.
- */
-char *const *
-client_spawn_env(void)
-{
-	static const char *names[] = { "PATH", "GNUPGHOME", "HOME", "TMPDIR" };
-	static char buf[4][PATH_MAX + 16];
-	static char *env[6];
-	const char *v;
-	size_t i, n = 0;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		v = getenv(names[i]);
-		if (v == NULL && i == 0)
-			v = "/usr/local/bin:/usr/bin:/bin";
-		if (v == NULL || strlen(v) > PATH_MAX)
-			continue;
-		snprintf(buf[n], sizeof(buf[n]), "%s=%s", names[i], v);
-		env[n] = buf[n];
-		n++;
-	}
-	env[n++] = "LC_ALL=C";
-	env[n] = NULL;
-	return env;
-}
-
-/*
- * Run argv capturing its output; report a failure (not started, or an exit
- * status above okmax) as error + detail lines.  Returns the exit status, or
- * -1 when the program could not be run or failed.
- */
-int
-client_run(char *const argv[], int okmax)
-{
-	struct spawn_opts o;
-	struct spawn_result r;
-	int status;
-
-	memset(&o, 0, sizeof(o));
-	memset(&r, 0, sizeof(r));
-	o.envp = client_spawn_env();
-	o.capture = 1;
-	if (spawn_run(argv, &o, &r) == -1) {
-		cli_error("could not run %s: %s", argv[0], strerror(errno));
-		cli_hint("install %s or fix PATH", argv[0]);
-		spawn_result_free(&r);
-		return -1;
-	}
-	status = r.status;
-	if (status > okmax) {
-		cli_error("%s failed (exit %d)", argv[0], status);
-		cli_detail_lines(r.err);
-	}
-	spawn_result_free(&r);
-	return status > okmax ? -1 : status;
-}
-
 int
 cmd_backup(const char *confdir, int argc, char **argv)
 {
@@ -161,7 +101,7 @@ cmd_backup(const char *confdir, int argc, char **argv)
 		char *tar[] = { "tar", "--create", "--file", tartmp,
 		    "--directory", parent, "--exclude=S.*", "--exclude=.#lk*",
 		    "--", base, NULL };
-		int st_tar = client_run(tar, 1);
+		int st_tar = spawn_cli(tar, 1);
 
 		if (st_tar == -1)
 			goto out;
@@ -185,7 +125,7 @@ cmd_backup(const char *confdir, int argc, char **argv)
 			    (char *)recipient, "--output", gpgtmp, "--",
 			    tartmp, NULL };
 
-			if (client_run(gpg, 0) == -1) {
+			if (spawn_cli(gpg, 0) == -1) {
 				cli_hint("the recipient's public key must be "
 				    "in your keyring (gpg --list-keys %s; "
 				    "GNUPGHOME selects another)", recipient);

@@ -145,7 +145,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 		char *gpg[] = { "gpg", "--batch", "--yes", "--decrypt",
 		    "--output", tarpath, "--", (char *)input, NULL };
 
-		if (client_run(gpg, 0) == -1) {
+		if (spawn_cli(gpg, 0) == -1) {
 			cli_hint("the backup's secret key must be in your "
 			    "keyring (GNUPGHOME selects another)");
 			goto out;
@@ -153,7 +153,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 	} else {
 		char *cp[] = { "cp", "--", (char *)input, tarpath, NULL };
 
-		if (client_run(cp, 0) == -1)
+		if (spawn_cli(cp, 0) == -1)
 			goto out;
 	}
 	if (archive_scan(tarpath, member_ok, top) == -1) {
@@ -166,7 +166,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 		    "--directory", stage, "--same-permissions",
 		    "--no-same-owner", "--no-overwrite-dir", "--", top, NULL };
 
-		if (client_run(tar, 0) == -1)
+		if (spawn_cli(tar, 0) == -1)
 			goto out;
 	}
 	unlink(tarpath);
@@ -203,7 +203,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 
 		memset(&so, 0, sizeof(so));
 		memset(&sr, 0, sizeof(sr));
-		so.envp = client_spawn_env();
+		so.envp = spawn_user_env();
 		so.capture = 1;
 		(void)spawn_run(kill, &so, &sr);
 		spawn_result_free(&sr);

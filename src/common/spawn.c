@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -13,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 #define SPAWN_MAX_CAPTURE (4 * 1024 * 1024)
@@ -283,3 +285,54 @@ argv_free(char **argv)
 		free(argv[i]);
 	free(argv);
 }
+
+char *const *
+spawn_user_env(void)
+{
+	static const char *names[] = { "PATH", "GNUPGHOME", "HOME", "TMPDIR" };
+	static char buf[4][PATH_MAX + 16];
+	static char *env[6];
+	const char *v;
+	size_t i, n = 0;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		v = getenv(names[i]);
+		if (v == NULL && i == 0)
+			v = "/usr/local/bin:/usr/bin:/bin";
+		if (v == NULL || strlen(v) > PATH_MAX)
+			continue;
+		snprintf(buf[n], sizeof(buf[n]), "%s=%s", names[i], v);
+		env[n] = buf[n];
+		n++;
+	}
+	env[n++] = "LC_ALL=C";
+	env[n] = NULL;
+	return env;
+}
+
+int
+spawn_cli(char *const argv[], int okmax)
+{
+	struct spawn_opts o;
+	struct spawn_result r;
+	int status;
+
+	memset(&o, 0, sizeof(o));
+	memset(&r, 0, sizeof(r));
+	o.envp = spawn_user_env();
+	o.capture = 1;
+	if (spawn_run(argv, &o, &r) == -1) {
+		cli_error("could not run %s: %s", argv[0], strerror(errno));
+		cli_hint("install %s or fix PATH", argv[0]);
+		spawn_result_free(&r);
+		return -1;
+	}
+	status = r.status;
+	if (status > okmax) {
+		cli_error("%s failed (exit %d)", argv[0], status);
+		cli_detail_lines(r.err);
+	}
+	spawn_result_free(&r);
+	return status > okmax ? -1 : status;
+}
+

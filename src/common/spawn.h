@@ -29,6 +29,20 @@ int spawn_run(char *const argv[], const struct spawn_opts *opts,
     struct spawn_result *res);
 void spawn_result_free(struct spawn_result *res);
 
+/*
+ * The environment for the invoking user's own tools (tar, gpg): PATH (a
+ * default when unset), GNUPGHOME, HOME and TMPDIR when set, LC_ALL=C.
+ * Strings live in a static buffer, rebuilt by each call.
+ */
+char *const *spawn_user_env(void);
+
+/*
+ * Run argv in spawn_user_env(), capturing its output; report a failure (not
+ * started, or an exit status above okmax) as error + detail lines.  Returns
+ * the exit status, or -1 when the program could not be run or failed.
+ */
+int spawn_cli(char *const argv[], int okmax);
+
 /* Split "cmd arg 'quoted arg'" into a NULL-terminated argv (no shell). */
 int argv_split(const char *cmd, char ***argvp);
 void argv_free(char **argv);
