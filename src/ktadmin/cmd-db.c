@@ -116,77 +116,6 @@ db_print_log_tail(const struct db_ctx *d)
 }
 
 static int
-db_has_initdb(const char *dir)
-{
-	char path[PATH_MAX];
-
-	return path_join(path, sizeof(path), dir, "initdb") == 0 &&
-	    access(path, X_OK) == 0;
-}
-
-/* PG_BINDIR, else pg_config --bindir, else the newest packaged version. */
-static int
-db_find_bindir(struct db_ctx *d)
-{
-	char *const pgc[] = {"pg_config", "--bindir", NULL};
-	struct spawn_opts o = {.capture = 1};
-	struct spawn_result res;
-	const char *env = getenv("PG_BINDIR");
-	DIR *dp;
-	struct dirent *de;
-	long best = -1;
-
-	if (env != NULL && *env != '\0') {
-		if (!db_has_initdb(env)) {
-			cli_error("PG_BINDIR=%s has no initdb", env);
-			cli_hint("point PG_BINDIR at PostgreSQL's bin "
-				 "directory, or unset it");
-			return -1;
-		}
-		snprintf(d->bindir, sizeof(d->bindir), "%s", env);
-		return 0;
-	}
-	if (spawn_run(pgc, &o, &res) == 0) {
-		if (res.status == 0 && res.out != NULL) {
-			res.out[strcspn(res.out, "\r\n")] = '\0';
-			if (*res.out == '/' && db_has_initdb(res.out) &&
-			    strlen(res.out) < sizeof(d->bindir)) {
-				snprintf(d->bindir, sizeof(d->bindir), "%s",
-				    res.out);
-				spawn_result_free(&res);
-				return 0;
-			}
-		}
-		spawn_result_free(&res);
-	}
-	if ((dp = opendir("/usr/lib/postgresql")) != NULL) {
-		while ((de = readdir(dp)) != NULL) {
-			char dir[PATH_MAX], *end;
-			long v = strtol(de->d_name, &end, 10);
-			if (end == de->d_name || *end != '\0' || v <= best)
-				continue;
-			snprintf(dir, sizeof(dir), "/usr/lib/postgresql/%s/bin",
-			    de->d_name);
-			if (db_has_initdb(dir)) {
-				best = v;
-				snprintf(
-				    d->bindir, sizeof(d->bindir), "%s", dir);
-			}
-		}
-		closedir(dp);
-	}
-	if (best == -1) {
-		cli_error("cannot find the PostgreSQL server programs (initdb, "
-			  "pg_ctl, postgres)");
-		cli_hint(
-		    "install the postgresql package (scripts/install-deps.sh)"
-		    " or set PG_BINDIR");
-		return -1;
-	}
-	return 0;
-}
-
-static int
 db_setup(struct db_ctx *d, const char *rootdir, int port)
 {
 	uid_t uid;
@@ -240,7 +169,7 @@ db_setup(struct db_ctx *d, const char *rootdir, int port)
 		}
 		d->runas = DB_ACCOUNT;
 	}
-	if (db_find_bindir(d) == -1)
+	if (pgbin_find(d->bindir, sizeof(d->bindir)) == -1)
 		return 1;
 	snprintf(
 	    d->pathenv, sizeof(d->pathenv), "PATH=%s:/usr/bin:/bin", d->bindir);

@@ -2,6 +2,8 @@
 #ifndef KTADMIN_H
 #define KTADMIN_H
 
+#include <stddef.h>
+
 struct ktadmin_cmd {
 	const char *name;
 	const char *usage;
@@ -12,6 +14,12 @@ struct ktadmin_cmd {
 /* One file per command: cmd-init.c, cmd-db.c. */
 int cmd_init(int argc, char **argv);
 int cmd_db(int argc, char **argv);
+
+/*
+ * PostgreSQL's bin directory: $PG_BINDIR, else `pg_config --bindir`, else
+ * the newest /usr/lib/postgresql/N/bin.  Reports and returns -1 when none.
+ */
+int pgbin_find(char *bindir, size_t len);
 
 extern const char *ktadmin_progname;
 
