@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ftw.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -265,4 +266,48 @@ int
 rm_tree(const char *path)
 {
 	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* nftw passes no argument: the owner for chown_tree_to_account. */
+static uid_t tree_uid;
+static gid_t tree_gid;
+
+static int
+chown_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return lchown(path, tree_uid, tree_gid);
+}
+
+int
+chown_tree_to_account(const char *path, const char *account)
+{
+	if (geteuid() != 0)
+		return 0;
+	if (account_lookup(account, &tree_uid, &tree_gid) == -1) {
+		errno = ENOENT;
+		return -1;
+	}
+	return nftw(path, chown_entry, 16, FTW_PHYS);
+}
+
+int
+become_user(uid_t uid, gid_t gid)
+{
+	struct passwd *pw;
+
+	if ((pw = getpwuid(uid)) == NULL) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (initgroups(pw->pw_name, gid) == -1 || setgid(gid) == -1 ||
+	    setuid(uid) == -1)
+		return -1;
+	if (uid != 0 && setuid(0) != -1) {
+		errno = EPERM; /* root could be regained: refuse to go on */
+		return -1;
+	}
+	return 0;
 }

@@ -35,5 +35,10 @@ void freezero(void *p, size_t len);
 int account_lookup(const char *name, uid_t *uid, gid_t *gid);
 /* chown path to the account when running as root (no-op otherwise). */
 int chown_to_account(const char *path, const char *account);
+/* Switch this process to uid/gid and uid's groups, for good. */
+int become_user(uid_t uid, gid_t gid);
+/* The same for path and everything under it (links not followed); not
+ * thread-safe. */
+int chown_tree_to_account(const char *path, const char *account);
 
 #endif

@@ -25,6 +25,8 @@
 
 #define INIT_PGP_BITS 4096
 
+#define INIT_ACCOUNT "keytrustee"
+
 static const char logging_conf[] =
     "# keytrustee-server logging.  level: debug, info or warning.\n"
     "# Messages go to standard error, where the service manager (kt-agent,\n"
@@ -191,6 +193,8 @@ cmd_init(int argc, char **argv)
 	enum cert_keytype ktype = CERT_KEY_ECDSA;
 	struct kt_conf *c = NULL;
 	int ch, r, ret = 1, hostname_given = 0;
+	uid_t owner_uid;
+	gid_t owner_gid;
 
 	optind = 1;
 	opterr = 0;
@@ -283,6 +287,19 @@ cmd_init(int argc, char **argv)
 	    !file_exists(lpath) && file_write_atomic(lpath, logging_conf,
 	    strlen(logging_conf), 0644) == -1) {
 		cli_error("cannot write %s: %s", lpath, strerror(errno));
+		goto out;
+	}
+	/*
+	 * As the guide's layout has it, the service account owns the config
+	 * dir (the server and ktbackup.sh run as keytrustee); the gpg-agent
+	 * GnuPG started for root goes first, or its root-owned sockets would
+	 * stand in the account's way.
+	 */
+	pgp_kill_agent(confdir);
+	if (geteuid() == 0 && account_lookup(INIT_ACCOUNT, &owner_uid, &owner_gid) == 0 &&
+	    chown_tree_to_account(confdir, INIT_ACCOUNT) == -1) {
+		cli_error("cannot give %s to the %s account: %s", confdir,
+		    INIT_ACCOUNT, strerror(errno));
 		goto out;
 	}
 	printf("Initialized directory for %s\n", qfpr);

@@ -231,6 +231,28 @@ main(int argc, char **argv)
 	if (confdir == NULL && (confdir = defdir = conf_default_dir()) == NULL)
 		fatalx("KEYTRUSTEE_HOME is too long");
 
+	/*
+	 * Started as root, the server runs as the owner of its config dir
+	 * (the keytrustee account, after ktadmin init), so that everything it
+	 * writes there stays the account's, as ktbackup.sh needs.
+	 */
+	if (geteuid() == 0) {
+		struct stat st;
+
+		if (stat(confdir, &st) == -1)
+			fatal("%s", confdir);
+		if (st.st_uid != 0) {
+			if (become_user(st.st_uid, st.st_gid) == -1)
+				fatal("cannot switch to uid %ld, the owner of %s",
+				    (long)st.st_uid, confdir);
+			log_info("running as uid %ld, the owner of %s",
+			    (long)st.st_uid, confdir);
+		} else
+			log_warnx("running as root: %s is owned by root; "
+				  "'ktadmin init' gives it to the keytrustee "
+				  "account",
+			    confdir);
+	}
 	memset(&srv, 0, sizeof(srv));
 	srv.lfd = -1;
 	srv.role = "active";

@@ -91,6 +91,13 @@ def mode(path):
     return os.stat(path).st_mode & 0o7777
 
 
+def give_to_service_account(*paths):
+    """`sudo chown keytrustee:keytrustee FILE`, as the guide does for the
+    files the server (which runs as the keytrustee account) must read."""
+    for p in paths:
+        shutil.chown(p, "keytrustee", "keytrustee")
+
+
 def read_conf(confdir):
     with open(os.path.join(confdir, "keytrustee.conf")) as f:
         return json.load(f)

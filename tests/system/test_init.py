@@ -48,6 +48,18 @@ def test_modes(template):
             assert mode(p) & 0o022 == 0, (p, oct(mode(p)))
 
 
+def test_owned_by_the_service_account(template):
+    """As root, the config dir is given to keytrustee, as the guide's tar tvf
+    listing shows, and no gpg-agent of root's is left in it."""
+    import pwd
+    uid = pwd.getpwnam("keytrustee").pw_uid
+    for root, dirs, files in os.walk(template.confdir):
+        for name in [""] + dirs + files:
+            p = os.path.join(root, name)
+            assert os.lstat(p).st_uid == uid, p
+    assert not [f for f in os.listdir(template.confdir) if f.startswith("S.")]
+
+
 def test_conf_contents(template):
     conf = read_conf(template.confdir)
     assert isinstance(conf, dict)

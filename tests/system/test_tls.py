@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (cert_fingerprint, free_port, read_conf, run, s_client,
+from conftest import (cert_fingerprint, free_port, give_to_service_account, read_conf, run, s_client,
                       served_cert_fingerprint, tool, update_conf, write_conf)
 
 PASSWORD = "password"
@@ -208,8 +208,9 @@ def guide_replace(confdir, pki, cert, key, ca_file, password_script=None):
     new_key = os.path.join(ssl_dir, "new-private_key.pem")
     shutil.copyfile(cert, new_cert)
     shutil.copyfile(key, new_key)
-    # 3. file permissions 600
+    # 3. owner keytrustee, file permissions 600
     for p in (new_cert, new_key, ca_dst):
+        give_to_service_account(p)
         os.chmod(p, 0o600)
     # 4. edit keytrustee.conf (written by hand, in the guide's spacing)
     conf = read_conf(confdir)
@@ -283,6 +284,7 @@ def install_in_place(confdir, cert, key):
         dst = conf[k] if os.path.isabs(conf[k]) else os.path.join(confdir, conf[k])
         tmp = dst + ".new"
         shutil.copyfile(src, tmp)
+        give_to_service_account(tmp)
         os.chmod(tmp, 0o600)
         os.replace(tmp, dst)
 
@@ -398,6 +400,7 @@ def _encrypted_pair(d, pki, script):
     key = os.path.join(d, ".ssl", "enc-pk.pem")
     shutil.copyfile(pki.enc_cert, cert)
     shutil.copyfile(pki.enc_key, key)
+    give_to_service_account(cert, key)
     os.chmod(cert, 0o600)
     os.chmod(key, 0o600)
     update_conf(d, SSL_CERTIFICATE=cert, SSL_PRIVATE_KEY=key,
