@@ -110,10 +110,17 @@ db_seterr(char *err, size_t errlen, const char *prefix, const char *msg)
 PGconn *
 db_connect(const struct kt_conf *c, char *err, size_t errlen)
 {
+	return db_connect_to(c, NULL, err, errlen);
+}
+
+PGconn *
+db_connect_to(
+    const struct kt_conf *c, const char *dbname, char *err, size_t errlen)
+{
 	/* Later keywords win: the conninfo may name its own application. */
-	const char *const keys[] = {
-	    "application_name", "connect_timeout", "dbname", NULL};
-	const char *vals[] = {"keytrustee", "10", NULL, NULL};
+	const char *const keys[] = {"application_name", "connect_timeout",
+	    "dbname", dbname != NULL ? "dbname" : NULL, NULL};
+	const char *vals[] = {"keytrustee", "10", NULL, dbname, NULL};
 	PGconn *db;
 
 	if (c == NULL || c->db_connect == NULL || *c->db_connect == '\0') {

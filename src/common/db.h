@@ -17,6 +17,9 @@
  * with PQerrorMessage (as libpq wrote it) or the reason in err.
  */
 PGconn *db_connect(const struct kt_conf *c, char *err, size_t errlen);
+/* The same server and credentials, another database (NULL: the conninfo's). */
+PGconn *db_connect_to(
+    const struct kt_conf *c, const char *dbname, char *err, size_t errlen);
 
 /*
  * Apply the migrations the database does not have yet, each in its own

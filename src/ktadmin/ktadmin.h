@@ -11,9 +11,10 @@ struct ktadmin_cmd {
 	int (*run)(int argc, char **argv);  /* argv[0] is the command name */
 };
 
-/* One file per command: cmd-init.c, cmd-db.c. */
+/* One file per command: cmd-init.c, cmd-db.c, cmd-restore.c. */
 int cmd_init(int argc, char **argv);
 int cmd_db(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /*
  * PostgreSQL's bin directory: $PG_BINDIR, else `pg_config --bindir`, else

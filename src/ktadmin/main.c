@@ -13,6 +13,9 @@ static const struct ktadmin_cmd cmds[] = {
 	{ "db", "db (--bootstrap|--start|--stop|--status) --pg-rootdir DIR "
 	    "[--confdir DIR] [--port N] [--background]",
 	    "bootstrap, start, stop or check the private PostgreSQL", cmd_db },
+	{ "restore", "restore BACKUP [--confdir DIR] [--pg-rootdir DIR] "
+	    "[--port N] [--force]",
+	    "restore a ktbackup.sh backup: config dir and database", cmd_restore },
 };
 
 static void

@@ -199,6 +199,25 @@ def test_default_confdir_and_output_from_keytrustee_home(kts):
     assert backups(kts.home) == []
 
 
+def test_runs_as_the_service_account(kts):
+    """The guide runs it as `sudo -u keytrustee ktbackup.sh ...`."""
+    out = outdir(kts, "svc")
+    shutil.chown(out, "keytrustee", "keytrustee")
+    proc = run([tool("runuser"), "-u", "keytrustee", "--", KTBACKUP, "--cleartext", "-q",
+                "--confdir=" + kts.confdir, "--output=" + out], env=env(kts), cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    path = proc.stdout.strip()
+    assert os.stat(path).st_uid == pwd_uid("keytrustee") and mode(path) == 0o600
+    with tarfile.open(path) as tf:
+        owners = {(m.uname, m.gname) for m in tf.getmembers()}
+    assert owners == {("keytrustee", "keytrustee")}
+
+
+def pwd_uid(name):
+    import pwd
+    return pwd.getpwnam(name).pw_uid
+
+
 def test_roll_keeps_newest_n_including_the_new_one(kts):
     out = outdir(kts, "roll")
     old = ["kts_bak_old_host_2020-01-0%d_00-00-00.tar%s" % (i, ".gpg" if i % 2 else "")

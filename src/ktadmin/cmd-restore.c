@@ -1,0 +1,822 @@
+/*
+ * cmd-restore.c - ktadmin restore: a ktbackup.sh backup back into place in
+ * one step.  It does what the guide's "Restore Key Trustee Server from
+ * ktbackup.sh backups" does by hand -- gpg -d, tar xvf, a database (made by
+ * ktadmin db --bootstrap when there is none), drop and create the keytrustee
+ * database, psql -f the dump -- and checks every step: the archive is
+ * looked at before anything is extracted, the dump loads in one transaction,
+ * and a server that holds data is only replaced when told (--force), with
+ * its config dir and a dump of its database kept aside.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+
+#include "archive.h"
+#include "conf.h"
+#include "db.h"
+#include "ktadmin.h"
+#include "log.h"
+#include "spawn.h"
+#include "util.h"
+
+#define SERVER_PROG "keytrustee-server"
+
+struct restore {
+	char confdir[PATH_MAX]; /* the target, absolute */
+	char pgroot[PATH_MAX];
+	int port; /* --port, 0 = the backup's DB_PORT */
+	int force;
+	char stage[PATH_MAX]; /* private dir next to the target */
+	char conf_member[PATH_MAX];
+	char sql_member[PATH_MAX];
+	char bindir[PATH_MAX];
+};
+
+static void
+restore_usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: ktadmin restore BACKUP [--confdir DIR] [--pg-rootdir DIR] "
+	    "[--port N] [--force]\n\n"
+	    "Restore a Key Trustee Server from a ktbackup.sh backup "
+	    "(kts_bak_*.tar.gpg,\n"
+	    "decrypted with your own GnuPG keyring, or kts_bak_*.tar): the "
+	    "config dir\n"
+	    "and the database, in one step.  The server must be stopped.\n\n"
+	    "  -c, --confdir DIR     where the config dir goes (default "
+	    "$KEYTRUSTEE_HOME/.keytrustee,\n"
+	    "                        KEYTRUSTEE_HOME defaults to %s)\n"
+	    "      --pg-rootdir DIR  the PostgreSQL data directory (default "
+	    "$KEYTRUSTEE_HOME/db);\n"
+	    "                        bootstrapped when it holds no cluster\n"
+	    "  -p, --port N          port for a new cluster (default: DB_PORT "
+	    "of the backup)\n"
+	    "  -f, --force           replace a config dir or database that "
+	    "holds a server;\n"
+	    "                        both are kept in "
+	    "DIR.pre-restore-<time>/\n"
+	    "  -h, --help            show this help\n",
+	    KT_DEFAULT_HOME);
+}
+
+static int
+restore_bad_usage(void)
+{
+	cli_hint("run 'ktadmin restore --help' for usage");
+	return 2;
+}
+
+/* --- what is in the archive --------------------------------------------- */
+
+static int
+is_sql_name(const char *name)
+{
+	const char *base = strrchr(name, '/');
+	size_t n;
+
+	base = base != NULL ? base + 1 : name;
+	n = strlen(base);
+	return strncmp(base, "kts_bak_", 8) == 0 && n > 12 &&
+	    strcmp(base + n - 4, ".sql") == 0;
+}
+
+/* name without trailing slashes, into buf. */
+static const char *
+member_path(const char *name, char *buf, size_t len)
+{
+	size_t n;
+
+	snprintf(buf, len, "%s", name);
+	n = strlen(buf);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	return buf;
+}
+
+/* Pass 1: safe names, plain files and dirs; find the conf dir and the SQL. */
+static int
+restore_find(const struct archive_member *m, void *arg)
+{
+	struct restore *r = arg;
+	char top[256] = "", path[PATH_MAX];
+	const char *base;
+
+	if (!archive_path_ok(m->name, top, sizeof(top))) {
+		cli_error("the backup holds \"%s\": not a relative path below "
+			  "/",
+		    m->name);
+		return -1;
+	}
+	if (m->type != '0' && m->type != '5') {
+		cli_error("the backup holds \"%s\" of type '%c' (a ktbackup.sh "
+			  "backup holds only files and dirs)",
+		    m->name, m->type);
+		return -1;
+	}
+	member_path(m->name, path, sizeof(path));
+	base = strrchr(path, '/');
+	base = base != NULL ? base + 1 : path;
+	if (m->type == '0' && strcmp(base, KT_CONF_FILE) == 0) {
+		if (r->conf_member[0] != '\0') {
+			cli_error("the backup holds two config dirs (%s and "
+				  "%s)",
+			    r->conf_member, path);
+			return -1;
+		}
+		if (base == path) {
+			cli_error("the backup's keytrustee.conf is not in a "
+				  "config dir");
+			return -1;
+		}
+		snprintf(r->conf_member, sizeof(r->conf_member), "%.*s",
+		    (int)(base - path - 1), path);
+	} else if (m->type == '0' && is_sql_name(path)) {
+		if (r->sql_member[0] != '\0') {
+			cli_error("the backup holds two database dumps (%s and "
+				  "%s)",
+			    r->sql_member, path);
+			return -1;
+		}
+		snprintf(r->sql_member, sizeof(r->sql_member), "%s", path);
+	}
+	return 0;
+}
+
+/* Pass 2: nothing but the conf dir, its parents and the SQL. */
+static int
+restore_check(const struct archive_member *m, void *arg)
+{
+	const struct restore *r = arg;
+	char path[PATH_MAX];
+	size_t n = strlen(r->conf_member), pn;
+
+	member_path(m->name, path, sizeof(path));
+	pn = strlen(path);
+	if (strcmp(path, r->sql_member) == 0)
+		return 0;
+	if (strncmp(path, r->conf_member, n) == 0 &&
+	    (path[n] == '\0' || path[n] == '/'))
+		return 0;
+	if (m->type == '5' && pn < n &&
+	    strncmp(path, r->conf_member, pn) == 0 && r->conf_member[pn] == '/')
+		return 0;
+	cli_error("the backup holds \"%s\", outside its config dir %s", path,
+	    r->conf_member);
+	return -1;
+}
+
+/* --- the live server ------------------------------------------------------ */
+
+/* The --confdir a keytrustee-server process was started with (or NULL). */
+static const char *
+proc_confdir(const char *args, size_t len)
+{
+	const char *p = args, *end = args + len, *prev = NULL;
+
+	for (; p < end; p += strlen(p) + 1) {
+		if (prev != NULL &&
+		    (strcmp(prev, "--confdir") == 0 || strcmp(prev, "-c") == 0))
+			return p;
+		if (strncmp(p, "--confdir=", 10) == 0)
+			return p + 10;
+		prev = p;
+	}
+	return NULL;
+}
+
+/* The pid of a keytrustee-server using confdir (realpath), 0 when none. */
+static long
+restore_server_pid(const char *confdir)
+{
+	char real[PATH_MAX], path[300], cwd[PATH_MAX], dir[PATH_MAX * 2];
+	char other[PATH_MAX], *args = NULL, *defdir = NULL;
+	const char *cd, *base;
+	DIR *dp;
+	struct dirent *de;
+	size_t len;
+	long pid = 0;
+	ssize_t n;
+
+	if (realpath(confdir, real) == NULL || (dp = opendir("/proc")) == NULL)
+		return 0;
+	while (pid == 0 && (de = readdir(dp)) != NULL) {
+		if (strspn(de->d_name, "0123456789") != strlen(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		free(args);
+		args = NULL;
+		if (file_read(path, 65536, &args, &len) == -1 || len == 0)
+			continue;
+		base = strrchr(args, '/');
+		base = base != NULL ? base + 1 : args;
+		if (strcmp(base, SERVER_PROG) != 0)
+			continue;
+		if ((cd = proc_confdir(args, len)) == NULL) {
+			if (defdir == NULL &&
+			    (defdir = conf_default_dir()) == NULL)
+				continue;
+			cd = defdir;
+		}
+		if (*cd != '/') {
+			snprintf(
+			    path, sizeof(path), "/proc/%s/cwd", de->d_name);
+			if ((n = readlink(path, cwd, sizeof(cwd) - 1)) == -1)
+				continue;
+			cwd[n] = '\0';
+			snprintf(dir, sizeof(dir), "%s/%s", cwd, cd);
+			cd = dir;
+		}
+		if (realpath(cd, other) != NULL && strcmp(other, real) == 0)
+			pid = strtol(de->d_name, NULL, 10);
+	}
+	closedir(dp);
+	free(args);
+	free(defdir);
+	return pid;
+}
+
+/* Orgs, clients and deposits in the database; -1 when it has no schema. */
+static int
+restore_count(PGconn *db, long counts[3])
+{
+	PGresult *res;
+	int i, ret = -1;
+
+	res = PQexec(db,
+	    "SELECT (SELECT count(*) FROM orgs), "
+	    "(SELECT count(*) FROM clients), "
+	    "(SELECT count(*) FROM deposits)");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		for (i = 0; i < 3; i++)
+			counts[i] = strtol(PQgetvalue(res, 0, i), NULL, 10);
+		ret = 0;
+	}
+	PQclear(res);
+	return ret;
+}
+
+/* --- running the tools ---------------------------------------------------- */
+
+/* Run ktadmin db with these arguments, in this process. */
+static int
+restore_db_cmd(const char *a1, const char *a2, const char *a3, const char *a4,
+    const char *a5, const char *a6, const char *a7, const char *a8)
+{
+	char *argv[] = {"db", (char *)a1, (char *)a2, (char *)a3, (char *)a4,
+	    (char *)a5, (char *)a6, (char *)a7, (char *)a8, NULL};
+	int argc = 1;
+
+	while (argv[argc] != NULL)
+		argc++;
+	fflush(stdout);
+	return cmd_db(argc, argv);
+}
+
+/*
+ * conninfo without its password (for argv), the password apart (for the
+ * environment), and the database name.
+ */
+static int
+restore_split_conninfo(const char *conninfo, char *out, size_t outlen,
+    char *password, size_t pwlen, char *dbname, size_t dblen)
+{
+	PQconninfoOption *opts, *o;
+	char *errmsg = NULL;
+	size_t used = 0;
+
+	*out = *password = '\0';
+	snprintf(dbname, dblen, "keytrustee");
+	if ((opts = PQconninfoParse(conninfo, &errmsg)) == NULL) {
+		cli_error("DB_CONNECT cannot be parsed");
+		cli_detail_lines(errmsg);
+		PQfreemem(errmsg);
+		return -1;
+	}
+	for (o = opts; o->keyword != NULL; o++) {
+		const char *v;
+		int n;
+
+		if (o->val == NULL)
+			continue;
+		if (strcmp(o->keyword, "password") == 0) {
+			snprintf(password, pwlen, "%s", o->val);
+			continue;
+		}
+		if (strcmp(o->keyword, "dbname") == 0)
+			snprintf(dbname, dblen, "%s", o->val);
+		n = snprintf(out + used, outlen - used, "%s%s='",
+		    used ? " " : "", o->keyword);
+		if (n < 0 || (size_t)n >= outlen - used)
+			goto toolong;
+		used += (size_t)n;
+		for (v = o->val; *v != '\0'; v++) {
+			if (used + 3 >= outlen)
+				goto toolong;
+			if (*v == '\'' || *v == '\\')
+				out[used++] = '\\';
+			out[used++] = *v;
+		}
+		out[used++] = '\'';
+		out[used] = '\0';
+	}
+	PQconninfoFree(opts);
+	return 0;
+toolong:
+	PQconninfoFree(opts);
+	cli_error("DB_CONNECT is too long");
+	return -1;
+}
+
+/* pg_dump or psql from PostgreSQL's bin dir, the password in PGPASSWORD. */
+static int
+restore_pg_tool(const struct restore *r, const char *conninfo, char **args)
+{
+	char prog[PATH_MAX], ci[2048], pw[256], dbname[128];
+	char pathenv[PATH_MAX + 32], pwenv[300];
+	char *envp[] = {
+	    pathenv, "LC_ALL=C", "PGCONNECT_TIMEOUT=10", pwenv, NULL};
+	char *argv[16];
+	struct spawn_opts o = {0};
+	struct spawn_result res;
+	int i, ret = -1;
+
+	if (restore_split_conninfo(conninfo, ci, sizeof(ci), pw, sizeof(pw),
+		dbname, sizeof(dbname)) == -1 ||
+	    path_join(prog, sizeof(prog), r->bindir, args[0]) == -1)
+		goto out;
+	snprintf(pathenv, sizeof(pathenv), "PATH=%s:/usr/bin:/bin", r->bindir);
+	snprintf(pwenv, sizeof(pwenv), "PGPASSWORD=%s", pw);
+	argv[0] = prog;
+	for (i = 1; args[i] != NULL && i < 13; i++)
+		argv[i] = args[i];
+	argv[i++] = "-d";
+	argv[i++] = ci;
+	argv[i] = NULL;
+	o.envp = envp;
+	o.cwd = "/";
+	o.capture = 1;
+	if (spawn_run(argv, &o, &res) == -1) {
+		cli_error("cannot run %s: %s", prog, strerror(errno));
+		goto out;
+	}
+	if (res.status != 0) {
+		cli_error("%s failed (exit %d)", args[0], res.status);
+		cli_detail_lines(res.err);
+	} else
+		ret = 0;
+	spawn_result_free(&res);
+out:
+	OPENSSL_cleanse(pw, sizeof(pw));
+	OPENSSL_cleanse(pwenv, sizeof(pwenv));
+	return ret;
+}
+
+/* DROP and CREATE the server's database, as the guide's psql -c lines do. */
+static int
+restore_recreate(const struct kt_conf *c)
+{
+	char err[1024], ci[2048], pw[256], dbname[128], sql[512];
+	char *ident = NULL, *owner = NULL;
+	PGconn *db = NULL;
+	PGresult *res = NULL;
+	int ret = -1;
+
+	if (restore_split_conninfo(c->db_connect, ci, sizeof(ci), pw,
+		sizeof(pw), dbname, sizeof(dbname)) == -1)
+		goto out;
+	if ((db = db_connect_to(c, "postgres", err, sizeof(err))) == NULL) {
+		cli_error("cannot connect to PostgreSQL with DB_CONNECT of %s",
+		    c->path);
+		cli_detail_lines(err);
+		goto out;
+	}
+	if ((ident = PQescapeIdentifier(db, dbname, strlen(dbname))) == NULL ||
+	    (owner = PQescapeIdentifier(db, PQuser(db), strlen(PQuser(db)))) ==
+		NULL) {
+		cli_error("%s", PQerrorMessage(db));
+		goto out;
+	}
+	snprintf(
+	    sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
+	res = PQexec(db, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		cli_error("cannot drop the %s database", dbname);
+		cli_detail_lines(PQresultErrorMessage(res));
+		goto out;
+	}
+	PQclear(res);
+	snprintf(sql, sizeof(sql),
+	    "CREATE DATABASE %s OWNER %s ENCODING 'UTF8'", ident, owner);
+	res = PQexec(db, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		cli_error("cannot create the %s database", dbname);
+		cli_detail_lines(PQresultErrorMessage(res));
+		goto out;
+	}
+	ret = 0;
+out:
+	OPENSSL_cleanse(pw, sizeof(pw));
+	PQclear(res);
+	PQfreemem(ident);
+	PQfreemem(owner);
+	if (db != NULL)
+		PQfinish(db);
+	return ret;
+}
+
+/* keytrustee.conf keeps the owner of its config dir (as root). */
+static int
+restore_save_conf(const struct kt_conf *c)
+{
+	struct stat st;
+
+	if (conf_save(c) == -1 ||
+	    (geteuid() == 0 &&
+		(stat(c->confdir, &st) == -1 ||
+		    chown(c->path, st.st_uid, st.st_gid) == -1))) {
+		cli_error("cannot write %s: %s", c->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+restore_conf_warn(const char *msg)
+{
+	cli_warning("%s", msg);
+}
+
+static int
+restore_paths(struct restore *r, const char *confdir, const char *pgroot)
+{
+	char *defdir = NULL, buf[PATH_MAX], parent[PATH_MAX];
+	const char *home = getenv("KEYTRUSTEE_HOME");
+	size_t n;
+
+	if (confdir == NULL &&
+	    (confdir = defdir = conf_default_dir()) == NULL) {
+		cli_error("out of memory");
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s", confdir);
+	free(defdir);
+	n = strlen(buf);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	snprintf(parent, sizeof(parent), "%s", buf);
+	dirname(parent);
+	if (dir_ensure(parent, 0755) == -1 ||
+	    realpath(parent, r->stage) == NULL) {
+		cli_error("cannot use %s (the config dir's parent): %s", parent,
+		    strerror(errno));
+		return -1;
+	}
+	if (snprintf(r->confdir, sizeof(r->confdir), "%s/%s",
+		strcmp(r->stage, "/") == 0 ? "" : r->stage,
+		basename(buf)) >= (int)sizeof(r->confdir)) {
+		cli_error("--confdir: path too long");
+		return -1;
+	}
+	if (pgroot == NULL)
+		snprintf(r->pgroot, sizeof(r->pgroot), "%s/db",
+		    home != NULL && *home != '\0' ? home : KT_DEFAULT_HOME);
+	else
+		snprintf(r->pgroot, sizeof(r->pgroot), "%s", pgroot);
+	/* The stage: a private dir next to the target (one fs: rename). */
+	n = strlen(r->stage);
+	snprintf(r->stage + n, sizeof(r->stage) - n, "%s.kt-restore.XXXXXX",
+	    n > 1 ? "/" : "");
+	if (mkdtemp(r->stage) == NULL) {
+		cli_error("cannot make a directory next to %s: %s", r->confdir,
+		    strerror(errno));
+		r->stage[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* The old config dir and a dump of the old database, kept aside. */
+static int
+restore_set_aside(const struct restore *r, const struct kt_conf *old, int dump,
+    char *aside, size_t len)
+{
+	char stamp[32], path[PATH_MAX * 2];
+	char *kill[] = {
+	    "gpgconf", "--homedir", (char *)r->confdir, "--kill", "all", NULL};
+	char *pgdump[] = {"pg_dump", "-c", "--if-exists", "-f", path, NULL};
+	time_t now = time(NULL);
+	struct tm tm;
+
+	strftime(
+	    stamp, sizeof(stamp), "%Y-%m-%d_%H-%M-%S", gmtime_r(&now, &tm));
+	if (snprintf(aside, len, "%s.pre-restore-%s", r->confdir, stamp) >=
+		(int)len ||
+	    mkdir(aside, 0700) == -1) {
+		cli_error("cannot create %s: %s", aside, strerror(errno));
+		return -1;
+	}
+	if (dump) {
+		snprintf(path, sizeof(path), "%s/keytrustee-db.sql", aside);
+		if (restore_pg_tool(r, old->db_connect, pgdump) == -1) {
+			cli_hint("the current database was not dumped; nothing "
+				 "was replaced");
+			return -1;
+		}
+		printf("Dumped the current database to %s\n", path);
+	}
+	if (access(r->confdir, F_OK) == 0) {
+		(void)spawn_cli(kill, 255); /* its gpg-agent goes with it */
+		snprintf(path, sizeof(path), "%s/%s", aside,
+		    strrchr(r->confdir, '/') + 1);
+		if (rename(r->confdir, path) == -1) {
+			cli_error("cannot move %s aside: %s", r->confdir,
+			    strerror(errno));
+			return -1;
+		}
+		printf("Moved the current config dir to %s\n", path);
+	}
+	return 0;
+}
+
+int
+cmd_restore(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"confdir", required_argument, NULL, 'c'},
+	    {"pg-rootdir", required_argument, NULL, 'r'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	const char *confdir = NULL, *pgroot = NULL, *backup;
+	struct restore r;
+	struct kt_conf *old = NULL, *staged = NULL, *c = NULL;
+	const struct kt_conf *dbconf = NULL;
+	PGconn *db = NULL;
+	char tarpath[PATH_MAX + 32], xdir[PATH_MAX + 32], src[PATH_MAX * 3];
+	char sqlpath[PATH_MAX * 3], err[1024], portstr[16],
+	    aside[PATH_MAX + 64];
+	char pgversion[PATH_MAX + 16];
+	long pid, counts[3] = {0, 0, 0};
+	int ch, kind, rc = 1, has_cluster, live = 0, replaced = 0;
+	char *end;
+	long v;
+
+	memset(&r, 0, sizeof(r));
+	aside[0] = '\0';
+	optind = 1;
+	opterr = 0;
+	while (
+	    (ch = getopt_long(argc, argv, ":c:p:fh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			confdir = optarg;
+			break;
+		case 'r':
+			pgroot = optarg;
+			break;
+		case 'p':
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    v < 1 || v > 65535) {
+				cli_error("--port: \"%s\" is not a port number "
+					  "(1-65535)",
+				    optarg);
+				return restore_bad_usage();
+			}
+			r.port = (int)v;
+			break;
+		case 'f':
+			r.force = 1;
+			break;
+		case 'h':
+			restore_usage(stdout);
+			return 0;
+		default:
+			return cli_opt_error("ktadmin", "restore", ch, argv);
+		}
+	}
+	if (optind >= argc) {
+		cli_error("no backup given");
+		return restore_bad_usage();
+	}
+	if (optind + 1 < argc) {
+		cli_error("unexpected argument \"%s\"", argv[optind + 1]);
+		return restore_bad_usage();
+	}
+	backup = argv[optind];
+	if ((kind = archive_kind(backup)) == -1) {
+		cli_error("cannot read %s: %s", backup, strerror(errno));
+		return 1;
+	}
+	if (kind == 0) {
+		cli_error(
+		    "%s is neither a tar archive nor an OpenPGP file", backup);
+		cli_hint("give a kts_bak_*.tar.gpg or kts_bak_*.tar written by "
+			 "ktbackup.sh");
+		return 1;
+	}
+	umask(077);
+	if (pgbin_find(r.bindir, sizeof(r.bindir)) == -1 ||
+	    restore_paths(&r, confdir, pgroot) == -1)
+		goto out;
+	if ((pid = restore_server_pid(r.confdir)) != 0) {
+		cli_error("%s is running on %s (pid %ld)", SERVER_PROG,
+		    r.confdir, pid);
+		cli_hint("stop the server first; a restore under a running "
+			 "server is never safe");
+		goto out;
+	}
+
+	/* 1. gpg -d, then look at every member before extracting any. */
+	if (kind == 2) {
+		char *gpg[] = {"gpg", "--batch", "--yes", "--decrypt",
+		    "--output", tarpath, "--", (char *)backup, NULL};
+
+		snprintf(tarpath, sizeof(tarpath), "%s/backup.tar", r.stage);
+		if (spawn_cli(gpg, 0) == -1) {
+			cli_hint("decrypt as the backup's GPG recipient: its "
+				 "secret key must be in your keyring "
+				 "(GNUPGHOME selects another)");
+			goto out;
+		}
+	} else
+		snprintf(tarpath, sizeof(tarpath), "%s", backup);
+	if (archive_scan(tarpath, restore_find, &r) == -1)
+		goto bad_archive;
+	if (r.conf_member[0] == '\0' || r.sql_member[0] == '\0') {
+		cli_error("%s holds no %s", backup,
+		    r.conf_member[0] == '\0' ? "config dir (keytrustee.conf)"
+					     : "database dump (kts_bak_*.sql)");
+		goto bad_archive;
+	}
+	if (archive_scan(tarpath, restore_check, &r) == -1)
+		goto bad_archive;
+
+	/* 2. tar xvf into the stage, modes (and owners, as root) kept. */
+	snprintf(xdir, sizeof(xdir), "%s/x", r.stage);
+	if (mkdir(xdir, 0700) == -1) {
+		cli_error("cannot create %s: %s", xdir, strerror(errno));
+		goto out;
+	}
+	{
+		char *tar[] = {"tar", "--extract", "--file", tarpath,
+		    "--directory", xdir, "--same-permissions",
+		    "--no-overwrite-dir", "--", r.conf_member, r.sql_member,
+		    NULL};
+
+		if (spawn_cli(tar, 0) == -1)
+			goto out;
+	}
+	snprintf(src, sizeof(src), "%s/%s", xdir, r.conf_member);
+	snprintf(sqlpath, sizeof(sqlpath), "%s/%s", xdir, r.sql_member);
+	if (conf_load(src, &staged, restore_conf_warn, err, sizeof(err)) ==
+	    -1) {
+		cli_error("the backup's keytrustee.conf is not valid");
+		cli_detail_lines(err);
+		goto out;
+	}
+
+	/* 3. What is there now: a config dir, a cluster holding data. */
+	snprintf(pgversion, sizeof(pgversion), "%s/PG_VERSION", r.pgroot);
+	has_cluster = access(pgversion, F_OK) == 0;
+	if (file_exists(r.confdir)) {
+		if (conf_load(r.confdir, &old, restore_conf_warn, err,
+			sizeof(err)) == -1) {
+			conf_free(old);
+			old = NULL;
+		}
+		live = 1;
+	}
+	/* The cluster's role password: the current conf's, else the backup's.
+	 */
+	dbconf = old != NULL && old->db_connect != NULL ? old
+	    : staged->db_connect != NULL		? staged
+							: NULL;
+	if (has_cluster) {
+		if (restore_db_cmd("--start", "--background", "--pg-rootdir",
+			r.pgroot, NULL, NULL, NULL, NULL) != 0)
+			goto out;
+		if (dbconf != NULL &&
+		    (db = db_connect(dbconf, err, sizeof(err))) != NULL &&
+		    restore_count(db, counts) == 0 &&
+		    counts[0] + counts[1] + counts[2] > 0)
+			live = 2;
+		if (db != NULL)
+			PQfinish(db);
+		db = NULL;
+	}
+	if (live && !r.force) {
+		cli_error("%s already holds a Key Trustee Server", r.confdir);
+		if (live == 2)
+			cli_detail("its database in %s holds %ld orgs, %ld "
+				   "clients, %ld deposits",
+			    r.pgroot, counts[0], counts[1], counts[2]);
+		cli_hint("give --force to replace it: the current config dir "
+			 "and a dump of its database are kept in "
+			 "%s.pre-restore-<time>/",
+		    r.confdir);
+		goto out;
+	}
+	if (live &&
+	    restore_set_aside(&r, dbconf, live == 2, aside, sizeof(aside)) ==
+		-1)
+		goto out;
+
+	/* 4. The config dir into place. */
+	if (rename(src, r.confdir) == -1) {
+		cli_error("cannot move the restored config dir to %s: %s",
+		    r.confdir, strerror(errno));
+		goto out;
+	}
+	replaced = 1;
+	printf("Restored the config dir %s\n", r.confdir);
+
+	/* 5. A database: bootstrap one, or use the cluster that is there. */
+	if (!has_cluster) {
+		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1)
+			goto out;
+		snprintf(portstr, sizeof(portstr), "%d",
+		    r.port != 0 ? r.port : c->db_port);
+		conf_free(c);
+		c = NULL;
+		if (restore_db_cmd("--bootstrap", "--confdir", r.confdir,
+			"--pg-rootdir", r.pgroot, "--port", portstr, NULL) != 0)
+			goto out;
+	} else if (dbconf == old) {
+		/* The cluster's role password is the one the old conf knew. */
+		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1 ||
+		    conf_set_str(c, "DB_CONNECT", old->db_connect) == -1 ||
+		    conf_set_int(c, "DB_PORT", old->db_port) == -1 ||
+		    restore_save_conf(c) == -1)
+			goto out;
+		conf_free(c);
+		c = NULL;
+	}
+	if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1) {
+		cli_error("%s", err);
+		goto out;
+	}
+	if (c->db_connect == NULL) {
+		cli_error("%s has no DB_CONNECT", c->path);
+		goto out;
+	}
+
+	/* 6. Drop, create, load (one transaction), bring the schema up. */
+	{
+		char *psql[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+		    "--single-transaction", "-f", sqlpath, NULL};
+
+		if (restore_recreate(c) == -1 ||
+		    restore_pg_tool(&r, c->db_connect, psql) == -1)
+			goto out;
+	}
+	if ((db = db_connect(c, err, sizeof(err))) == NULL ||
+	    db_migrate(db, err, sizeof(err)) == -1 ||
+	    restore_count(db, counts) == -1) {
+		cli_error("the restored database is not usable");
+		cli_detail_lines(db == NULL ? err : PQerrorMessage(db));
+		goto out;
+	}
+	printf("Restored the database: %ld orgs, %ld clients, %ld deposits\n",
+	    counts[0], counts[1], counts[2]);
+	printf("PostgreSQL is running in %s; start the server: %s --confdir "
+	       "%s\n",
+	    r.pgroot, SERVER_PROG, r.confdir);
+	rc = 0;
+	goto out;
+
+bad_archive:
+	cli_hint("nothing was written; restore only a backup made by "
+		 "ktbackup.sh");
+out:
+	if (rc != 0 && aside[0] != '\0')
+		cli_hint("the previous config dir and database dump are in %s",
+		    aside);
+	else if (rc != 0 && replaced)
+		cli_hint("%s holds the restored config dir; run the restore "
+			 "again with --force once the cause is fixed",
+		    r.confdir);
+	if (db != NULL)
+		PQfinish(db);
+	conf_free(c);
+	conf_free(old);
+	conf_free(staged);
+	if (r.stage[0] != '\0' && rm_tree(r.stage) == -1 && errno != ENOENT)
+		cli_warning(
+		    "could not remove %s: %s", r.stage, strerror(errno));
+	return rc;
+}
