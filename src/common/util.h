@@ -26,6 +26,9 @@ int key_file_perm_ok(const char *path, char *err, size_t errlen);
 /* path_join: "a" + "/" + "b" into buf; -1 when it does not fit. */
 int path_join(char *buf, size_t len, const char *a, const char *b);
 
+/* A decimal integer in [lo, hi], the whole string: 0, else -1. */
+int parse_int(const char *s, int lo, int hi, int *out);
+
 void hex_encode(const unsigned char *in, size_t len, char *out, int upper);
 /* 1 when the n characters of s are all hex digits (either case). */
 int hex_valid(const char *s, size_t n);

@@ -917,8 +917,6 @@ cmd_db(int argc, char **argv)
 	const char *rootdir = NULL, *confdir = NULL;
 	struct db_ctx d;
 	int ch, port = 0, background = 0, r;
-	char *end;
-	long v;
 
 	memset(&d, 0, sizeof(d));
 	optind = 1;
@@ -948,16 +946,12 @@ cmd_db(int argc, char **argv)
 			confdir = optarg;
 			break;
 		case 'p':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    v < 1 || v > 65535) {
+			if (parse_int(optarg, 1, 65535, &port) == -1) {
 				cli_error("--port: \"%s\" is not a port number "
 					  "(1-65535)",
 				    optarg);
 				return db_bad_usage();
 			}
-			port = (int)v;
 			break;
 		case 'b':
 			background = 1;

@@ -571,8 +571,6 @@ cmd_restore(int argc, char **argv)
 	char pgversion[PATH_MAX + 16];
 	long pid, counts[3] = {0, 0, 0};
 	int ch, kind, rc = 1, has_cluster, live = 0, replaced = 0;
-	char *end;
-	long v;
 
 	memset(&r, 0, sizeof(r));
 	aside[0] = '\0';
@@ -588,16 +586,12 @@ cmd_restore(int argc, char **argv)
 			pgroot = optarg;
 			break;
 		case 'p':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    v < 1 || v > 65535) {
+			if (parse_int(optarg, 1, 65535, &r.port) == -1) {
 				cli_error("--port: \"%s\" is not a port number "
 					  "(1-65535)",
 				    optarg);
 				return restore_bad_usage();
 			}
-			r.port = (int)v;
 			break;
 		case 'f':
 			r.force = 1;

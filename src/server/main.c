@@ -59,20 +59,6 @@ conf_warn(const char *msg)
 }
 
 static int
-parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-static int
 listen_socket(const char *addr, int port)
 {
 	struct addrinfo hints, *res = NULL, *ai;

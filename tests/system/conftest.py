@@ -98,6 +98,29 @@ def give_to_service_account(*paths):
         shutil.chown(p, "keytrustee", "keytrustee")
 
 
+def make_tar(path, entries):
+    """A tar for the restore tests: entries (name, kind, payload) with kind
+    file|dir|symlink|hardlink|fifo; payload is a file's bytes or a link's
+    target."""
+    import io
+    import tarfile
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as t:
+        for name, kind, payload in entries:
+            ti = tarfile.TarInfo(name)
+            if kind == "file":
+                ti.size, ti.mode = len(payload), 0o600
+                t.addfile(ti, io.BytesIO(payload))
+                continue
+            if kind == "dir":
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o700
+            elif kind == "fifo":
+                ti.type = tarfile.FIFOTYPE
+            else:
+                ti.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+                ti.linkname = payload
+            t.addfile(ti)
+
+
 def read_conf(confdir):
     with open(os.path.join(confdir, "keytrustee.conf")) as f:
         return json.load(f)

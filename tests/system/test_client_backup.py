@@ -8,7 +8,6 @@ server.  Hostile archives (../evil, absolute paths, links out) are refused
 before anything is written.
 """
 
-import io
 import os
 import shutil
 import stat
@@ -17,7 +16,7 @@ import tarfile
 
 import pytest
 
-from conftest import binary, gpg_fingerprints, mode, run
+from conftest import binary, gpg_fingerprints, make_tar, mode, run
 
 from test_client import (BINARY, UUID_RE, add_org, client, err, new_client_dir,
                          ok, read_client_conf, register)
@@ -238,25 +237,6 @@ def test_wrong_recipient_no_output(registry, kclient, gpghome):
 
 # --------------------------------------------------------------------------
 # hostile archives
-
-
-def make_tar(path, entries):
-    """entries: (name, kind, payload) with kind file|dir|symlink|hardlink."""
-    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as t:
-        for name, kind, payload in entries:
-            ti = tarfile.TarInfo(name)
-            if kind == "dir":
-                ti.type, ti.mode = tarfile.DIRTYPE, 0o700
-                t.addfile(ti)
-            elif kind == "file":
-                ti.size, ti.mode = len(payload), 0o600
-                t.addfile(ti, io.BytesIO(payload))
-            elif kind == "symlink":
-                ti.type, ti.linkname = tarfile.SYMTYPE, payload
-                t.addfile(ti)
-            else:
-                ti.type, ti.linkname = tarfile.LNKTYPE, payload
-                t.addfile(ti)
 
 
 @pytest.mark.parametrize("evil", [

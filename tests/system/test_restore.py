@@ -12,18 +12,16 @@ the test answers the prompts through a pseudo-terminal, as an operator would
 type them.
 """
 
-import io
 import os
 import pty
 import re
 import select
 import shutil
-import tarfile
 import time
 
 import pytest
 
-from conftest import Cluster, Server, binary, free_port, ktadmin, mode, run, tool
+from conftest import Cluster, Server, binary, free_port, ktadmin, make_tar, mode, run, tool
 from test_backup import RECIPIENT, client, env, kts, ktbackup, orgtool, put  # noqa: F401
 
 ZIP_PASSWORD = "zip-pass-1234"
@@ -116,25 +114,6 @@ def test_without_the_recipients_key(kts, backup, tmp_path):
     assert not os.path.exists(other) and not os.path.exists(str(tmp_path / "pg"))
 
 
-def _tar(path, members):
-    """members: (name, type, data or link target)"""
-    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
-        for name, kind, data in members:
-            ti = tarfile.TarInfo(name)
-            if kind == "dir":
-                ti.type, ti.mode = tarfile.DIRTYPE, 0o700
-                tf.addfile(ti)
-            elif kind == "sym":
-                ti.type, ti.linkname = tarfile.SYMTYPE, data
-                tf.addfile(ti)
-            elif kind == "fifo":
-                ti.type = tarfile.FIFOTYPE
-                tf.addfile(ti)
-            else:
-                ti.size, ti.mode = len(data), 0o600
-                tf.addfile(ti, io.BytesIO(data))
-
-
 CONF = b'{"PORT": 11371}\n'
 SQL = b"select 1;\n"
 
@@ -145,7 +124,7 @@ SQL = b"select 1;\n"
                 ("srv/../../etc/evil", "file", b"x")], "not a relative path below /"),
     ("absolute", [("/etc/evil", "file", b"x")], "not a relative path below /"),
     ("symlink", [("srv/.keytrustee/keytrustee.conf", "file", CONF),
-                 ("srv/.keytrustee/link", "sym", "/etc/passwd")], "of type '2'"),
+                 ("srv/.keytrustee/link", "symlink", "/etc/passwd")], "of type '2'"),
     ("fifo", [("srv/.keytrustee/fifo", "fifo", None)], "of type '6'"),
     ("two-confdirs", [("a/.keytrustee/keytrustee.conf", "file", CONF),
                       ("b/.keytrustee/keytrustee.conf", "file", CONF)], "two config dirs"),
@@ -157,7 +136,7 @@ SQL = b"select 1;\n"
 ])
 def test_hostile_archives_write_nothing(kts, tmp_path, case, members, msg):
     path = str(tmp_path / ("kts_bak_%s.tar" % case))
-    _tar(path, members)
+    make_tar(path, members)
     target = str(tmp_path / "target" / ".keytrustee")
     pg = str(tmp_path / "pg")
     proc = restore(kts, path, "--confdir", target, "--pg-rootdir", pg)
