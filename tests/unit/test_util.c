@@ -329,6 +329,43 @@ test_account_lookup(void **state)
 	    -1);
 }
 
+static void
+test_parse_int(void **state)
+{
+	int v = -7;
+
+	(void)state;
+	assert_int_equal(parse_int("11371", 1, 65535, &v), 0);
+	assert_int_equal(v, 11371);
+	assert_int_equal(parse_int("65535", 1, 65535, &v), 0);
+	assert_int_equal(parse_int("1", 1, 65535, &v), 0);
+	v = -7;
+	assert_int_equal(parse_int("0", 1, 65535, &v), -1);
+	assert_int_equal(parse_int("65536", 1, 65535, &v), -1);
+	assert_int_equal(parse_int("", 1, 65535, &v), -1);
+	assert_int_equal(parse_int("12x", 1, 65535, &v), -1);
+	assert_int_equal(parse_int("99999999999999999999", 1, 65535, &v), -1);
+	assert_int_equal(v, -7); /* untouched on failure */
+}
+
+static void
+test_rm_tree(void **state)
+{
+	char dir[] = "/tmp/test_util_rm.XXXXXX", path[PATH_MAX];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/a", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/a/f", dir);
+	write_file(path, "x", 1, 0600);
+	snprintf(path, sizeof(path), "%s/link", dir);
+	assert_int_equal(symlink("/etc", path), 0); /* removed, not followed */
+	assert_int_equal(rm_tree(dir), 0);
+	assert_int_equal(access(dir, F_OK), -1);
+	assert_int_equal(access("/etc/passwd", F_OK), 0);
+}
+
 int
 main(void)
 {
@@ -353,6 +390,8 @@ main(void)
 		cmocka_unit_test(test_path_join),
 		cmocka_unit_test(test_freezero_null),
 		cmocka_unit_test(test_account_lookup),
+		cmocka_unit_test(test_parse_int),
+		cmocka_unit_test(test_rm_tree),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
