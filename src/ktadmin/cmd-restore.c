@@ -741,8 +741,10 @@ cmd_restore(int argc, char **argv)
 
 	/* 5. A database: bootstrap one, or use the cluster that is there. */
 	if (!has_cluster) {
-		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1)
+		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1) {
+			cli_error("%s", err);
 			goto out;
+		}
 		snprintf(portstr, sizeof(portstr), "%d",
 		    r.port != 0 ? r.port : c->db_port);
 		conf_free(c);
@@ -750,7 +752,7 @@ cmd_restore(int argc, char **argv)
 		if (restore_db_cmd("--bootstrap", "--confdir", r.confdir,
 			"--pg-rootdir", r.pgroot, "--port", portstr, NULL) != 0)
 			goto out;
-	} else if (dbconf == old) {
+	} else if (old != NULL && dbconf == old) {
 		/* The cluster's role password is the one the old conf knew. */
 		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1 ||
 		    conf_set_str(c, "DB_CONNECT", old->db_connect) == -1 ||
