@@ -704,13 +704,26 @@ cmd_restore(int argc, char **argv)
 		if (restore_db_cmd("--start", "--background", "--pg-rootdir",
 			r.pgroot, NULL, NULL, NULL, NULL) != 0)
 			goto out;
-		if (dbconf != NULL &&
-		    (db = db_connect(dbconf, err, sizeof(err))) != NULL &&
-		    restore_count(db, counts) == 0 &&
+		/* Checked before anything is written: the dump goes there. */
+		if (dbconf == NULL ||
+		    (db = db_connect(dbconf, err, sizeof(err))) == NULL) {
+			cli_error("cannot connect to the cluster in %s with "
+				  "DB_CONNECT of %s",
+			    r.pgroot,
+			    dbconf == old ? "the current keytrustee.conf"
+					  : "the backup's keytrustee.conf");
+			if (dbconf != NULL)
+				cli_detail_lines(err);
+			cli_hint("its role password lives only in the config "
+				 "dir that made it: restore into a new, empty "
+				 "--pg-rootdir (the backup holds the whole "
+				 "database)");
+			goto out;
+		}
+		if (restore_count(db, counts) == 0 &&
 		    counts[0] + counts[1] + counts[2] > 0)
 			live = 2;
-		if (db != NULL)
-			PQfinish(db);
+		PQfinish(db);
 		db = NULL;
 	}
 	if (live && !r.force) {
