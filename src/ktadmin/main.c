@@ -13,6 +13,8 @@ static const struct ktadmin_cmd cmds[] = {
 	{ "db", "db (--bootstrap|--start|--stop|--status) --pg-rootdir DIR "
 	    "[--confdir DIR] [--port N] [--background]",
 	    "bootstrap, start, stop or check the private PostgreSQL", cmd_db },
+	{ "mail", "mail (--status|--retry) [--confdir DIR]",
+	    "show or push the admin mail outbox", cmd_mail },
 };
 
 static void
