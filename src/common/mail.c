@@ -17,8 +17,8 @@
 #define MAIL_CONNECT_TIMEOUT 10L
 #define MAIL_TIMEOUT 60L
 /* Backoff: 10 s after the first failure, doubling, at most an hour. */
-#define MAIL_BACKOFF_SQL                                                      \
-	"now() + least(3600, 10 * power(2, least(attempts, 12))) * "          \
+#define MAIL_BACKOFF_SQL                                                       \
+	"now() + least(3600, 10 * power(2, least(attempts, 12))) * "           \
 	"interval '1 second'"
 
 int
@@ -28,8 +28,8 @@ mail_init(void)
 }
 
 /* printf into a malloc'd string; NULL when out of memory. */
-static char *
-mail_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *mail_printf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 static char *
 mail_printf(const char *fmt, ...)
@@ -45,8 +45,8 @@ mail_printf(const char *fmt, ...)
 }
 
 static void
-mail_seterr(char *err, size_t errlen, const char *what, PGconn *db,
-    PGresult *res)
+mail_seterr(
+    char *err, size_t errlen, const char *what, PGconn *db, PGresult *res)
 {
 	const char *m = res != NULL ? PQresultErrorMessage(res) : NULL;
 	size_t n;
@@ -85,8 +85,8 @@ mail_enqueue_contact(PGconn *db, const struct kt_conf *c, const char *org,
 	    "RETURNING extract(epoch FROM expires)::bigint",
 	    3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		mail_seterr(err, errlen, "cannot store the contact link", db,
-		    res);
+		mail_seterr(
+		    err, errlen, "cannot store the contact link", db, res);
 		goto out;
 	}
 	t = (time_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -152,8 +152,8 @@ mail_client_notice(const struct kt_conf *c, const char *org, const char *fpr,
 {
 	int pending = strcmp(state, "pending") == 0;
 
-	*subject = mail_printf("KeyTrustee Client Registration: %s (%s)", org,
-	    state);
+	*subject =
+	    mail_printf("KeyTrustee Client Registration: %s (%s)", org, state);
 	*body = mail_printf(
 	    "Hello, this is an automated message from your Key Trustee "
 	    "Server.\n"
@@ -175,7 +175,7 @@ mail_client_notice(const struct kt_conf *c, const char *org, const char *fpr,
 	    "  keytrustee-orgtool disable-client --fingerprint %s\n",
 	    org, org, fpr, hostname,
 	    pending ? "pending (waiting for approval)" : "active", c->hostname,
-	    c->port, fpr,
+	    c->port,
 	    pending ? "It registered without the authorization code and waits "
 		      "for an administrator.\n"
 		      "To approve it, run as root on the Key Trustee Server:\n"
@@ -183,7 +183,7 @@ mail_client_notice(const struct kt_conf *c, const char *org, const char *fpr,
 		      "is required)\n"
 		      "and is active now. A client that was disabled comes "
 		      "back with:\n",
-	    fpr);
+	    fpr, fpr);
 	if (*subject == NULL || *body == NULL) {
 		free(*subject);
 		free(*body);
@@ -194,8 +194,8 @@ mail_client_notice(const struct kt_conf *c, const char *org, const char *fpr,
 }
 
 int
-mail_sender_init(struct mail_sender *s, const struct kt_conf *c, char *err,
-    size_t errlen)
+mail_sender_init(
+    struct mail_sender *s, const struct kt_conf *c, char *err, size_t errlen)
 {
 	char qfpr[PGP_QFPR_MAX];
 	int r;
@@ -310,7 +310,8 @@ out:
 	return ret;
 }
 
-/* ---- the outbox ----------------------------------------------------------- */
+/* ---- the outbox -----------------------------------------------------------
+ */
 
 struct mail_row {
 	char id[24], orgid[24], rcpt[320], created[64];
@@ -324,8 +325,7 @@ struct mail_row {
  */
 static char *
 mail_compose(const struct mail_sender *s, PGconn *db, const struct mail_row *m,
-    const char *body, char enc_fpr[PGP_FPR_LEN + 1], char *err,
-    size_t errlen)
+    const char *body, char enc_fpr[PGP_FPR_LEN + 1], char *err, size_t errlen)
 {
 	const char *params[2] = {m->orgid, m->rcpt};
 	char *signed_text = NULL, *enc = NULL, *msg = NULL, date[64];
@@ -471,11 +471,11 @@ mail_one(const struct mail_sender *s, PGconn *db, char last[24],
 	snprintf(m.subject, sizeof(m.subject), "%s", PQgetvalue(res, 0, 4));
 	snprintf(m.created, sizeof(m.created), "%s", PQgetvalue(res, 0, 6));
 	snprintf(last, 24, "%s", m.id);
-	msg = mail_compose(s, db, &m, PQgetvalue(res, 0, 5), enc, detail,
-	    sizeof(detail));
+	msg = mail_compose(
+	    s, db, &m, PQgetvalue(res, 0, 5), enc, detail, sizeof(detail));
 	if (msg != NULL)
-		r = mail_smtp(s->conf, m.rcpt, msg, strlen(msg), detail,
-		    sizeof(detail));
+		r = mail_smtp(
+		    s->conf, m.rcpt, msg, strlen(msg), detail, sizeof(detail));
 	if (mail_record(db, m.id, r, enc, detail, err, errlen) == -1 ||
 	    mail_exec(db, "COMMIT", err, errlen) == -1)
 		goto out;
@@ -487,9 +487,9 @@ mail_one(const struct mail_sender *s, PGconn *db, char last[24],
 		st->deferred++;
 	if (note != NULL)
 		note(arg, m.id, m.rcpt,
-		    r == MAIL_SENT      ? "sent"
-		    : r == MAIL_REFUSED ? "failed"
-					: "deferred",
+		    r == MAIL_SENT	    ? "sent"
+			: r == MAIL_REFUSED ? "failed"
+					    : "deferred",
 		    r == MAIL_SENT ? (*enc ? "encrypted" : "signed") : detail);
 	ret = 1;
 out:

@@ -34,8 +34,8 @@ int mail_init(void);
  * contact_tokens), and notify MAIL_CHANNEL.  Runs in the caller's
  * transaction.  Returns 0, or -1 with the reason in err.
  */
-int mail_enqueue_contact(PGconn *db, const struct kt_conf *c,
-    const char *org, const char *contact, char *err, size_t errlen);
+int mail_enqueue_contact(PGconn *db, const struct kt_conf *c, const char *org,
+    const char *contact, char *err, size_t errlen);
 
 /*
  * The notice to an organization's contacts that a client registered
@@ -48,23 +48,23 @@ int mail_client_notice(const struct kt_conf *c, const char *org,
 /* What delivery needs: the config and the server's signing key. */
 struct mail_sender {
 	const struct kt_conf *conf;
-	const char *gpghome;            /* the server's GnuPG home */
-	char signer[PGP_FPR_LEN + 1];   /* its key's fingerprint */
-	char contacts_home[PATH_MAX];   /* gpghome/MAIL_CONTACTS_HOME */
+	const char *gpghome;	      /* the server's GnuPG home */
+	char signer[PGP_FPR_LEN + 1]; /* its key's fingerprint */
+	char contacts_home[PATH_MAX]; /* gpghome/MAIL_CONTACTS_HOME */
 };
 
 /* Fill s for the config dir c->confdir; 0 or -1 with err. */
-int mail_sender_init(struct mail_sender *s, const struct kt_conf *c,
-    char *err, size_t errlen);
+int mail_sender_init(
+    struct mail_sender *s, const struct kt_conf *c, char *err, size_t errlen);
 
 /* Called for every message tried: result "sent", "failed" or "deferred". */
 typedef void mail_note_fn(void *arg, const char *id, const char *rcpt,
     const char *result, const char *detail);
 
 struct mail_stats {
-	int sent;      /* accepted by the MTA */
-	int failed;    /* recipient refused for good (5xx): not retried */
-	int deferred;  /* MTA unreachable or 4xx: retried with backoff */
+	int sent;     /* accepted by the MTA */
+	int failed;   /* recipient refused for good (5xx): not retried */
+	int deferred; /* MTA unreachable or 4xx: retried with backoff */
 };
 
 /*

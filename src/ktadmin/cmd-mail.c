@@ -28,9 +28,11 @@ mail_usage(FILE *fp)
 	    "client\n"
 	    "notices).  The server sends queued mail itself and retries with "
 	    "backoff.\n\n"
-	    "      --status       counts per state, then every message not sent "
+	    "      --status       counts per state, then every message not "
+	    "sent "
 	    "yet:\n"
-	    "                     id, state, attempts, next attempt, recipient, "
+	    "                     id, state, attempts, next attempt, "
+	    "recipient, "
 	    "subject,\n"
 	    "                     last error\n"
 	    "      --retry        send every queued and failed message now, "
@@ -53,8 +55,8 @@ static void
 mail_pg_error(PGconn *db, PGresult *res, const char *what)
 {
 	cli_error("%s", what);
-	cli_detail_lines(res != NULL ? PQresultErrorMessage(res)
-				     : PQerrorMessage(db));
+	cli_detail_lines(
+	    res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(db));
 }
 
 static int
@@ -209,7 +211,8 @@ cmd_mail(int argc, char **argv)
 		cli_hint("run 'ktadmin mail --help' for usage");
 		return 2;
 	}
-	if (confdir == NULL && (confdir = defdir = conf_default_dir()) == NULL) {
+	if (confdir == NULL &&
+	    (confdir = defdir = conf_default_dir()) == NULL) {
 		cli_error("KEYTRUSTEE_HOME is too long");
 		goto out;
 	}

@@ -43,8 +43,8 @@ add_usage(FILE *fp)
  * contact that was not added.
  */
 static int
-add_mail(PGconn *db, const struct kt_conf *c, const char *name, char **v,
-    size_t n)
+add_mail(
+    PGconn *db, const struct kt_conf *c, const char *name, char **v, size_t n)
 {
 	char err[1024];
 	size_t i;
@@ -52,13 +52,13 @@ add_mail(PGconn *db, const struct kt_conf *c, const char *name, char **v,
 	for (i = 0; i < n; i++) {
 		if (mail_enqueue_contact(db, c, name, v[i], err, sizeof(err)) ==
 		    -1) {
-			cli_error("cannot queue the registration mail to %s",
-			    v[i]);
+			cli_error(
+			    "cannot queue the registration mail to %s", v[i]);
 			cli_detail_lines(err);
 			return -1;
 		}
-		fprintf(stderr, "Queued contact registration mail to %s\n",
-		    v[i]);
+		fprintf(
+		    stderr, "Queued contact registration mail to %s\n", v[i]);
 	}
 	return 0;
 }
@@ -205,7 +205,8 @@ add_create(PGconn *db, const char *name, const char *contacts)
 	PGresult *res = NULL;
 	int ret = -1;
 
-	if (crypto_alnum(uuid, ADD_UUID_LEN) == -1 || add_secret(secret) == -1) {
+	if (crypto_alnum(uuid, ADD_UUID_LEN) == -1 ||
+	    add_secret(secret) == -1) {
 		cli_error("cannot draw random bytes from OpenSSL");
 		goto out;
 	}
@@ -231,8 +232,8 @@ out:
 
 /* Add the contacts the organization does not have yet. */
 static int
-add_contacts(PGconn *db, const struct kt_conf *c, const char *name, char **v,
-    size_t n)
+add_contacts(
+    PGconn *db, const struct kt_conf *c, const char *name, char **v, size_t n)
 {
 	const char *params[2];
 	PGresult *res = NULL;

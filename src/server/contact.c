@@ -64,8 +64,8 @@ html_escape(struct evbuffer *b, const char *s)
 static int
 contact_wants_json(struct evhttp_request *req)
 {
-	const char *a = evhttp_find_header(
-	    evhttp_request_get_input_headers(req), "Accept");
+	const char *a =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
 
 	return a != NULL && strstr(a, "application/json") != NULL &&
 	    strstr(a, "text/html") == NULL;
@@ -87,13 +87,14 @@ page_head(struct evbuffer *b, const char *title)
 static void
 page_send(struct evhttp_request *req, int status, struct evbuffer *b)
 {
-	size_t len = evbuffer_get_length(b);
 	const char *p;
+	size_t len;
 
 	evbuffer_add_printf(b, "</body></html>\n");
 	len = evbuffer_get_length(b);
 	p = (const char *)evbuffer_pullup(b, -1);
-	/* Nothing from elsewhere: no scripts, styles only inline, forms here. */
+	/* Nothing from elsewhere: no scripts, styles only inline, forms here.
+	 */
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Security-Policy",
 	    "default-src 'none'; style-src 'unsafe-inline'; "
@@ -127,8 +128,8 @@ contact_fail(struct evhttp_request *req, int status, const char *code,
 
 /* 1 found (t filled), 0 unknown, -1 after replying. */
 static int
-contact_lookup(struct worker *w, struct evhttp_request *req, PGconn *db,
-    const char *token, struct contact_tok *t)
+contact_lookup(struct evhttp_request *req, PGconn *db, const char *token,
+    struct contact_tok *t)
 {
 	const char *params[1];
 	PGresult *res;
@@ -152,7 +153,6 @@ contact_lookup(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "the database is not available");
 		goto out;
 	}
-	(void)w;
 	if (PQntuples(res) == 0) {
 		ret = 0;
 		goto out;
@@ -184,11 +184,12 @@ contact_form(struct worker *w, struct evhttp_request *req,
 	evbuffer_add_printf(b, "</strong> of organization <strong>");
 	html_escape(b, t->org);
 	evbuffer_add_printf(b,
-	    "</strong>. This link expires at %s UTC and registers one key.</p>\n"
+	    "</strong>. This link expires at %s UTC and registers one "
+	    "key.</p>\n"
 	    "<form method=\"post\" action=\"/?q=%s\">\n"
 	    "<p><label for=\"key\">Paste your whole ASCII-armored OpenPGP "
-	    "public key, from <code>" CONTACT_BEGIN "</code> to <code>"
-	    CONTACT_END "</code>:</label></p>\n"
+	    "public key, from <code>" CONTACT_BEGIN
+	    "</code> to <code>" CONTACT_END "</code>:</label></p>\n"
 	    "<textarea id=\"key\" name=\"key\" rows=\"16\" required>"
 	    "</textarea>\n<p><button type=\"submit\">Register key</button>"
 	    "</p>\n</form>\n"
@@ -219,8 +220,8 @@ contact_body_key(struct evhttp_request *req)
 		return NULL;
 	evbuffer_copyout(in, body, len);
 	body[len] = '\0';
-	if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded",
-			      33) != 0)
+	if (ct == NULL ||
+	    strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)
 		return body;
 	TAILQ_INIT(&q);
 	if (evhttp_parse_query_str(body, &q) == 0 &&
@@ -242,8 +243,9 @@ contact_armor_ok(char *key)
 		p++;
 	memmove(key, p, strlen(p) + 1);
 	n = strlen(key);
-	while (n > 0 && (key[n - 1] == ' ' || key[n - 1] == '\t' ||
-			    key[n - 1] == '\r' || key[n - 1] == '\n'))
+	while (n > 0 &&
+	    (key[n - 1] == ' ' || key[n - 1] == '\t' || key[n - 1] == '\r' ||
+		key[n - 1] == '\n'))
 		key[--n] = '\0';
 	return strncmp(key, CONTACT_BEGIN, strlen(CONTACT_BEGIN)) == 0 &&
 	    n > strlen(CONTACT_END) &&
@@ -261,27 +263,26 @@ contact_store(struct worker *w, struct evhttp_request *req, PGconn *db,
 	int e;
 
 	if ((key = contact_body_key(req)) == NULL || *key == '\0') {
-		contact_fail(req, HTTP_BADREQUEST, "bad_pubkey",
-		    "No key given", "paste your public key into the form");
+		contact_fail(req, HTTP_BADREQUEST, "bad_pubkey", "No key given",
+		    "paste your public key into the form");
 		goto out;
 	}
 	if (strlen(key) > CONTACT_KEY_MAX || !contact_armor_ok(key)) {
 		contact_fail(req, HTTP_BADREQUEST, "bad_pubkey",
 		    "Not a whole public key",
-		    "upload the entire ASCII-armored public key, from the "
-		    CONTACT_BEGIN " line to the " CONTACT_END " line");
+		    "upload the entire ASCII-armored public key, from "
+		    "the " CONTACT_BEGIN " line to the " CONTACT_END " line");
 		goto out;
 	}
 	pthread_mutex_lock(&w->srv->pgp_mtx);
-	e = pgp_import_pubkey(w->srv->mail.contacts_home, key, strlen(key),
-	    fpr, err, sizeof(err));
+	e = pgp_import_pubkey(w->srv->mail.contacts_home, key, strlen(key), fpr,
+	    err, sizeof(err));
 	pthread_mutex_unlock(&w->srv->pgp_mtx);
 	if (e == -1) {
 		log_debug("contact key refused: %s", err);
 		audit(w, t->contact, t->org, "contact.key", NULL, peer,
 		    "bad_pubkey");
-		contact_fail(req, HTTP_BADREQUEST, "bad_pubkey",
-		    "Key refused",
+		contact_fail(req, HTTP_BADREQUEST, "bad_pubkey", "Key refused",
 		    "the key is not a usable OpenPGP public key: one key, with "
 		    "an encryption subkey, and no secret parts");
 		goto out;
@@ -298,7 +299,8 @@ contact_store(struct worker *w, struct evhttp_request *req, PGconn *db,
 	    "k AS (INSERT INTO contact_keys (org_id, contact, fingerprint, "
 	    "pubkey) SELECT org_id, contact, $2, $3 FROM t "
 	    "ON CONFLICT (org_id, contact) DO UPDATE SET fingerprint = "
-	    "EXCLUDED.fingerprint, pubkey = EXCLUDED.pubkey, registered = now() "
+	    "EXCLUDED.fingerprint, pubkey = EXCLUDED.pubkey, registered = "
+	    "now() "
 	    "RETURNING org_id, contact) "
 	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
 	    "result) SELECT k.contact, o.name, 'contact.key', $2, $4, 'ok' "
@@ -315,15 +317,15 @@ contact_store(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "this link was used or expired meanwhile");
 		goto out;
 	}
-	log_info("contact %s of org %s registered key %s", t->contact, t->org,
-	    fpr);
+	log_info(
+	    "contact %s of org %s registered key %s", t->contact, t->org, fpr);
 	if (contact_wants_json(req)) {
 		json_t *o = json_pack("{s:s, s:s, s:s}", "fingerprint", fpr,
 		    "contact", t->contact, "org", t->org);
 
 		if (o == NULL)
-			http_reply_error(req, HTTP_INTERNAL, "internal",
-			    "out of memory");
+			http_reply_error(
+			    req, HTTP_INTERNAL, "internal", "out of memory");
 		else
 			http_reply_json(req, HTTP_OK, o);
 		json_decref(o);
@@ -334,8 +336,8 @@ contact_store(struct worker *w, struct evhttp_request *req, PGconn *db,
 		goto out;
 	}
 	page_head(b, "Key registered");
-	evbuffer_add_printf(b, "<p>Key <code>%s</code> is registered for ",
-	    fpr);
+	evbuffer_add_printf(
+	    b, "<p>Key <code>%s</code> is registered for ", fpr);
 	html_escape(b, t->contact);
 	evbuffer_add_printf(b, " of organization ");
 	html_escape(b, t->org);
@@ -385,7 +387,7 @@ contact_page(struct worker *w, struct evhttp_request *req, const char *token)
 		    "the database is not available");
 		return;
 	}
-	if ((r = contact_lookup(w, req, db, token, &t)) == -1)
+	if ((r = contact_lookup(req, db, token, &t)) == -1)
 		return;
 	if (r == 0) {
 		contact_fail(req, HTTP_NOTFOUND, "unknown_link", "Unknown link",
