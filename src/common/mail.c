@@ -194,8 +194,8 @@ mail_client_notice(const struct kt_conf *c, const char *org, const char *fpr,
 }
 
 int
-mail_sender_init(
-    struct mail_sender *s, const struct kt_conf *c, char *err, size_t errlen)
+mail_sender_init(struct mail_sender *s, const struct kt_conf *c,
+    const char *signer, char *err, size_t errlen)
 {
 	char qfpr[PGP_QFPR_MAX];
 	int r;
@@ -211,6 +211,10 @@ mail_sender_init(
 	if (dir_ensure(s->contacts_home, 0700) == -1) {
 		snprintf(err, errlen, "%s: cannot create it", s->contacts_home);
 		return -1;
+	}
+	if (signer != NULL) {
+		snprintf(s->signer, sizeof(s->signer), "%s", signer);
+		return 0;
 	}
 	r = pgp_secret_key(c->confdir, s->signer, qfpr, err, errlen);
 	if (r == 1)

@@ -53,9 +53,13 @@ struct mail_sender {
 	char contacts_home[PATH_MAX]; /* gpghome/MAIL_CONTACTS_HOME */
 };
 
-/* Fill s for the config dir c->confdir; 0 or -1 with err. */
-int mail_sender_init(
-    struct mail_sender *s, const struct kt_conf *c, char *err, size_t errlen);
+/*
+ * Fill s for the config dir c->confdir.  signer: the server key's
+ * fingerprint when the caller knows it, else NULL to look it up (which
+ * starts gpg-agent).  0 or -1 with err.
+ */
+int mail_sender_init(struct mail_sender *s, const struct kt_conf *c,
+    const char *signer, char *err, size_t errlen);
 
 /* Called for every message tried: result "sent", "failed" or "deferred". */
 typedef void mail_note_fn(void *arg, const char *id, const char *rcpt,

@@ -138,7 +138,7 @@ mail_retry(PGconn *db, const struct kt_conf *c)
 		cli_error("GnuPG is not usable through GPGME");
 		return 1;
 	}
-	if (mail_sender_init(&s, c, err, sizeof(err)) == -1) {
+	if (mail_sender_init(&s, c, NULL, err, sizeof(err)) == -1) {
 		cli_error("cannot sign mail");
 		cli_detail_lines(err);
 		return 1;

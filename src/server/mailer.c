@@ -114,9 +114,12 @@ mailer_main(void *arg)
 int
 mailer_start(struct server *srv, char *err, size_t errlen)
 {
+	const char *fpr = strchr(srv->qfpr, '/');
 	int e;
 
-	if (mail_sender_init(&srv->mail, srv->conf, err, errlen) == -1)
+	/* main read the key already: no second listing (no agent start). */
+	if (mail_sender_init(&srv->mail, srv->conf,
+		fpr != NULL ? fpr + 1 : NULL, err, errlen) == -1)
 		return -1;
 	if (pipe2(srv->mail_pipe, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));

@@ -30,7 +30,8 @@ import urllib.parse
 import pytest
 
 from conftest import (Cluster, Server, binary, copy_confdir, free_port,
-                      ktadmin, run, tool, update_conf)
+                      ktadmin, live_processes_mentioning, run, tool,
+                      update_conf)
 from test_api import Client, http_request
 
 LINK_RE = re.compile(r"https://localhost:(\d+)/\?q=([A-Za-z0-9]{43})\n")
@@ -245,6 +246,12 @@ def test_contact_registration_mail_as_in_the_guide(menv):
                          % sha(t)) == "1"
         assert menv.psql("SELECT count(*) FROM contact_tokens WHERE token_hash = '%s'"
                          % t) == "0"
+    # The signing agent lives only while mail is signed.
+    def agents():
+        return [p for p in live_processes_mentioning(menv.confdir)
+                if "gpg-agent" in p and
+                re.search(r"--homedir %s( |$)" % re.escape(menv.confdir), p)]
+    wait_for(lambda: not agents(), timeout=15, what="the agent to stop")
     # Once sent, the outbox no longer holds the link.
     assert menv.psql("SELECT count(*) FROM mail_outbox WHERE state = 'sent' "
                      "AND body LIKE '%?q=%'") == "0"
