@@ -257,6 +257,15 @@ def test_contact_registration_mail_as_in_the_guide(menv):
                      "AND body LIKE '%?q=%'") == "0"
 
 
+def test_bad_address_queues_nothing(menv):
+    proc = menv.orgtool("add", "-n", "badaddr", "-c", "ok@example.com,not-an-address")
+    assert proc.returncode == 1 and "error: invalid contact address" in proc.stderr
+    assert menv.psql("SELECT count(*) FROM orgs WHERE name = 'badaddr'") == "0"
+    assert menv.psql("SELECT count(*) FROM mail_outbox WHERE rcpt = 'ok@example.com'") == "0"
+    assert menv.psql("SELECT count(*) FROM contact_tokens WHERE contact = "
+                     "'ok@example.com'") == "0"
+
+
 def test_adding_a_contact_mails_only_the_new_one(menv):
     menv.add("grow", "a1@example.com")
     menv.sink.wait_to("a1@example.com")
