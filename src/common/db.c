@@ -89,6 +89,47 @@ static const struct db_migration db_migrations[] = {
 	" content bytea NOT NULL,"
 	" created timestamptz NOT NULL DEFAULT now());"
 	"CREATE INDEX deposits_owner_name ON deposits (owner, name);"},
+    {3, "mail",
+	/*
+	 * The contact registration links: only the SHA-256 of the token is
+	 * kept; a link lives 12 hours and is used once.
+	 */
+	"CREATE TABLE contact_tokens ("
+	" token_hash text PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),"
+	" org_id bigint NOT NULL REFERENCES orgs(id),"
+	" contact text NOT NULL,"
+	" created timestamptz NOT NULL DEFAULT now(),"
+	" expires timestamptz NOT NULL DEFAULT now() + interval '12 hours',"
+	" used timestamptz);"
+	/* The OpenPGP public key a contact registered through its link. */
+	"CREATE TABLE contact_keys ("
+	" org_id bigint NOT NULL REFERENCES orgs(id),"
+	" contact text NOT NULL,"
+	" fingerprint text NOT NULL CHECK (fingerprint ~ '^[0-9A-F]{40}$'),"
+	" pubkey text NOT NULL,"
+	" registered timestamptz NOT NULL DEFAULT now(),"
+	" PRIMARY KEY (org_id, contact));"
+	/*
+	 * Mail waits here, written in the transaction of its event, until
+	 * the MTA takes it (sent) or refuses its recipient for good (failed).
+	 */
+	"CREATE TABLE mail_outbox ("
+	" id bigserial PRIMARY KEY,"
+	" org_id bigint REFERENCES orgs(id),"
+	" rcpt text NOT NULL,"
+	" kind text NOT NULL,"
+	" subject text NOT NULL,"
+	" body text NOT NULL,"
+	" state text NOT NULL DEFAULT 'queued'"
+	"  CHECK (state IN ('queued', 'sent', 'failed')),"
+	" attempts integer NOT NULL DEFAULT 0,"
+	" created timestamptz NOT NULL DEFAULT now(),"
+	" next_attempt timestamptz NOT NULL DEFAULT now(),"
+	" sent timestamptz,"
+	" encrypted_to text,"
+	" last_error text);"
+	"CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt)"
+	" WHERE state = 'queued';"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

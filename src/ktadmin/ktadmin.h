@@ -11,10 +11,11 @@ struct ktadmin_cmd {
 	int (*run)(int argc, char **argv);  /* argv[0] is the command name */
 };
 
-/* One file per command: cmd-init.c, cmd-db.c, cmd-restore.c. */
+/* One file per command: cmd-init.c, cmd-db.c, cmd-restore.c, cmd-mail.c. */
 int cmd_init(int argc, char **argv);
 int cmd_db(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_mail(int argc, char **argv);
 
 /*
  * PostgreSQL's bin directory: $PG_BINDIR, else `pg_config --bindir`, else

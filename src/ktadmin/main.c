@@ -16,6 +16,8 @@ static const struct ktadmin_cmd cmds[] = {
 	{ "restore", "restore BACKUP [--confdir DIR] [--pg-rootdir DIR] "
 	    "[--port N] [--force]",
 	    "restore a ktbackup.sh backup: config dir and database", cmd_restore },
+	{ "mail", "mail (--status|--retry) [--confdir DIR]",
+	    "show or push the admin mail outbox", cmd_mail },
 };
 
 static void

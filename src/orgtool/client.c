@@ -117,7 +117,7 @@ orgtool_client_cmd(const char *cmd, int argc, char **argv, const char *state,
 			 "digits, as the client printed at registration");
 		return 1;
 	}
-	if ((db = orgtool_connect(confdir)) == NULL)
+	if ((db = orgtool_connect(confdir, NULL)) == NULL)
 		goto out;
 	if (orgtool_exec(db, "BEGIN") == -1 ||
 	    client_set_state(db, fpr, state, action) == -1 ||

@@ -177,7 +177,7 @@ orgtool_conf_warn(const char *msg)
 
 
 PGconn *
-orgtool_connect(const char *confdir)
+orgtool_connect(const char *confdir, struct kt_conf **confp)
 {
 	struct kt_conf *c = NULL;
 	char *defdir = NULL, err[1024];
@@ -210,7 +210,7 @@ orgtool_connect(const char *confdir)
 			 "DIR' tells");
 		goto out;
 	}
-	if ((version = db_schema_version(db)) < 2) {
+	if ((version = db_schema_version(db)) < DB_SCHEMA_VERSION) {
 		if (version == -1) {
 			cli_error("cannot read the schema version");
 			cli_detail_lines(PQerrorMessage(db));
@@ -223,6 +223,10 @@ orgtool_connect(const char *confdir)
 		PQfinish(db);
 		db = NULL;
 		goto out;
+	}
+	if (confp != NULL) {
+		*confp = c;
+		c = NULL;
 	}
 out:
 	conf_free(c);

@@ -278,24 +278,31 @@ out:
 	return ret;
 }
 
-/* Insert a new client with its audit row: 1 done, 0 lost a race, -1. */
+/*
+ * Insert a new client with its audit row and, in the same statement (one
+ * transaction), the notice to each of the org's contacts: 1 done, 0 lost a
+ * race, -1.
+ */
 static int
 reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
     struct reg *r)
 {
 	unsigned char nonce[CRYPTO_NONCE_LEN];
 	unsigned char ct[CRYPTO_KEY_LEN + CRYPTO_TAG_LEN];
-	const char *params[9];
-	int lens[9] = { 0 }, fmts[9] = { 0 };
-	PGresult *res;
+	const char *params[11];
+	int lens[11] = { 0 }, fmts[11] = { 0 };
+	char *subject = NULL, *body = NULL;
+	PGresult *res = NULL;
 	int ret = -1;
 
 	if (crypto_random(r->secret, sizeof(r->secret)) == -1 ||
 	    crypto_seal(w->srv->datakey, r->fpr, strlen(r->fpr), r->secret,
-	    sizeof(r->secret), nonce, ct) == -1) {
+	    sizeof(r->secret), nonce, ct) == -1 ||
+	    mail_client_notice(w->srv->conf, r->org, r->fpr, r->hostname,
+	    r->state, &subject, &body) == -1) {
 		http_reply_error(req, HTTP_INTERNAL, "internal",
 		    "internal error");
-		return -1;
+		goto out;
 	}
 	params[0] = r->fpr;
 	params[1] = r->orgid;
@@ -310,15 +317,21 @@ reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
 	params[6] = r->state;
 	params[7] = *http_peer(req) ? http_peer(req) : NULL;
 	params[8] = r->org;
+	params[9] = subject;
+	params[10] = body;
 	res = PQexecParams(db,
 	    "WITH c AS (INSERT INTO clients (fingerprint, org_id, hostname, "
 	    "pubkey, secret_nonce, secret_ct, state, remote_addr) "
 	    "VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8) "
-	    "ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint) "
-	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
-	    "result) SELECT c.fingerprint, $9, 'register', c.fingerprint, $8, "
-	    "'created_' || $7 FROM c RETURNING id",
-	    9, NULL, params, lens, fmts, 0);
+	    "ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint), "
+	    "a AS (INSERT INTO audit_log (actor, org, action, object, "
+	    "remote_addr, result) SELECT c.fingerprint, $9, 'register', "
+	    "c.fingerprint, $8, 'created_' || $7 FROM c RETURNING id), "
+	    "m AS (INSERT INTO mail_outbox (org_id, rcpt, kind, subject, body) "
+	    "SELECT o.id, unnest(o.contacts), 'client_registration', $10, $11 "
+	    "FROM c, orgs o WHERE o.id = $2::bigint RETURNING id) "
+	    "SELECT a.id, pg_notify('" MAIL_CHANNEL "', 'client') FROM a",
+	    11, NULL, params, lens, fmts, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warnx("register: %s", db_error(res, db));
 		api_db_down(req);
@@ -327,6 +340,8 @@ reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
 	ret = PQntuples(res) == 1 ? 1 : 0;
 out:
 	PQclear(res);
+	free(subject);
+	free(body);
 	return ret;
 }
 

@@ -184,6 +184,24 @@ route_action(struct worker *w, struct evhttp_request *req, const char *query)
 	evhttp_clear_headers(&q);
 }
 
+/* "/?q=TOKEN": the contact registration link; 1 when it was that. */
+static int
+route_contact(struct worker *w, struct evhttp_request *req, const char *query)
+{
+	struct evkeyvalq q;
+	const char *t;
+	int ret = 0;
+
+	TAILQ_INIT(&q);
+	if (query != NULL && evhttp_parse_query_str(query, &q) == 0 &&
+	    (t = evhttp_find_header(&q, "q")) != NULL) {
+		contact_page(w, req, t);
+		ret = 1;
+	}
+	evhttp_clear_headers(&q);
+	return ret;
+}
+
 static void
 method_not_allowed(struct evhttp_request *req, const char *allow)
 {
@@ -247,6 +265,8 @@ route(struct evhttp_request *req, void *arg)
 		route_v1(w, req, path, cmd);
 		return;
 	}
+	if (strcmp(path, "/") == 0 && route_contact(w, req, query))
+		return;
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		method_not_allowed(req, "GET, HEAD");
 		return;

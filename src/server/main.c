@@ -26,6 +26,7 @@
 #include "crypto.h"
 #include "datakey.h"
 #include "log.h"
+#include "mail.h"
 #include "pgp.h"
 #include "server.h"
 #include "util.h"
@@ -299,6 +300,10 @@ main(int argc, char **argv)
 		    srv.conf->path);
 	else
 		migrate_at_start(srv.conf);
+	if (mail_init() == -1)
+		fatalx("libcurl cannot be initialised");
+	if (mailer_start(&srv, err, sizeof(err)) == -1)
+		fatalx("mail sender: %s", err);
 
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -336,6 +341,7 @@ main(int argc, char **argv)
 	log_info("%s: draining and shutting down", strsignal(sig));
 	atomic_store(&srv.draining, 1);
 	http_workers_stop(&srv);
+	mailer_stop(&srv);
 	close(srv.lfd);
 	SSL_CTX_free(srv.ctx);
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));

@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "mail.h"
 #include "pgp.h"
 
 struct throttle;
@@ -45,6 +46,10 @@ struct server {
 	char clients_home[PATH_MAX];  /* GnuPG home of the clients' keys */
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time there */
 	struct throttle *throttle; /* failed registrations per address */
+	struct mail_sender mail;   /* the outbox sender (mailer.c) */
+	pthread_t mail_thread;
+	int mail_pipe[2];          /* written to stop the sender */
+	int mail_running;
 };
 
 /* A client whose request signature verified. */
@@ -109,6 +114,14 @@ void throttle_free(struct throttle *t);
 /* 1 when addr has failed too often in this window (seconds left in retry). */
 int throttle_blocked(struct throttle *t, const char *addr, int *retry);
 void throttle_fail(struct throttle *t, const char *addr);
+
+/* mailer.c - the outbox sender thread. */
+int mailer_start(struct server *srv, char *err, size_t errlen);
+void mailer_stop(struct server *srv);
+
+/* contact.c - GET/POST /?q=TOKEN: a contact registers its OpenPGP key. */
+void contact_page(struct worker *w, struct evhttp_request *req,
+    const char *token);
 
 /* audit.c - the append-only audit_log. */
 int audit(struct worker *w, const char *actor, const char *org,
