@@ -183,6 +183,18 @@ db_begin_locked(PGconn *db, const char *what, char *err, size_t errlen)
 }
 
 int
+db_is_standby(PGconn *db)
+{
+	PGresult *res = PQexec(db, "SELECT pg_is_in_recovery()");
+	int r = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		r = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return r;
+}
+
+int
 db_schema_version(PGconn *db)
 {
 	PGresult *res = NULL;

@@ -26,6 +26,9 @@ PGconn *db_connect(const struct kt_conf *c, char *err, size_t errlen);
  */
 int db_migrate(PGconn *db, char *err, size_t errlen);
 
+/* 1 when the server is a standby (pg_is_in_recovery()), 0 not, -1 error. */
+int db_is_standby(PGconn *db);
+
 /* The applied schema version: 0 when none, -1 on error. */
 int db_schema_version(PGconn *db);
 
