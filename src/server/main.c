@@ -134,6 +134,13 @@ migrate_at_start(const struct kt_conf *conf)
 		return;
 	}
 	before = db_schema_version(db);
+	if (db_is_standby(db) == 1) {
+		/* A passive's replica is read-only: the active migrates it. */
+		log_info("database is a standby (passive server): schema "
+		    "version %d, migrated by the active", before);
+		PQfinish(db);
+		return;
+	}
 	if (db_migrate(db, err, sizeof(err)) == -1) {
 		PQfinish(db);
 		fatalx("database schema: %s", err);
@@ -233,7 +240,6 @@ main(int argc, char **argv)
 
 	memset(&srv, 0, sizeof(srv));
 	srv.lfd = -1;
-	srv.role = "active";
 	pthread_mutex_init(&srv.ctx_mtx, NULL);
 	if (conf_load(confdir, &srv.conf, conf_warn, err, sizeof(err)) == -1)
 		fatalx("%s", err);
@@ -310,11 +316,14 @@ main(int argc, char **argv)
 		fatalx("libevent has no pthreads support");
 	if ((srv.lfd = listen_socket(listen_addr, port)) == -1)
 		exit(1);
+	if (ha_start(&srv, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	if (http_workers_start(&srv, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	log_info("serving %s on https://%s:%d/ with %d threads (TLS minimum "
-	    "%s)", srv.qfpr, listen_addr ? listen_addr : "*", port, threads,
-	    srv.conf->tls_min_version_name);
+	    "%s) as the %s server", srv.qfpr, listen_addr ? listen_addr : "*", port, threads,
+	    srv.conf->tls_min_version_name,
+	    ha_is_passive(&srv) ? "passive" : "active");
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
@@ -328,6 +337,7 @@ main(int argc, char **argv)
 	log_info("%s: draining and shutting down", strsignal(sig));
 	atomic_store(&srv.draining, 1);
 	http_workers_stop(&srv);
+	ha_stop(&srv);
 	close(srv.lfd);
 	SSL_CTX_free(srv.ctx);
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));
