@@ -52,9 +52,11 @@ db_usage(FILE *fp)
 	fprintf(fp,
 	    "usage: ktadmin db --bootstrap --pg-rootdir DIR [--confdir DIR] "
 	    "[--port N]\n"
+	    "                  [--listen ADDRS]\n"
 	    "       ktadmin db --bootstrap --passive --master-host HOST "
 	    "[--master-port N]\n"
-	    "                  --pg-rootdir DIR [--confdir DIR] [--port N]\n"
+	    "                  --pg-rootdir DIR [--confdir DIR] [--port N] "
+	    "[--listen ADDRS]\n"
 	    "       ktadmin db --start --pg-rootdir DIR [--background] "
 	    "[--port N]\n"
 	    "       ktadmin db --stop --pg-rootdir DIR\n"
@@ -81,6 +83,11 @@ db_usage(FILE *fp)
 	    "                        CONFDIR is a copy of the active's\n"
 	    "      --master-host H   the active's PostgreSQL host\n"
 	    "      --master-port N   its port (default %d)\n"
+	    "      --listen ADDRS    with --bootstrap: also listen on ADDRS "
+	    "(comma-\n"
+	    "                        separated, or '*'), so that the other "
+	    "HA host\n"
+	    "                        reaches it; 127.0.0.1 always\n"
 	    "      --start           run PostgreSQL in the foreground (for a "
 	    "supervisor)\n"
 	    "      --stop            stop it (fast shutdown)\n"
@@ -678,7 +685,7 @@ db_write_settings(const struct db_ctx *d, int port)
 	    "\n# Added by ktadmin db --bootstrap: a private cluster for "
 	    "keytrustee-server.\n"
 	    "port = %d\n"
-	    "listen_addresses = '127.0.0.1'\n"
+	    "listen_addresses = '%s'\n"
 	    "unix_socket_directories = '%s'\n"
 	    "synchronous_commit = on\n"
 	    "password_encryption = scram-sha-256\n"
@@ -699,7 +706,7 @@ db_write_settings(const struct db_ctx *d, int port)
 	    "hot_standby = on\n"
 	    "wal_receiver_status_interval = '1s'\n"
 	    "wal_receiver_timeout = '5s'\n",
-	    port, d->root, d->root, DB_LOG_FILE);
+	    port, d->listen, d->root, d->root, DB_LOG_FILE);
 	if (n < 0 || (size_t)n >= sizeof(text) ||
 	    path_join(path, sizeof(path), d->root, "postgresql.conf") == -1) {
 		cli_error("%s: path too long", d->root);
@@ -1077,6 +1084,25 @@ db_host_ok(const char *h)
 	    *h != '-';
 }
 
+/* --listen: '*' or host names/addresses separated by commas. */
+static int
+db_listen_ok(const char *s)
+{
+	char buf[256], *p, *save = NULL;
+
+	if (strcmp(s, "*") == 0)
+		return 1;
+	if (strlen(s) >= sizeof(buf) || *s == '\0' || *s == ',' ||
+	    s[strlen(s) - 1] == ',' || strstr(s, ",,") != NULL)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (p = strtok_r(buf, ",", &save); p != NULL;
+	     p = strtok_r(NULL, ",", &save))
+		if (!db_host_ok(p))
+			return 0;
+	return 1;
+}
+
 /* The password of the keytrustee role in a DB_CONNECT conninfo. */
 static int
 db_conninfo_password(const char *conninfo, char *out, size_t outlen)
@@ -1154,11 +1180,13 @@ db_make_standby(const struct db_ctx *d, int port, const char *host, int mport,
 	    "\n# Added by ktadmin db --bootstrap --passive: a streaming "
 	    "replica of\n# the active server's PostgreSQL.\n"
 	    "port = %d\n"
+	    "listen_addresses = '%s'\n"
 	    "unix_socket_directories = '%s'\n"
 	    "primary_conninfo = 'host=%s port=%d user=%s password=%s "
 	    "application_name=%s'\n"
 	    "hot_standby = on\n",
-	    port, d->root, host, mport, DB_REPL_ROLE, replpw, DB_STANDBY_NAME);
+	    port, d->listen, d->root, host, mport, DB_REPL_ROLE, replpw,
+	    DB_STANDBY_NAME);
 	if (n < 0 || (size_t)n >= sizeof(text)) {
 		cli_error("%s: path too long", d->root);
 		return -1;
@@ -1531,12 +1559,14 @@ cmd_db(int argc, char **argv)
 	    {"passive", no_argument, NULL, 'P'},
 	    {"master-host", required_argument, NULL, 'H'},
 	    {"master-port", required_argument, NULL, 'M'},
+	    {"listen", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	static const char *const names[] = {"", "--bootstrap", "--start",
 	    "--stop", "--status", "--enable-synchronous-replication",
 	    "--disable-synchronous-replication"};
 	enum db_action action = DB_NONE, a;
 	const char *rootdir = NULL, *confdir = NULL, *mhost = NULL;
+	const char *listen = NULL;
 	struct db_ctx d;
 	int ch, port = 0, background = 0, passive = 0, mport = 0, r;
 
@@ -1592,6 +1622,16 @@ cmd_db(int argc, char **argv)
 		case 'P':
 			passive = 1;
 			break;
+		case 'L':
+			if (!db_listen_ok(optarg)) {
+				cli_error("--listen: \"%s\" is not '*' or a "
+					  "comma-separated list of host names "
+					  "or addresses",
+				    optarg);
+				return db_bad_usage();
+			}
+			listen = optarg;
+			break;
 		case 'b':
 			background = 1;
 			break;
@@ -1612,6 +1652,10 @@ cmd_db(int argc, char **argv)
 			 "--enable-synchronous-replication, "
 			 "--disable-synchronous-replication");
 		return 2;
+	}
+	if (listen != NULL && action != DB_BOOTSTRAP) {
+		cli_error("--listen goes with --bootstrap");
+		return db_bad_usage();
 	}
 	if ((passive || mhost != NULL || mport != 0) &&
 	    action != DB_BOOTSTRAP) {
@@ -1637,6 +1681,11 @@ cmd_db(int argc, char **argv)
 	}
 	if ((r = db_setup(&d, rootdir, port)) != 0)
 		return r;
+	/* Loopback always: DB_CONNECT goes through 127.0.0.1. */
+	snprintf(d.listen, sizeof(d.listen), "%s%s%s",
+	    listen != NULL && strcmp(listen, "*") == 0 ? "" : "127.0.0.1",
+	    listen != NULL && strcmp(listen, "*") != 0 ? "," : "",
+	    listen != NULL ? listen : "");
 	switch (action) {
 	case DB_BOOTSTRAP:
 		if (passive)

@@ -41,6 +41,7 @@ struct db_ctx {
 	char *envp[4];
 	const char *runas; /* DB_ACCOUNT when root, else NULL */
 	int port;	   /* 0 = not given */
+	char listen[300];  /* listen_addresses at --bootstrap */
 };
 
 /* Resolve ROOT and PostgreSQL's bindir; 0, or an exit code (reported). */

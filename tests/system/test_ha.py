@@ -112,6 +112,9 @@ def postgres_pids(rootdir):
     return pids
 
 
+MASTER = "127.0.0.2"
+
+
 class Pair:
     pass
 
@@ -126,7 +129,11 @@ def ha(registry, template):
     update_conf(p.aconf, PORT=p.aport)
     p.acluster = Cluster(registry, os.path.join(registry.mkdtemp("pg-active-"), "db"),
                          free_port())
-    proc = p.acluster.bootstrap(p.aconf)
+    # --listen: the passive reaches the active's PostgreSQL on another
+    # address than the loopback one DB_CONNECT uses (127.0.0.2 stands in
+    # for the active host's address; pg_hba's replication line admits it).
+    proc = ktadmin("db", "--bootstrap", "--confdir", p.aconf, "--pg-rootdir",
+                   p.acluster.rootdir, "--port", p.acluster.port, "--listen", MASTER)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     p.abootstrap = proc
     # The passive: the guide's copy without .ssl, ktadmin init on it.
@@ -138,7 +145,7 @@ def ha(registry, template):
                          free_port())
     proc = ktadmin("db", "--bootstrap", "--passive", "--confdir", p.pconf,
                    "--pg-rootdir", p.pcluster.rootdir, "--port", p.pcluster.port,
-                   "--master-host", "127.0.0.1", "--master-port", p.acluster.port)
+                   "--master-host", MASTER, "--master-port", p.acluster.port)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     p.pbootstrap = proc
     proc = ktadmin("db", "--enable-synchronous-replication", "--confdir", p.aconf,
@@ -170,7 +177,9 @@ def test_setup_files_and_output(ha):
             open(os.path.join(ha.pconf, "replication.pw")) as b:
         assert a.read() == b.read()
     assert os.path.exists(os.path.join(ha.pcluster.rootdir, "standby.signal"))
-    assert "streaming from 127.0.0.1 port %d" % ha.acluster.port in ha.pbootstrap.stdout
+    assert "streaming from %s port %d" % (MASTER, ha.acluster.port) in ha.pbootstrap.stdout
+    with open(os.path.join(ha.acluster.rootdir, "postgresql.conf")) as f:
+        assert "listen_addresses = '127.0.0.1,%s'" % MASTER in f.read()
     # The passive's DB_CONNECT points at its own cluster.
     assert read_conf(ha.pconf)["DB_PORT"] == ha.pcluster.port
     assert "port=%d" % ha.pcluster.port in read_conf(ha.pconf)["DB_CONNECT"]
@@ -195,7 +204,7 @@ def test_health_shows_roles_and_replication(ha):
     st, p = health(ha.passive)
     assert st == 200 and p["role"] == "passive" and p["writes"] is False
     assert p["replication"]["state"] == "streaming"
-    assert p["replication"]["active"] == "https://127.0.0.1:%d" % ha.aport
+    assert p["replication"]["active"] == "https://%s:%d" % (MASTER, ha.aport)
     assert p["schema_version"] == a["schema_version"]
 
 
@@ -225,7 +234,7 @@ def test_write_on_active_read_on_passive(ha):
 def test_passive_answers_writes_503_naming_active(ha):
     st, body = request(ha.passive.url, ha.client, "POST", "/v1/deposits", deposit("w"))
     assert st == 503 and body["code"] == "passive"
-    assert body["active"] == "https://127.0.0.1:%d" % ha.aport
+    assert body["active"] == "https://%s:%d" % (MASTER, ha.aport)
     st, body = request(ha.passive.url, ha.client, "DELETE",
                        "/v1/deposits/00000000-0000-4000-8000-000000000000")
     assert st == 503 and body["code"] == "passive"
@@ -280,6 +289,35 @@ def test_stop_passive_writes_503_fast_reads_continue(ha):
     assert st == 200 and body["name"] == "after-restart"
     wait_for(lambda: health(ha.passive)[1]["replication"]["state"] == "streaming", 10,
              "the passive streams again")
+
+
+def test_disable_synchronous_replication(ha):
+    """Without synchronous replication the active writes alone."""
+    proc = ktadmin("db", "--disable-synchronous-replication", "--confdir", ha.aconf,
+                   "--pg-rootdir", ha.acluster.rootdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "Synchronous replication is off" in proc.stdout
+    assert ha.acluster.psql("show synchronous_standby_names") == ""
+    assert ktadmin("db", "--stop", "--pg-rootdir", ha.pcluster.rootdir).returncode == 0
+    try:
+        wait_for(lambda: health(ha.active)[1]["replication"]["synchronous"] is False, 5,
+                 "/health: synchronous off")
+        st, body = request(ha.active.url, ha.client, "POST", "/v1/deposits", deposit("alone"))
+        assert st == 201, body
+        u = body["uuid"]
+    finally:
+        assert ha.pcluster.start().returncode == 0
+    # The passive catches up with what was written while it was down.
+    wait_for(lambda: request(ha.passive.url, ha.client, "GET", "/v1/deposits/" + u)[0] == 200,
+             30, "the deposit written alone reaches the passive")
+    wait_for(lambda: health(ha.active)[1]["replication"]["state"] == "streaming", 30,
+             "streaming again")
+    proc = ktadmin("db", "--enable-synchronous-replication", "--confdir", ha.aconf,
+                   "--pg-rootdir", ha.acluster.rootdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "not streaming" not in proc.stderr
+    wait_for(lambda: health(ha.active)[1]["writes"], 5, "writes with sync on again")
+    assert ha.acluster.psql("show synchronous_commit") == "remote_apply"
 
 
 def test_client_reads_from_passive_when_active_killed(ha):
@@ -385,7 +423,8 @@ def test_db_help_lists_ha_options():
     proc = ktadmin("db", "--help")
     assert proc.returncode == 0
     for opt in ("--passive", "--master-host", "--master-port",
-                "--enable-synchronous-replication", "--disable-synchronous-replication"):
+                "--enable-synchronous-replication", "--disable-synchronous-replication",
+                "--listen"):
         assert opt in proc.stdout
 
 
@@ -402,6 +441,10 @@ def test_db_help_lists_ha_options():
       "--pg-rootdir", "/x"], "--master-port: \"0\" is not a port"),
     (["--bootstrap", "--passive", "--master-host"], "--master-host"),
     (["--bootstrap", "--passive", "--master-host", "h", "--master-port"], "--master-port"),
+    (["--bootstrap", "--listen", "a b", "--pg-rootdir", "/x"], "--listen: \"a b\""),
+    (["--bootstrap", "--listen", "x,,y", "--pg-rootdir", "/x"], "--listen: \"x,,y\""),
+    (["--bootstrap", "--listen"], "--listen"),
+    (["--status", "--listen", "*", "--pg-rootdir", "/x"], "--listen goes with --bootstrap"),
     (["--enable-synchronous-replication", "--disable-synchronous-replication",
       "--pg-rootdir", "/x"], "cannot be combined"),
 ])
