@@ -291,6 +291,33 @@ def test_stop_passive_writes_503_fast_reads_continue(ha):
              "the passive streams again")
 
 
+def test_partitioned_passive_write_refused_not_hung(ha):
+    """A passive that stops answering without closing its connection (a
+    network partition: its WAL receiver frozen with SIGSTOP) still shows as
+    streaming until wal_sender_timeout; a write then is cancelled and
+    answered 503 instead of hanging."""
+    wait_for(lambda: health(ha.active)[1]["writes"], 30, "writes accepted")
+    receivers = [pid for pid in postgres_pids(ha.pcluster.rootdir)
+                 if b"walreceiver" in open("/proc/%d/cmdline" % pid, "rb").read()]
+    assert len(receivers) == 1
+    os.kill(receivers[0], signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st, body = request(ha.active.url, ha.client, "POST", "/v1/deposits",
+                           deposit("partitioned"), timeout=30)
+        elapsed = time.monotonic() - t0
+        assert st == 503 and body["code"] == "no_sync_standby", (st, body)
+        assert elapsed < 4.0, "the write took %.1fs" % elapsed
+        # Reads are not held up.
+        st, _ = request(ha.active.url, ha.client, "GET", "/v1/deposits?name=x")
+        assert st == 200
+    finally:
+        os.kill(receivers[0], signal.SIGCONT)
+    wait_for(lambda: request(ha.active.url, ha.client, "POST", "/v1/deposits",
+                             deposit("healed"))[0] == 201, 60, "writes after the partition")
+    assert "cancelled" in ha.active.log()
+
+
 def test_disable_synchronous_replication(ha):
     """Without synchronous replication the active writes alone."""
     proc = ktadmin("db", "--disable-synchronous-replication", "--confdir", ha.aconf,
@@ -465,6 +492,30 @@ def test_passive_bootstrap_without_replication_password(registry, template):
     assert proc.returncode == 1
     assert "replication.pw is missing" in proc.stderr and "hint: copy" in proc.stderr
     assert not os.path.exists(root) or os.listdir(root) == []
+
+
+def test_passive_bootstrap_active_down(registry, template):
+    """pg_basebackup cannot reach the active: a clear error, an empty root."""
+    conf = copy_confdir(registry, template.confdir, "nomaster")
+    update_conf(conf, DB_CONNECT="host=127.0.0.1 port=1 dbname=keytrustee "
+                "user=keytrustee password=00")
+    with open(os.path.join(conf, "replication.pw"), "w") as f:
+        f.write("ab" * 32 + "\n")
+    os.chmod(os.path.join(conf, "replication.pw"), 0o600)
+    root = os.path.join(registry.mkdtemp("pg-nomaster-"), "db")
+    proc = ktadmin("db", "--bootstrap", "--passive", "--confdir", conf,
+                   "--pg-rootdir", root, "--port", free_port(),
+                   "--master-host", "127.0.0.1", "--master-port", free_port())
+    assert proc.returncode == 1
+    assert "error: pg_basebackup from 127.0.0.1" in proc.stderr
+    assert "hint: the active's PostgreSQL must be running" in proc.stderr
+    assert not os.path.exists(root) or os.listdir(root) == []
+    # A replication password open to others is refused, with its mode.
+    os.chmod(os.path.join(conf, "replication.pw"), 0o644)
+    proc = ktadmin("db", "--bootstrap", "--passive", "--confdir", conf,
+                   "--pg-rootdir", root, "--port", free_port(),
+                   "--master-host", "127.0.0.1")
+    assert proc.returncode == 1 and "0644" in proc.stderr, proc.stderr
 
 
 def test_promote_help_and_errors():
