@@ -121,25 +121,107 @@ out:
 	return ret;
 }
 
+/*
+ * Promoted: the reads this server served as the passive go from its
+ * journal into audit_log, in one transaction, and the journal is renamed
+ * aside.  Under journal_mtx, so no worker appends meanwhile.
+ */
+static void
+ha_journal_import(struct server *srv, PGconn *db)
+{
+	static const char *const keys[] = {
+	    "at", "actor", "org", "action", "object", "remote_addr", "result"};
+	char path[PATH_MAX], aside[PATH_MAX + 64], stamp[32];
+	char *text = NULL, *line, *save = NULL;
+	const char *params[7];
+	PGresult *res = NULL;
+	json_t *o;
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t len, i;
+	int n = 0, ok = 1;
+
+	pthread_mutex_lock(&srv->journal_mtx);
+	if (srv->journal_fd != -1)
+		close(srv->journal_fd);
+	srv->journal_fd = -1;
+	if (path_join(path, sizeof(path), srv->conf->confdir, HA_JOURNAL) ==
+		-1 ||
+	    !file_exists(path))
+		goto out;
+	if (file_read(path, 256 * 1024 * 1024, &text, &len) == -1) {
+		log_warn("%s", path);
+		goto out;
+	}
+	res = PQexec(db, "BEGIN; SET LOCAL synchronous_commit = local");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_warnx("audit journal: %s", PQerrorMessage(db));
+		goto out;
+	}
+	for (line = strtok_r(text, "\n", &save); line != NULL && ok;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if ((o = json_loads(line, 0, NULL)) == NULL)
+			continue; /* a torn last line */
+		for (i = 0; i < 7; i++)
+			params[i] =
+			    json_string_value(json_object_get(o, keys[i]));
+		if (params[0] != NULL && params[3] != NULL &&
+		    params[6] != NULL) {
+			PQclear(res);
+			res = PQexecParams(db,
+			    "INSERT INTO audit_log (at, actor, org, action, "
+			    "object, remote_addr, result) VALUES "
+			    "($1::timestamptz, $2, $3, $4, $5, $6, $7)",
+			    7, NULL, params, NULL, NULL, 0);
+			ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+			n += ok;
+		}
+		json_decref(o);
+	}
+	PQclear(res);
+	res = PQexec(db, ok ? "COMMIT" : "ROLLBACK");
+	if (!ok || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_warnx("audit journal %s not imported: %s", path,
+		    PQerrorMessage(db));
+		goto out;
+	}
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(aside, sizeof(aside), "%s.imported-%s", path, stamp);
+	if (rename(path, aside) == -1)
+		log_warn("rename %s", path);
+	log_info("HA: imported %d audit rows of the passive's journal into "
+		 "audit_log (kept as %s)",
+	    n, aside);
+out:
+	PQclear(res);
+	free(text);
+	pthread_mutex_unlock(&srv->journal_mtx);
+}
+
 /* Check once with the monitor's connection and publish the result. */
 static void
 ha_refresh(struct server *srv, PGconn **db)
 {
-	struct ha_state st;
+	struct ha_state st, cur;
 	char err[512];
 	int was_known, was_passive, ok = 0;
 
 	pthread_mutex_lock(&srv->ha_mtx);
 	st = srv->ha;
 	pthread_mutex_unlock(&srv->ha_mtx);
+	was_known = st.known;
+	was_passive = st.passive;
 	if (*db != NULL && PQstatus(*db) != CONNECTION_OK)
 		PQreset(*db);
 	if (*db == NULL)
 		*db = db_connect(srv->conf, err, sizeof(err));
-	if (*db != NULL && PQstatus(*db) == CONNECTION_OK)
-		ok = ha_check(*db, &st) == 0;
-	was_known = st.known;
-	was_passive = st.passive;
+	cur = st;
+	if (*db != NULL && PQstatus(*db) == CONNECTION_OK &&
+	    ha_check(*db, &cur) == 0) {
+		ok = 1;
+		st = cur; /* a check that failed halfway changes nothing */
+	}
 	st.db_up = ok;
 	if (ok)
 		st.known = 1; /* when down, the last known role stays */
@@ -150,6 +232,9 @@ ha_refresh(struct server *srv, PGconn **db)
 	if (ok && (!was_known || was_passive != st.passive))
 		log_info("HA: this server is the %s one",
 		    st.passive ? "passive" : "active");
+	/* Promoted now, or started as the active with a journal left over. */
+	if (ok && !st.passive && (!was_known || was_passive))
+		ha_journal_import(srv, *db);
 }
 
 static void *

@@ -216,7 +216,7 @@ def test_fingerprint_same_on_both(ha):
 
 def test_write_on_active_read_on_passive(ha):
     proc = ok(client(ha.client, "put", "--name", "ha-key", input=b"secret bytes"))
-    u = proc.stdout.decode().strip()
+    u = ha.read_on_passive = proc.stdout.decode().strip()
     # remote_apply: acknowledged means applied on the passive.
     st, body = request(ha.passive.url, ha.client, "GET", "/v1/deposits/" + u)
     assert st == 200 and body["name"] == "ha-key"
@@ -437,6 +437,14 @@ def test_promote(ha):
     assert st == 201, body
     st, body = request(ha.passive.url, ha.client, "GET", "/v1/deposits/" + body["uuid"])
     assert st == 200 and body["name"] == "after-promote"
+    # The reads it served as the passive are in audit_log now, and its
+    # journal is kept aside.
+    wait_for(lambda: [n for n in os.listdir(ha.pconf)
+                      if n.startswith("audit-passive.log.imported-")], 5,
+             "journal imported:\n" + ha.passive.log()[-2000:])
+    assert not os.path.exists(os.path.join(ha.pconf, "audit-passive.log"))
+    assert ha.pcluster.psql("select count(*) from audit_log where action = 'deposit_read' "
+                            "and object = '%s' and result = 'ok'" % ha.read_on_passive) != "0"
     # The audit goes to the database again.
     assert ha.pcluster.psql("select count(*) from audit_log where action = "
                             "'deposit_create' and result = 'ok'") != "0"
