@@ -231,6 +231,43 @@ db_begin_locked(PGconn *db, const char *what, char *err, size_t errlen)
 }
 
 int
+db_is_standby(PGconn *db)
+{
+	PGresult *res = PQexec(db, "SELECT pg_is_in_recovery()");
+	int r = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		r = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return r;
+}
+
+int
+db_write_ok(PGconn *db, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(db,
+	    "SELECT pg_is_in_recovery(), " HA_SYNC_OK ", "
+	    "current_setting('synchronous_standby_names')");
+	int ret = -1;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		db_seterr(err, errlen, "", PQerrorMessage(db));
+	else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		snprintf(err, errlen,
+		    "this is the passive server's database (a read-only "
+		    "replica): make changes on the active server");
+	else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+		snprintf(err, errlen,
+		    "no synchronous standby (%s) is streaming: writes need "
+		    "both servers, and this one would wait for the passive",
+		    PQgetvalue(res, 0, 2));
+	else
+		ret = 0;
+	PQclear(res);
+	return ret;
+}
+
+int
 db_schema_version(PGconn *db)
 {
 	PGresult *res = NULL;

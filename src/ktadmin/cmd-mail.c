@@ -4,6 +4,7 @@
  * process, through the same delivery code as the server's sender; rows are
  * locked while sent, so a running server never sends one twice).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "mail.h"
 #include "pgp.h"
+#include "util.h"
 
 enum mail_action { MAIL_NONE, MAIL_STATUS, MAIL_RETRY };
 
@@ -173,6 +175,7 @@ cmd_mail(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	enum mail_action action = MAIL_NONE;
 	const char *confdir = NULL;
+	uid_t owner;
 	char *defdir = NULL, err[1024];
 	struct kt_conf *c = NULL;
 	PGconn *db = NULL;
@@ -219,6 +222,12 @@ cmd_mail(int argc, char **argv)
 	if (conf_load(confdir, &c, mail_conf_warn, err, sizeof(err)) == -1) {
 		cli_error("cannot read the configuration in %s", confdir);
 		cli_detail_lines(err);
+		goto out;
+	}
+	/* The server's keyring is used as the server uses it: as its owner. */
+	if (become_owner_of(confdir, &owner) == -1) {
+		cli_error("cannot switch to the owner of %s: %s", confdir,
+		    strerror(errno));
 		goto out;
 	}
 	if ((db = db_connect(c, err, sizeof(err))) == NULL) {

@@ -441,12 +441,7 @@ out:
 static int
 restore_save_conf(const struct kt_conf *c)
 {
-	struct stat st;
-
-	if (conf_save(c) == -1 ||
-	    (geteuid() == 0 &&
-		(stat(c->confdir, &st) == -1 ||
-		    chown(c->path, st.st_uid, st.st_gid) == -1))) {
+	if (conf_save(c) == -1 || db_conf_chown(c, c->path) == -1) {
 		cli_error("cannot write %s: %s", c->path, strerror(errno));
 		return -1;
 	}

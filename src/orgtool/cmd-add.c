@@ -350,7 +350,7 @@ cmd_add(int argc, char **argv)
 	}
 	if ((db = orgtool_connect(confdir, &conf)) == NULL)
 		goto out;
-	if (orgtool_exec(db, "BEGIN") == -1)
+	if (orgtool_begin(db) == -1)
 		goto out;
 	if ((r = add_exists(db, name)) == -1)
 		goto out;

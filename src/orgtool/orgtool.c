@@ -262,6 +262,22 @@ orgtool_exec(PGconn *db, const char *sql)
 	return ret;
 }
 
+int
+orgtool_begin(PGconn *db)
+{
+	char err[512];
+
+	if (db_write_ok(db, err, sizeof(err)) == -1) {
+		cli_error("cannot change anything now");
+		cli_detail_lines(err);
+		cli_hint("run it on the active server while the passive "
+			 "streams, or 'ktadmin db "
+			 "--disable-synchronous-replication' there");
+		return -1;
+	}
+	return orgtool_exec(db, "BEGIN");
+}
+
 void
 orgtool_rollback(PGconn *db)
 {

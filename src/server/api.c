@@ -293,7 +293,7 @@ reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
 	int lens[11] = { 0 }, fmts[11] = { 0 };
 	char *subject = NULL, *body = NULL;
 	PGresult *res = NULL;
-	int ret = -1;
+	int ret = -1, timed_out;
 
 	if (crypto_random(r->secret, sizeof(r->secret)) == -1 ||
 	    crypto_seal(w->srv->datakey, r->fpr, strlen(r->fpr), r->secret,
@@ -319,10 +319,12 @@ reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
 	params[8] = r->org;
 	params[9] = subject;
 	params[10] = body;
-	res = PQexecParams(db,
-	    "WITH c AS (INSERT INTO clients (fingerprint, org_id, hostname, "
+	res = ha_exec(w, db,
+	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+	    "c AS (INSERT INTO clients (fingerprint, org_id, hostname, "
 	    "pubkey, secret_nonce, secret_ct, state, remote_addr) "
-	    "VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8) "
+	    "SELECT $1, $2::bigint, $3, $4, $5, $6, $7, $8 "
+	    "WHERE (SELECT ok FROM g) "
 	    "ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint), "
 	    "a AS (INSERT INTO audit_log (actor, org, action, object, "
 	    "remote_addr, result) SELECT c.fingerprint, $9, 'register', "
@@ -330,14 +332,24 @@ reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
 	    "m AS (INSERT INTO mail_outbox (org_id, rcpt, kind, subject, body) "
 	    "SELECT o.id, unnest(o.contacts), 'client_registration', $10, $11 "
 	    "FROM c, orgs o WHERE o.id = $2::bigint RETURNING id) "
-	    "SELECT a.id, pg_notify('" MAIL_CHANNEL "', 'client') FROM a",
-	    11, NULL, params, lens, fmts, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	    "SELECT (SELECT count(*) FROM a), (SELECT ok FROM g), "
+	    "CASE WHEN EXISTS (SELECT 1 FROM a) "
+	    "THEN pg_notify('" MAIL_CHANNEL "', 'client')::text END",
+	    11, params, lens, fmts, 0, &timed_out);
+	if (timed_out) {
+		ha_refuse_no_sync(req);
+		goto out;
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		log_warnx("register: %s", db_error(res, db));
 		api_db_down(req);
 		goto out;
 	}
-	ret = PQntuples(res) == 1 ? 1 : 0;
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		ha_refuse_no_sync(req);
+		goto out;
+	}
+	ret = strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? 1 : 0;
 out:
 	PQclear(res);
 	free(subject);
@@ -449,6 +461,8 @@ api_register(struct worker *w, struct evhttp_request *req)
 		    "registrations from this address; try again later");
 		goto out;
 	}
+	if (ha_write_gate(w, req) == -1)
+		goto out;
 	if ((db = worker_db(w)) == NULL) {
 		api_db_down(req);
 		goto out;
@@ -537,6 +551,7 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	size_t plainlen = 0;
 	PGresult *res = NULL;
 	json_t *o, *ans;
+	int timed_out;
 
 	if ((o = api_json(req, body, bodylen)) == NULL)
 		return;
@@ -599,17 +614,26 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	params[6] = c->org;
 	params[7] = *http_peer(req) ? http_peer(req) : NULL;
 	/* The row and its audit entry commit together, before the answer. */
-	res = PQexecParams(db,
+	res = ha_exec(w, db,
 	    "WITH d AS (INSERT INTO deposits (uuid, owner, name, description, "
-	    "nonce, content) VALUES ($1::uuid, $2, $3, $4, $5, $6) "
-	    "RETURNING uuid) "
+	    "nonce, content) SELECT $1::uuid, $2, $3, $4, $5, $6 "
+	    "WHERE " HA_SYNC_OK " RETURNING uuid) "
 	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
 	    "result) SELECT $2, $7, 'deposit_create', d.uuid::text, $8, 'ok' "
 	    "FROM d",
-	    8, NULL, params, lens, fmts, 0);
+	    8, params, lens, fmts, 0, &timed_out);
+	if (timed_out) {
+		ha_refuse_no_sync(req);
+		goto out;
+	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_warnx("deposit create: %s", db_error(res, db));
 		api_db_down(req);
+		goto out;
+	}
+	if (strcmp(PQcmdTuples(res), "0") == 0) {
+		/* HA_SYNC_OK was false: the standby went away just now. */
+		ha_refuse_no_sync(req);
 		goto out;
 	}
 	snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
@@ -781,21 +805,31 @@ dep_delete(struct worker *w, struct evhttp_request *req, PGconn *db,
 	const char *params[4] = { uuid, c->fpr, c->org, NULL };
 	PGresult *res;
 	json_t *ans;
+	int timed_out;
 
-	(void)w;
 	params[3] = *http_peer(req) ? http_peer(req) : NULL;
 	/* The deletion and its audit row commit together. */
-	res = PQexecParams(db,
-	    "WITH d AS (DELETE FROM deposits WHERE uuid = $1::uuid AND "
-	    "owner = $2 RETURNING uuid), "
+	res = ha_exec(w, db,
+	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+	    "d AS (DELETE FROM deposits WHERE uuid = $1::uuid AND "
+	    "owner = $2 AND (SELECT ok FROM g) RETURNING uuid), "
 	    "a AS (INSERT INTO audit_log (actor, org, action, object, "
 	    "remote_addr, result) SELECT $2, $3, 'deposit_delete', $1, $4, "
-	    "CASE WHEN count(*) > 0 THEN 'ok' ELSE 'not_found' END FROM d) "
-	    "SELECT count(*) FROM d",
-	    4, NULL, params, NULL, NULL, 0);
+	    "CASE WHEN count(*) > 0 THEN 'ok' ELSE 'not_found' END FROM d "
+	    "HAVING (SELECT ok FROM g)) "
+	    "SELECT (SELECT count(*) FROM d), (SELECT ok FROM g)",
+	    4, params, NULL, NULL, 0, &timed_out);
+	if (timed_out) {
+		ha_refuse_no_sync(req);
+		goto out;
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		log_warnx("deposit delete: %s", db_error(res, db));
 		api_db_down(req);
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		ha_refuse_no_sync(req);
 		goto out;
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
@@ -839,6 +873,9 @@ api_deposits(struct worker *w, struct evhttp_request *req, const char *id)
 			return;
 		}
 	}
+	if ((cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_DELETE) &&
+	    ha_write_gate(w, req) == -1)
+		return;
 	if ((db = worker_db(w)) == NULL) {
 		api_db_down(req);
 		return;

@@ -145,11 +145,24 @@ auth_request(struct worker *w, struct evhttp_request *req,
 		return -1;
 	}
 	params[0] = h.fpr;
-	res = PQexecParams(db,
-	    "SELECT c.state, c.secret_nonce, c.secret_ct, o.name "
-	    "FROM clients c JOIN orgs o ON o.id = c.org_id "
-	    "WHERE c.fingerprint = $1",
-	    1, NULL, params, NULL, NULL, 1);
+	for (n = 0; n < 2; n++) {
+		res = PQexecParams(db,
+		    "SELECT c.state, c.secret_nonce, c.secret_ct, o.name "
+		    "FROM clients c JOIN orgs o ON o.id = c.org_id "
+		    "WHERE c.fingerprint = $1",
+		    1, NULL, params, NULL, NULL, 1);
+		/*
+		 * The first query of a request: a connection that broke
+		 * since the last one (PostgreSQL restarted, a standby
+		 * promoted) is made again once, not failed.
+		 */
+		if (PQresultStatus(res) == PGRES_TUPLES_OK ||
+		    PQstatus(db) == CONNECTION_OK || n == 1)
+			break;
+		PQclear(res);
+		res = NULL;
+		PQreset(db);
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warnx("auth: %s", db_error(res, db));
 		http_reply_error(req, 503, "database",

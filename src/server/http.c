@@ -135,18 +135,19 @@ worker_db_version(struct worker *w)
 static void
 route_health(struct worker *w, struct evhttp_request *req)
 {
-	int v = worker_db_version(w);
+	int v = worker_db_version(w), writes = 0;
 	/* Reachable but on another schema than this binary's is not ok. */
 	int ok = v == DB_SCHEMA_VERSION;
-	json_t *o;
+	json_t *o, *repl = ha_health(w->srv, &writes);
 
-	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:s, s:b}",
+	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:o?, s:b, s:b}",
 	    "status", ok ? "ok" : "degraded",
-	    "role", w->srv->role,
+	    "role", ha_is_passive(w->srv) ? "passive" : "active",
 	    "database", v >= 0,
 	    "schema_version", v >= 0 ? v : 0,
 	    "schema_version_expected", DB_SCHEMA_VERSION,
-	    "replication", "none",
+	    "replication", repl,
+	    "writes", ok && writes,
 	    "draining", atomic_load(&w->srv->draining) != 0);
 	if (o == NULL) {
 		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");

@@ -78,7 +78,9 @@ mailer_main(void *arg)
 		}
 		if (db == NULL)
 			db = mailer_connect(srv);
-		if (db != NULL) {
+		/* A passive's database is a read-only replica: the active
+		 * sends; after a promote this server takes over. */
+		if (db != NULL && !ha_is_passive(srv)) {
 			if (mail_deliver(&srv->mail, db, mailer_note, NULL, &st,
 				err, sizeof(err)) == -1)
 				log_warnx("mail: %s", err);

@@ -13,10 +13,26 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "db.h"
 #include "mail.h"
 #include "pgp.h"
 
 struct throttle;
+
+/* What the HA monitor last saw of this server's database (ha.c). */
+struct ha_state {
+	int known;          /* a check has succeeded */
+	int db_up;          /* the last check succeeded */
+	int passive;        /* the database is a standby */
+	int sync_required;  /* active: synchronous_standby_names is set */
+	int sync_streaming; /* active: a synchronous standby streams */
+	int standbys;       /* active: streaming standbys */
+	int receiving;      /* passive: the WAL receiver streams */
+	long long lag_bytes;
+	double lag_seconds;
+	char active_host[256]; /* passive: the host of primary_conninfo */
+	long long checked_ms;  /* CLOCK_MONOTONIC of the last check */
+};
 
 /* One event loop thread; everything in it is used by that thread only. */
 struct worker {
@@ -41,7 +57,12 @@ struct server {
 	struct worker *workers;
 	int lfd;                   /* the listening socket, shared */
 	atomic_int draining;
-	const char *role;          /* "active" until HA comes */
+	pthread_mutex_t ha_mtx;    /* guards ha */
+	struct ha_state ha;        /* refreshed by the HA monitor thread */
+	pthread_t ha_thread;
+	atomic_int ha_stop;
+	pthread_mutex_t journal_mtx;
+	int journal_fd;            /* the passive's audit journal, or -1 */
 	unsigned char datakey[CRYPTO_KEY_LEN];  /* seals deposits, secrets */
 	char clients_home[PATH_MAX];  /* GnuPG home of the clients' keys */
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time there */
@@ -122,6 +143,30 @@ void mailer_stop(struct server *srv);
 /* contact.c - GET/POST /?q=TOKEN: a contact registers its OpenPGP key. */
 void contact_page(struct worker *w, struct evhttp_request *req,
     const char *token);
+
+/* ha.c - active/passive: role, replication state, the write gate. */
+int ha_start(struct server *srv, char *err, size_t errlen);
+void ha_stop(struct server *srv);
+void ha_snapshot(struct server *srv, struct ha_state *out);
+int ha_is_passive(struct server *srv);
+/* 0 when this server may take a write now; else -1 after replying 503. */
+int ha_write_gate(struct worker *w, struct evhttp_request *req);
+/* 503: a synchronous standby is required and none streams. */
+void ha_refuse_no_sync(struct evhttp_request *req);
+/* The "replication" object of /health; *writes: may it take writes. */
+json_t *ha_health(struct server *srv, int *writes);
+/*
+ * PQexecParams for a write, its commit's wait for a synchronous standby
+ * bounded: past the bound the wait is cancelled, NULL is returned with
+ * *timed_out set (the row may be committed locally; it was not confirmed).
+ */
+PGresult *ha_exec(struct worker *w, PGconn *db, const char *sql, int n,
+    const char *const *params, const int *lens, const int *fmts, int rfmt,
+    int *timed_out);
+/* The passive's audit: one JSON line per event in CONFDIR/audit-passive.log. */
+int ha_journal(struct server *srv, const char *actor, const char *org,
+    const char *action, const char *object, const char *remote,
+    const char *result);
 
 /* audit.c - the append-only audit_log. */
 int audit(struct worker *w, const char *actor, const char *org,
