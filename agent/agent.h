@@ -106,7 +106,7 @@ const char *deploy_role_host(const struct deploy *dp, const char *role);
 /* Value of a parameter: the deployment's override, else its default. */
 const char *deploy_param(const struct deploy *dp, const char *name);
 /* Expand ${param}, ${host}, ${user}, ${group}, ${active_host}. */
-char *deploy_subst(const struct deploy *dp, const char *s, const char *user);
+char *deploy_subst(const struct deploy *dp, const char *s);
 /* The state of a role on this host: running, starting, backoff, stopped... */
 const char *role_state(const char *role, long *pid);
 
@@ -128,7 +128,7 @@ int proc_spawn(const struct deploy *dp, yaml_node_t *role, yaml_node_t *runner,
  * PARCEL_DIRNAMES, SCM_DEFINES_SCRIPTS, the runner's environmentVariables).
  */
 int runner_build(const struct deploy *dp, yaml_node_t *runner,
-    const struct proc_dir *pd, const char *user, char ***argvp, char ***envp);
+    const struct proc_dir *pd, char ***argvp, char ***envp);
 void strv_free(char **v);
 /* record.json of a process dir */
 int proc_record(const struct proc_dir *pd, const char *role,
@@ -151,6 +151,8 @@ int lc_verb(int argc, char **argv, const char *name, const char *want);
 
 /* ---- parcel.c ---- */
 #define PARCEL_PRODUCT "KEYTRUSTEE_SERVER"
+/* mkdir -p (parents 0755, the last one mode). */
+int mkdir_parents(const char *path, mode_t mode);
 json_t *parcel_meta(const char *dirpath);
 int parcel_sha1_file(const char *path, char hex[41]);
 /* The active parcel's directory name under PARCELS_ROOT; -1 when none. */

@@ -213,7 +213,7 @@ parcel_install(const char *file, const char *manifest)
 		}
 		spawn_result_free(&res);
 	}
-	if (dir_ensure(agent_parcels_root, 0755) == -1) {
+	if (mkdir_parents(agent_parcels_root, 0755) == -1) {
 		cli_error("cannot create %s: %s", agent_parcels_root,
 		    strerror(errno));
 		goto out;

@@ -187,6 +187,6 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	optind = 1;
+	optind = 0; /* glibc: re-initialise getopt (permuting again) */
 	return c->fn(argc, argv);
 }

@@ -53,7 +53,7 @@ state_save_json(const char *name, json_t *j)
 	char path[PATH_MAX], *s = NULL;
 	int ret = -1;
 
-	if (dir_ensure(agent_state_dir, 0700) == -1) {
+	if (mkdir_parents(agent_state_dir, 0700) == -1) {
 		cli_error("cannot create the state dir %s: %s", agent_state_dir,
 		    strerror(errno));
 		goto out;
@@ -161,8 +161,18 @@ deploy_param(const struct deploy *dp, const char *name)
 	return def ? def : "";
 }
 
+/* ${user}: the service's account, whatever account a runner starts as. */
+static const char *
+service_user(const struct deploy *dp)
+{
+	const char *u = desc_str(
+	    &dp->desc, desc_get(&dp->desc, dp->desc.root, "runAs"), "user");
+
+	return u ? u : "root";
+}
+
 char *
-deploy_subst(const struct deploy *dp, const char *s, const char *user)
+deploy_subst(const struct deploy *dp, const char *s)
 {
 	size_t cap = strlen(s) + 1, len = 0;
 	char *out = malloc(cap), var[256];
@@ -180,7 +190,7 @@ deploy_subst(const struct deploy *dp, const char *s, const char *user)
 				val = agent_host;
 			else if (strcmp(var, "user") == 0 ||
 			    strcmp(var, "group") == 0)
-				val = user;
+				val = service_user(dp);
 			else if (strcmp(var, "active_host") == 0) {
 				val = deploy_role_host(
 				    dp, "KEYTRUSTEE_ACTIVE_SERVER");
@@ -255,7 +265,7 @@ proc_dir_make(struct proc_dir *pd, const char *role, const char *user)
 	DIR *dir;
 	int next = 1, tries;
 
-	if (dir_ensure(agent_state_dir, 0700) == -1 ||
+	if (mkdir_parents(agent_state_dir, 0700) == -1 ||
 	    state_path(base, sizeof(base), "process") == -1 ||
 	    dir_ensure(base, 0711) == -1) {
 		cli_error("cannot create %s/process: %s", agent_state_dir,
@@ -419,7 +429,7 @@ proc_write_config(const struct deploy *dp, yaml_node_t *role,
 		if (text == NULL || write_owned(path, text, 0600, user) == -1)
 			goto next;
 		if (merge && into != NULL) {
-			if ((target = deploy_subst(dp, into, user)) == NULL ||
+			if ((target = deploy_subst(dp, into)) == NULL ||
 			    merge_json(target, obj) == -1)
 				goto next;
 		}
@@ -475,7 +485,7 @@ strfmt(const char *k, const char *v)
 
 int
 runner_build(const struct deploy *dp, yaml_node_t *runner,
-    const struct proc_dir *pd, const char *user, char ***argvp, char ***envp)
+    const struct proc_dir *pd, char ***argvp, char ***envp)
 {
 	const struct desc *d = &dp->desc;
 	yaml_node_t *args = desc_get(d, runner, "args");
@@ -510,8 +520,7 @@ runner_build(const struct deploy *dp, yaml_node_t *runner,
 		if (strv_add(&argv, &na,
 			deploy_subst(dp,
 			    (const char *)desc_at(d, args, i)
-				->data.scalar.value,
-			    user)) == -1)
+				->data.scalar.value)) == -1)
 			goto out;
 	if (strv_add(&envv, &ne,
 		strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/"
@@ -534,7 +543,7 @@ runner_build(const struct deploy *dp, yaml_node_t *runner,
 			yaml_node_t *v = yaml_document_get_node(
 			    (yaml_document_t *)&d->doc, p->value);
 			char *val = deploy_subst(
-			    dp, (const char *)v->data.scalar.value, user);
+			    dp, (const char *)v->data.scalar.value);
 			int r;
 			if (val == NULL)
 				goto out;
@@ -619,7 +628,7 @@ proc_spawn(const struct deploy *dp, yaml_node_t *role, yaml_node_t *runner,
 	int outfd = -1, errfd = -1, ret = -1;
 
 	(void)role;
-	if (runner_build(dp, runner, pd, user, &argv, &envv) == -1 ||
+	if (runner_build(dp, runner, pd, &argv, &envv) == -1 ||
 	    proc_open_logs(pd, user, &outfd, &errfd) == -1)
 		goto out;
 	o.envp = envv;

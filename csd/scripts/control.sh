@@ -68,7 +68,9 @@ setup_db)
 		--pg-rootdir "$KT_DB_ROOT" --port "$KT_DB_PORT"
 	# The DB_ACTIVE role runs it from now on.
 	"$BIN/ktadmin" db --stop --pg-rootdir "$KT_DB_ROOT"
-	# The server runs as the service account: it owns its config dir.
+	# The server runs as the service account: it owns its config dir
+	# (and no gpg-agent of ours stays on it).
+	gpgconf --homedir "$KT_CONFDIR" --kill all 2>/dev/null || true
 	chown -R "$KT_USER:" "$KT_CONFDIR"
 	echo "Key Trustee Server database set up in $KT_DB_ROOT (port $KT_DB_PORT)"
 	;;
@@ -78,6 +80,7 @@ setup_db_passive)
 		--pg-rootdir "$KT_DB_ROOT" --port "$KT_DB_PORT" \
 		--master-host "$KT_MASTER_HOST" --master-port "$KT_MASTER_PORT"
 	"$BIN/ktadmin" db --stop --pg-rootdir "$KT_DB_ROOT"
+	gpgconf --homedir "$KT_CONFDIR" --kill all 2>/dev/null || true
 	chown -R "$KT_USER:" "$KT_CONFDIR"
 	;;
 enable_sync_replication)
