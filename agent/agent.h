@@ -43,6 +43,7 @@ int cmd_status(int, char **);
 int cmd_run(int, char **);
 int cmd_history(int, char **);
 int cmd_parcel(int, char **);
+int cmd_schedule(int, char **);
 
 /* ---- descriptor.c: the YAML service descriptor ---- */
 

@@ -96,7 +96,8 @@ static const struct field scmd_f[] = {{"name", F_STR, 1, NULL},
 static const struct kind k_scmd = {"service command", scmd_f};
 static const struct field sched_f[] = {{"name", F_STR, 1, NULL},
     {"label", F_STR, 1, NULL}, {"command", F_STR, 1, NULL},
-    {"cron", F_STR, 1, NULL}, {"keep", F_SCALAR, 0, NULL}, END};
+    {"cron", F_STR, 1, NULL}, {"keep", F_SCALAR, 0, NULL},
+    {"cronFile", F_STR, 0, NULL}, END};
 static const struct kind k_sched = {"schedule", sched_f};
 static const struct field service_f[] = {{"name", F_STR, 1, NULL},
     {"label", F_STR, 1, NULL}, {"description", F_STR, 1, NULL},
@@ -1002,6 +1003,8 @@ check_commands(struct desc *d)
 		}
 		spath(sub, sizeof(sub), "schedules[%zu].keep", i);
 		check_subst(d, desc_get(d, s, "keep"), sub);
+		spath(sub, sizeof(sub), "schedules[%zu].cronFile", i);
+		check_subst(d, desc_get(d, s, "cronFile"), sub);
 	}
 }
 

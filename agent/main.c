@@ -49,6 +49,10 @@ static const struct agent_cmd cmds[] = {
 	"List the commands run (exit code, times), or show one with its "
 	"output.",
 	cmd_history},
+    {"schedule", "schedule [show|remove]",
+	"Show (default) or remove the cron schedules the descriptor's backup\n"
+	"commands installed (through the parcel's kt-backup-schedule.sh).",
+	cmd_schedule},
     {"parcel",
 	"parcel install FILE [--manifest F] | activate NAME-VERSION | "
 	"deactivate | list",

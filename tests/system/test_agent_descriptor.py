@@ -201,7 +201,7 @@ def test_validate_missing_and_unreadable(tmp_path):
 # the command line
 
 VERBS = ["validate", "assign", "actions", "exec", "start", "stop", "status", "run",
-         "history", "parcel"]
+         "history", "schedule", "parcel"]
 
 
 def test_help():
@@ -352,6 +352,34 @@ def test_actions_on_a_host_without_roles(tmp_path):
     assert "error: role DB_ACTIVE is not assigned to host kts2; it is on kts1" in proc.stderr
     proc = agent("exec", "NoSuchCommand")
     assert proc.returncode == 1 and "no command 'NoSuchCommand' in the Actions menu" in proc.stderr
+
+
+def test_two_agents_two_hosts(tmp_path):
+    """Two agents, each with its own state dir and host name, on one
+    two-host assignment: each offers the Actions of its own roles."""
+    a1 = Agent(str(tmp_path / "kts1"), host="kts1")
+    a2 = Agent(str(tmp_path / "kts2"), host="kts2")
+    for a in (a1, a2):
+        proc = a("assign", "--descriptor", DESCRIPTOR, "--hosts", "kts1,kts2",
+                 "--active", "kts1", "--passive", "kts2")
+        assert proc.returncode == 0, proc.stderr
+    m1 = {l.split()[0]: l for l in a1("actions").stdout.splitlines()}
+    m2 = {l.split()[0]: l for l in a2("actions").stdout.splitlines()}
+    assert m1["SetupKeyTrusteeServerDatabase"].endswith("available")
+    assert "no KEYTRUSTEE_PASSIVE_SERVER on this host" in m1["BackupAndSetupCronJob-Passive"]
+    assert "needs KEYTRUSTEE_PASSIVE_SERVER running" in m2["BackupAndSetupCronJob-Passive"]
+    assert "no DB_ACTIVE on this host" in m2["SetupSyncReplicationCommand"]
+    proc = a2("actions", "--role", "DB_PASSIVE")
+    assert proc.returncode == 0
+    assert proc.stdout.split()[0] == "SetupPassiveDatabase" and \
+        proc.stdout.rstrip().endswith("available")
+    proc = a1("actions", "--role", "DB_PASSIVE")
+    assert proc.returncode == 1
+    assert "error: role DB_PASSIVE is not assigned to host kts1; it is on kts2" in proc.stderr
+    proc = a2("status")
+    assert proc.returncode == 3
+    assert [l.split()[:2] for l in proc.stdout.splitlines()] == [
+        ["DB_PASSIVE", "stopped"], ["KEYTRUSTEE_PASSIVE_SERVER", "stopped"]]
 
 
 # --------------------------------------------------------------------------
