@@ -23,9 +23,11 @@ struct agent_cmd {
 const struct agent_cmd *agent_cmd_find(const char *name);
 /* "usage: kt-agent [global options] USAGE\n\nSUMMARY\n\noptions:\nOPTIONS" */
 void agent_usage(FILE *fp, const char *name, const char *options);
-/* getopt_long loop helper: -h/--help prints usage and returns 0, else -1. */
-int agent_help_requested(
-    int argc, char **argv, const char *name, const char *options);
+/*
+ * Options of a verb that has only -h/--help: -1 to go on (optind at the
+ * operands), else the exit code (0 after the help, 2 for a bad option).
+ */
+int agent_getopt_help(int argc, char **argv, const char *name);
 
 /* Global options (main.c). */
 extern const char *agent_state_dir;

@@ -54,21 +54,14 @@ stamp(json_t *v, char *buf, size_t len)
 int
 cmd_history(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	char base[PATH_MAX], **names = NULL;
 	struct dirent *de;
 	size_t n = 0, i;
 	DIR *dir;
 	int ch, want = 0, found = 0;
 
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (ch == 'h') {
-			agent_usage(stdout, "history", "");
-			return 0;
-		}
-		return cli_opt_error(AGENT_PROGNAME, "history", ch, argv);
-	}
+	if ((ch = agent_getopt_help(argc, argv, "history")) != -1)
+		return ch;
 	if (argc - optind > 1) {
 		cli_error("unexpected argument '%s'", argv[optind + 1]);
 		return 2;

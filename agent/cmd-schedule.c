@@ -18,8 +18,6 @@
 int
 cmd_schedule(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *verb = "show";
 	char tool[PATH_MAX], active[256];
 	struct deploy dp;
@@ -27,13 +25,8 @@ cmd_schedule(int argc, char **argv)
 	size_t i;
 	int ch, ret = 0;
 
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (ch == 'h') {
-			agent_usage(stdout, "schedule", "");
-			return 0;
-		}
-		return cli_opt_error(AGENT_PROGNAME, "schedule", ch, argv);
-	}
+	if ((ch = agent_getopt_help(argc, argv, "schedule")) != -1)
+		return ch;
 	if (argc - optind > 1) {
 		cli_error("unexpected argument '%s'", argv[optind + 1]);
 		return 2;

@@ -13,21 +13,14 @@
 int
 cmd_status(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	yaml_node_t *sel[16];
 	struct deploy dp;
 	json_t *st = NULL;
 	size_t n, i;
 	int ch, ret = 0;
 
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (ch == 'h') {
-			agent_usage(stdout, "status", "");
-			return 0;
-		}
-		return cli_opt_error(AGENT_PROGNAME, "status", ch, argv);
-	}
+	if ((ch = agent_getopt_help(argc, argv, "status")) != -1)
+		return ch;
 	if (argc - optind > 1) {
 		cli_error("unexpected argument '%s'", argv[optind + 1]);
 		return 2;

@@ -9,19 +9,12 @@
 int
 cmd_validate(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct desc d;
 	int ch, n;
 
 	memset(&d, 0, sizeof(d));
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (ch == 'h') {
-			agent_usage(stdout, "validate", "");
-			return 0;
-		}
-		return cli_opt_error(AGENT_PROGNAME, "validate", ch, argv);
-	}
+	if ((ch = agent_getopt_help(argc, argv, "validate")) != -1)
+		return ch;
 	if (optind + 1 != argc) {
 		cli_error(optind == argc ? "a descriptor file is required"
 					 : "only one descriptor file, please");

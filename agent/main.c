@@ -87,21 +87,20 @@ agent_usage(FILE *fp, const char *name, const char *options)
 }
 
 int
-agent_help_requested(
-    int argc, char **argv, const char *name, const char *options)
+agent_getopt_help(int argc, char **argv, const char *name)
 {
-	int i;
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int ch;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "-h") == 0 ||
-		    strcmp(argv[i], "--help") == 0) {
-			agent_usage(stdout, name, options);
-			return 1;
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (ch == 'h') {
+			agent_usage(stdout, name, "");
+			return 0;
 		}
+		return cli_opt_error(AGENT_PROGNAME, name, ch, argv);
 	}
-	return 0;
+	return -1;
 }
 
 static void
