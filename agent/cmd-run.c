@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,6 +182,40 @@ reaped(struct sup *s, int status, json_t *desired)
 	s->next_try = now() + delay;
 }
 
+static long
+deployment_mtime(void)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (state_path(path, sizeof(path), "deployment.json") == -1 ||
+	    stat(path, &st) == -1)
+		return 0;
+	return (long)st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec;
+}
+
+/* (Re)load the deployment: this host's roles, all stopped. */
+static int
+load_roles(struct deploy *dp, struct sup *s, size_t *np)
+{
+	yaml_node_t *roles[MAX_ROLES];
+	size_t i, n;
+
+	if (deploy_load(dp) == -1)
+		return -1;
+	n = deploy_host_roles(dp, agent_host, roles, MAX_ROLES);
+	memset(s, 0, sizeof(*s) * MAX_ROLES);
+	for (i = 0; i < n; i++) {
+		s[i].role = roles[i];
+		s[i].name = desc_str(&dp->desc, roles[i], "name");
+		s[i].state = "stopped";
+	}
+	*np = n;
+	log_info("supervising %zu role%s of host %s", n, n == 1 ? "" : "s",
+	    agent_host);
+	return 0;
+}
+
 static double
 stop_timeout(const struct deploy *dp, yaml_node_t *role)
 {
@@ -199,8 +234,8 @@ cmd_run(int argc, char **argv)
 	static const char options[] =
 	    "  --exit-when-idle      exit once no role is desired running\n";
 	struct sup s[MAX_ROLES];
-	yaml_node_t *roles[MAX_ROLES];
 	struct deploy dp;
+	long mtime;
 	struct sigaction sa;
 	char path[PATH_MAX], pidbuf[32];
 	size_t n, i;
@@ -223,8 +258,11 @@ cmd_run(int argc, char **argv)
 		return 2;
 	}
 	log_init(AGENT_PROGNAME, 0);
-	if (deploy_load(&dp) == -1)
+	mtime = deployment_mtime();
+	if (load_roles(&dp, s, &n) == -1) {
+		deploy_free(&dp);
 		return 1;
+	}
 	if (state_path(path, sizeof(path), "agent.lock") == -1 ||
 	    (lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
 		cli_error("cannot open %s: %s", path, strerror(errno));
@@ -249,15 +287,6 @@ cmd_run(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 
-	n = deploy_host_roles(&dp, agent_host, roles, MAX_ROLES);
-	memset(s, 0, sizeof(s));
-	for (i = 0; i < n; i++) {
-		s[i].role = roles[i];
-		s[i].name = desc_str(&dp.desc, roles[i], "name");
-		s[i].state = "stopped";
-	}
-	log_info("supervising %zu role%s of host %s", n, n == 1 ? "" : "s",
-	    agent_host);
 	for (;;) {
 		struct timespec ts = {0, 200 * 1000 * 1000};
 		json_t *desired = state_load_json("desired.json");
@@ -332,6 +361,22 @@ cmd_run(int argc, char **argv)
 		}
 		if (alive == 0 && (quit || (idle_exit && wanted == 0)))
 			break;
+		/* A new assignment or new values: taken when nothing runs. */
+		if (alive == 0 && deployment_mtime() != mtime) {
+			struct deploy ndp;
+			struct sup ns[MAX_ROLES];
+			size_t nn;
+			if (load_roles(&ndp, ns, &nn) == 0) {
+				deploy_free(&dp);
+				dp = ndp;
+				memcpy(s, ns, sizeof(s));
+				n = nn;
+				changed = 1;
+			} else {
+				deploy_free(&ndp);
+			}
+			mtime = deployment_mtime();
+		}
 		nanosleep(&ts, NULL);
 	}
 	log_info("supervisor exiting");

@@ -163,6 +163,11 @@ lc_change(
 			st = role_state(name, &pid);
 			if (strcmp(st, want) == 0)
 				break;
+			/* An idle supervisor may have exited just as we came.
+			 */
+			if (starting && supervisor_pid() == 0 &&
+			    ensure_supervisor() == -1)
+				return 1;
 			if (time(NULL) >= deadline) {
 				cli_error("%s is %s, not %s, after %d s", name,
 				    st, want, timeout);

@@ -122,14 +122,16 @@ def test_install_and_assign(dep):
     proc = a("parcel", "install", dep.parcel)
     assert proc.returncode == 0, proc.stderr
     # Nothing runs without an active parcel.
-    proc = a("assign", "--descriptor", os.path.join(dep.csd, "descriptor", "keytrustee.yaml"),
-             "--csd", dep.csd, "--hosts", "localhost",
-             "--set", "keytrustee_server_conf_dir=" + dep.confdir,
-             "--set", "db_root=" + dep.db_root,
-             "--set", "keytrustee_server_port=%d" % dep.port,
-             "--set", "keytrustee_server_db_port=%d" % dep.db_port,
-             "--set", "backup_output_dir=" + dep.backup,
-             "--set", "backup_cron_file=" + dep.cron_file)
+    dep.assign = ["assign", "--descriptor",
+                  os.path.join(dep.csd, "descriptor", "keytrustee.yaml"),
+                  "--csd", dep.csd, "--hosts", "localhost",
+                  "--set", "keytrustee_server_conf_dir=" + dep.confdir,
+                  "--set", "db_root=" + dep.db_root,
+                  "--set", "keytrustee_server_port=%d" % dep.port,
+                  "--set", "keytrustee_server_db_port=%d" % dep.db_port,
+                  "--set", "backup_output_dir=" + dep.backup,
+                  "--set", "backup_cron_file=" + dep.cron_file]
+    proc = a(*dep.assign)
     assert proc.returncode == 0, proc.stderr
     proc = a("exec", "SetupKeyTrusteeServerDatabase")
     assert proc.returncode == 1
@@ -326,6 +328,50 @@ def test_upgrade_and_rollback(dep):
     wait_for(lambda: fingerprint(dep.port), 30, "rolled-back server answers")
     proc = client(dep, "get", dep.uuid, "--no-cache")
     assert proc.returncode == 0 and proc.stdout == b"secret key material"
+
+
+def test_pem_tls_settings(dep):
+    """The four PEM settings of the descriptor reach the server: a CA-less
+    certificate with an encrypted key, its password through the generated
+    SSL_PRIVATE_KEY_PASSWORD_SCRIPT."""
+    kt = pwd.getpwnam("keytrustee")
+    tls = os.path.join(dep.base, "tls")
+    os.makedirs(tls)
+    cert, key = os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem")
+    run([tool("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-keyout", key, "-out", cert, "-days", "2",
+         "-subj", "/CN=localhost", "-passout", "pass:s3cret pw"], check=True)
+    for p in (tls, cert, key):
+        os.chown(p, kt.pw_uid, kt.pw_gid)
+        os.chmod(p, 0o700 if p == tls else 0o600)
+    proc = dep.agent(*(dep.assign + [
+        "--set", "ssl_server_certificate_location=" + cert,
+        "--set", "ssl_server_privatekey_location=" + key,
+        "--set", "ssl_server_privatekey_password=s3cret pw",
+        "--set", "ssl_server_ca_certificate_location=" + cert]))
+    assert proc.returncode == 0, proc.stderr
+    proc = dep.agent("exec", "Restart")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_for(lambda: fingerprint(dep.port), 30, "server answers with the new pair")
+    served = run([tool("openssl"), "s_client", "-connect", "127.0.0.1:%d" % dep.port,
+                  "-servername", "localhost"], timeout=20).stdout
+    got = run([tool("openssl"), "x509", "-noout", "-fingerprint", "-sha256"],
+              input=served, check=True).stdout
+    want = run([tool("openssl"), "x509", "-noout", "-fingerprint", "-sha256", "-in", cert],
+               check=True).stdout
+    assert got == want
+    pdir = json.load(open(os.path.join(dep.agent.state, "status.json")))[
+        "roles"]["KEYTRUSTEE_ACTIVE_SERVER"]["process"]
+    pwfile = os.path.join(pdir, "ssl_server_privatekey_password")
+    conf = json.load(open(os.path.join(dep.confdir, "keytrustee.conf")))
+    assert conf["SSL_PRIVATE_KEY_PASSWORD_SCRIPT"] == "/bin/cat " + pwfile
+    assert conf["SSL_CERTIFICATE"] == cert and conf["SSL_PRIVATE_KEY"] == key
+    assert conf["SSL_CA"] == cert
+    assert open(pwfile).read() == "s3cret pw"
+    assert mode(pwfile) == 0o600 and owner(pwfile) == "keytrustee"
+    # the password is in no log
+    for f in glob.glob(os.path.join(dep.agent.state, "process", "*", "logs", "*")):
+        assert "s3cret" not in open(f, errors="replace").read(), f
 
 
 def test_stop(dep):
