@@ -17,7 +17,10 @@ while [ $# -gt 0 ]; do
 	*) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
 	esac
 done
-[ -n "$version" ] && [ -n "$outdir" ] || { usage >&2; exit 2; }
+if [ -z "$version" ] || [ -z "$outdir" ]; then
+	usage >&2
+	exit 2
+fi
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$outdir"

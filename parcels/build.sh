@@ -26,7 +26,10 @@ while [ $# -gt 0 ]; do
 	*) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
 	esac
 done
-[ -n "$version" ] && [ -n "$bindir" ] && [ -n "$outdir" ] || { usage >&2; exit 2; }
+if [ -z "$version" ] || [ -z "$bindir" ] || [ -z "$outdir" ]; then
+	usage >&2
+	exit 2
+fi
 case $version in
 *[!A-Za-z0-9._+~]* | '') echo "error: bad version '$version'" >&2; exit 2 ;;
 esac

@@ -7,7 +7,6 @@
 # starts `exec` the real binary so the agent supervises the real pid.
 set -eu
 
-prog=control.sh
 # A time marker on both streams (logs/stdout.log, logs/stderr.log).
 date
 date 1>&2
@@ -27,6 +26,8 @@ need() {
 
 [ -n "${SCM_DEFINES_SCRIPTS:-}" ] ||
 	error "SCM_DEFINES_SCRIPTS is not set" "run this through kt-agent"
+# The defines script reads PARCEL_DIRNAME (the agent passes PARCEL_DIRNAMES).
+# shellcheck disable=SC2034
 PARCEL_DIRNAME=${PARCEL_DIRNAMES:-}
 old_ifs=$IFS
 IFS=:
