@@ -24,10 +24,12 @@ const struct agent_cmd *agent_cmd_find(const char *name);
 /* "usage: kt-agent [global options] USAGE\n\nSUMMARY\n\noptions:\nOPTIONS" */
 void agent_usage(FILE *fp, const char *name, const char *options);
 /*
- * Options of a verb that has only -h/--help: -1 to go on (optind at the
- * operands), else the exit code (0 after the help, 2 for a bad option).
+ * Options of a verb that has only -h/--help and, when role is not NULL,
+ * --role ROLE: -1 to go on (optind at the operands), else the exit code
+ * (0 after the help, 2 for a bad option).
  */
-int agent_getopt_help(int argc, char **argv, const char *name);
+int agent_getopt(int argc, char **argv, const char *name, const char *options,
+    const char **role);
 
 /* Global options (main.c). */
 extern const char *agent_state_dir;

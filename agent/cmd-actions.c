@@ -70,9 +70,6 @@ service_command_ok(
 int
 cmd_actions(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"role", required_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	static const char options[] =
 	    "  --role ROLE           the commands of one role instance\n";
 	const char *role = NULL;
@@ -82,19 +79,8 @@ cmd_actions(int argc, char **argv)
 	size_t i;
 	int ch, ok;
 
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'h':
-			agent_usage(stdout, "actions", options);
-			return 0;
-		default:
-			return cli_opt_error(
-			    AGENT_PROGNAME, "actions", ch, argv);
-		}
-	}
+	if ((ch = agent_getopt(argc, argv, "actions", options, &role)) != -1)
+		return ch;
 	if (optind < argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		return 2;

@@ -37,9 +37,6 @@ exec_service_command(struct deploy *dp, yaml_node_t *c, int timeout)
 int
 cmd_exec(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"role", required_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	static const char options[] =
 	    "  --role ROLE           run ROLE's own command COMMAND\n"
 	    "COMMAND is a name from 'kt-agent actions' (Start, Stop, Restart,\n"
@@ -50,18 +47,8 @@ cmd_exec(int argc, char **argv)
 	yaml_node_t *c, *sel[1];
 	int ch, ret = 1;
 
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'h':
-			agent_usage(stdout, "exec", options);
-			return 0;
-		default:
-			return cli_opt_error(AGENT_PROGNAME, "exec", ch, argv);
-		}
-	}
+	if ((ch = agent_getopt(argc, argv, "exec", options, &role)) != -1)
+		return ch;
 	if (argc - optind != 1) {
 		cli_error(optind == argc ? "a command name is required"
 					 : "only one command, please");

@@ -60,7 +60,7 @@ cmd_history(int argc, char **argv)
 	DIR *dir;
 	int ch, want = 0, found = 0;
 
-	if ((ch = agent_getopt_help(argc, argv, "history")) != -1)
+	if ((ch = agent_getopt(argc, argv, "history", "", NULL)) != -1)
 		return ch;
 	if (argc - optind > 1) {
 		cli_error("unexpected argument '%s'", argv[optind + 1]);

@@ -25,7 +25,7 @@ cmd_schedule(int argc, char **argv)
 	size_t i;
 	int ch, ret = 0;
 
-	if ((ch = agent_getopt_help(argc, argv, "schedule")) != -1)
+	if ((ch = agent_getopt(argc, argv, "schedule", "", NULL)) != -1)
 		return ch;
 	if (argc - optind > 1) {
 		cli_error("unexpected argument '%s'", argv[optind + 1]);

@@ -19,7 +19,7 @@ cmd_status(int argc, char **argv)
 	size_t n, i;
 	int ch, ret = 0;
 
-	if ((ch = agent_getopt_help(argc, argv, "status")) != -1)
+	if ((ch = agent_getopt(argc, argv, "status", "", NULL)) != -1)
 		return ch;
 	if (argc - optind > 1) {
 		cli_error("unexpected argument '%s'", argv[optind + 1]);

@@ -13,7 +13,7 @@ cmd_validate(int argc, char **argv)
 	int ch, n;
 
 	memset(&d, 0, sizeof(d));
-	if ((ch = agent_getopt_help(argc, argv, "validate")) != -1)
+	if ((ch = agent_getopt(argc, argv, "validate", "", NULL)) != -1)
 		return ch;
 	if (optind + 1 != argc) {
 		cli_error(optind == argc ? "a descriptor file is required"

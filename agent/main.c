@@ -87,15 +87,22 @@ agent_usage(FILE *fp, const char *name, const char *options)
 }
 
 int
-agent_getopt_help(int argc, char **argv, const char *name)
+agent_getopt(int argc, char **argv, const char *name, const char *options,
+    const char **role)
 {
-	static const struct option longopts[] = {
+	static const struct option with_role[] = {
+	    {"role", required_argument, NULL, 'r'},
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	const struct option *longopts = role ? with_role : with_role + 1;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (ch == 'r') {
+			*role = optarg;
+			continue;
+		}
 		if (ch == 'h') {
-			agent_usage(stdout, name, "");
+			agent_usage(stdout, name, options);
 			return 0;
 		}
 		return cli_opt_error(AGENT_PROGNAME, name, ch, argv);
