@@ -162,6 +162,11 @@ json_t *parcel_meta(const char *dirpath);
 int parcel_sha1_file(const char *path, char hex[41]);
 /* The active parcel's directory name under PARCELS_ROOT; -1 when none. */
 int parcel_active(char *buf, size_t len);
+/*
+ * The active parcel (an error when none), which must provide every
+ * requiredTag of d (when d is not NULL).
+ */
+int parcel_require_active(const struct desc *d, char *buf, size_t len);
 /* 0 when the active parcel provides every requiredTag of the descriptor. */
 int parcel_check_tags(const struct desc *d, const char *dirname);
 

@@ -40,9 +40,7 @@ cmd_schedule(int argc, char **argv)
 	}
 	if (deploy_load(&dp) == -1)
 		return 1;
-	if (parcel_active(active, sizeof(active)) == -1) {
-		cli_error("no KEYTRUSTEE_SERVER parcel is active under %s",
-		    agent_parcels_root);
+	if (parcel_require_active(NULL, active, sizeof(active)) == -1) {
 		deploy_free(&dp);
 		return 1;
 	}

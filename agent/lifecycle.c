@@ -137,11 +137,16 @@ lc_change(
 	yaml_node_t *sel[16];
 	size_t n = lc_select(dp, role, sel, 16), i;
 	json_t *desired;
+	char active[256];
 	time_t deadline = time(NULL) + timeout;
 	int starting = strcmp(want, "running") == 0;
 	long pid;
 
 	if (n == 0)
+		return 1;
+	/* Refuse now what the supervisor could only retry forever. */
+	if (starting &&
+	    parcel_require_active(&dp->desc, active, sizeof(active)) == -1)
 		return 1;
 	if ((desired = state_load_json("desired.json")) == NULL)
 		desired = json_object();

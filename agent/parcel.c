@@ -59,6 +59,19 @@ parcel_active(char *buf, size_t len)
 	return 0;
 }
 
+int
+parcel_require_active(const struct desc *d, char *buf, size_t len)
+{
+	if (parcel_active(buf, len) == -1) {
+		cli_error("no %s parcel is active under %s", PARCEL_PRODUCT,
+		    agent_parcels_root);
+		cli_hint("kt-agent parcel install FILE; kt-agent parcel "
+			 "activate NAME-VERSION");
+		return -1;
+	}
+	return d != NULL ? parcel_check_tags(d, buf) : 0;
+}
+
 json_t *
 parcel_meta(const char *dirpath)
 {

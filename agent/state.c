@@ -497,14 +497,7 @@ runner_build(const struct deploy *dp, yaml_node_t *runner,
 	int ret = -1;
 
 	*argvp = *envp = NULL;
-	if (parcel_active(active, sizeof(active)) == -1) {
-		cli_error("no KEYTRUSTEE_SERVER parcel is active under %s",
-		    agent_parcels_root);
-		cli_hint("kt-agent parcel install FILE; kt-agent parcel "
-			 "activate NAME-VERSION");
-		goto out;
-	}
-	if (parcel_check_tags(d, active) == -1)
+	if (parcel_require_active(d, active, sizeof(active)) == -1)
 		goto out;
 	snprintf(prog, sizeof(prog), "%s/%s", csd ? csd : ".",
 	    desc_str(d, runner, "program"));

@@ -136,6 +136,10 @@ def test_install_and_assign(dep):
     proc = a("exec", "SetupKeyTrusteeServerDatabase")
     assert proc.returncode == 1
     assert "error: no KEYTRUSTEE_SERVER parcel is active under %s" % a.parcels in proc.stderr
+    proc = a("start")
+    assert proc.returncode == 1
+    assert "error: no KEYTRUSTEE_SERVER parcel is active under %s" % a.parcels in proc.stderr
+    assert a.supervisor_pid() is None
     assert a("parcel", "activate", TOP).returncode == 0
     proc = a("actions")
     assert proc.returncode == 0
