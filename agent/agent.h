@@ -112,6 +112,8 @@ const char *deploy_role_host(const struct deploy *dp, const char *role);
 const char *deploy_param(const struct deploy *dp, const char *name);
 /* Expand ${param}, ${host}, ${user}, ${group}, ${active_host}. */
 char *deploy_subst(const struct deploy *dp, const char *s);
+/* The pid of the supervisor (kt-agent run) of this state dir; 0: none. */
+long agent_supervisor_pid(void);
 /* The state of a role on this host: running, starting, backoff, stopped... */
 const char *role_state(const char *role, long *pid);
 

@@ -38,6 +38,7 @@ struct sup {
 	int have_pd;
 	double started, next_try, stop_sent;
 	long started_wall;
+	long long pid_start;
 	int restarts, fails, last_exit;
 	char error[512];
 };
@@ -73,6 +74,9 @@ write_status(struct sup *s, size_t n)
 		    s[i].restarts, "last_exit", s[i].last_exit);
 		if (o == NULL)
 			continue;
+		if (s[i].pid != 0)
+			json_object_set_new(
+			    o, "pid_start", json_integer(s[i].pid_start));
 		if (s[i].have_pd)
 			json_object_set_new(
 			    o, "process", json_string(s[i].pd.path));
@@ -94,6 +98,32 @@ desired_running(json_t *desired, const char *name)
 	const char *v = json_string_value(json_object_get(desired, name));
 
 	return v != NULL && strcmp(v, "running") == 0;
+}
+
+/* The start time of pid (clock ticks after boot): with the pid, unique. */
+static long long
+proc_starttime(long pid)
+{
+	char path[64], buf[4096], *p;
+	long long t = 0;
+	FILE *fp;
+	int field;
+
+	/* /proc files have no size: read, not file_read. */
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((fp = fopen(path, "re")) == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), fp) == NULL)
+		buf[0] = '\0';
+	fclose(fp);
+	/* Field 22; the command (field 2) may hold spaces: skip past ')'. */
+	if ((p = strrchr(buf, ')')) != NULL) {
+		for (field = 2; field < 22 && p != NULL; field++)
+			p = strchr(p + 1, ' ');
+		if (p != NULL)
+			t = atoll(p + 1);
+	}
+	return t;
 }
 
 static void
@@ -135,6 +165,7 @@ start_role(const struct deploy *dp, struct sup *s)
 	if (r == 0) {
 		s->state = "starting";
 		s->error[0] = '\0';
+		s->pid_start = proc_starttime((long)s->pid);
 		proc_record(
 		    &s->pd, s->name, "start", s->pid, 0, s->started_wall, 0);
 		log_info("%s: started pid %ld in %s", s->name, (long)s->pid,
@@ -180,6 +211,42 @@ reaped(struct sup *s, int status, json_t *desired)
 	    code, delay);
 	s->state = "backoff";
 	s->next_try = now() + delay;
+}
+
+/*
+ * A supervisor killed with -9 leaves its role processes running: stop
+ * them (SIGTERM, then SIGKILL after 30 s) before starting anew, so that no
+ * role runs twice.  They are known by their pid and its start time.
+ */
+static void
+stop_leftovers(const struct sup *s, size_t n)
+{
+	json_t *st = state_load_json("status.json");
+	json_t *roles = json_object_get(st, "roles");
+	size_t i;
+
+	/* Servers first, as a stop does: PostgreSQL waits for its clients. */
+	for (i = n; i-- > 0;) {
+		json_t *r = json_object_get(roles, s[i].name);
+		long pid = (long)json_integer_value(json_object_get(r, "pid"));
+		long long t = (long long)json_integer_value(
+		    json_object_get(r, "pid_start"));
+		int k;
+
+		if (pid <= 0 || t == 0 || proc_starttime(pid) != t)
+			continue;
+		log_warnx("%s: pid %ld of a previous supervisor still runs; "
+			  "stopping it",
+		    s[i].name, pid);
+		kill((pid_t)pid, SIGTERM);
+		for (k = 0; k < 300 && kill((pid_t)pid, 0) == 0; k++) {
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+		if (kill((pid_t)pid, 0) == 0)
+			kill((pid_t)pid, SIGKILL);
+	}
+	json_decref(st);
 }
 
 static long
@@ -279,6 +346,7 @@ cmd_run(int argc, char **argv)
 		cli_error("cannot write %s: %s", path, strerror(errno));
 		goto out;
 	}
+	stop_leftovers(s, n);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);

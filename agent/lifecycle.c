@@ -51,23 +51,6 @@ lc_select(
 	return 0;
 }
 
-static long
-supervisor_pid(void)
-{
-	char path[PATH_MAX], *buf = NULL;
-	size_t len;
-	long pid = 0;
-
-	if (state_path(path, sizeof(path), "agent.pid") == -1 ||
-	    file_read(path, 64, &buf, &len) == -1)
-		return 0;
-	pid = atol(buf);
-	free(buf);
-	if (pid <= 0 || kill((pid_t)pid, 0) == -1)
-		return 0;
-	return pid;
-}
-
 static int
 ensure_supervisor(void)
 {
@@ -79,7 +62,7 @@ ensure_supervisor(void)
 	int fd, i;
 	pid_t pid;
 
-	if (supervisor_pid() != 0)
+	if (agent_supervisor_pid() != 0)
 		return 0;
 	if (state_path(log, sizeof(log), "agent.log") == -1 ||
 	    (fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) ==
@@ -97,7 +80,7 @@ ensure_supervisor(void)
 	close(fd);
 	for (i = 0; i < 100; i++) {
 		struct timespec ts = {0, 50 * 1000 * 1000};
-		if (supervisor_pid() == (long)pid)
+		if (agent_supervisor_pid() == (long)pid)
 			return 0;
 		nanosleep(&ts, NULL);
 	}
@@ -170,7 +153,7 @@ lc_change(
 				break;
 			/* An idle supervisor may have exited just as we came.
 			 */
-			if (starting && supervisor_pid() == 0 &&
+			if (starting && agent_supervisor_pid() == 0 &&
 			    ensure_supervisor() == -1)
 				return 1;
 			if (time(NULL) >= deadline) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -229,6 +230,32 @@ deploy_subst(const struct deploy *dp, const char *s)
 	return out;
 }
 
+long
+agent_supervisor_pid(void)
+{
+	char path[PATH_MAX], *buf = NULL;
+	size_t len;
+	long pid = 0;
+	int fd;
+
+	/* The supervisor holds agent.lock: a free lock means none runs
+	 * (a killed one, even a zombie or a reused pid, holds nothing). */
+	if (state_path(path, sizeof(path), "agent.lock") == -1 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	if (state_path(path, sizeof(path), "agent.pid") == -1 ||
+	    file_read(path, 64, &buf, &len) == -1)
+		return 0;
+	pid = atol(buf);
+	free(buf);
+	return pid > 0 ? pid : 0;
+}
+
 const char *
 role_state(const char *role, long *pid)
 {
@@ -242,7 +269,7 @@ role_state(const char *role, long *pid)
 	if (st == NULL)
 		return state;
 	apid = (long)json_integer_value(json_object_get(st, "agent_pid"));
-	if (apid <= 0 || kill((pid_t)apid, 0) == -1) {
+	if (apid <= 0 || apid != agent_supervisor_pid()) {
 		json_decref(st);
 		return state;
 	}

@@ -26,7 +26,9 @@ class Agent:
         try:
             with open(os.path.join(self.state, "agent.pid")) as f:
                 pid = int(f.read())
-            os.kill(pid, 0)
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return None
             return pid
         except (OSError, ValueError):
             return None

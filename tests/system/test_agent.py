@@ -111,6 +111,23 @@ def dep(registry):
             wait_for(lambda: d.agent.supervisor_pid() is None, 60, "supervisor exit")
         except AssertionError:
             os.kill(pid, signal.SIGKILL)
+    # Role processes a failed test may have orphaned (servers first).
+    try:
+        roles = json.load(open(os.path.join(d.agent.state, "status.json")))["roles"]
+    except (OSError, ValueError, KeyError):
+        roles = {}
+    for role in ("KEYTRUSTEE_ACTIVE_SERVER", "DB_ACTIVE"):
+        pid = roles.get(role, {}).get("pid", 0)
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if d.base.encode() in f.read():
+                    os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    for line in run(["pgrep", "-f", d.base]).stdout.split():
+        if "keytrustee-server" in open("/proc/%s/cmdline" % line, errors="replace").read():
+            os.kill(int(line), signal.SIGTERM)
+    time.sleep(0.5)
     if os.path.exists(os.path.join(d.db_root, "postmaster.pid")):
         ktadmin("db", "--stop", "--pg-rootdir", d.db_root)
     registry.kill_gnupg(d.confdir)
@@ -306,6 +323,29 @@ def test_restarts_a_server_killed_with_9(dep):
     rows = [l.split() for l in dep.agent("history").stdout.splitlines()[1:]]
     assert ["KEYTRUSTEE_ACTIVE_SERVER", "start", "137"] in [r[3:6] for r in rows]
     assert new != old
+
+
+def test_supervisor_killed_with_9(dep):
+    """A new supervisor stops what a dead one left running, then starts
+    the roles again: no role runs twice."""
+    old = status(dep)
+    sup = dep.agent.supervisor_pid()
+    os.kill(sup, signal.SIGKILL)
+    wait_for(lambda: dep.agent.supervisor_pid() is None, 10, "supervisor gone")
+    # its roles still run (their own sessions) ...
+    assert os.path.exists("/proc/%d" % old["KEYTRUSTEE_ACTIVE_SERVER"][1])
+    proc = dep.agent("start")
+    assert proc.returncode == 0, proc.stdout + proc.stderr + open(
+        os.path.join(dep.agent.state, "agent.log")).read()[-3000:] + open(
+        os.path.join(dep.agent.state, "status.json")).read()
+    new = status(dep)
+    for role in ("DB_ACTIVE", "KEYTRUSTEE_ACTIVE_SERVER"):
+        assert new[role][0] == "running" and new[role][1] != old[role][1]
+        assert not os.path.exists("/proc/%d" % old[role][1]) or \
+            open("/proc/%d/stat" % old[role][1]).read().rsplit(")", 1)[1].split()[0] == "Z"
+    assert FPR_RE.match(wait_for(lambda: fingerprint(dep.port), 30, "server answers"))
+    with open(os.path.join(dep.agent.state, "agent.log")) as f:
+        assert "of a previous supervisor still runs; stopping it" in f.read()
 
 
 def server_exe(dep):
