@@ -150,7 +150,12 @@ size_t lc_select(
 /* Set role (NULL: all of this host's) to want (running/stopped) and wait. */
 int lc_change(
     const struct deploy *dp, const char *role, const char *want, int timeout);
-/* Run a role command if the role is in its requiredRoleState. */
+/*
+ * The first of cmd's requiredRoles (a role command's) that the deployment
+ * does not assign to any host; NULL when the command applies.
+ */
+const char *lc_missing_role(const struct deploy *dp, yaml_node_t *cmd);
+/* Run a role command if it applies and the role is in its requiredRoleState. */
 int lc_role_command(const struct deploy *dp, yaml_node_t *role,
     yaml_node_t *cmd, const char *label);
 

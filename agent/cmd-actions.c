@@ -18,7 +18,12 @@ role_command_ok(const struct deploy *dp, yaml_node_t *role, yaml_node_t *cmd,
 	const char *name = desc_str(&dp->desc, role, "name");
 	long pid;
 	const char *st = role_state(name, &pid);
+	const char *missing = lc_missing_role(dp, cmd);
 
+	if (missing != NULL) {
+		snprintf(why, len, "no %s in the deployment", missing);
+		return 0;
+	}
 	if (need != NULL && strcmp(need, st) != 0) {
 		snprintf(why, len, "needs %s %s (it is %s)", name, need, st);
 		return 0;

@@ -75,6 +75,7 @@ static const struct field rcmd_f[] = {{"name", F_STR, 1, NULL},
     {"label", F_STR, 1, NULL}, {"description", F_STR, 1, NULL},
     {"expectedExitCodes", F_INTLIST, 1, NULL},
     {"requiredRoleState", F_STR, 0, NULL},
+    {"requiredRoles", F_STRLIST, 0, NULL},
     {"commandRunner", F_MAP, 1, &k_runner}, {"runAs", F_MAP, 0, &k_runas}, END};
 static const struct kind k_rcmd = {"role command", rcmd_f};
 static const struct field gen_f[] = {{"filename", F_STR, 1, NULL},
@@ -821,7 +822,7 @@ check_roles(struct desc *d)
 		spath(sub, sizeof(sub), "roles[%zu].commands", i);
 		check_unique(d, cmds, "name", sub, "role command name");
 		for (j = 0; j < desc_len(cmds); j++) {
-			yaml_node_t *c = desc_at(d, cmds, j), *codes;
+			yaml_node_t *c = desc_at(d, cmds, j), *codes, *req;
 			const char *st = desc_str(d, c, "requiredRoleState");
 			size_t k;
 			long long code;
@@ -840,6 +841,18 @@ check_roles(struct desc *d)
 				derr(d, desc_get(d, c, "requiredRoleState"),
 				    sub, "must be running or stopped, not '%s'",
 				    st);
+			}
+			req = desc_get(d, c, "requiredRoles");
+			for (k = 0; k < desc_len(req); k++) {
+				const char *rr = scalar(desc_at(d, req, k));
+				if (rr == NULL || desc_role(d, rr) != NULL)
+					continue;
+				spath(sub, sizeof(sub),
+				    "roles[%zu].commands[%zu].requiredRoles[%"
+				    "zu]",
+				    i, j, k);
+				derr(d, desc_at(d, req, k), sub,
+				    "has invalid reference: no role '%s'", rr);
 			}
 			codes = desc_get(d, c, "expectedExitCodes");
 			spath(sub, sizeof(sub),

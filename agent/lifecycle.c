@@ -173,6 +173,21 @@ lc_change(
 	return 0;
 }
 
+const char *
+lc_missing_role(const struct deploy *dp, yaml_node_t *cmd)
+{
+	yaml_node_t *req = desc_get(&dp->desc, cmd, "requiredRoles");
+	size_t i;
+
+	for (i = 0; i < desc_len(req); i++) {
+		const char *r =
+		    (const char *)desc_at(&dp->desc, req, i)->data.scalar.value;
+		if (deploy_role_host(dp, r) == NULL)
+			return r;
+	}
+	return NULL;
+}
+
 int
 lc_role_command(const struct deploy *dp, yaml_node_t *role, yaml_node_t *cmd,
     const char *label)
@@ -184,9 +199,17 @@ lc_role_command(const struct deploy *dp, yaml_node_t *role, yaml_node_t *cmd,
 	struct proc_dir pd;
 	long pid;
 	const char *st = role_state(rname, &pid);
+	const char *missing = lc_missing_role(dp, cmd);
 	int code, ok = 0;
 	size_t i;
 
+	if (missing != NULL) {
+		cli_error(
+		    "%s needs a %s; the deployment has none", label, missing);
+		cli_hint(
+		    "assign %s to a host first (kt-agent assign)", missing);
+		return 1;
+	}
 	if (need != NULL && strcmp(st, need) != 0) {
 		cli_error("%s needs %s %s; it is %s", label, rname, need, st);
 		cli_hint("%s it first: kt-agent %s %s",

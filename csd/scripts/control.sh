@@ -65,8 +65,10 @@ setup_db)
 	else
 		echo "$KT_CONFDIR is initialized; keeping its keys"
 	fi
+	# KT_DB_LISTEN: where the passive host reaches this PostgreSQL.
 	"$BIN/ktadmin" db --bootstrap --confdir "$KT_CONFDIR" \
-		--pg-rootdir "$KT_DB_ROOT" --port "$KT_DB_PORT"
+		--pg-rootdir "$KT_DB_ROOT" --port "$KT_DB_PORT" \
+		${KT_DB_LISTEN:+--listen "$KT_DB_LISTEN"}
 	# The DB_ACTIVE role runs it from now on.
 	"$BIN/ktadmin" db --stop --pg-rootdir "$KT_DB_ROOT"
 	# The server runs as the service account: it owns its config dir
@@ -76,13 +78,21 @@ setup_db)
 	echo "Key Trustee Server database set up in $KT_DB_ROOT (port $KT_DB_PORT)"
 	;;
 setup_db_passive)
-	need KT_CONFDIR KT_DB_ROOT KT_DB_PORT KT_MASTER_HOST KT_MASTER_PORT KT_USER
+	need KT_CONFDIR KT_DB_ROOT KT_DB_PORT KT_MASTER_HOST KT_USER
+	# 0 or unset: the active's database has this host's port (the guide).
+	master_port=${KT_MASTER_PORT:-0}
+	[ "$master_port" != 0 ] || master_port=$KT_DB_PORT
+	[ -f "$KT_CONFDIR/keytrustee.conf" ] ||
+		error "$KT_CONFDIR has no keytrustee.conf" \
+			"copy the active's config dir here (rsync --exclude .ssl) and run ktadmin init first"
 	"$BIN/ktadmin" db --bootstrap --passive --confdir "$KT_CONFDIR" \
 		--pg-rootdir "$KT_DB_ROOT" --port "$KT_DB_PORT" \
-		--master-host "$KT_MASTER_HOST" --master-port "$KT_MASTER_PORT"
+		--master-host "$KT_MASTER_HOST" --master-port "$master_port" \
+		${KT_DB_LISTEN:+--listen "$KT_DB_LISTEN"}
 	"$BIN/ktadmin" db --stop --pg-rootdir "$KT_DB_ROOT"
 	gpgconf --homedir "$KT_CONFDIR" --kill all 2>/dev/null || true
 	chown -R "$KT_USER:" "$KT_CONFDIR"
+	echo "Passive database set up in $KT_DB_ROOT (port $KT_DB_PORT), streaming from $KT_MASTER_HOST port $master_port"
 	;;
 enable_sync_replication)
 	need KT_CONFDIR KT_DB_ROOT

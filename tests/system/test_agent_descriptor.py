@@ -119,6 +119,12 @@ CATALOGUE = [
      "roles[0].commands[0].expectedExitCodes[0]: must be an integer"),
     ("bad-role-state", {33: "        requiredRoleState: paused"}, 33,
      "roles[0].commands[0].requiredRoleState: must be running or stopped, not 'paused'"),
+    ("dangling-required-role", {33: "        requiredRoleState: running\n"
+                                    "        requiredRoles: [R1, R9]"}, 34,
+     "roles[0].commands[0].requiredRoles[1]: has invalid reference: no role 'R9'"),
+    ("required-roles-not-a-list", {33: "        requiredRoleState: running\n"
+                                       "        requiredRoles: R1"}, 34,
+     "roles[0].commands[0].requiredRoles: must be a list, not a scalar"),
     ("missing-command-runner", {34: None, 35: None}, 29,
      "roles[0].commands[0]: missing required key 'commandRunner' in a role command"),
     ("dangling-role", {40: "    roleName: R9"}, 40,
@@ -153,7 +159,7 @@ def test_shipped_descriptor_is_valid():
     proc = run([binary("kt-agent"), "validate", DESCRIPTOR])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == (
-        "%s: valid: service KEYTRUSTEE_SERVER %s, 4 roles, 7 commands, 15 parameters"
+        "%s: valid: service KEYTRUSTEE_SERVER %s, 4 roles, 7 commands, 17 parameters"
         % (DESCRIPTOR, VERSION))
     assert proc.stderr == ""
 
