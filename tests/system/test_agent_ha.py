@@ -197,7 +197,7 @@ def test_set_up_passive(pair):
     assert not os.path.exists(os.path.join(p.db_root, "PG_VERSION"))
     # The guide's rsync -zcv --exclude .ssl; without -r rsync skips a
     # directory ("skipping directory"), so -r is added.
-    proc = run([tool("rsync"), "-zcrv", "--exclude", ".ssl", "--exclude", "S.*",
+    proc = run([tool("rsync"), "-zcrv", "--exclude", ".ssl",
                 a.confdir, p.kt + "/."], timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert os.path.exists(os.path.join(p.confdir, "keytrustee.conf"))
