@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +49,14 @@ class Barbican:
         text = text.replace("/v1: barbican-api-keystone", "/v1: barbican_api")
         with open(paste, "w") as f:
             f.write(text)
+        # the schema (db_auto_create does not make it with this release)
+        p = subprocess.run(["barbican-manage", "db", "upgrade", "--db-url",
+                            "sqlite:///%s/barbican.sqlite" % self.dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        if p.returncode != 0:
+            self.why = "barbican-manage db upgrade failed: " + \
+                " ".join(p.stdout.decode(errors="replace").split())[-300:]
+            return False
         self.proc = self.spawn([sys.executable, os.path.join(HERE, "barbican_run.py"), conf,
                                 paste, str(self.port)], os.path.join(self.dir, "stderr.log"))
         deadline = time.monotonic() + 60

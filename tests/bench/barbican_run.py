@@ -7,12 +7,14 @@ the unauthenticated pipeline, under wsgiref (one process, one thread).
 import sys
 
 conf, paste_ini, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-# barbican.common.config parses sys.argv when it is imported
-sys.argv = ["barbican-api", "--config-file", conf]
-
 from wsgiref.simple_server import WSGIRequestHandler, make_server  # noqa: E402
 
 from paste import deploy  # noqa: E402
+
+from barbican.common import config  # noqa: E402
+
+# barbican.common.config parsed only the default files when imported
+config.parse_args(config.CONF, args=["--config-file", conf])
 
 
 class Quiet(WSGIRequestHandler):

@@ -14,6 +14,9 @@ Each pair runs alternately three times; the table gives the median and
 min-max of req/s, the median p50/p99 latency, and ours/baseline ratios.
 Results also go to build/bench/results.json.
 
+BENCH_SERVER_ARGS="--threads 8": extra keytrustee-server arguments (to
+compare designs; the default run uses none).
+
 BENCH_QUICK=1: every load 2 s, one round, small scaling sizes (to try the
 harness; the numbers mean nothing).
 """
@@ -183,7 +186,8 @@ class Env:
 
     def start_server(self):
         self.server = spawn([os.path.join(BIN, "keytrustee-server"), "--confdir", self.confdir,
-                             "--port", str(self.port), "--listen", "127.0.0.1"],
+                             "--port", str(self.port), "--listen", "127.0.0.1"] +
+                            os.environ.get("BENCH_SERVER_ARGS", "").split(),
                             os.path.join(self.base, "server.log"))
         wait_tls(self.port, self.server, "keytrustee-server")
 
@@ -562,8 +566,8 @@ def main():
              ("ours: registrations (new/s)", "ours_register"),
              ("nginx: full TLS handshakes", "nginx_handshake"),
              ("ours: full TLS handshakes", "ours_handshake"),
-             ("Barbican: store 32 B secret", "barbican_store"),
-             ("Barbican: fetch 32 B secret", "barbican_fetch")]
+             ("Barbican: store 32 B (HTTP)", "barbican_store"),
+             ("Barbican: fetch 32 B (HTTP)", "barbican_fetch")]
     for label, k in names:
         print(fmt_row(label, L.get(k)))
     for n in SCALES:
