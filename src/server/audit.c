@@ -18,10 +18,7 @@ audit(struct worker *w, const char *actor, const char *org,
 
 	if (db == NULL)
 		return -1;
-	res = PQexecParams(db,
-	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
-	    "result) VALUES ($1, $2, $3, $4, $5, $6)",
-	    6, NULL, params, NULL, NULL, 0);
+	res = stmt_exec(w, db, STMT_AUDIT, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_warnx("audit_log: %s", db_error(res, db));
 		ret = -1;

@@ -145,11 +145,7 @@ auth_request(struct worker *w, struct evhttp_request *req,
 		return -1;
 	}
 	params[0] = h.fpr;
-	res = PQexecParams(db,
-	    "SELECT c.state, c.secret_nonce, c.secret_ct, o.name "
-	    "FROM clients c JOIN orgs o ON o.id = c.org_id "
-	    "WHERE c.fingerprint = $1",
-	    1, NULL, params, NULL, NULL, 1);
+	res = stmt_exec(w, db, STMT_AUTH_CLIENT, params, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warnx("auth: %s", db_error(res, db));
 		http_reply_error(req, 503, "database",

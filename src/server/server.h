@@ -16,6 +16,8 @@
 #include "pgp.h"
 
 struct throttle;
+struct auditq;
+struct auditq_item;
 
 /* One event loop thread; everything in it is used by that thread only. */
 struct worker {
@@ -27,6 +29,12 @@ struct worker {
 	struct evhttp_bound_socket *bound;
 	struct event *stop_ev;
 	PGconn *db;            /* this worker's connection, opened lazily */
+	PGconn *prepared_on;   /* the connection the statements are on */
+	unsigned prepared;     /* bit (1 << stmt_id): prepared there */
+	/* Answers whose audit rows committed (auditq.c), to send here. */
+	pthread_mutex_t done_mtx;
+	struct auditq_item *done_head, **done_tail;
+	struct event *done_ev;
 };
 
 struct server {
@@ -45,6 +53,7 @@ struct server {
 	char clients_home[PATH_MAX];  /* GnuPG home of the clients' keys */
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time there */
 	struct throttle *throttle; /* failed registrations per address */
+	struct auditq *auditq;     /* group commit of read audit rows */
 };
 
 /* A client whose request signature verified. */
@@ -52,6 +61,32 @@ struct auth_client {
 	char fpr[PGP_FPR_LEN + 1];
 	char org[72];
 };
+
+/* stmt.c - statements prepared once per worker connection. */
+enum stmt_id {
+	STMT_AUTH_CLIENT,
+	STMT_DEPOSIT_READ,
+	STMT_AUDIT,
+	STMT_COUNT
+};
+/* PQexecPrepared on db (the worker's), preparing id there first if needed. */
+PGresult *stmt_exec(struct worker *w, PGconn *db, enum stmt_id id,
+    const char *const *values, const int *lengths, const int *formats,
+    int binary);
+
+/* auditq.c - group commit of the audit rows of deposit reads. */
+struct auditq *auditq_start(struct server *srv);
+void auditq_stop(struct auditq *q);
+/*
+ * Queue the "deposit_read ok" row; body (malloc'd, taken over) is sent with
+ * 200 by w's loop once the row has committed, or a 503 instead.  -1 when
+ * there is no queue (the caller audits and answers itself).
+ */
+int auditq_read(struct worker *w, struct evhttp_request *req,
+    const char *actor, const char *org, const char *object,
+    const char *remote, char *body, size_t len);
+void auditq_done_cb(int fd, short what, void *arg);
+void auditq_done_drop(struct worker *w);
 
 /* tls.c */
 SSL_CTX *tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen);

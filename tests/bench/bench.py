@@ -250,11 +250,31 @@ class Env:
 # loads
 
 
-def wrk(url, reqfile, threads, conns, close=False, dur=None):
+PROFILE = os.environ.get("BENCH_PROFILE", "")
+profiled = set()
+
+
+def profile_start(name, dur):
+    """BENCH_PROFILE=ours_get,ours_put: perf (cpu-clock, call graphs) on the
+    server and on PostgreSQL during the first run of those loads, into
+    build/bench/NAME.perf.data (read with perf report -i)."""
+    if name not in PROFILE.split(",") or name in profiled or shutil.which("perf") is None:
+        return None
+    profiled.add(name)
+    return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-a", "-o",
+                             os.path.join(OUT, name + ".perf.data"), "--", "sleep",
+                             str(max(1, dur - 1))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wrk(url, reqfile, threads, conns, close=False, dur=None, name=None):
     dur = dur or DUR
+    prof = profile_start(name, dur)
     argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % dur, "--timeout", "5s",
             "-s", LUA, url, "--", reqfile, str(threads)] + (["close"] if close else [])
     p = run(argv, timeout=dur + 60)
+    if prof is not None:
+        prof.wait(timeout=60)
     out = p.stdout.decode()
     for line in out.splitlines():
         if line.startswith("JSON "):
@@ -288,7 +308,8 @@ class Loads:
     def ours_get(self, uuids=None, dur=None):
         uuids = uuids or self.uuids
         lines = ["GET\t/v1/deposits/%s\t\n" % random.choice(uuids) for _ in range(10000)]
-        return wrk(self.url, self.env.sign(lines, "get.req"), 2, 64, dur=dur)
+        return wrk(self.url, self.env.sign(lines, "get.req"), 2, 64, dur=dur,
+                   name="ours_get")
 
     # baseline B: pgbench, one 2 KiB bytea row per transaction
     def pgbench_insert(self):
@@ -336,7 +357,7 @@ class Loads:
                                "content": base64.b64encode(os.urandom(SIZE)).decode()},
                               separators=(",", ":"))
             lines.append("POST\t/v1/deposits\t%s\n" % body)
-        return wrk(self.url, self.env.sign(lines, "put.req"), 2, 16)
+        return wrk(self.url, self.env.sign(lines, "put.req"), 2, 16, name="ours_put")
 
     # ours: registrations of new clients, 8 concurrent
     def ours_register(self):
@@ -348,7 +369,7 @@ class Loads:
             for line in p.stdout.splitlines():
                 f.write(b"POST\t/v1/register\t\t" + line + b"\n")
         before = int(e.psql("SELECT count(*) FROM clients"))
-        r = wrk(self.url, path, 2, 8)
+        r = wrk(self.url, path, 2, 8, name="ours_register")
         created = int(e.psql("SELECT count(*) FROM clients")) - before
         r["created"] = created
         r["rps"] = created / DUR

@@ -63,6 +63,16 @@ worker_db(struct worker *w)
 	abort();
 }
 
+PGresult *
+stmt_exec(struct worker *w, PGconn *db, enum stmt_id id,
+    const char *const *values, const int *lengths, const int *formats,
+    int binary)
+{
+	(void)w; (void)db; (void)id; (void)values; (void)lengths;
+	(void)formats; (void)binary;
+	abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
