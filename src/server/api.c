@@ -519,6 +519,7 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	int lens[8] = { 0 }, fmts[8] = { 0 };
 	unsigned char *plain = NULL, *ct = NULL, nonce[CRYPTO_NONCE_LEN];
 	char uuid[CRYPTO_UUID_LEN + 1], aad[API_AAD_LEN + 1], loc[64];
+	char *text = NULL;
 	size_t plainlen = 0;
 	PGresult *res = NULL;
 	json_t *o, *ans;
@@ -571,6 +572,24 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "internal error");
 		goto out;
 	}
+	snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
+	if ((ans = json_pack("{s:s}", "uuid", uuid)) == NULL ||
+	    (text = json_dumps(ans, JSON_COMPACT)) == NULL) {
+		json_decref(ans);
+		api_reply_pack_failed(req);
+		goto out;
+	}
+	json_decref(ans);
+	/* Answered once the row and its audit row have committed. */
+	if (auditq_create(w, req, uuid, c->fpr, c->org, name, desc, nonce, ct,
+	    plainlen + CRYPTO_TAG_LEN, http_peer(req), text,
+	    strlen(text)) == 0) {
+		ct = NULL;
+		text = NULL;
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Location", loc);
+		goto out;
+	}
 	params[0] = uuid;
 	params[1] = c->fpr;
 	params[2] = name;
@@ -597,16 +616,11 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		api_db_down(req);
 		goto out;
 	}
-	snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
 	    loc);
-	if ((ans = json_pack("{s:s}", "uuid", uuid)) == NULL) {
-		api_reply_pack_failed(req);
-		goto out;
-	}
-	http_reply_json(req, 201, ans);
-	json_decref(ans);
+	http_reply(req, 201, "application/json", text, strlen(text));
 out:
+	free(text);
 	if (plain != NULL)
 		freezero(plain, plainlen);
 	free(ct);

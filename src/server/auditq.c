@@ -2,13 +2,17 @@
  * auditq.c - group commit of the audit rows of deposit reads.
  *
  * A read is answered only once its audit_log row has committed ("no access
- * without its audit row"), but one synchronous commit per read would cap
- * reads at what the disk flushes one by one, and would block the worker's
- * event loop for every flush.  So a worker hands its finished answer and
- * the row to this queue and goes on serving; one thread inserts every row
- * waiting in one multi-row INSERT (one transaction, one flush) and gives
- * each answer back to its worker's event loop, which sends it — or a 503
- * when the insert failed, so nothing is read without its row.
+ * without its audit row"), a new deposit only once it and its row have
+ * committed; but one synchronous commit per request would cap both at what
+ * the disk flushes one by one, and would block the worker's event loop
+ * for every flush.  So a worker hands its finished answer and the rows to
+ * this queue and goes on serving; one thread inserts every read row
+ * waiting in one multi-row INSERT, and every new deposit with its audit
+ * row in another (each one transaction, one flush), and gives each answer
+ * back to its worker's event loop, which sends it — or a 503 when the
+ * insert failed, so nothing is read or acknowledged without its rows.  A
+ * batch of deposits that fails is retried one by one, so that one bad row
+ * fails only its own request.
  */
 #include <event2/event.h>
 #include <event2/http.h>
@@ -21,7 +25,9 @@
 #include "server.h"
 #include "util.h"
 
-#define AUDITQ_BATCH_MAX 500 /* rows per INSERT (4 parameters each) */
+#define AUDITQ_BATCH_MAX 500 /* rows per INSERT (at most 8 parameters) */
+#define OID_TEXT 25
+#define OID_BYTEA 17
 
 struct auditq_item {
 	struct auditq_item *next;
@@ -30,6 +36,12 @@ struct auditq_item {
 	char *body; /* the answer, owned */
 	size_t len;
 	int ok;
+	int create; /* a new deposit (else a read) */
+	/* a new deposit: its row, owned */
+	char *name, *desc;
+	unsigned char nonce[CRYPTO_NONCE_LEN];
+	unsigned char *ct;
+	size_t ctlen;
 	char actor[PGP_FPR_LEN + 1];
 	char org[72];
 	char object[CRYPTO_UUID_LEN + 1];
@@ -51,19 +63,120 @@ item_free(struct auditq_item *it)
 {
 	if (it->body != NULL)
 		freezero(it->body, it->len);
+	free(it->name);
+	free(it->desc);
+	free(it->ct);
 	free(it);
 }
 
-/* One INSERT for the batch; 0 when it committed. */
+/* Run sql on the queue's connection (one more try if it broke); 0 if ok. */
 static int
-auditq_insert(struct auditq *q, struct auditq_item *batch, int n)
+auditq_exec(struct auditq *q, const char *sql, int nparams, const Oid *types,
+    const char *const *values, const int *lengths, const int *formats)
+{
+	PGresult *res = NULL;
+	char err[512];
+	int try, ret = -1;
+
+	for (try = 0; try < 2; try++) {
+		if (q->db != NULL && PQstatus(q->db) != CONNECTION_OK)
+			PQreset(q->db);
+		if (q->db == NULL &&
+		    (q->db = db_connect(q->srv->conf, err, sizeof(err))) ==
+			NULL) {
+			log_warnx("audit queue: database: %s", err);
+			return -1;
+		}
+		res = PQexecParams(
+		    q->db, sql, nparams, types, values, lengths, formats, 0);
+		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+			ret = 0;
+			break;
+		}
+		/* A broken connection gets one more try; an error does not. */
+		if (PQstatus(q->db) == CONNECTION_OK) {
+			log_warnx("audit queue: %s", db_error(res, q->db));
+			break;
+		}
+		PQclear(res);
+		res = NULL;
+		if (try == 1)
+			log_warnx("audit queue: connection lost");
+	}
+	PQclear(res);
+	return ret;
+}
+
+/* New deposits and their audit rows, in one statement; 0 when committed. */
+static int
+auditq_insert_deposits(struct auditq *q, struct auditq_item *batch, int n)
 {
 	const char **params = NULL;
-	char *sql = NULL, err[512];
+	int *lens = NULL, *fmts = NULL;
+	Oid *types = NULL;
+	char *sql = NULL;
+	size_t cap = 600 + (size_t)n * 120, off;
+	struct auditq_item *it;
+	int i, k, ret = -1;
+
+	if ((params = calloc((size_t)n * 8, sizeof(*params))) == NULL ||
+	    (lens = calloc((size_t)n * 8, sizeof(*lens))) == NULL ||
+	    (fmts = calloc((size_t)n * 8, sizeof(*fmts))) == NULL ||
+	    (types = calloc((size_t)n * 8, sizeof(*types))) == NULL ||
+	    (sql = malloc(cap)) == NULL)
+		goto out;
+	off = (size_t)snprintf(sql, cap,
+	    "WITH v (uuid, owner, name, "
+	    "description, nonce, content, org, remote) AS (VALUES ");
+	for (i = 0, it = batch; i < n; i++, it = it->next) {
+		k = 8 * i;
+		off += (size_t)snprintf(sql + off, cap - off,
+		    "%s($%d::uuid, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
+		    i ? ", " : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6,
+		    k + 7, k + 8);
+		params[k] = it->object;
+		params[k + 1] = it->actor;
+		params[k + 2] = it->name;
+		params[k + 3] = it->desc;
+		params[k + 4] = (const char *)it->nonce;
+		lens[k + 4] = CRYPTO_NONCE_LEN;
+		fmts[k + 4] = 1;
+		params[k + 5] = (const char *)it->ct;
+		lens[k + 5] = (int)it->ctlen;
+		fmts[k + 5] = 1;
+		params[k + 6] = it->org;
+		params[k + 7] = *it->remote ? it->remote : NULL;
+		types[k] = types[k + 1] = types[k + 2] = types[k + 3] =
+		    OID_TEXT;
+		types[k + 6] = types[k + 7] = OID_TEXT;
+		types[k + 4] = types[k + 5] = OID_BYTEA;
+	}
+	snprintf(sql + off, cap - off,
+	    "), d AS (INSERT INTO deposits (uuid, "
+	    "owner, name, description, nonce, content) SELECT uuid, owner, "
+	    "name, description, nonce, content FROM v) "
+	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
+	    "result) SELECT owner, org, 'deposit_create', uuid::text, remote, "
+	    "'ok' FROM v");
+	ret = auditq_exec(q, sql, 8 * n, types, params, lens, fmts);
+out:
+	free(params);
+	free(lens);
+	free(fmts);
+	free(types);
+	free(sql);
+	return ret;
+}
+
+/* The read rows of the batch in one INSERT; 0 when committed. */
+static int
+auditq_insert_reads(struct auditq *q, struct auditq_item *batch, int n)
+{
+	const char **params = NULL;
+	char *sql = NULL;
 	size_t cap = 160 + (size_t)n * 64, off;
 	struct auditq_item *it;
-	PGresult *res = NULL;
-	int i, ret = -1, try;
+	int i, ret = -1;
 
 	if ((params = calloc((size_t)n * 4, sizeof(*params))) == NULL ||
 	    (sql = malloc(cap)) == NULL)
@@ -80,32 +193,8 @@ auditq_insert(struct auditq *q, struct auditq_item *batch, int n)
 		params[4 * i + 2] = it->object;
 		params[4 * i + 3] = *it->remote ? it->remote : NULL;
 	}
-	for (try = 0; try < 2; try++) {
-		if (q->db != NULL && PQstatus(q->db) != CONNECTION_OK)
-			PQreset(q->db);
-		if (q->db == NULL &&
-		    (q->db = db_connect(q->srv->conf, err, sizeof(err))) ==
-			NULL) {
-			log_warnx("audit queue: database: %s", err);
-			goto out;
-		}
-		res = PQexecParams(
-		    q->db, sql, 4 * n, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-			ret = 0;
-			goto out;
-		}
-		/* A broken connection gets one more try; an error does not. */
-		if (PQstatus(q->db) == CONNECTION_OK) {
-			log_warnx("audit_log: %s", db_error(res, q->db));
-			goto out;
-		}
-		PQclear(res);
-		res = NULL;
-	}
-	log_warnx("audit_log: connection lost");
+	ret = auditq_exec(q, sql, 4 * n, NULL, params, NULL, NULL);
 out:
-	PQclear(res);
 	free(params);
 	free(sql);
 	return ret;
@@ -127,6 +216,44 @@ auditq_deliver(struct auditq_item *batch, int ok)
 		w->done_tail = &it->next;
 		pthread_mutex_unlock(&w->done_mtx);
 		event_active(w->done_ev, EV_READ, 0);
+	}
+}
+
+/* Split the batch into reads and new deposits; insert; hand back. */
+static void
+auditq_run(struct auditq *q, struct auditq_item *batch)
+{
+	struct auditq_item *reads = NULL, **rt = &reads, *deps = NULL;
+	struct auditq_item **dt = &deps, *it, *next;
+	int nr = 0, nd = 0, ok;
+
+	for (it = batch; it != NULL; it = next) {
+		next = it->next;
+		it->next = NULL;
+		if (it->create) {
+			*dt = it;
+			dt = &it->next;
+			nd++;
+		} else {
+			*rt = it;
+			rt = &it->next;
+			nr++;
+		}
+	}
+	if (reads != NULL)
+		auditq_deliver(reads, auditq_insert_reads(q, reads, nr) == 0);
+	if (deps == NULL)
+		return;
+	ok = auditq_insert_deposits(q, deps, nd) == 0;
+	if (ok || nd == 1) {
+		auditq_deliver(deps, ok);
+		return;
+	}
+	/* One of them is refused: find which, one by one. */
+	for (it = deps; it != NULL; it = next) {
+		next = it->next;
+		it->next = NULL;
+		auditq_deliver(it, auditq_insert_deposits(q, it, 1) == 0);
 	}
 }
 
@@ -154,7 +281,7 @@ auditq_main(void *arg)
 			q->tail = &q->head;
 		it->next = NULL;
 		pthread_mutex_unlock(&q->mtx);
-		auditq_deliver(batch, auditq_insert(q, batch, n) == 0);
+		auditq_run(q, batch);
 	}
 	return NULL;
 }
@@ -220,6 +347,42 @@ auditq_read(struct worker *w, struct evhttp_request *req, const char *actor,
 	return 0;
 }
 
+int
+auditq_create(struct worker *w, struct evhttp_request *req, const char *uuid,
+    const char *owner, const char *org, const char *name, const char *desc,
+    const unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *ct,
+    size_t ctlen, const char *remote, char *body, size_t len)
+{
+	struct auditq *q = w->srv->auditq;
+	struct auditq_item *it;
+
+	if (q == NULL || (it = calloc(1, sizeof(*it))) == NULL)
+		return -1;
+	if ((it->name = strdup(name)) == NULL ||
+	    (desc != NULL && (it->desc = strdup(desc)) == NULL)) {
+		item_free(it);
+		return -1;
+	}
+	it->create = 1;
+	it->w = w;
+	it->req = req;
+	snprintf(it->actor, sizeof(it->actor), "%s", owner);
+	snprintf(it->org, sizeof(it->org), "%s", org);
+	snprintf(it->object, sizeof(it->object), "%s", uuid);
+	snprintf(it->remote, sizeof(it->remote), "%s", remote ? remote : "");
+	memcpy(it->nonce, nonce, CRYPTO_NONCE_LEN);
+	it->ct = ct;
+	it->ctlen = ctlen;
+	it->body = body;
+	it->len = len;
+	pthread_mutex_lock(&q->mtx);
+	*q->tail = it;
+	q->tail = &it->next;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->mtx);
+	return 0;
+}
+
 /* The worker's side: send the answers whose rows are in (or a 503). */
 void
 auditq_done_cb(int fd, short what, void *arg)
@@ -237,8 +400,8 @@ auditq_done_cb(int fd, short what, void *arg)
 	for (it = list; it != NULL; it = next) {
 		next = it->next;
 		if (it->ok)
-			http_reply(it->req, HTTP_OK, "application/json",
-			    it->body, it->len);
+			http_reply(it->req, it->create ? 201 : HTTP_OK,
+			    "application/json", it->body, it->len);
 		else
 			http_reply_error(it->req, 503, "database",
 			    "the database is not available");

@@ -370,8 +370,10 @@ http_workers_start(struct server *srv, char *err, size_t errlen)
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], i, err, errlen) == -1)
 			return -1;
-	if ((srv->auditq = auditq_start(srv)) == NULL) {
-		snprintf(err, errlen, "cannot start the audit queue");
+	if ((srv->auditq = auditq_start(srv)) == NULL ||
+	    (srv->authcache = authcache_start(srv)) == NULL) {
+		snprintf(err, errlen, "cannot start the audit queue or the "
+		    "client cache");
 		return -1;
 	}
 	for (i = 0; i < srv->nworkers; i++) {
@@ -397,6 +399,8 @@ http_workers_stop(struct server *srv)
 	/* Rows still queued commit; their answers have no loop left. */
 	auditq_stop(srv->auditq);
 	srv->auditq = NULL;
+	authcache_stop(srv->authcache);
+	srv->authcache = NULL;
 	for (i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 		auditq_done_drop(w);

@@ -17,6 +17,7 @@
 
 struct throttle;
 struct auditq;
+struct authcache;
 struct auditq_item;
 
 /* One event loop thread; everything in it is used by that thread only. */
@@ -54,6 +55,7 @@ struct server {
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time there */
 	struct throttle *throttle; /* failed registrations per address */
 	struct auditq *auditq;     /* group commit of read audit rows */
+	struct authcache *authcache; /* clients, kept exact by NOTIFY */
 };
 
 /* A client whose request signature verified. */
@@ -85,8 +87,36 @@ void auditq_stop(struct auditq *q);
 int auditq_read(struct worker *w, struct evhttp_request *req,
     const char *actor, const char *org, const char *object,
     const char *remote, char *body, size_t len);
+/*
+ * Queue a new deposit (ct, malloc'd, taken over; name and desc copied) with
+ * its deposit_create row; body is sent with 201 once both committed, or a
+ * 503.  -1 when there is no queue (nothing taken over).
+ */
+int auditq_create(struct worker *w, struct evhttp_request *req,
+    const char *uuid, const char *owner, const char *org, const char *name,
+    const char *desc, const unsigned char nonce[CRYPTO_NONCE_LEN],
+    unsigned char *ct, size_t ctlen, const char *remote, char *body,
+    size_t len);
 void auditq_done_cb(int fd, short what, void *arg);
 void auditq_done_drop(struct worker *w);
+
+/* authcache.c - the clients' auth data, invalidated by LISTEN/NOTIFY. */
+struct authcache_entry {
+	char fpr[PGP_FPR_LEN + 1];
+	char state[12];
+	char org[72];
+	unsigned char nonce[CRYPTO_NONCE_LEN];  /* the secret, still sealed */
+	unsigned char ct[CRYPTO_KEY_LEN + CRYPTO_TAG_LEN];
+};
+struct authcache *authcache_start(struct server *srv);
+void authcache_stop(struct authcache *ac);
+/* 0 with the entry while the cache is live and holds fpr; else -1. */
+int authcache_get(struct authcache *ac, const char *fpr,
+    struct authcache_entry *out);
+/* Read before the database lookup; put keeps e only if unchanged since. */
+unsigned long authcache_gen(struct authcache *ac);
+void authcache_put(struct authcache *ac, const struct authcache_entry *e,
+    unsigned long gen);
 
 /* tls.c */
 SSL_CTX *tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen);
