@@ -114,8 +114,9 @@ def test_reads_and_puts_have_committed_audit_rows(env, registry, org):
     for u in uuids:
         status, ans = c.get(env.port, u)
         assert status == 200 and len(base64.b64decode(ans["content"])) == 64
-        assert env.psql("SELECT count(*) FROM audit_log WHERE action = 'deposit_read' "
-                        "AND object = '%s' AND result = 'ok'" % u) == "1"
+        assert env.psql("SELECT actor || ' ' || org || ' ' || remote_addr FROM audit_log "
+                        "WHERE action = 'deposit_read' AND object = '%s' AND result = 'ok'"
+                        % u) == "%s %s 127.0.0.1" % (c.fpr, org)
 
 
 def test_read_refused_when_its_audit_row_cannot_commit(env, registry, org):
