@@ -356,22 +356,28 @@ auditq_stop(struct auditq *q)
 	free(q);
 }
 
-int
-auditq_read(struct worker *w, struct evhttp_request *req, const char *actor,
-    const char *org, const char *object, const char *remote, char *body,
-    size_t len)
+/* A new item for w's request with its audit fields; NULL when out of memory. */
+static struct auditq_item *
+item_new(struct worker *w, struct evhttp_request *req, const char *actor,
+    const char *org, const char *object, const char *remote)
 {
-	struct auditq *q = w->srv->auditq;
 	struct auditq_item *it;
 
-	if (q == NULL || (it = calloc(1, sizeof(*it))) == NULL)
-		return -1;
+	if (w->srv->auditq == NULL || (it = calloc(1, sizeof(*it))) == NULL)
+		return NULL;
 	it->w = w;
 	it->req = req;
 	snprintf(it->actor, sizeof(it->actor), "%s", actor);
 	snprintf(it->org, sizeof(it->org), "%s", org);
 	snprintf(it->object, sizeof(it->object), "%s", object);
 	snprintf(it->remote, sizeof(it->remote), "%s", remote ? remote : "");
+	return it;
+}
+
+/* Queue it, taking over body. */
+static void
+item_push(struct auditq *q, struct auditq_item *it, char *body, size_t len)
+{
 	it->body = body;
 	it->len = len;
 	pthread_mutex_lock(&q->mtx);
@@ -379,6 +385,18 @@ auditq_read(struct worker *w, struct evhttp_request *req, const char *actor,
 	q->tail = &it->next;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->mtx);
+}
+
+int
+auditq_read(struct worker *w, struct evhttp_request *req, const char *actor,
+    const char *org, const char *object, const char *remote, char *body,
+    size_t len)
+{
+	struct auditq_item *it;
+
+	if ((it = item_new(w, req, actor, org, object, remote)) == NULL)
+		return -1;
+	item_push(w->srv->auditq, it, body, len);
 	return 0;
 }
 
@@ -388,10 +406,9 @@ auditq_create(struct worker *w, struct evhttp_request *req, const char *uuid,
     const unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *ct,
     size_t ctlen, const char *remote, char *body, size_t len)
 {
-	struct auditq *q = w->srv->auditq;
 	struct auditq_item *it;
 
-	if (q == NULL || (it = calloc(1, sizeof(*it))) == NULL)
+	if ((it = item_new(w, req, owner, org, uuid, remote)) == NULL)
 		return -1;
 	if ((it->name = strdup(name)) == NULL ||
 	    (desc != NULL && (it->desc = strdup(desc)) == NULL)) {
@@ -399,22 +416,10 @@ auditq_create(struct worker *w, struct evhttp_request *req, const char *uuid,
 		return -1;
 	}
 	it->create = 1;
-	it->w = w;
-	it->req = req;
-	snprintf(it->actor, sizeof(it->actor), "%s", owner);
-	snprintf(it->org, sizeof(it->org), "%s", org);
-	snprintf(it->object, sizeof(it->object), "%s", uuid);
-	snprintf(it->remote, sizeof(it->remote), "%s", remote ? remote : "");
 	memcpy(it->nonce, nonce, CRYPTO_NONCE_LEN);
 	it->ct = ct;
 	it->ctlen = ctlen;
-	it->body = body;
-	it->len = len;
-	pthread_mutex_lock(&q->mtx);
-	*q->tail = it;
-	q->tail = &it->next;
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->mtx);
+	item_push(w->srv->auditq, it, body, len);
 	return 0;
 }
 
