@@ -274,6 +274,8 @@ tls_bevcb(struct event_base *base, void *arg)
 	SSL_CTX_free(ctx);  /* the SSL holds its own reference */
 	if (ssl == NULL)
 		return NULL;
+	/* Counted against --max-connections (or marked to be refused). */
+	(void)conn_admit(w->srv, ssl);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {

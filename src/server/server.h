@@ -56,6 +56,8 @@ struct server {
 	struct throttle *throttle; /* failed registrations per address */
 	struct auditq *auditq;     /* group commit of read audit rows */
 	struct authcache *authcache; /* clients, kept exact by NOTIFY */
+	int max_conns;             /* --max-connections; 0: no limit */
+	atomic_int nconns;         /* TLS connections open now */
 };
 
 /* A client whose request signature verified. */
@@ -117,6 +119,15 @@ int authcache_get(struct authcache *ac, const char *fpr,
 unsigned long authcache_gen(struct authcache *ac);
 void authcache_put(struct authcache *ac, const struct authcache_entry *e,
     unsigned long gen);
+
+/* connlimit.c - at most max_conns connections. */
+/*
+ * Count the new connection's ssl: 1 admitted (uncounted when OpenSSL frees
+ * it), 0 over the limit (its handshake will be refused), -1 on error.
+ */
+int conn_admit(struct server *srv, SSL *ssl);
+/* SSL_CTX client hello callback: refuses what conn_admit did not admit. */
+int conn_hello_cb(SSL *ssl, int *al, void *arg);
 
 /* tls.c */
 SSL_CTX *tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen);
