@@ -7,7 +7,7 @@ BUILD   ?= build
 CC      ?= cc
 
 PKGS := openssl libpq gpgme libevent libevent_openssl libevent_pthreads jansson \
-	libcurl
+	libcurl yaml-0.1
 
 WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
 	-Wshadow -Werror
@@ -31,13 +31,15 @@ COMMON_SRC := $(wildcard src/common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 COMMON_LIB := $(BUILD)/lib/libkeytrustee-common.a
 
-BINS := keytrustee-server ktadmin keytrustee-orgtool keytrustee-client
+BINS := keytrustee-server ktadmin keytrustee-orgtool keytrustee-client kt-agent
 keytrustee-server_SRC := $(wildcard src/server/*.c)
 ktadmin_SRC := $(wildcard src/ktadmin/*.c)
 keytrustee-orgtool_SRC := $(wildcard src/orgtool/*.c)
 # The client is a thin main over libkeytrustee (src/libkeytrustee/).
 keytrustee-client_SRC := $(wildcard src/client/*.c) \
 	$(wildcard src/libkeytrustee/*.c)
+# The host agent of the managed service (descriptor/, csd/, parcels/).
+kt-agent_SRC := $(wildcard agent/*.c)
 
 BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
 
@@ -45,7 +47,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run stop check unit unit-san system fuzz bench install clean \
-	format
+	format csd parcel
 
 all: $(BIN_PATHS)
 
@@ -117,6 +119,16 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN_PATHS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/ktbackup.sh scripts/kt-backup-schedule.sh $(DESTDIR)$(PREFIX)/bin/
+
+# The CSD bundle (descriptor + scripts, Cloudera's jar layout) and the
+# parcel with its repo manifest (version from the descriptor).
+KT_VERSION ?= $(shell sed -n 's/^version: *//p' descriptor/keytrustee.yaml)
+csd:
+	@sh csd/build.sh --version $(KT_VERSION) --outdir $(BUILD)
+
+parcel: all
+	@sh parcels/build.sh --version $(KT_VERSION) --bindir $(BUILD)/bin \
+		--outdir $(BUILD)/parcels
 
 format:
 	clang-format -i $$(find src agent tests -name '*.[ch]')

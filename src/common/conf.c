@@ -117,6 +117,35 @@ conf_defaults(struct kt_conf *c, const char *confdir)
 	return 0;
 }
 
+/*
+ * MAIL_URL and HOSTNAME end up in SMTP commands and mail headers: an SMTP
+ * URL, a name without spaces or controls.  NULL when fine, else why.
+ */
+static const char *
+conf_mail_problem(const char *key, const char *s)
+{
+	const char *p;
+
+	if (strcmp(key, "MAIL_URL") != 0 && strcmp(key, "HOSTNAME") != 0)
+		return NULL;
+	if (*s == '\0')
+		return "must not be empty";
+	for (p = s; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return "must not contain spaces, controls or "
+			       "non-ASCII characters";
+	if (strcmp(key, "HOSTNAME") == 0)
+		return strpbrk(s, "<>@/,;\"\\") != NULL ?
+		    "must be a host name" : NULL;
+	p = strncmp(s, "smtp://", 7) == 0 ? s + 7 :
+	    strncmp(s, "smtps://", 8) == 0 ? s + 8 : NULL;
+	if (p == NULL)
+		return "must be an smtp:// or smtps:// URL";
+	if (*p == '\0' || *p == '/' || *p == ':')
+		return "names no host";
+	return NULL;
+}
+
 static int
 conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
     const char *name, int line, char *err, size_t errlen)
@@ -164,6 +193,11 @@ conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
 				return -1;
 			}
 			c->tls_min_version = ver;
+		}
+		if (conf_mail_problem(k->name, s) != NULL) {
+			snprintf(err, errlen, "%s:%d: %s: %s", name, line,
+			    k->name, conf_mail_problem(k->name, s));
+			return -1;
 		}
 		if (k->path && s[0] == '\0') {
 			snprintf(err, errlen, "%s:%d: %s: must not be empty",

@@ -344,6 +344,27 @@ crypto_uuid4(char out[CRYPTO_UUID_LEN + 1])
 }
 
 int
+crypto_alnum(char *out, size_t n)
+{
+	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char buf[64];
+	size_t o = 0, i;
+
+	/* Bytes >= 248 (4 * 62) are drawn again: no bias. */
+	while (o < n) {
+		if (crypto_random(buf, sizeof(buf)) == -1)
+			return -1;
+		for (i = 0; i < sizeof(buf) && o < n; i++)
+			if (buf[i] < 248)
+				out[o++] = alnum[buf[i] % 62];
+	}
+	out[o] = '\0';
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}
+
+int
 crypto_uuid_ok(const char *s)
 {
 	size_t i;

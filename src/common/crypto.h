@@ -70,6 +70,11 @@ int crypto_hex_decode(const char *in, size_t inlen, unsigned char *out,
 
 /* A random (version 4) UUID, lower case. */
 int crypto_uuid4(char out[CRYPTO_UUID_LEN + 1]);
+/*
+ * n random letters and digits (unbiased) and a NUL into out: the
+ * organization uuids and the contact link tokens.
+ */
+int crypto_alnum(char *out, size_t n);
 /* 1 when s is a canonical lower-case UUID text (36 chars, 8-4-4-4-12). */
 int crypto_uuid_ok(const char *s);
 

@@ -89,7 +89,48 @@ static const struct db_migration db_migrations[] = {
 	" content bytea NOT NULL,"
 	" created timestamptz NOT NULL DEFAULT now());"
 	"CREATE INDEX deposits_owner_name ON deposits (owner, name);"},
-    /* 3 and 4 are other branches' (mail, HA); this one merges after them. */
+    {3, "mail",
+	/*
+	 * The contact registration links: only the SHA-256 of the token is
+	 * kept; a link lives 12 hours and is used once.
+	 */
+	"CREATE TABLE contact_tokens ("
+	" token_hash text PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),"
+	" org_id bigint NOT NULL REFERENCES orgs(id),"
+	" contact text NOT NULL,"
+	" created timestamptz NOT NULL DEFAULT now(),"
+	" expires timestamptz NOT NULL DEFAULT now() + interval '12 hours',"
+	" used timestamptz);"
+	/* The OpenPGP public key a contact registered through its link. */
+	"CREATE TABLE contact_keys ("
+	" org_id bigint NOT NULL REFERENCES orgs(id),"
+	" contact text NOT NULL,"
+	" fingerprint text NOT NULL CHECK (fingerprint ~ '^[0-9A-F]{40}$'),"
+	" pubkey text NOT NULL,"
+	" registered timestamptz NOT NULL DEFAULT now(),"
+	" PRIMARY KEY (org_id, contact));"
+	/*
+	 * Mail waits here, written in the transaction of its event, until
+	 * the MTA takes it (sent) or refuses its recipient for good (failed).
+	 */
+	"CREATE TABLE mail_outbox ("
+	" id bigserial PRIMARY KEY,"
+	" org_id bigint REFERENCES orgs(id),"
+	" rcpt text NOT NULL,"
+	" kind text NOT NULL,"
+	" subject text NOT NULL,"
+	" body text NOT NULL,"
+	" state text NOT NULL DEFAULT 'queued'"
+	"  CHECK (state IN ('queued', 'sent', 'failed')),"
+	" attempts integer NOT NULL DEFAULT 0,"
+	" created timestamptz NOT NULL DEFAULT now(),"
+	" next_attempt timestamptz NOT NULL DEFAULT now(),"
+	" sent timestamptz,"
+	" encrypted_to text,"
+	" last_error text);"
+	"CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt)"
+	" WHERE state = 'queued';"},
+    /* 4 is left free (the HA branch might have had one). */
     {5, "client_notify",
 	/*
 	 * The server caches clients (src/server/authcache.c) and LISTENs on
@@ -229,6 +270,43 @@ db_begin_locked(PGconn *db, const char *what, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+int
+db_is_standby(PGconn *db)
+{
+	PGresult *res = PQexec(db, "SELECT pg_is_in_recovery()");
+	int r = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		r = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return r;
+}
+
+int
+db_write_ok(PGconn *db, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(db,
+	    "SELECT pg_is_in_recovery(), " HA_SYNC_OK ", "
+	    "current_setting('synchronous_standby_names')");
+	int ret = -1;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		db_seterr(err, errlen, "", PQerrorMessage(db));
+	else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		snprintf(err, errlen,
+		    "this is the passive server's database (a read-only "
+		    "replica): make changes on the active server");
+	else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+		snprintf(err, errlen,
+		    "no synchronous standby (%s) is streaming: writes need "
+		    "both servers, and this one would wait for the passive",
+		    PQgetvalue(res, 0, 2));
+	else
+		ret = 0;
+	PQclear(res);
+	return ret;
 }
 
 int

@@ -29,6 +29,27 @@ PGconn *db_connect_to(
  */
 int db_migrate(PGconn *db, char *err, size_t errlen);
 
+/* 1 when the server is a standby (pg_is_in_recovery()), 0 not, -1 error. */
+int db_is_standby(PGconn *db);
+
+/*
+ * True in a write statement when it may commit without hanging: no
+ * synchronous standby is required, or one streams.  A write that finds it
+ * false writes nothing (and so does not wait for any standby).
+ */
+#define HA_SYNC_OK                                                          \
+	"(current_setting('synchronous_standby_names') = '' OR EXISTS "      \
+	"(SELECT 1 FROM pg_stat_replication WHERE state = 'streaming' AND " \
+	"sync_state IN ('sync', 'quorum')))"
+
+/*
+ * May this database take a write now?  0 yes; -1 no, with the reason in err
+ * (a passive's read-only replica, or no synchronous standby streaming while
+ * one is required: the commit would wait for it).  Tools that write outside
+ * the server (keytrustee-orgtool) ask before they begin.
+ */
+int db_write_ok(PGconn *db, char *err, size_t errlen);
+
 /* The applied schema version: 0 when none, -1 on error. */
 int db_schema_version(PGconn *db);
 

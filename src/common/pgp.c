@@ -377,6 +377,52 @@ out:
 }
 
 int
+pgp_clearsign(const char *homedir, const char *fpr, const void *text,
+    size_t len, char **signed_text, size_t *outlen, char *err, size_t errlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_data_t in = NULL, out = NULL;
+	gpgme_key_t key = NULL;
+	gpgme_error_t e;
+	unsigned char *buf = NULL;
+	size_t n = 0;
+	int ret = -1;
+
+	*signed_text = NULL;
+	if ((ctx = pgp_ctx_new(homedir, 1, err, errlen)) == NULL)
+		return -1;
+	if ((e = gpgme_get_key(ctx, fpr, &key, 1)) != 0 ||
+	    (e = gpgme_signers_add(ctx, key)) != 0) {
+		snprintf(err, errlen, "signing key %s: %s", fpr,
+		    gpgme_strerror(e));
+		goto out;
+	}
+	if ((e = gpgme_data_new_from_mem(&in, text, len, 0)) != 0 ||
+	    (e = gpgme_data_new(&out)) != 0 ||
+	    (e = gpgme_op_sign(ctx, in, out, GPGME_SIG_MODE_CLEAR)) != 0) {
+		snprintf(err, errlen, "signing with %s: %s", fpr,
+		    gpgme_strerror(e));
+		goto out;
+	}
+	if (pgp_data_take(out, &buf, &n) == -1) {
+		out = NULL;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	out = NULL;
+	*signed_text = (char *)buf;
+	if (outlen != NULL)
+		*outlen = n;
+	ret = 0;
+out:
+	gpgme_key_unref(key);
+	gpgme_data_release(in);
+	gpgme_data_release(out);
+	gpgme_release(ctx);
+	return ret;
+}
+
+int
 pgp_decrypt(const char *homedir, const void *msg, size_t len,
     unsigned char **plain, size_t *plainlen, char *err, size_t errlen)
 {

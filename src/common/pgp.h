@@ -41,6 +41,12 @@ int pgp_import_pubkey(const char *homedir, const char *armored, size_t len,
 int pgp_encrypt(const char *homedir, const char *fpr, const void *data,
     size_t len, char **armored, size_t *outlen, char *err, size_t errlen);
 /*
+ * Clear-sign text with the secret key fpr of homedir (through gpg-agent):
+ * the armored "BEGIN PGP SIGNED MESSAGE" text, malloc'd.
+ */
+int pgp_clearsign(const char *homedir, const char *fpr, const void *text,
+    size_t len, char **signed_text, size_t *outlen, char *err, size_t errlen);
+/*
  * Decrypt a message with a secret key in homedir (through gpg-agent).  The
  * plaintext is malloc'd; clear it (freezero) when done.
  */

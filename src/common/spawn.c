@@ -20,9 +20,8 @@
 #define SPAWN_MAX_CAPTURE (4 * 1024 * 1024)
 
 static char *const spawn_default_env[] = {
-	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	"LC_ALL=C", NULL
-};
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL=C", NULL};
 
 static void
 child_exec(char *const argv[], const struct spawn_opts *o, int outfd, int errfd)
@@ -47,11 +46,14 @@ child_exec(char *const argv[], const struct spawn_opts *o, int outfd, int errfd)
 	if (errfd != -1)
 		dup2(errfd, STDERR_FILENO);
 	closefrom(STDERR_FILENO + 1);
+	if (o->setsid)
+		(void)setsid();
 
 	if (o->runas != NULL && geteuid() == 0) {
 		struct passwd *pw = getpwnam(o->runas);
 		if (pw == NULL) {
-			dprintf(STDERR_FILENO, "no such account: %s\n", o->runas);
+			dprintf(
+			    STDERR_FILENO, "no such account: %s\n", o->runas);
 			_exit(127);
 		}
 		if (initgroups(pw->pw_name, pw->pw_gid) == -1 ||
@@ -62,7 +64,8 @@ child_exec(char *const argv[], const struct spawn_opts *o, int outfd, int errfd)
 		}
 	}
 	if (o->cwd != NULL && chdir(o->cwd) == -1) {
-		dprintf(STDERR_FILENO, "chdir %s: %s\n", o->cwd, strerror(errno));
+		dprintf(
+		    STDERR_FILENO, "chdir %s: %s\n", o->cwd, strerror(errno));
 		_exit(127);
 	}
 	if (strchr(argv[0], '/') != NULL) {
@@ -77,14 +80,14 @@ child_exec(char *const argv[], const struct spawn_opts *o, int outfd, int errfd)
 				path = envp[i] + 5;
 		if ((dirs = strdup(path)) != NULL) {
 			for (d = strtok_r(dirs, ":", &save); d != NULL;
-			    d = strtok_r(NULL, ":", &save)) {
+			     d = strtok_r(NULL, ":", &save)) {
 				snprintf(buf, sizeof(buf), "%s/%s", d, argv[0]);
 				execve(buf, argv, envp);
 			}
 		}
 	}
-	dprintf(STDERR_FILENO, "cannot execute %s: %s\n", argv[0],
-	    strerror(errno));
+	dprintf(
+	    STDERR_FILENO, "cannot execute %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
 }
 
@@ -108,12 +111,12 @@ append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 }
 
 int
-spawn_run(char *const argv[], const struct spawn_opts *opts,
-    struct spawn_result *res)
+spawn_run(
+    char *const argv[], const struct spawn_opts *opts, struct spawn_result *res)
 {
-	struct spawn_opts dflt = { 0 };
+	struct spawn_opts dflt = {0};
 	const struct spawn_opts *o = opts ? opts : &dflt;
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1};
 	sigset_t all, old;
 	size_t outcap = 0, errcap = 0;
 	pid_t pid;
@@ -121,7 +124,8 @@ spawn_run(char *const argv[], const struct spawn_opts *opts,
 
 	memset(res, 0, sizeof(*res));
 	if (o->capture) {
-		if (pipe2(outp, O_CLOEXEC) == -1 || pipe2(errp, O_CLOEXEC) == -1)
+		if (pipe2(outp, O_CLOEXEC) == -1 ||
+		    pipe2(errp, O_CLOEXEC) == -1)
 			goto fail;
 	}
 	sigfillset(&all);
@@ -196,6 +200,31 @@ fail:
 	return -1;
 }
 
+int
+spawn_start(char *const argv[], const struct spawn_opts *opts, int outfd,
+    int errfd, pid_t *pidp)
+{
+	struct spawn_opts dflt = {0};
+	const struct spawn_opts *o = opts ? opts : &dflt;
+	sigset_t all, old;
+	pid_t pid;
+	int saved;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		child_exec(argv, o, outfd, errfd);
+	saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1) {
+		errno = saved;
+		return -1;
+	}
+	*pidp = pid;
+	return 0;
+}
+
 void
 spawn_result_free(struct spawn_result *res)
 {
@@ -222,15 +251,15 @@ argv_split(const char *cmd, char ***argvp)
 		return -1;
 	for (;; p++) {
 		char c = *p;
-		if (c == '\0' || (!quote && (c == ' ' || c == '\t' ||
-		    c == '\n'))) {
+		if (c == '\0' ||
+		    (!quote && (c == ' ' || c == '\t' || c == '\n'))) {
 			if (quote) {
 				errno = EINVAL;
 				goto fail;
 			}
 			if (inword) {
-				char **na = realloc(argv,
-				    (argc + 2) * sizeof(*argv));
+				char **na =
+				    realloc(argv, (argc + 2) * sizeof(*argv));
 				if (na == NULL)
 					goto fail;
 				argv = na;

@@ -3,20 +3,22 @@
 #define KT_SPAWN_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct spawn_result {
-	int status;   /* exit code, or 128 + signal number */
-	char *out;    /* captured stdout, NUL-terminated (may be NULL) */
+	int status; /* exit code, or 128 + signal number */
+	char *out;  /* captured stdout, NUL-terminated (may be NULL) */
 	size_t outlen;
-	char *err;    /* captured stderr, NUL-terminated (may be NULL) */
+	char *err; /* captured stderr, NUL-terminated (may be NULL) */
 	size_t errlen;
 };
 
 struct spawn_opts {
-	char *const *envp;  /* explicit environment; NULL = a minimal one */
-	const char *runas;  /* account to switch to when root; NULL = stay */
-	const char *cwd;    /* NULL = inherit */
-	int capture;        /* 1: capture stdout/stderr; 0: inherit them */
+	char *const *envp; /* explicit environment; NULL = a minimal one */
+	const char *runas; /* account to switch to when root; NULL = stay */
+	const char *cwd;   /* NULL = inherit */
+	int capture;	   /* 1: capture stdout/stderr; 0: inherit them */
+	int setsid;	   /* 1: the child leads a new session */
 };
 
 /*
@@ -42,6 +44,14 @@ char *const *spawn_user_env(void);
  * the exit status, or -1 when the program could not be run or failed.
  */
 int spawn_cli(char *const argv[], int okmax);
+
+/*
+ * Start argv as spawn_run does, without waiting: its stdout and stderr go to
+ * outfd and errfd (-1 = inherit).  The caller reaps *pidp.  Returns -1 when
+ * fork failed.
+ */
+int spawn_start(char *const argv[], const struct spawn_opts *opts, int outfd,
+    int errfd, pid_t *pidp);
 
 /* Split "cmd arg 'quoted arg'" into a NULL-terminated argv (no shell). */
 int argv_split(const char *cmd, char ***argvp);

@@ -325,3 +325,19 @@ parse_int(const char *s, int lo, int hi, int *out)
 	*out = (int)v;
 	return 0;
 }
+
+int
+become_owner_of(const char *path, uid_t *uid)
+{
+	struct stat st;
+
+	*uid = geteuid();
+	if (*uid != 0)
+		return 0;
+	if (stat(path, &st) == -1)
+		return -1;
+	*uid = st.st_uid;
+	if (st.st_uid == 0)
+		return 1;
+	return become_user(st.st_uid, st.st_gid);
+}

@@ -40,6 +40,13 @@ int account_lookup(const char *name, uid_t *uid, gid_t *gid);
 int chown_to_account(const char *path, const char *account);
 /* Switch this process to uid/gid and uid's groups, for good. */
 int become_user(uid_t uid, gid_t gid);
+/*
+ * As root, become the owner of path (the config dir: the server and the
+ * tools that use its keyring run as the account that owns it).  *uid is the
+ * uid now in effect.  0 done (or not root), 1 path is root's (still root),
+ * -1 with errno.
+ */
+int become_owner_of(const char *path, uid_t *uid);
 /* The same for path and everything under it (links not followed); not
  * thread-safe. */
 int chown_tree_to_account(const char *path, const char *account);

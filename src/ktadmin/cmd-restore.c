@@ -441,12 +441,7 @@ out:
 static int
 restore_save_conf(const struct kt_conf *c)
 {
-	struct stat st;
-
-	if (conf_save(c) == -1 ||
-	    (geteuid() == 0 &&
-		(stat(c->confdir, &st) == -1 ||
-		    chown(c->path, st.st_uid, st.st_gid) == -1))) {
+	if (conf_save(c) == -1 || db_conf_chown(c, c->path) == -1) {
 		cli_error("cannot write %s: %s", c->path, strerror(errno));
 		return -1;
 	}
@@ -704,13 +699,26 @@ cmd_restore(int argc, char **argv)
 		if (restore_db_cmd("--start", "--background", "--pg-rootdir",
 			r.pgroot, NULL, NULL, NULL, NULL) != 0)
 			goto out;
-		if (dbconf != NULL &&
-		    (db = db_connect(dbconf, err, sizeof(err))) != NULL &&
-		    restore_count(db, counts) == 0 &&
+		/* Checked before anything is written: the dump goes there. */
+		if (dbconf == NULL ||
+		    (db = db_connect(dbconf, err, sizeof(err))) == NULL) {
+			cli_error("cannot connect to the cluster in %s with "
+				  "DB_CONNECT of %s",
+			    r.pgroot,
+			    dbconf == old ? "the current keytrustee.conf"
+					  : "the backup's keytrustee.conf");
+			if (dbconf != NULL)
+				cli_detail_lines(err);
+			cli_hint("its role password lives only in the config "
+				 "dir that made it: restore into a new, empty "
+				 "--pg-rootdir (the backup holds the whole "
+				 "database)");
+			goto out;
+		}
+		if (restore_count(db, counts) == 0 &&
 		    counts[0] + counts[1] + counts[2] > 0)
 			live = 2;
-		if (db != NULL)
-			PQfinish(db);
+		PQfinish(db);
 		db = NULL;
 	}
 	if (live && !r.force) {
@@ -741,8 +749,10 @@ cmd_restore(int argc, char **argv)
 
 	/* 5. A database: bootstrap one, or use the cluster that is there. */
 	if (!has_cluster) {
-		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1)
+		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1) {
+			cli_error("%s", err);
 			goto out;
+		}
 		snprintf(portstr, sizeof(portstr), "%d",
 		    r.port != 0 ? r.port : c->db_port);
 		conf_free(c);
@@ -750,7 +760,7 @@ cmd_restore(int argc, char **argv)
 		if (restore_db_cmd("--bootstrap", "--confdir", r.confdir,
 			"--pg-rootdir", r.pgroot, "--port", portstr, NULL) != 0)
 			goto out;
-	} else if (dbconf == old) {
+	} else if (old != NULL && dbconf == old) {
 		/* The cluster's role password is the one the old conf knew. */
 		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1 ||
 		    conf_set_str(c, "DB_CONNECT", old->db_connect) == -1 ||

@@ -10,12 +10,20 @@ const char *ktadmin_progname = "ktadmin";
 static const struct ktadmin_cmd cmds[] = {
 	{ "init", "init [--confdir DIR] [--hostname NAME] [--tls-key ecdsa|rsa]",
 	    "create the config dir, OpenPGP key and TLS certificate", cmd_init },
-	{ "db", "db (--bootstrap|--start|--stop|--status) --pg-rootdir DIR "
-	    "[--confdir DIR] [--port N] [--background]",
-	    "bootstrap, start, stop or check the private PostgreSQL", cmd_db },
+	{ "db", "db (--bootstrap|--start|--stop|--status|"
+	    "--enable-synchronous-replication|--disable-synchronous-replication) "
+	    "--pg-rootdir DIR "
+	    "[--confdir DIR] [--port N] [--background] [--passive "
+	    "--master-host H [--master-port N]]",
+	    "bootstrap, start, stop or check the private PostgreSQL; HA "
+	    "replication", cmd_db },
+	{ "promote", "promote --pg-rootdir DIR [--confdir DIR]",
+	    "make this passive server the active one", cmd_promote },
 	{ "restore", "restore BACKUP [--confdir DIR] [--pg-rootdir DIR] "
 	    "[--port N] [--force]",
 	    "restore a ktbackup.sh backup: config dir and database", cmd_restore },
+	{ "mail", "mail (--status|--retry) [--confdir DIR]",
+	    "show or push the admin mail outbox", cmd_mail },
 };
 
 static void
@@ -26,7 +34,7 @@ usage(FILE *fp)
 	fprintf(fp, "usage: %s COMMAND [options]\n\ncommands:\n",
 	    ktadmin_progname);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(fp, "  %-6s %s\n         %s\n", cmds[i].name,
+		fprintf(fp, "  %-7s %s\n          %s\n", cmds[i].name,
 		    cmds[i].summary, cmds[i].usage);
 	fprintf(fp, "\nRun '%s COMMAND --help' for a command's options.\n",
 	    ktadmin_progname);

@@ -117,9 +117,9 @@ orgtool_client_cmd(const char *cmd, int argc, char **argv, const char *state,
 			 "digits, as the client printed at registration");
 		return 1;
 	}
-	if ((db = orgtool_connect(confdir)) == NULL)
+	if ((db = orgtool_connect(confdir, NULL)) == NULL)
 		goto out;
-	if (orgtool_exec(db, "BEGIN") == -1 ||
+	if (orgtool_begin(db) == -1 ||
 	    client_set_state(db, fpr, state, action) == -1 ||
 	    orgtool_exec(db, "COMMIT") == -1)
 		goto out;

@@ -12,14 +12,13 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "crypto.h"
 #include "log.h"
+#include "mail.h"
 #include "orgtool.h"
 
 #define ADD_SECRET_BYTES 16
 #define ADD_UUID_LEN 43
-
-static const char add_alnum[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 static void
 add_usage(FILE *fp)
@@ -32,25 +31,35 @@ add_usage(FILE *fp)
 	    "by commas\n"
 	    "                        without spaces; added to those the "
 	    "organization\n"
-	    "                        has (contacts are never removed)\n");
+	    "                        has (contacts are never removed); each "
+	    "new contact\n"
+	    "                        is mailed the KeyTrustee Contact "
+	    "Registration link\n");
 }
 
-/* 43 alphanumerics; bytes >= 248 (4 * 62) are drawn again: no bias. */
+/*
+ * Queue each new contact's "KeyTrustee Contact Registration" mail in the
+ * transaction that adds it: it is sent when the org commits, never for a
+ * contact that was not added.
+ */
 static int
-add_uuid(char out[ADD_UUID_LEN + 1])
+add_mail(
+    PGconn *db, const struct kt_conf *c, const char *name, char **v, size_t n)
 {
-	unsigned char buf[64];
-	size_t n = 0, i;
+	char err[1024];
+	size_t i;
 
-	while (n < ADD_UUID_LEN) {
-		if (RAND_bytes(buf, sizeof(buf)) != 1)
+	for (i = 0; i < n; i++) {
+		if (mail_enqueue_contact(db, c, name, v[i], err, sizeof(err)) ==
+		    -1) {
+			cli_error(
+			    "cannot queue the registration mail to %s", v[i]);
+			cli_detail_lines(err);
 			return -1;
-		for (i = 0; i < sizeof(buf) && n < ADD_UUID_LEN; i++)
-			if (buf[i] < 248)
-				out[n++] = add_alnum[buf[i] % 62];
+		}
+		fprintf(
+		    stderr, "Queued contact registration mail to %s\n", v[i]);
 	}
-	out[n] = '\0';
-	OPENSSL_cleanse(buf, sizeof(buf));
 	return 0;
 }
 
@@ -196,7 +205,8 @@ add_create(PGconn *db, const char *name, const char *contacts)
 	PGresult *res = NULL;
 	int ret = -1;
 
-	if (add_uuid(uuid) == -1 || add_secret(secret) == -1) {
+	if (crypto_alnum(uuid, ADD_UUID_LEN) == -1 ||
+	    add_secret(secret) == -1) {
 		cli_error("cannot draw random bytes from OpenSSL");
 		goto out;
 	}
@@ -222,7 +232,8 @@ out:
 
 /* Add the contacts the organization does not have yet. */
 static int
-add_contacts(PGconn *db, const char *name, char **v, size_t n)
+add_contacts(
+    PGconn *db, const struct kt_conf *c, const char *name, char **v, size_t n)
 {
 	const char *params[2];
 	PGresult *res = NULL;
@@ -275,7 +286,8 @@ add_contacts(PGconn *db, const char *name, char **v, size_t n)
 		orgtool_pg_error(db, res, "cannot add the contacts");
 		goto out;
 	}
-	if (orgtool_audit(db, name, "org.add_contacts", add, "ok") == -1)
+	if (orgtool_audit(db, name, "org.add_contacts", add, "ok") == -1 ||
+	    add_mail(db, c, name, fresh, nfresh) == -1)
 		goto out;
 	ret = 0;
 out:
@@ -296,6 +308,7 @@ cmd_add(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *confdir = orgtool_confdir, *name = NULL, *list = NULL;
 	char *copy = NULL, *joined = NULL, **v = NULL;
+	struct kt_conf *conf = NULL;
 	PGconn *db = NULL;
 	size_t n = 0;
 	int ch, r, created = 0, ret = 1;
@@ -335,9 +348,9 @@ cmd_add(int argc, char **argv)
 		cli_error("out of memory");
 		goto out;
 	}
-	if ((db = orgtool_connect(confdir)) == NULL)
+	if ((db = orgtool_connect(confdir, &conf)) == NULL)
 		goto out;
-	if (orgtool_exec(db, "BEGIN") == -1)
+	if (orgtool_begin(db) == -1)
 		goto out;
 	if ((r = add_exists(db, name)) == -1)
 		goto out;
@@ -349,14 +362,15 @@ cmd_add(int argc, char **argv)
 			goto out;
 	}
 	if (created) {
-		if (orgtool_audit(db, name, "org.add", joined, "ok") == -1)
+		if (orgtool_audit(db, name, "org.add", joined, "ok") == -1 ||
+		    add_mail(db, conf, name, v, n) == -1)
 			goto out;
 		fprintf(stderr, "Organization %s created with %zu contact%s\n",
 		    name, n, n == 1 ? "" : "s");
 	} else {
 		fprintf(
 		    stderr, "Organization %s exists; adding contacts\n", name);
-		if (add_contacts(db, name, v, n) == -1)
+		if (add_contacts(db, conf, name, v, n) == -1)
 			goto out;
 	}
 	if (orgtool_exec(db, "COMMIT") == -1)
@@ -365,6 +379,7 @@ cmd_add(int argc, char **argv)
 out:
 	orgtool_rollback(db);
 	PQfinish(db);
+	conf_free(conf);
 	free(joined);
 	free(copy);
 	free(v);

@@ -179,7 +179,7 @@ cmd_list(int argc, char **argv)
 		return orgtool_opt_extra("list", argv[optind]);
 	if (orgtool_require_root() == -1)
 		return 1;
-	if ((db = orgtool_connect(confdir)) == NULL)
+	if ((db = orgtool_connect(confdir, NULL)) == NULL)
 		goto out;
 	/* One snapshot for both queries. */
 	if (orgtool_exec(

@@ -109,9 +109,9 @@ cmd_set_auth(int argc, char **argv)
 				  "character");
 			goto out;
 		}
-	if ((db = orgtool_connect(confdir)) == NULL)
+	if ((db = orgtool_connect(confdir, NULL)) == NULL)
 		goto out;
-	if (orgtool_exec(db, "BEGIN") == -1 ||
+	if (orgtool_begin(db) == -1 ||
 	    set_auth(db, name, secret) == -1 ||
 	    orgtool_exec(db, "COMMIT") == -1)
 		goto out;

@@ -177,7 +177,7 @@ orgtool_conf_warn(const char *msg)
 
 
 PGconn *
-orgtool_connect(const char *confdir)
+orgtool_connect(const char *confdir, struct kt_conf **confp)
 {
 	struct kt_conf *c = NULL;
 	char *defdir = NULL, err[1024];
@@ -210,7 +210,7 @@ orgtool_connect(const char *confdir)
 			 "DIR' tells");
 		goto out;
 	}
-	if ((version = db_schema_version(db)) < 2) {
+	if ((version = db_schema_version(db)) < DB_SCHEMA_VERSION) {
 		if (version == -1) {
 			cli_error("cannot read the schema version");
 			cli_detail_lines(PQerrorMessage(db));
@@ -223,6 +223,10 @@ orgtool_connect(const char *confdir)
 		PQfinish(db);
 		db = NULL;
 		goto out;
+	}
+	if (confp != NULL) {
+		*confp = c;
+		c = NULL;
 	}
 out:
 	conf_free(c);
@@ -256,6 +260,22 @@ orgtool_exec(PGconn *db, const char *sql)
 	}
 	PQclear(res);
 	return ret;
+}
+
+int
+orgtool_begin(PGconn *db)
+{
+	char err[512];
+
+	if (db_write_ok(db, err, sizeof(err)) == -1) {
+		cli_error("cannot change anything now");
+		cli_detail_lines(err);
+		cli_hint("run it on the active server while the passive "
+			 "streams, or 'ktadmin db "
+			 "--disable-synchronous-replication' there");
+		return -1;
+	}
+	return orgtool_exec(db, "BEGIN");
 }
 
 void

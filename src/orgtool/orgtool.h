@@ -64,11 +64,17 @@ const char *orgtool_contact_problem(const char *addr);
  */
 int orgtool_parse_fingerprint(const char *in, char out[ORGTOOL_FPR_LEN + 1]);
 
-/* Load keytrustee.conf from confdir (NULL: default) and connect. */
-PGconn *orgtool_connect(const char *confdir);
+/*
+ * Load keytrustee.conf from confdir (NULL: default) and connect; the
+ * configuration goes to *confp (conf_free it) unless confp is NULL.
+ */
+struct kt_conf;
+PGconn *orgtool_connect(const char *confdir, struct kt_conf **confp);
 /* error: WHAT, with the server's message as detail lines. */
 void orgtool_pg_error(PGconn *db, PGresult *res, const char *what);
 /* Run a statement without results; 0 or -1 after the error. */
+/* BEGIN a write, after checking db_write_ok (reported). */
+int orgtool_begin(PGconn *db);
 int orgtool_exec(PGconn *db, const char *sql);
 /* ROLLBACK when a transaction is open. */
 void orgtool_rollback(PGconn *db);

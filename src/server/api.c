@@ -278,24 +278,31 @@ out:
 	return ret;
 }
 
-/* Insert a new client with its audit row: 1 done, 0 lost a race, -1. */
+/*
+ * Insert a new client with its audit row and, in the same statement (one
+ * transaction), the notice to each of the org's contacts: 1 done, 0 lost a
+ * race, -1.
+ */
 static int
 reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
     struct reg *r)
 {
 	unsigned char nonce[CRYPTO_NONCE_LEN];
 	unsigned char ct[CRYPTO_KEY_LEN + CRYPTO_TAG_LEN];
-	const char *params[9];
-	int lens[9] = { 0 }, fmts[9] = { 0 };
-	PGresult *res;
-	int ret = -1;
+	const char *params[11];
+	int lens[11] = { 0 }, fmts[11] = { 0 };
+	char *subject = NULL, *body = NULL;
+	PGresult *res = NULL;
+	int ret = -1, timed_out;
 
 	if (crypto_random(r->secret, sizeof(r->secret)) == -1 ||
 	    crypto_seal(w->srv->datakey, r->fpr, strlen(r->fpr), r->secret,
-	    sizeof(r->secret), nonce, ct) == -1) {
+	    sizeof(r->secret), nonce, ct) == -1 ||
+	    mail_client_notice(w->srv->conf, r->org, r->fpr, r->hostname,
+	    r->state, &subject, &body) == -1) {
 		http_reply_error(req, HTTP_INTERNAL, "internal",
 		    "internal error");
-		return -1;
+		goto out;
 	}
 	params[0] = r->fpr;
 	params[1] = r->orgid;
@@ -310,23 +317,43 @@ reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
 	params[6] = r->state;
 	params[7] = *http_peer(req) ? http_peer(req) : NULL;
 	params[8] = r->org;
-	res = PQexecParams(db,
-	    "WITH c AS (INSERT INTO clients (fingerprint, org_id, hostname, "
+	params[9] = subject;
+	params[10] = body;
+	res = ha_exec(w, db,
+	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+	    "c AS (INSERT INTO clients (fingerprint, org_id, hostname, "
 	    "pubkey, secret_nonce, secret_ct, state, remote_addr) "
-	    "VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8) "
-	    "ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint) "
-	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
-	    "result) SELECT c.fingerprint, $9, 'register', c.fingerprint, $8, "
-	    "'created_' || $7 FROM c RETURNING id",
-	    9, NULL, params, lens, fmts, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	    "SELECT $1, $2::bigint, $3, $4, $5, $6, $7, $8 "
+	    "WHERE (SELECT ok FROM g) "
+	    "ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint), "
+	    "a AS (INSERT INTO audit_log (actor, org, action, object, "
+	    "remote_addr, result) SELECT c.fingerprint, $9, 'register', "
+	    "c.fingerprint, $8, 'created_' || $7 FROM c RETURNING id), "
+	    "m AS (INSERT INTO mail_outbox (org_id, rcpt, kind, subject, body) "
+	    "SELECT o.id, unnest(o.contacts), 'client_registration', $10, $11 "
+	    "FROM c, orgs o WHERE o.id = $2::bigint RETURNING id) "
+	    "SELECT (SELECT count(*) FROM a), (SELECT ok FROM g), "
+	    "CASE WHEN EXISTS (SELECT 1 FROM a) "
+	    "THEN pg_notify('" MAIL_CHANNEL "', 'client')::text END",
+	    11, params, lens, fmts, 0, &timed_out);
+	if (timed_out) {
+		ha_refuse_no_sync(req);
+		goto out;
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		log_warnx("register: %s", db_error(res, db));
 		api_db_down(req);
 		goto out;
 	}
-	ret = PQntuples(res) == 1 ? 1 : 0;
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		ha_refuse_no_sync(req);
+		goto out;
+	}
+	ret = strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? 1 : 0;
 out:
 	PQclear(res);
+	free(subject);
+	free(body);
 	return ret;
 }
 
@@ -434,6 +461,8 @@ api_register(struct worker *w, struct evhttp_request *req)
 		    "registrations from this address; try again later");
 		goto out;
 	}
+	if (ha_write_gate(w, req) == -1)
+		goto out;
 	if ((db = worker_db(w)) == NULL) {
 		api_db_down(req);
 		goto out;
@@ -519,10 +548,10 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	int lens[8] = { 0 }, fmts[8] = { 0 };
 	unsigned char *plain = NULL, *ct = NULL, nonce[CRYPTO_NONCE_LEN];
 	char uuid[CRYPTO_UUID_LEN + 1], aad[API_AAD_LEN + 1], loc[64];
-	char *text = NULL;
 	size_t plainlen = 0;
 	PGresult *res = NULL;
 	json_t *o, *ans;
+	int timed_out;
 
 	if ((o = api_json(req, body, bodylen)) == NULL)
 		return;
@@ -572,24 +601,6 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "internal error");
 		goto out;
 	}
-	snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
-	if ((ans = json_pack("{s:s}", "uuid", uuid)) == NULL ||
-	    (text = json_dumps(ans, JSON_COMPACT)) == NULL) {
-		json_decref(ans);
-		api_reply_pack_failed(req);
-		goto out;
-	}
-	json_decref(ans);
-	/* Answered once the row and its audit row have committed. */
-	if (auditq_create(w, req, uuid, c->fpr, c->org, name, desc, nonce, ct,
-	    plainlen + CRYPTO_TAG_LEN, http_peer(req), text,
-	    strlen(text)) == 0) {
-		ct = NULL;
-		text = NULL;
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Location", loc);
-		goto out;
-	}
 	params[0] = uuid;
 	params[1] = c->fpr;
 	params[2] = name;
@@ -603,24 +614,38 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	params[6] = c->org;
 	params[7] = *http_peer(req) ? http_peer(req) : NULL;
 	/* The row and its audit entry commit together, before the answer. */
-	res = PQexecParams(db,
+	res = ha_exec(w, db,
 	    "WITH d AS (INSERT INTO deposits (uuid, owner, name, description, "
-	    "nonce, content) VALUES ($1::uuid, $2, $3, $4, $5, $6) "
-	    "RETURNING uuid) "
+	    "nonce, content) SELECT $1::uuid, $2, $3, $4, $5, $6 "
+	    "WHERE " HA_SYNC_OK " RETURNING uuid) "
 	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
 	    "result) SELECT $2, $7, 'deposit_create', d.uuid::text, $8, 'ok' "
 	    "FROM d",
-	    8, NULL, params, lens, fmts, 0);
+	    8, params, lens, fmts, 0, &timed_out);
+	if (timed_out) {
+		ha_refuse_no_sync(req);
+		goto out;
+	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_warnx("deposit create: %s", db_error(res, db));
 		api_db_down(req);
 		goto out;
 	}
+	if (strcmp(PQcmdTuples(res), "0") == 0) {
+		/* HA_SYNC_OK was false: the standby went away just now. */
+		ha_refuse_no_sync(req);
+		goto out;
+	}
+	snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
 	    loc);
-	http_reply(req, 201, "application/json", text, strlen(text));
+	if ((ans = json_pack("{s:s}", "uuid", uuid)) == NULL) {
+		api_reply_pack_failed(req);
+		goto out;
+	}
+	http_reply_json(req, 201, ans);
+	json_decref(ans);
 out:
-	free(text);
 	if (plain != NULL)
 		freezero(plain, plainlen);
 	free(ct);
@@ -782,21 +807,31 @@ dep_delete(struct worker *w, struct evhttp_request *req, PGconn *db,
 	const char *params[4] = { uuid, c->fpr, c->org, NULL };
 	PGresult *res;
 	json_t *ans;
+	int timed_out;
 
-	(void)w;
 	params[3] = *http_peer(req) ? http_peer(req) : NULL;
 	/* The deletion and its audit row commit together. */
-	res = PQexecParams(db,
-	    "WITH d AS (DELETE FROM deposits WHERE uuid = $1::uuid AND "
-	    "owner = $2 RETURNING uuid), "
+	res = ha_exec(w, db,
+	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+	    "d AS (DELETE FROM deposits WHERE uuid = $1::uuid AND "
+	    "owner = $2 AND (SELECT ok FROM g) RETURNING uuid), "
 	    "a AS (INSERT INTO audit_log (actor, org, action, object, "
 	    "remote_addr, result) SELECT $2, $3, 'deposit_delete', $1, $4, "
-	    "CASE WHEN count(*) > 0 THEN 'ok' ELSE 'not_found' END FROM d) "
-	    "SELECT count(*) FROM d",
-	    4, NULL, params, NULL, NULL, 0);
+	    "CASE WHEN count(*) > 0 THEN 'ok' ELSE 'not_found' END FROM d "
+	    "HAVING (SELECT ok FROM g)) "
+	    "SELECT (SELECT count(*) FROM d), (SELECT ok FROM g)",
+	    4, params, NULL, NULL, 0, &timed_out);
+	if (timed_out) {
+		ha_refuse_no_sync(req);
+		goto out;
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		log_warnx("deposit delete: %s", db_error(res, db));
 		api_db_down(req);
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		ha_refuse_no_sync(req);
 		goto out;
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
@@ -840,6 +875,9 @@ api_deposits(struct worker *w, struct evhttp_request *req, const char *id)
 			return;
 		}
 	}
+	if ((cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_DELETE) &&
+	    ha_write_gate(w, req) == -1)
+		return;
 	if ((db = worker_db(w)) == NULL) {
 		api_db_down(req);
 		return;

@@ -2,17 +2,18 @@
  * auditq.c - group commit of the audit rows of deposit reads.
  *
  * A read is answered only once its audit_log row has committed ("no access
- * without its audit row"), a new deposit only once it and its row have
- * committed; but one synchronous commit per request would cap both at what
- * the disk flushes one by one, and would block the worker's event loop
- * for every flush.  So a worker hands its finished answer and the rows to
- * this queue and goes on serving; one thread inserts every read row
- * waiting in one multi-row INSERT, and every new deposit with its audit
- * row in another (each one transaction, one flush), and gives each answer
- * back to its worker's event loop, which sends it — or a 503 when the
- * insert failed, so nothing is read or acknowledged without its rows.  A
- * batch of deposits that fails is retried one by one, so that one bad row
- * fails only its own request.
+ * without its audit row"), but one commit per read would block the
+ * worker's event loop for every flush and cap reads at what the disk
+ * flushes one by one.  So a worker hands its finished answer and the row
+ * to this queue and goes on serving; one thread inserts every read row
+ * waiting in one statement (one transaction, one flush; like audit.c's
+ * rows, synchronous_commit local: an audit row alone never waits for the
+ * synchronous standby) and gives each answer back to its worker's event
+ * loop, which sends it.  When the batch fails (the database became
+ * read-only, a promotion or demotion in between, or any error) each of
+ * its rows goes through audit() there instead, which journals on a
+ * passive, and a row that cannot be kept anywhere makes its answer a 503.
+ * A passive server does not queue at all (audit() journals).
  */
 #include <event2/event.h>
 #include <event2/http.h>
@@ -25,9 +26,7 @@
 #include "server.h"
 #include "util.h"
 
-#define AUDITQ_BATCH_MAX 500 /* rows per INSERT (at most 8 parameters) */
-#define OID_TEXT 25
-#define OID_BYTEA 17
+#define AUDITQ_BATCH_MAX 500 /* rows per INSERT */
 
 struct auditq_item {
 	struct auditq_item *next;
@@ -36,12 +35,6 @@ struct auditq_item {
 	char *body; /* the answer, owned */
 	size_t len;
 	int ok;
-	int create; /* a new deposit (else a read) */
-	/* a new deposit: its row, owned */
-	char *name, *desc;
-	unsigned char nonce[CRYPTO_NONCE_LEN];
-	unsigned char *ct;
-	size_t ctlen;
 	char actor[PGP_FPR_LEN + 1];
 	char org[72];
 	char object[CRYPTO_UUID_LEN + 1];
@@ -63,9 +56,6 @@ item_free(struct auditq_item *it)
 {
 	if (it->body != NULL)
 		freezero(it->body, it->len);
-	free(it->name);
-	free(it->desc);
-	free(it->ct);
 	free(it);
 }
 
@@ -104,67 +94,6 @@ auditq_exec(struct auditq *q, const char *sql, int nparams, const Oid *types,
 			log_warnx("audit queue: connection lost");
 	}
 	PQclear(res);
-	return ret;
-}
-
-/* New deposits and their audit rows, in one statement; 0 when committed. */
-static int
-auditq_insert_deposits(struct auditq *q, struct auditq_item *batch, int n)
-{
-	const char **params = NULL;
-	int *lens = NULL, *fmts = NULL;
-	Oid *types = NULL;
-	char *sql = NULL;
-	size_t cap = 600 + (size_t)n * 120, off;
-	struct auditq_item *it;
-	int i, k, ret = -1;
-
-	if ((params = calloc((size_t)n * 8, sizeof(*params))) == NULL ||
-	    (lens = calloc((size_t)n * 8, sizeof(*lens))) == NULL ||
-	    (fmts = calloc((size_t)n * 8, sizeof(*fmts))) == NULL ||
-	    (types = calloc((size_t)n * 8, sizeof(*types))) == NULL ||
-	    (sql = malloc(cap)) == NULL)
-		goto out;
-	off = (size_t)snprintf(sql, cap,
-	    "WITH v (uuid, owner, name, "
-	    "description, nonce, content, org, remote) AS (VALUES ");
-	for (i = 0, it = batch; i < n; i++, it = it->next) {
-		k = 8 * i;
-		off += (size_t)snprintf(sql + off, cap - off,
-		    "%s($%d::uuid, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
-		    i ? ", " : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6,
-		    k + 7, k + 8);
-		params[k] = it->object;
-		params[k + 1] = it->actor;
-		params[k + 2] = it->name;
-		params[k + 3] = it->desc;
-		params[k + 4] = (const char *)it->nonce;
-		lens[k + 4] = CRYPTO_NONCE_LEN;
-		fmts[k + 4] = 1;
-		params[k + 5] = (const char *)it->ct;
-		lens[k + 5] = (int)it->ctlen;
-		fmts[k + 5] = 1;
-		params[k + 6] = it->org;
-		params[k + 7] = *it->remote ? it->remote : NULL;
-		types[k] = types[k + 1] = types[k + 2] = types[k + 3] =
-		    OID_TEXT;
-		types[k + 6] = types[k + 7] = OID_TEXT;
-		types[k + 4] = types[k + 5] = OID_BYTEA;
-	}
-	snprintf(sql + off, cap - off,
-	    "), d AS (INSERT INTO deposits (uuid, "
-	    "owner, name, description, nonce, content) SELECT uuid, owner, "
-	    "name, description, nonce, content FROM v) "
-	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
-	    "result) SELECT owner, org, 'deposit_create', uuid::text, remote, "
-	    "'ok' FROM v");
-	ret = auditq_exec(q, sql, 8 * n, types, params, lens, fmts);
-out:
-	free(params);
-	free(lens);
-	free(fmts);
-	free(types);
-	free(sql);
 	return ret;
 }
 
@@ -227,7 +156,8 @@ auditq_insert_reads(struct auditq *q, struct auditq_item *batch, int n)
 	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
 	    "result) SELECT a, o, 'deposit_read', b, r, 'ok' FROM "
 	    "unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
-	    "AS t (a, o, b, r)",
+	    "AS t (a, o, b, r), (SELECT set_config('synchronous_commit', "
+	    "'local', true)) s",
 	    4, NULL, params, NULL, NULL);
 out:
 	for (k = 0; k < 4; k++)
@@ -251,44 +181,6 @@ auditq_deliver(struct auditq_item *batch, int ok)
 		w->done_tail = &it->next;
 		pthread_mutex_unlock(&w->done_mtx);
 		event_active(w->done_ev, EV_READ, 0);
-	}
-}
-
-/* Split the batch into reads and new deposits; insert; hand back. */
-static void
-auditq_run(struct auditq *q, struct auditq_item *batch)
-{
-	struct auditq_item *reads = NULL, **rt = &reads, *deps = NULL;
-	struct auditq_item **dt = &deps, *it, *next;
-	int nr = 0, nd = 0, ok;
-
-	for (it = batch; it != NULL; it = next) {
-		next = it->next;
-		it->next = NULL;
-		if (it->create) {
-			*dt = it;
-			dt = &it->next;
-			nd++;
-		} else {
-			*rt = it;
-			rt = &it->next;
-			nr++;
-		}
-	}
-	if (reads != NULL)
-		auditq_deliver(reads, auditq_insert_reads(q, reads, nr) == 0);
-	if (deps == NULL)
-		return;
-	ok = auditq_insert_deposits(q, deps, nd) == 0;
-	if (ok || nd == 1) {
-		auditq_deliver(deps, ok);
-		return;
-	}
-	/* One of them is refused: find which, one by one. */
-	for (it = deps; it != NULL; it = next) {
-		next = it->next;
-		it->next = NULL;
-		auditq_deliver(it, auditq_insert_deposits(q, it, 1) == 0);
 	}
 }
 
@@ -316,7 +208,7 @@ auditq_main(void *arg)
 			q->tail = &q->head;
 		it->next = NULL;
 		pthread_mutex_unlock(&q->mtx);
-		auditq_run(q, batch);
+		auditq_deliver(batch, auditq_insert_reads(q, batch, n) == 0);
 	}
 	return NULL;
 }
@@ -363,7 +255,9 @@ item_new(struct worker *w, struct evhttp_request *req, const char *actor,
 {
 	struct auditq_item *it;
 
-	if (w->srv->auditq == NULL || (it = calloc(1, sizeof(*it))) == NULL)
+	/* A passive's rows go to its journal (audit.c), not this queue. */
+	if (w->srv->auditq == NULL || ha_is_passive(w->srv) ||
+	    (it = calloc(1, sizeof(*it))) == NULL)
 		return NULL;
 	it->w = w;
 	it->req = req;
@@ -400,29 +294,6 @@ auditq_read(struct worker *w, struct evhttp_request *req, const char *actor,
 	return 0;
 }
 
-int
-auditq_create(struct worker *w, struct evhttp_request *req, const char *uuid,
-    const char *owner, const char *org, const char *name, const char *desc,
-    const unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *ct,
-    size_t ctlen, const char *remote, char *body, size_t len)
-{
-	struct auditq_item *it;
-
-	if ((it = item_new(w, req, owner, org, uuid, remote)) == NULL)
-		return -1;
-	if ((it->name = strdup(name)) == NULL ||
-	    (desc != NULL && (it->desc = strdup(desc)) == NULL)) {
-		item_free(it);
-		return -1;
-	}
-	it->create = 1;
-	memcpy(it->nonce, nonce, CRYPTO_NONCE_LEN);
-	it->ct = ct;
-	it->ctlen = ctlen;
-	item_push(w->srv->auditq, it, body, len);
-	return 0;
-}
-
 /* The worker's side: send the answers whose rows are in (or a 503). */
 void
 auditq_done_cb(int fd, short what, void *arg)
@@ -439,9 +310,14 @@ auditq_done_cb(int fd, short what, void *arg)
 	pthread_mutex_unlock(&w->done_mtx);
 	for (it = list; it != NULL; it = next) {
 		next = it->next;
+		/* The batch failed: this row alone, the way audit.c keeps it.
+		 */
+		if (!it->ok)
+			it->ok = audit(w, it->actor, it->org, "deposit_read",
+				     it->object, it->remote, "ok") == 0;
 		if (it->ok)
-			http_reply(it->req, it->create ? 201 : HTTP_OK,
-			    "application/json", it->body, it->len);
+			http_reply(it->req, HTTP_OK, "application/json",
+			    it->body, it->len);
 		else
 			http_reply_error(it->req, 503, "database",
 			    "the database is not available");

@@ -138,18 +138,19 @@ worker_db_version(struct worker *w)
 static void
 route_health(struct worker *w, struct evhttp_request *req)
 {
-	int v = worker_db_version(w);
+	int v = worker_db_version(w), writes = 0;
 	/* Reachable but on another schema than this binary's is not ok. */
 	int ok = v == DB_SCHEMA_VERSION;
-	json_t *o;
+	json_t *o, *repl = ha_health(w->srv, &writes);
 
-	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:s, s:b}",
+	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:o?, s:b, s:b}",
 	    "status", ok ? "ok" : "degraded",
-	    "role", w->srv->role,
+	    "role", ha_is_passive(w->srv) ? "passive" : "active",
 	    "database", v >= 0,
 	    "schema_version", v >= 0 ? v : 0,
 	    "schema_version_expected", DB_SCHEMA_VERSION,
-	    "replication", "none",
+	    "replication", repl,
+	    "writes", ok && writes,
 	    "draining", atomic_load(&w->srv->draining) != 0);
 	if (o == NULL) {
 		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
@@ -185,6 +186,24 @@ route_action(struct worker *w, struct evhttp_request *req, const char *query)
 		    "unknown action in parameter a (known: fingerprint, "
 		    "pubkey)");
 	evhttp_clear_headers(&q);
+}
+
+/* "/?q=TOKEN": the contact registration link; 1 when it was that. */
+static int
+route_contact(struct worker *w, struct evhttp_request *req, const char *query)
+{
+	struct evkeyvalq q;
+	const char *t;
+	int ret = 0;
+
+	TAILQ_INIT(&q);
+	if (query != NULL && evhttp_parse_query_str(query, &q) == 0 &&
+	    (t = evhttp_find_header(&q, "q")) != NULL) {
+		contact_page(w, req, t);
+		ret = 1;
+	}
+	evhttp_clear_headers(&q);
+	return ret;
 }
 
 static void
@@ -250,6 +269,8 @@ route(struct evhttp_request *req, void *arg)
 		route_v1(w, req, path, cmd);
 		return;
 	}
+	if (strcmp(path, "/") == 0 && route_contact(w, req, query))
+		return;
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		method_not_allowed(req, "GET, HEAD");
 		return;

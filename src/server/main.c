@@ -27,6 +27,7 @@
 #include "crypto.h"
 #include "datakey.h"
 #include "log.h"
+#include "mail.h"
 #include "pgp.h"
 #include "server.h"
 #include "util.h"
@@ -146,6 +147,13 @@ migrate_at_start(const struct kt_conf *conf)
 		return;
 	}
 	before = db_schema_version(db);
+	if (db_is_standby(db) == 1) {
+		/* A passive's replica is read-only: the active migrates it. */
+		log_info("database is a standby (passive server): schema "
+		    "version %d, migrated by the active", before);
+		PQfinish(db);
+		return;
+	}
 	if (db_migrate(db, err, sizeof(err)) == -1) {
 		PQfinish(db);
 		fatalx("database schema: %s", err);
@@ -198,6 +206,7 @@ main(int argc, char **argv)
 	char fpr[PGP_FPR_LEN + 1], err[1024];
 	int ch, port = 0, threads = 0, debug = 0, sig, r;
 	int max_conns = DEFAULT_MAX_CONNS;
+	uid_t owner;
 	sigset_t sigs;
 	SSL_CTX *ctx;
 
@@ -259,26 +268,20 @@ main(int argc, char **argv)
 	 * (the keytrustee account, after ktadmin init), so that everything it
 	 * writes there stays the account's, as ktbackup.sh needs.
 	 */
-	if (geteuid() == 0) {
-		struct stat st;
-
-		if (stat(confdir, &st) == -1)
-			fatal("%s", confdir);
-		if (st.st_uid != 0) {
-			if (become_user(st.st_uid, st.st_gid) == -1)
-				fatal("cannot switch to uid %ld, the owner of %s",
-				    (long)st.st_uid, confdir);
-			log_info("running as uid %ld, the owner of %s",
-			    (long)st.st_uid, confdir);
-		} else
-			log_warnx("running as root: %s is owned by root; "
-				  "'ktadmin init' gives it to the keytrustee "
-				  "account",
-			    confdir);
+	switch (become_owner_of(confdir, &owner)) {
+	case -1:
+		fatal("cannot switch to the owner (uid %ld) of %s", (long)owner,
+		    confdir);
+	case 1:
+		log_warnx("running as root: %s is owned by root; 'ktadmin init' "
+			  "gives it to the keytrustee account",
+		    confdir);
+		break;
+	default:
+		log_info("running as uid %ld", (long)owner);
 	}
 	memset(&srv, 0, sizeof(srv));
 	srv.lfd = -1;
-	srv.role = "active";
 	pthread_mutex_init(&srv.ctx_mtx, NULL);
 	if (conf_load(confdir, &srv.conf, conf_warn, err, sizeof(err)) == -1)
 		fatalx("%s", err);
@@ -336,6 +339,8 @@ main(int argc, char **argv)
 		    srv.conf->path);
 	else
 		migrate_at_start(srv.conf);
+	if (mail_init() == -1)
+		fatalx("libcurl cannot be initialised");
 
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -357,11 +362,17 @@ main(int argc, char **argv)
 		fatalx("libevent has no pthreads support");
 	if ((srv.lfd = listen_socket(listen_addr, port)) == -1)
 		exit(1);
+	if (ha_start(&srv, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	/* After the signal mask (threads inherit it) and the HA role. */
+	if (mailer_start(&srv, err, sizeof(err)) == -1)
+		fatalx("mail sender: %s", err);
 	if (http_workers_start(&srv, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	log_info("serving %s on https://%s:%d/ with %d threads (TLS minimum "
-	    "%s)", srv.qfpr, listen_addr ? listen_addr : "*", port, threads,
-	    srv.conf->tls_min_version_name);
+	    "%s) as the %s server", srv.qfpr, listen_addr ? listen_addr : "*", port, threads,
+	    srv.conf->tls_min_version_name,
+	    ha_is_passive(&srv) ? "passive" : "active");
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
@@ -375,6 +386,8 @@ main(int argc, char **argv)
 	log_info("%s: draining and shutting down", strsignal(sig));
 	atomic_store(&srv.draining, 1);
 	http_workers_stop(&srv);
+	mailer_stop(&srv);
+	ha_stop(&srv);
 	close(srv.lfd);
 	SSL_CTX_free(srv.ctx);
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));

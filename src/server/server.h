@@ -13,12 +13,29 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "db.h"
+#include "mail.h"
 #include "pgp.h"
 
 struct throttle;
 struct auditq;
 struct authcache;
 struct auditq_item;
+
+/* What the HA monitor last saw of this server's database (ha.c). */
+struct ha_state {
+	int known;          /* a check has succeeded */
+	int db_up;          /* the last check succeeded */
+	int passive;        /* the database is a standby */
+	int sync_required;  /* active: synchronous_standby_names is set */
+	int sync_streaming; /* active: a synchronous standby streams */
+	int standbys;       /* active: streaming standbys */
+	int receiving;      /* passive: the WAL receiver streams */
+	long long lag_bytes;
+	double lag_seconds;
+	char active_host[256]; /* passive: the host of primary_conninfo */
+	long long checked_ms;  /* CLOCK_MONOTONIC of the last check */
+};
 
 /* One event loop thread; everything in it is used by that thread only. */
 struct worker {
@@ -49,7 +66,12 @@ struct server {
 	struct worker *workers;
 	int lfd;                   /* the listening socket, shared */
 	atomic_int draining;
-	const char *role;          /* "active" until HA comes */
+	pthread_mutex_t ha_mtx;    /* guards ha */
+	struct ha_state ha;        /* refreshed by the HA monitor thread */
+	pthread_t ha_thread;
+	atomic_int ha_stop;
+	pthread_mutex_t journal_mtx;
+	int journal_fd;            /* the passive's audit journal, or -1 */
 	unsigned char datakey[CRYPTO_KEY_LEN];  /* seals deposits, secrets */
 	char clients_home[PATH_MAX];  /* GnuPG home of the clients' keys */
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time there */
@@ -58,6 +80,10 @@ struct server {
 	struct authcache *authcache; /* clients, kept exact by NOTIFY */
 	int max_conns;             /* --max-connections; 0: no limit */
 	atomic_int nconns;         /* TLS connections open now */
+	struct mail_sender mail;   /* the outbox sender (mailer.c) */
+	pthread_t mail_thread;
+	int mail_pipe[2];          /* written to stop the sender */
+	int mail_running;
 };
 
 /* A client whose request signature verified. */
@@ -70,7 +96,6 @@ struct auth_client {
 enum stmt_id {
 	STMT_AUTH_CLIENT,
 	STMT_DEPOSIT_READ,
-	STMT_AUDIT,
 	STMT_COUNT
 };
 /* PQexecPrepared on db (the worker's), preparing id there first if needed. */
@@ -89,16 +114,6 @@ void auditq_stop(struct auditq *q);
 int auditq_read(struct worker *w, struct evhttp_request *req,
     const char *actor, const char *org, const char *object,
     const char *remote, char *body, size_t len);
-/*
- * Queue a new deposit (ct, malloc'd, taken over; name and desc copied) with
- * its deposit_create row; body is sent with 201 once both committed, or a
- * 503.  -1 when there is no queue (nothing taken over).
- */
-int auditq_create(struct worker *w, struct evhttp_request *req,
-    const char *uuid, const char *owner, const char *org, const char *name,
-    const char *desc, const unsigned char nonce[CRYPTO_NONCE_LEN],
-    unsigned char *ct, size_t ctlen, const char *remote, char *body,
-    size_t len);
 void auditq_done_cb(int fd, short what, void *arg);
 void auditq_done_drop(struct worker *w);
 
@@ -185,6 +200,38 @@ void throttle_free(struct throttle *t);
 /* 1 when addr has failed too often in this window (seconds left in retry). */
 int throttle_blocked(struct throttle *t, const char *addr, int *retry);
 void throttle_fail(struct throttle *t, const char *addr);
+
+/* mailer.c - the outbox sender thread. */
+int mailer_start(struct server *srv, char *err, size_t errlen);
+void mailer_stop(struct server *srv);
+
+/* contact.c - GET/POST /?q=TOKEN: a contact registers its OpenPGP key. */
+void contact_page(struct worker *w, struct evhttp_request *req,
+    const char *token);
+
+/* ha.c - active/passive: role, replication state, the write gate. */
+int ha_start(struct server *srv, char *err, size_t errlen);
+void ha_stop(struct server *srv);
+void ha_snapshot(struct server *srv, struct ha_state *out);
+int ha_is_passive(struct server *srv);
+/* 0 when this server may take a write now; else -1 after replying 503. */
+int ha_write_gate(struct worker *w, struct evhttp_request *req);
+/* 503: a synchronous standby is required and none streams. */
+void ha_refuse_no_sync(struct evhttp_request *req);
+/* The "replication" object of /health; *writes: may it take writes. */
+json_t *ha_health(struct server *srv, int *writes);
+/*
+ * PQexecParams for a write, its commit's wait for a synchronous standby
+ * bounded: past the bound the wait is cancelled, NULL is returned with
+ * *timed_out set (the row may be committed locally; it was not confirmed).
+ */
+PGresult *ha_exec(struct worker *w, PGconn *db, const char *sql, int n,
+    const char *const *params, const int *lens, const int *fmts, int rfmt,
+    int *timed_out);
+/* The passive's audit: one JSON line per event in CONFDIR/audit-passive.log. */
+int ha_journal(struct server *srv, const char *actor, const char *org,
+    const char *action, const char *object, const char *remote,
+    const char *result);
 
 /* audit.c - the append-only audit_log. */
 int audit(struct worker *w, const char *actor, const char *org,

@@ -1,7 +1,9 @@
 /*
  * stmt.c - the hot statements, prepared once per worker connection
  * (PQprepare on first use; a reset connection prepares them again), so
- * PostgreSQL parses and plans them once instead of on every request.
+ * PostgreSQL parses and plans them once instead of on every request.  The
+ * audit insert is not among them: audit.c sets synchronous_commit per row
+ * and journals on a passive.
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,10 +27,6 @@ static const struct {
 	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
 	"FROM deposits WHERE uuid = $1::uuid AND owner = $2",
 	2},
-    [STMT_AUDIT] = {"kt_audit",
-	"INSERT INTO audit_log (actor, org, action, object, remote_addr, "
-	"result) VALUES ($1, $2, $3, $4, $5, $6)",
-	6},
 };
 
 PGresult *
@@ -36,24 +34,42 @@ stmt_exec(struct worker *w, PGconn *db, enum stmt_id id,
     const char *const *values, const int *lengths, const int *formats,
     int binary)
 {
-	PGresult *res;
+	PGresult *res = NULL;
+	int try;
 
 	if (db != w->prepared_on) {
-		/* A new or reset connection: nothing is prepared there. */
+		/* A new connection: nothing is prepared there. */
 		w->prepared = 0;
 		w->prepared_on = db;
 	}
-	if (!(w->prepared & (1u << id))) {
-		res = PQprepare(
-		    db, stmts[id].name, stmts[id].sql, stmts[id].nparams, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return res; /* the caller reports it */
-		PQclear(res);
-		w->prepared |= 1u << id;
+	/*
+	 * These are reads: a connection that broke since the last request
+	 * (PostgreSQL restarted, a standby promoted) is made again once,
+	 * with its statements prepared again, not failed.
+	 */
+	for (try = 0; try < 2; try++) {
+		if (try == 1) {
+			PQclear(res);
+			res = NULL;
+			w->prepared = 0;
+			PQreset(db);
+		}
+		if (!(w->prepared & (1u << id))) {
+			res = PQprepare(db, stmts[id].name, stmts[id].sql,
+			    stmts[id].nparams, NULL);
+			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+				if (PQstatus(db) == CONNECTION_OK)
+					return res; /* the caller reports it */
+				continue;
+			}
+			PQclear(res);
+			w->prepared |= 1u << id;
+		}
+		res = PQexecPrepared(db, stmts[id].name, stmts[id].nparams,
+		    values, lengths, formats, binary);
+		if (PQstatus(db) == CONNECTION_OK)
+			return res;
 	}
-	res = PQexecPrepared(db, stmts[id].name, stmts[id].nparams, values,
-	    lengths, formats, binary);
-	if (PQstatus(db) != CONNECTION_OK)
-		w->prepared = 0; /* PQreset will make a new session */
+	w->prepared = 0; /* worker_db resets the connection next time */
 	return res;
 }

@@ -557,7 +557,7 @@ def main():
         for n in SCALES:
             have += env.store(n - len(have))
             log("scaling: GET with %d stored" % n)
-            scale[str(n)] = summarize([loads.ours_get(have)])
+            scale[str(n)] = summarize([loads.ours_get(have) for _ in range(ROUNDS)])
         results["scaling"] = scale
 
         # memory at many idle connections

@@ -5,6 +5,7 @@
 #   sh tests/fuzz/build.sh            build and run every target (make fuzz)
 #   sh tests/fuzz/build.sh conf       only fuzz_conf
 #   sh tests/fuzz/build.sh auth       only fuzz_auth (Authorization header)
+#   sh tests/fuzz/build.sh descriptor only fuzz_descriptor (the YAML descriptor)
 #   FUZZ_TIME=300 sh tests/fuzz/build.sh     run longer (seconds per target)
 #   FUZZ_BUILD_ONLY=1 sh tests/fuzz/build.sh build, do not run
 #
@@ -62,6 +63,7 @@ sources_for() {
 	# fuzz_auth.c stubs those, so only auth.c and its common helpers.
 	auth) echo src/server/auth.c src/common/crypto.c src/common/util.c \
 	    src/common/log.c ;;
+	descriptor) echo agent/descriptor.c src/common/util.c src/common/log.c ;;
 	*) echo src/common/conf.c src/common/util.c src/common/log.c ;;
 	esac
 }

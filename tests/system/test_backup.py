@@ -211,6 +211,13 @@ def test_runs_as_the_service_account(kts):
     with tarfile.open(path) as tf:
         owners = {(m.uname, m.gname) for m in tf.getmembers()}
     assert owners == {("keytrustee", "keytrustee")}
+    # an output dir the account cannot write: refused, nothing left
+    rootdir = outdir(kts, "root-owned")
+    proc = run([tool("runuser"), "-u", "keytrustee", "--", KTBACKUP, "--cleartext",
+                "--confdir=" + kts.confdir, "--output=" + rootdir], env=env(kts), cwd="/")
+    assert proc.returncode == 1
+    assert "error: output dir %s is not writable" % rootdir in proc.stderr
+    assert os.listdir(rootdir) == [] and proc.stdout == ""
 
 
 def pwd_uid(name):

@@ -193,6 +193,19 @@ def test_restore_after_losing_confdir_and_database(kts, backup):
     assert proc.returncode == 0 and kts.client_fpr in proc.stdout
 
 
+def test_lost_confdir_over_a_cluster_it_alone_could_open(kts, backup, tmp_path):
+    """After the disaster restore the cluster's password is the new one, not
+    the backup's: without the current conf the cluster cannot be opened, and
+    the restore says so before writing anything."""
+    target = str(tmp_path / "elsewhere" / ".keytrustee")
+    os.mkdir(os.path.dirname(target))
+    proc = restore(kts, backup[1], "--confdir", target, "--pg-rootdir", kts.pgroot)
+    assert proc.returncode == 1
+    assert "cannot connect to the cluster in %s" % kts.pgroot in proc.stderr
+    assert "new, empty" in proc.stderr
+    assert os.listdir(os.path.dirname(target)) == []
+
+
 def test_force_replaces_a_live_server_and_keeps_it_aside(kts, backup):
     late = put(kts.client, "after-the-backup", b"written after the backup")
     kts.server.stop()

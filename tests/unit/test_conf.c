@@ -256,6 +256,32 @@ test_tls_version_validation(void **state)
 }
 
 static void
+test_mail_keys(void **state)
+{
+	struct kt_conf *c = NULL;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse("{\"MAIL_URL\": \"smtps://u:p@relay.example.com:465\", "
+	    "\"HOSTNAME\": \"kts01.example.com\"}", &c, err, sizeof(err)), 0);
+	assert_string_equal(c->mail_url, "smtps://u:p@relay.example.com:465");
+	assert_string_equal(c->hostname, "kts01.example.com");
+	conf_free(c);
+	assert_int_equal(parse("{}", &c, err, sizeof(err)), 0);
+	assert_string_equal(c->mail_url, "smtp://localhost:25");
+	conf_free(c);
+	assert_refused("{\n  \"MAIL_URL\": \"http://localhost\"\n}",
+	    "test.conf:2: MAIL_URL:", "smtp://");
+	assert_refused("{\"MAIL_URL\": \"smtp://\"}", "MAIL_URL", "no host");
+	assert_refused("{\"MAIL_URL\": \"\"}", "MAIL_URL", "empty");
+	assert_refused("{\"MAIL_URL\": \"smtp://a b\"}", "MAIL_URL", "spaces");
+	assert_refused("{\"HOSTNAME\": \"a\\r\\nBcc: x\"}", "HOSTNAME",
+	    "controls");
+	assert_refused("{\"HOSTNAME\": \"x@y\"}", "HOSTNAME", "host name");
+	assert_refused("{\"HOSTNAME\": \"\"}", "HOSTNAME", "empty");
+}
+
+static void
 test_tls_version_map(void **state)
 {
 	(void)state;
@@ -587,6 +613,7 @@ main(void)
 		cmocka_unit_test_setup(test_set_values, reset_warn),
 		cmocka_unit_test_setup(test_save_load_roundtrip, reset_warn),
 		cmocka_unit_test_setup(test_default_dir, reset_warn),
+		cmocka_unit_test_setup(test_mail_keys, reset_warn),
 		/* Known bugs, reported; they fail until conf.c is fixed. */
 		cmocka_unit_test_setup(test_null_required_string_refused,
 		    reset_warn),

@@ -1,0 +1,151 @@
+/*
+ * mailer.c - the server's mail sender: one thread with its own database
+ * connection that LISTENs on MAIL_CHANNEL and delivers the outbox (see
+ * common/mail.c), waking for every notification, when the next retry is
+ * due, and at least once a minute.
+ *
+ * Signing: the server's private key stays in gpg-agent, behind GPGME; this
+ * thread is the only code in the server that asks for a signature, and it
+ * stops the agent after every round so that the key is loaded only while
+ * mail is being signed.  The HTTP workers never touch the server's own
+ * GnuPG home.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+#include "mail.h"
+#include "server.h"
+
+#define MAILER_IDLE_SECS 60
+#define MAILER_DB_RETRY_SECS 5
+
+static void
+mailer_note(void *arg, const char *id, const char *rcpt, const char *result,
+    const char *detail)
+{
+	(void)arg;
+	if (strcmp(result, "sent") == 0)
+		log_info("mail %s to %s: sent (%s)", id, rcpt, detail);
+	else
+		log_warnx("mail %s to %s: %s: %s", id, rcpt, result, detail);
+}
+
+static PGconn *
+mailer_connect(struct server *srv)
+{
+	char err[512];
+	PGconn *db;
+	PGresult *res;
+
+	if ((db = db_connect(srv->conf, err, sizeof(err))) == NULL) {
+		log_warnx("mail: database: %s", err);
+		return NULL;
+	}
+	res = PQexec(db, "LISTEN " MAIL_CHANNEL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_warnx("mail: LISTEN: %s", db_error(res, db));
+		PQclear(res);
+		PQfinish(db);
+		return NULL;
+	}
+	PQclear(res);
+	return db;
+}
+
+static void *
+mailer_main(void *arg)
+{
+	struct server *srv = arg;
+	struct mail_stats st;
+	struct pollfd pfd[2];
+	PGnotify *n;
+	PGconn *db = NULL;
+	char err[1024];
+	long due;
+	int nfd;
+
+	for (;;) {
+		due = MAILER_DB_RETRY_SECS;
+		if (db != NULL && PQstatus(db) != CONNECTION_OK) {
+			PQfinish(db);
+			db = NULL;
+		}
+		if (db == NULL)
+			db = mailer_connect(srv);
+		/* A passive's database is a read-only replica: the active
+		 * sends; after a promote this server takes over. */
+		if (db != NULL && !ha_is_passive(srv)) {
+			if (mail_deliver(&srv->mail, db, mailer_note, NULL, &st,
+				err, sizeof(err)) == -1)
+				log_warnx("mail: %s", err);
+			if (st.sent + st.failed + st.deferred > 0)
+				pgp_kill_agent(srv->mail.gpghome);
+			due = mail_next_due(db);
+			if (due < 0 || due > MAILER_IDLE_SECS)
+				due = MAILER_IDLE_SECS;
+		}
+		pfd[0].fd = srv->mail_pipe[0];
+		pfd[0].events = POLLIN;
+		nfd = 1;
+		if (db != NULL) {
+			pfd[1].fd = PQsocket(db);
+			pfd[1].events = POLLIN;
+			nfd = 2;
+		}
+		if (poll(pfd, (nfds_t)nfd, (int)due * 1000) == -1 &&
+		    errno != EINTR)
+			log_warn("mail: poll");
+		if (pfd[0].revents != 0)
+			break;
+		if (db != NULL && nfd == 2 && pfd[1].revents != 0) {
+			PQconsumeInput(db);
+			while ((n = PQnotifies(db)) != NULL)
+				PQfreemem(n);
+		}
+	}
+	PQfinish(db);
+	return NULL;
+}
+
+int
+mailer_start(struct server *srv, char *err, size_t errlen)
+{
+	const char *fpr = strchr(srv->qfpr, '/');
+	int e;
+
+	/* main read the key already: no second listing (no agent start). */
+	if (mail_sender_init(&srv->mail, srv->conf,
+		fpr != NULL ? fpr + 1 : NULL, err, errlen) == -1)
+		return -1;
+	if (pipe2(srv->mail_pipe, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if ((e = pthread_create(&srv->mail_thread, NULL, mailer_main, srv)) !=
+	    0) {
+		snprintf(err, errlen, "pthread_create: %s", strerror(e));
+		return -1;
+	}
+	srv->mail_running = 1;
+	return 0;
+}
+
+void
+mailer_stop(struct server *srv)
+{
+	if (!srv->mail_running)
+		return;
+	if (write(srv->mail_pipe[1], "x", 1) == -1)
+		log_warn("mail: stopping the sender");
+	pthread_join(srv->mail_thread, NULL);
+	close(srv->mail_pipe[0]);
+	close(srv->mail_pipe[1]);
+	srv->mail_running = 0;
+	pgp_kill_agent(srv->mail.gpghome);
+}
