@@ -15,13 +15,7 @@ import os
 import pytest
 
 from conftest import binary, run
-from test_api import Client, Env, as_json, new_org, sql_quote
-
-
-@pytest.fixture(scope="module")
-def env(registry, session_db, server):
-    registry.gnupg_home(os.path.join(server.confdir, ".clients-gnupg"))
-    return Env(server, session_db.cluster, registry)
+from test_api import Client, as_json, env, new_org, sql_quote  # noqa: F401 (env: fixture)
 
 
 @pytest.fixture(scope="module")
