@@ -550,6 +550,7 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	char uuid[CRYPTO_UUID_LEN + 1], aad[API_AAD_LEN + 1], loc[64];
 	size_t plainlen = 0;
 	PGresult *res = NULL;
+	char *text = NULL;
 	json_t *o, *ans;
 	int timed_out;
 
@@ -601,6 +602,21 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "internal error");
 		goto out;
 	}
+	/* With the other deposits waiting (auditq.c): one commit for all. */
+	if ((ans = json_pack("{s:s}", "uuid", uuid)) != NULL &&
+	    (text = json_dumps(ans, JSON_COMPACT)) != NULL &&
+	    auditq_create(w, req, uuid, c->fpr, c->org, name, desc, nonce, ct,
+	    plainlen + CRYPTO_TAG_LEN, http_peer(req), text,
+	    strlen(text)) == 0) {
+		json_decref(ans);
+		ct = NULL;
+		snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Location", loc);
+		goto out;
+	}
+	json_decref(ans);
+	free(text);
 	params[0] = uuid;
 	params[1] = c->fpr;
 	params[2] = name;

@@ -34,7 +34,13 @@ struct auditq_item {
 	struct evhttp_request *req;
 	char *body; /* the answer, owned */
 	size_t len;
-	int ok;
+	int ok;	    /* 1 committed, 0 failed, -1 refused (no sync standby) */
+	int create; /* a new deposit (else a read) */
+	/* a new deposit: its row, owned */
+	char *name, *desc;
+	unsigned char nonce[CRYPTO_NONCE_LEN];
+	unsigned char *ct;
+	size_t ctlen;
 	char actor[PGP_FPR_LEN + 1];
 	char org[72];
 	char object[CRYPTO_UUID_LEN + 1];
@@ -56,6 +62,9 @@ item_free(struct auditq_item *it)
 {
 	if (it->body != NULL)
 		freezero(it->body, it->len);
+	free(it->name);
+	free(it->desc);
+	free(it->ct);
 	free(it);
 }
 
@@ -184,6 +193,126 @@ auditq_deliver(struct auditq_item *batch, int ok)
 	}
 }
 
+/*
+ * New deposits with their audit rows, in one statement through ha_exec,
+ * gated by HA_SYNC_OK and bounded in its wait for a synchronous standby
+ * as api.c's single insert is: 1 committed, -1 refused (no synchronous
+ * standby, or the wait timed out), 0 failed.
+ */
+static int
+auditq_insert_deposits(struct auditq *q, struct auditq_item *batch, int n)
+{
+	const char **params = NULL;
+	int *lens = NULL, *fmts = NULL;
+	char *sql = NULL, err[512];
+	size_t cap = 800 + (size_t)n * 160, off;
+	struct auditq_item *it;
+	PGresult *res = NULL;
+	int i, k, timed_out = 0, ret = 0;
+
+	if ((params = calloc((size_t)n * 8, sizeof(*params))) == NULL ||
+	    (lens = calloc((size_t)n * 8, sizeof(*lens))) == NULL ||
+	    (fmts = calloc((size_t)n * 8, sizeof(*fmts))) == NULL ||
+	    (sql = malloc(cap)) == NULL)
+		goto out;
+	off = (size_t)snprintf(sql, cap,
+	    "WITH v (uuid, owner, name, "
+	    "description, nonce, content, org, remote) AS (VALUES ");
+	for (i = 0, it = batch; i < n; i++, it = it->next) {
+		k = 8 * i;
+		/* Every parameter cast: its type is known, binary or not. */
+		off += (size_t)snprintf(sql + off, cap - off,
+		    "%s($%d::uuid, $%d::text, $%d::text, $%d::text, "
+		    "$%d::bytea, $%d::bytea, $%d::text, $%d::text)",
+		    i ? ", " : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6,
+		    k + 7, k + 8);
+		params[k] = it->object;
+		params[k + 1] = it->actor;
+		params[k + 2] = it->name;
+		params[k + 3] = it->desc;
+		params[k + 4] = (const char *)it->nonce;
+		lens[k + 4] = CRYPTO_NONCE_LEN;
+		fmts[k + 4] = 1;
+		params[k + 5] = (const char *)it->ct;
+		lens[k + 5] = (int)it->ctlen;
+		fmts[k + 5] = 1;
+		params[k + 6] = it->org;
+		params[k + 7] = *it->remote ? it->remote : NULL;
+	}
+	snprintf(sql + off, cap - off,
+	    "), d AS (INSERT INTO deposits (uuid, "
+	    "owner, name, description, nonce, content) SELECT uuid, owner, "
+	    "name, description, nonce, content FROM v WHERE " HA_SYNC_OK
+	    " RETURNING uuid) "
+	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
+	    "result) SELECT v.owner, v.org, 'deposit_create', v.uuid::text, "
+	    "v.remote, 'ok' FROM v JOIN d USING (uuid)");
+	if (q->db != NULL && PQstatus(q->db) != CONNECTION_OK)
+		PQreset(q->db);
+	if (q->db == NULL &&
+	    (q->db = db_connect(q->srv->conf, err, sizeof(err))) == NULL) {
+		log_warnx("audit queue: database: %s", err);
+		goto out;
+	}
+	res = ha_exec(
+	    batch->w, q->db, sql, 8 * n, params, lens, fmts, 0, &timed_out);
+	if (timed_out) {
+		ret = -1;
+		goto out;
+	}
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_warnx("deposit create: %s", db_error(res, q->db));
+		goto out;
+	}
+	/* HA_SYNC_OK was false: the standby went away just now. */
+	ret = strcmp(PQcmdTuples(res), "0") == 0 ? -1 : 1;
+out:
+	PQclear(res);
+	free(params);
+	free(lens);
+	free(fmts);
+	free(sql);
+	return ret;
+}
+
+/* Split the batch into reads and new deposits; insert; hand back. */
+static void
+auditq_run(struct auditq *q, struct auditq_item *batch)
+{
+	struct auditq_item *reads = NULL, **rt = &reads, *deps = NULL;
+	struct auditq_item **dt = &deps, *it, *next;
+	int nr = 0, nd = 0, r;
+
+	for (it = batch; it != NULL; it = next) {
+		next = it->next;
+		it->next = NULL;
+		if (it->create) {
+			*dt = it;
+			dt = &it->next;
+			nd++;
+		} else {
+			*rt = it;
+			rt = &it->next;
+			nr++;
+		}
+	}
+	if (reads != NULL)
+		auditq_deliver(reads, auditq_insert_reads(q, reads, nr) == 0);
+	if (deps == NULL)
+		return;
+	r = auditq_insert_deposits(q, deps, nd);
+	if (r != 0 || nd == 1) {
+		auditq_deliver(deps, r);
+		return;
+	}
+	/* One of them is refused: find which, one by one. */
+	for (it = deps; it != NULL; it = next) {
+		next = it->next;
+		it->next = NULL;
+		auditq_deliver(it, auditq_insert_deposits(q, it, 1));
+	}
+}
+
 static void *
 auditq_main(void *arg)
 {
@@ -208,7 +337,7 @@ auditq_main(void *arg)
 			q->tail = &q->head;
 		it->next = NULL;
 		pthread_mutex_unlock(&q->mtx);
-		auditq_deliver(batch, auditq_insert_reads(q, batch, n) == 0);
+		auditq_run(q, batch);
 	}
 	return NULL;
 }
@@ -294,6 +423,29 @@ auditq_read(struct worker *w, struct evhttp_request *req, const char *actor,
 	return 0;
 }
 
+int
+auditq_create(struct worker *w, struct evhttp_request *req, const char *uuid,
+    const char *owner, const char *org, const char *name, const char *desc,
+    const unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *ct,
+    size_t ctlen, const char *remote, char *body, size_t len)
+{
+	struct auditq_item *it;
+
+	if ((it = item_new(w, req, owner, org, uuid, remote)) == NULL)
+		return -1;
+	if ((it->name = strdup(name)) == NULL ||
+	    (desc != NULL && (it->desc = strdup(desc)) == NULL)) {
+		item_free(it);
+		return -1;
+	}
+	it->create = 1;
+	memcpy(it->nonce, nonce, CRYPTO_NONCE_LEN);
+	it->ct = ct;
+	it->ctlen = ctlen;
+	item_push(w->srv->auditq, it, body, len);
+	return 0;
+}
+
 /* The worker's side: send the answers whose rows are in (or a 503). */
 void
 auditq_done_cb(int fd, short what, void *arg)
@@ -310,6 +462,18 @@ auditq_done_cb(int fd, short what, void *arg)
 	pthread_mutex_unlock(&w->done_mtx);
 	for (it = list; it != NULL; it = next) {
 		next = it->next;
+		if (it->create) {
+			if (it->ok == 1)
+				http_reply(it->req, 201, "application/json",
+				    it->body, it->len);
+			else if (it->ok == -1)
+				ha_refuse_no_sync(it->req);
+			else
+				http_reply_error(it->req, 503, "database",
+				    "the database is not available");
+			item_free(it);
+			continue;
+		}
 		/* The batch failed: this row alone, the way audit.c keeps it.
 		 */
 		if (!it->ok)

@@ -114,6 +114,17 @@ void auditq_stop(struct auditq *q);
 int auditq_read(struct worker *w, struct evhttp_request *req,
     const char *actor, const char *org, const char *object,
     const char *remote, char *body, size_t len);
+/*
+ * Queue a new deposit (ct, malloc'd, taken over; name and desc copied) with
+ * its deposit_create row, inserted with others through ha_exec under
+ * HA_SYNC_OK; body is sent with 201 once both committed, else the 503 the
+ * single insert would give.  -1 when there is no queue (nothing taken).
+ */
+int auditq_create(struct worker *w, struct evhttp_request *req,
+    const char *uuid, const char *owner, const char *org, const char *name,
+    const char *desc, const unsigned char nonce[CRYPTO_NONCE_LEN],
+    unsigned char *ct, size_t ctlen, const char *remote, char *body,
+    size_t len);
 void auditq_done_cb(int fd, short what, void *arg);
 void auditq_done_drop(struct worker *w);
 
