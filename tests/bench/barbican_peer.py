@@ -58,7 +58,8 @@ class Barbican:
                 " ".join(p.stdout.decode(errors="replace").split())[-300:]
             return False
         self.proc = self.spawn([sys.executable, os.path.join(HERE, "barbican_run.py"), conf,
-                                paste, str(self.port)], os.path.join(self.dir, "stderr.log"))
+                                paste, str(self.port)], os.path.join(self.dir, "stderr.log"),
+                               cwd=self.dir)  # whatever it writes stays in its dir
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
