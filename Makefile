@@ -46,8 +46,8 @@ BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run stop check unit unit-san system fuzz install clean format \
-	csd parcel
+.PHONY: all deps run stop check unit unit-san system fuzz bench install clean \
+	format csd parcel
 
 all: $(BIN_PATHS)
 
@@ -102,6 +102,18 @@ check: deps
 # libFuzzer targets over their committed corpora, each bounded in time.
 fuzz:
 	@sh tests/fuzz/build.sh
+
+# Benchmarks (tests/bench/README.md): never part of check.  BENCH_QUICK=1
+# runs every load for 2 s once, to try the harness.
+BENCH_HELPER := $(BUILD)/bench/ktbench
+$(BENCH_HELPER): tests/bench/ktbench.c $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+bench: deps
+	@sh tests/bench/install
+	@$(MAKE) --no-print-directory all $(BENCH_HELPER)
+	BENCH_QUICK=$(BENCH_QUICK) /usr/bin/python3 tests/bench/bench.py
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -130,6 +130,48 @@ static const struct db_migration db_migrations[] = {
 	" last_error text);"
 	"CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt)"
 	" WHERE state = 'queued';"},
+    /* 4 is left free (the HA branch might have had one). */
+    {5, "client_notify",
+	/*
+	 * The server caches clients (src/server/authcache.c) and LISTENs on
+	 * kt_clients: every change to a client names it; a change to orgs,
+	 * a TRUNCATE or any DDL (a restore re-creating the tables) says "*",
+	 * drop everything.  Re-appliable: functions are replaced, the event
+	 * triggers made only when missing, and only by a superuser (the
+	 * role ktadmin db makes is one; without them a restore into a live
+	 * database needs a server restart, as without any cache).
+	 */
+	"CREATE OR REPLACE FUNCTION kt_client_notify() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+	"  PERFORM pg_notify('kt_clients', OLD.fingerprint); END IF;"
+	" IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+	"  PERFORM pg_notify('kt_clients', NEW.fingerprint); END IF;"
+	" RETURN NULL; END $$;"
+	"CREATE OR REPLACE FUNCTION kt_client_notify_all() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" PERFORM pg_notify('kt_clients', '*'); RETURN NULL; END $$;"
+	"DROP TRIGGER IF EXISTS clients_notify ON clients;"
+	"CREATE TRIGGER clients_notify AFTER INSERT OR UPDATE OR DELETE"
+	" ON clients FOR EACH ROW EXECUTE FUNCTION kt_client_notify();"
+	"DROP TRIGGER IF EXISTS clients_notify_truncate ON clients;"
+	"CREATE TRIGGER clients_notify_truncate AFTER TRUNCATE ON clients"
+	" FOR EACH STATEMENT EXECUTE FUNCTION kt_client_notify_all();"
+	"DROP TRIGGER IF EXISTS orgs_notify ON orgs;"
+	"CREATE TRIGGER orgs_notify AFTER UPDATE OR DELETE OR TRUNCATE ON orgs"
+	" FOR EACH STATEMENT EXECUTE FUNCTION kt_client_notify_all();"
+	"CREATE OR REPLACE FUNCTION kt_ddl_notify() RETURNS event_trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" PERFORM pg_notify('kt_clients', '*'); END $$;"
+	"DO $$ BEGIN"
+	" IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+	" AND NOT EXISTS (SELECT 1 FROM pg_event_trigger"
+	"  WHERE evtname = 'kt_ddl_notify') THEN"
+	"  CREATE EVENT TRIGGER kt_ddl_notify ON ddl_command_end"
+	"   EXECUTE FUNCTION kt_ddl_notify();"
+	"  CREATE EVENT TRIGGER kt_drop_notify ON sql_drop"
+	"   EXECUTE FUNCTION kt_ddl_notify();"
+	" END IF; END $$;"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -550,6 +550,7 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	char uuid[CRYPTO_UUID_LEN + 1], aad[API_AAD_LEN + 1], loc[64];
 	size_t plainlen = 0;
 	PGresult *res = NULL;
+	char *text = NULL;
 	json_t *o, *ans;
 	int timed_out;
 
@@ -601,6 +602,21 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "internal error");
 		goto out;
 	}
+	/* With the other deposits waiting (auditq.c): one commit for all. */
+	if ((ans = json_pack("{s:s}", "uuid", uuid)) != NULL &&
+	    (text = json_dumps(ans, JSON_COMPACT)) != NULL &&
+	    auditq_create(w, req, uuid, c->fpr, c->org, name, desc, nonce, ct,
+	    plainlen + CRYPTO_TAG_LEN, http_peer(req), text,
+	    strlen(text)) == 0) {
+		json_decref(ans);
+		ct = NULL;
+		snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Location", loc);
+		goto out;
+	}
+	json_decref(ans);
+	free(text);
 	params[0] = uuid;
 	params[1] = c->fpr;
 	params[2] = name;
@@ -658,18 +674,13 @@ dep_get(struct worker *w, struct evhttp_request *req, PGconn *db,
     const struct auth_client *c, const char *uuid)
 {
 	const char *params[2] = { uuid, c->fpr }, *peer = http_peer(req);
-	char aad[API_AAD_LEN + 1], *b64 = NULL;
+	char aad[API_AAD_LEN + 1], *b64 = NULL, *text = NULL;
 	unsigned char *plain = NULL;
 	size_t ctlen = 0;
 	PGresult *res;
 	json_t *ans = NULL;
 
-	res = PQexecParams(db,
-	    "SELECT name, description, nonce, content, "
-	    "to_char(created AT TIME ZONE 'UTC', "
-	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-	    "FROM deposits WHERE uuid = $1::uuid AND owner = $2",
-	    2, NULL, params, NULL, NULL, 1);
+	res = stmt_exec(w, db, STMT_DEPOSIT_READ, params, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warnx("deposit read: %s", db_error(res, db));
 		api_db_down(req);
@@ -707,21 +718,28 @@ dep_get(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "internal error");
 		goto out;
 	}
-	if (audit(w, c->fpr, c->org, "deposit_read", uuid, peer, "ok") == -1) {
-		/* No access without its audit row. */
-		api_db_down(req);
-		goto out;
-	}
 	ans = json_pack("{s:s, s:s, s:o, s:s, s:s}", "uuid", uuid,
 	    "name", PQgetvalue(res, 0, 0),
 	    "description", PQgetisnull(res, 0, 1) ? json_null() :
 	    json_string(PQgetvalue(res, 0, 1)),
 	    "content", b64, "created", PQgetvalue(res, 0, 4));
-	if (ans == NULL)
+	if (ans == NULL || (text = json_dumps(ans, JSON_COMPACT)) == NULL) {
 		api_reply_pack_failed(req);
+		goto out;
+	}
+	/* No access without its audit row: answered once it commits. */
+	if (auditq_read(w, req, c->fpr, c->org, uuid, peer, text,
+	    strlen(text)) == 0)
+		text = NULL;
+	else if (audit(w, c->fpr, c->org, "deposit_read", uuid, peer,
+	    "ok") == -1)
+		api_db_down(req);
 	else
-		http_reply_json(req, HTTP_OK, ans);
+		http_reply(req, HTTP_OK, "application/json", text,
+		    strlen(text));
 out:
+	if (text != NULL)
+		freezero(text, strlen(text));
 	if (plain != NULL)
 		freezero(plain, ctlen + 1);
 	if (b64 != NULL)

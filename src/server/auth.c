@@ -104,6 +104,61 @@ auth_fail(struct worker *w, struct evhttp_request *req, int status,
 	return -1;
 }
 
+/*
+ * The client's state, org and sealed secret: from the cache (authcache.c)
+ * or the database.  0, or -1 after replying (401 unknown, 503).
+ */
+static int
+auth_lookup(struct worker *w, struct evhttp_request *req, const char *fpr,
+    struct authcache_entry *e)
+{
+	struct authcache *ac = w->srv->authcache;
+	const char *params[1] = { fpr };
+	unsigned long gen;
+	PGconn *db;
+	PGresult *res;
+	int ret = -1;
+
+	if (authcache_get(ac, fpr, e) == 0)
+		return 0;
+	gen = authcache_gen(ac);
+	if ((db = worker_db(w)) == NULL) {
+		http_reply_error(req, 503, "database",
+		    "the database is not available");
+		return -1;
+	}
+	res = stmt_exec(w, db, STMT_AUTH_CLIENT, params, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("auth: %s", db_error(res, db));
+		http_reply_error(req, 503, "database",
+		    "the database is not available");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		auth_fail(w, req, 401, "unauthorized", "unknown client or bad "
+		    "signature", fpr, NULL, "unknown_client");
+		goto out;
+	}
+	if ((size_t)PQgetlength(res, 0, 1) != sizeof(e->nonce) ||
+	    (size_t)PQgetlength(res, 0, 2) != sizeof(e->ct)) {
+		log_warnx("client %s: its sealed secret fails the integrity "
+		    "check", fpr);
+		http_reply_error(req, 500, "integrity",
+		    "stored data failed its integrity check");
+		goto out;
+	}
+	snprintf(e->fpr, sizeof(e->fpr), "%s", fpr);
+	snprintf(e->state, sizeof(e->state), "%s", PQgetvalue(res, 0, 0));
+	snprintf(e->org, sizeof(e->org), "%s", PQgetvalue(res, 0, 3));
+	memcpy(e->nonce, PQgetvalue(res, 0, 1), sizeof(e->nonce));
+	memcpy(e->ct, PQgetvalue(res, 0, 2), sizeof(e->ct));
+	authcache_put(ac, e, gen);
+	ret = 0;
+out:
+	PQclear(res);
+	return ret;
+}
+
 int
 auth_request(struct worker *w, struct evhttp_request *req,
     const unsigned char *body, size_t bodylen, struct auth_client *out)
@@ -111,12 +166,9 @@ auth_request(struct worker *w, struct evhttp_request *req,
 	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
 	struct evkeyval *kv;
 	struct auth_header h;
-	const char *value = NULL, *params[1], *method, *uri;
+	struct authcache_entry e;
+	const char *value = NULL, *method, *uri;
 	unsigned char secret[CRYPTO_KEY_LEN], mac[CRYPTO_MAC_LEN];
-	unsigned char *nonce = NULL, *ct = NULL;
-	size_t noncelen = 0, ctlen = 0;
-	PGconn *db;
-	PGresult *res = NULL;
 	int n = 0, ret = -1;
 	long long now;
 
@@ -127,6 +179,7 @@ auth_request(struct worker *w, struct evhttp_request *req,
 		}
 	}
 	memset(&h, 0, sizeof(h));
+	memset(&e, 0, sizeof(e));
 	if (n == 0)
 		return auth_fail(w, req, 401, "unauthorized",
 		    "this request needs an Authorization header "
@@ -139,47 +192,10 @@ auth_request(struct worker *w, struct evhttp_request *req,
 		return auth_fail(w, req, 401, "unauthorized",
 		    "request timestamp is more than 300 seconds from the "
 		    "server's clock", h.fpr, NULL, "stale");
-	if ((db = worker_db(w)) == NULL) {
-		http_reply_error(req, 503, "database",
-		    "the database is not available");
-		return -1;
-	}
-	params[0] = h.fpr;
-	for (n = 0; n < 2; n++) {
-		res = PQexecParams(db,
-		    "SELECT c.state, c.secret_nonce, c.secret_ct, o.name "
-		    "FROM clients c JOIN orgs o ON o.id = c.org_id "
-		    "WHERE c.fingerprint = $1",
-		    1, NULL, params, NULL, NULL, 1);
-		/*
-		 * The first query of a request: a connection that broke
-		 * since the last one (PostgreSQL restarted, a standby
-		 * promoted) is made again once, not failed.
-		 */
-		if (PQresultStatus(res) == PGRES_TUPLES_OK ||
-		    PQstatus(db) == CONNECTION_OK || n == 1)
-			break;
-		PQclear(res);
-		res = NULL;
-		PQreset(db);
-	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("auth: %s", db_error(res, db));
-		http_reply_error(req, 503, "database",
-		    "the database is not available");
+	if (auth_lookup(w, req, h.fpr, &e) == -1)
 		goto out;
-	}
-	if (PQntuples(res) != 1) {
-		auth_fail(w, req, 401, "unauthorized", "unknown client or bad "
-		    "signature", h.fpr, NULL, "unknown_client");
-		goto out;
-	}
-	nonce = (unsigned char *)PQgetvalue(res, 0, 1);
-	noncelen = (size_t)PQgetlength(res, 0, 1);
-	ct = (unsigned char *)PQgetvalue(res, 0, 2);
-	ctlen = (size_t)PQgetlength(res, 0, 2);
-	if (auth_secret_open(w->srv, h.fpr, nonce, noncelen, ct, ctlen,
-	    secret) == -1) {
+	if (auth_secret_open(w->srv, h.fpr, e.nonce, sizeof(e.nonce), e.ct,
+	    sizeof(e.ct), secret) == -1) {
 		log_warnx("client %s: its sealed secret fails the integrity "
 		    "check", h.fpr);
 		http_reply_error(req, 500, "integrity",
@@ -196,24 +212,24 @@ auth_request(struct worker *w, struct evhttp_request *req,
 	}
 	if (CRYPTO_memcmp(mac, h.sig, CRYPTO_MAC_LEN) != 0) {
 		auth_fail(w, req, 401, "unauthorized", "unknown client or bad "
-		    "signature", h.fpr, PQgetvalue(res, 0, 3), "bad_signature");
+		    "signature", h.fpr, e.org, "bad_signature");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 0), "active") != 0) {
-		int pending = strcmp(PQgetvalue(res, 0, 0), "pending") == 0;
+	if (strcmp(e.state, "active") != 0) {
+		int pending = strcmp(e.state, "pending") == 0;
 		auth_fail(w, req, 403,
 		    pending ? "client_pending" : "client_disabled",
 		    pending ? "this client awaits approval "
 		    "(keytrustee-orgtool enable-client)" :
-		    "this client is disabled", h.fpr, PQgetvalue(res, 0, 3),
+		    "this client is disabled", h.fpr, e.org,
 		    pending ? "client_pending" : "client_disabled");
 		goto out;
 	}
 	memcpy(out->fpr, h.fpr, sizeof(out->fpr));
-	snprintf(out->org, sizeof(out->org), "%s", PQgetvalue(res, 0, 3));
+	snprintf(out->org, sizeof(out->org), "%s", e.org);
 	ret = 0;
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));
-	PQclear(res);
+	OPENSSL_cleanse(&e, sizeof(e));
 	return ret;
 }

@@ -102,8 +102,10 @@ worker_db(struct worker *w)
 {
 	char err[512];
 
-	if (w->db != NULL && PQstatus(w->db) != CONNECTION_OK)
+	if (w->db != NULL && PQstatus(w->db) != CONNECTION_OK) {
+		w->prepared = 0;  /* a new session has none */
 		PQreset(w->db);
+	}
 	if (w->db == NULL &&
 	    (w->db = db_connect(w->srv->conf, err, sizeof(err))) == NULL) {
 		log_warnx("worker %d: database: %s", w->id, err);
@@ -126,6 +128,7 @@ worker_db_version(struct worker *w)
 	if ((v = db_schema_version(w->db)) < 0 &&
 	    PQstatus(w->db) != CONNECTION_OK) {
 		/* The connection broke under us: one more try. */
+		w->prepared = 0;
 		PQreset(w->db);
 		v = db_schema_version(w->db);
 	}
@@ -290,14 +293,23 @@ tls_bevcb(struct event_base *base, void *arg)
 	SSL *ssl = SSL_new(ctx);
 
 	SSL_CTX_free(ctx);  /* the SSL holds its own reference */
-	if (ssl == NULL)
-		return NULL;
+	/*
+	 * Fail closed: given NULL, libevent 2.1 would serve the connection
+	 * over a plain socket.  Neither allocation fails but out of memory,
+	 * where exiting (the supervisor restarts us) is the safe answer.
+	 */
+	if (ssl == NULL) {
+		log_ssl("SSL_new");
+		fatalx("cannot make a TLS connection: refusing to serve "
+		    "plain HTTP");
+	}
+	/* Counted against --max-connections (or marked to be refused). */
+	(void)conn_admit(w->srv, ssl);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		return NULL;
-	}
+	if (bev == NULL)
+		fatalx("cannot make a TLS bufferevent: refusing to serve "
+		    "plain HTTP");
 	/* Clients that close without close_notify are not an error. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
@@ -346,9 +358,13 @@ worker_init(struct server *srv, struct worker *w, int id, char *err,
 
 	w->srv = srv;
 	w->id = id;
+	pthread_mutex_init(&w->done_mtx, NULL);
+	w->done_tail = &w->done_head;
 	if ((w->base = event_base_new()) == NULL ||
 	    (w->http = evhttp_new(w->base)) == NULL ||
-	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop, w)) == NULL) {
+	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop, w)) == NULL ||
+	    (w->done_ev = event_new(w->base, -1, 0, auditq_done_cb, w)) ==
+	    NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}
@@ -384,6 +400,12 @@ http_workers_start(struct server *srv, char *err, size_t errlen)
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], i, err, errlen) == -1)
 			return -1;
+	if ((srv->auditq = auditq_start(srv)) == NULL ||
+	    (srv->authcache = authcache_start(srv)) == NULL) {
+		snprintf(err, errlen, "cannot start the audit queue or the "
+		    "client cache");
+		return -1;
+	}
 	for (i = 0; i < srv->nworkers; i++) {
 		int e = pthread_create(&srv->workers[i].thread, NULL,
 		    worker_main, &srv->workers[i]);
@@ -402,11 +424,20 @@ http_workers_stop(struct server *srv)
 
 	for (i = 0; i < srv->nworkers; i++)
 		event_active(srv->workers[i].stop_ev, EV_READ, 0);
+	for (i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	/* Rows still queued commit; their answers have no loop left. */
+	auditq_stop(srv->auditq);
+	srv->auditq = NULL;
+	authcache_stop(srv->authcache);
+	srv->authcache = NULL;
 	for (i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
-		pthread_join(w->thread, NULL);
+		auditq_done_drop(w);
 		evhttp_free(w->http);
 		event_free(w->stop_ev);
+		event_free(w->done_ev);
+		pthread_mutex_destroy(&w->done_mtx);
 		event_base_free(w->base);
 		PQfinish(w->db);
 	}

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,13 +33,16 @@
 #include "util.h"
 
 #define MAX_THREADS 256
+#define DEFAULT_MAX_CONNS 10000
+#define MAX_MAX_CONNS 1000000
 
 static void
 usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: keytrustee-server [--confdir DIR] [--port N] "
-	    "[--listen ADDR] [--threads N] [--debug]\n\n"
+	    "[--listen ADDR] [--threads N]\n"
+	    "                         [--max-connections N] [--debug]\n\n"
 	    "Serve Key Trustee Server over HTTPS, in the foreground.\n\n"
 	    "  -c, --confdir DIR  config dir made by 'ktadmin init' (default\n"
 	    "                     $KEYTRUSTEE_HOME/.keytrustee, KEYTRUSTEE_HOME\n"
@@ -47,10 +51,15 @@ usage(FILE *fp)
 	    "%d)\n"
 	    "  -l, --listen ADDR  address to listen on (default: all)\n"
 	    "  -t, --threads N    worker threads (default: one per core)\n"
+	    "  -m, --max-connections N\n"
+	    "                     TLS connections open at once; more are "
+	    "refused at\n"
+	    "                     their handshake (default %d)\n"
 	    "  -d, --debug        log debug messages\n"
 	    "  -h, --help         show this help\n\n"
 	    "Signals: TERM or INT drain and exit; HUP reloads the TLS "
-	    "certificate and key.\n", KT_DEFAULT_HOME, KT_DEFAULT_PORT);
+	    "certificate and key.\n", KT_DEFAULT_HOME, KT_DEFAULT_PORT,
+	    DEFAULT_MAX_CONNS);
 }
 
 static void
@@ -100,6 +109,23 @@ listen_socket(const char *addr, int port)
 		log_warn("cannot listen on %s port %d", addr ? addr : "*", port);
 	freeaddrinfo(res);
 	return fd;
+}
+
+/* Room for max_conns descriptors and some; say so when there is none. */
+static void
+raise_nofile(int max_conns)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_conns + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ?
+	    want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur < want)
+		log_warnx("--max-connections %d: the descriptor limit is %llu "
+			  "(ulimit -n); connections beyond it fail at accept",
+		    max_conns, (unsigned long long)rl.rlim_cur);
 }
 
 /*
@@ -170,6 +196,7 @@ main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "max-connections", required_argument, NULL, 'm' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -178,12 +205,13 @@ main(int argc, char **argv)
 	char *confdir = NULL, *defdir = NULL, *listen_addr = NULL;
 	char fpr[PGP_FPR_LEN + 1], err[1024];
 	int ch, port = 0, threads = 0, debug = 0, sig, r;
+	int max_conns = DEFAULT_MAX_CONNS;
 	uid_t owner;
 	sigset_t sigs;
 	SSL_CTX *ctx;
 
 	opterr = 0;  /* getopt's own messages are not "error: ..." */
-	while ((ch = getopt_long(argc, argv, ":c:p:l:t:dh", longopts,
+	while ((ch = getopt_long(argc, argv, ":c:p:l:t:m:dh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -203,6 +231,15 @@ main(int argc, char **argv)
 			if (parse_int(optarg, 1, MAX_THREADS, &threads) == -1) {
 				cli_error("--threads: \"%s\" is not a number "
 				    "from 1 to %d", optarg, MAX_THREADS);
+				return 2;
+			}
+			break;
+		case 'm':
+			if (parse_int(optarg, 1, MAX_MAX_CONNS,
+			    &max_conns) == -1) {
+				cli_error("--max-connections: \"%s\" is not a "
+				    "number from 1 to %d", optarg,
+				    MAX_MAX_CONNS);
 				return 2;
 			}
 			break;
@@ -310,6 +347,8 @@ main(int argc, char **argv)
 		threads = n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (int)n);
 	}
 	srv.nworkers = threads;
+	srv.max_conns = max_conns;
+	raise_nofile(max_conns);
 
 	/* Signals are taken by this thread only, synchronously. */
 	sigemptyset(&sigs);

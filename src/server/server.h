@@ -18,6 +18,9 @@
 #include "pgp.h"
 
 struct throttle;
+struct auditq;
+struct authcache;
+struct auditq_item;
 
 /* What the HA monitor last saw of this server's database (ha.c). */
 struct ha_state {
@@ -44,6 +47,12 @@ struct worker {
 	struct evhttp_bound_socket *bound;
 	struct event *stop_ev;
 	PGconn *db;            /* this worker's connection, opened lazily */
+	PGconn *prepared_on;   /* the connection the statements are on */
+	unsigned prepared;     /* bit (1 << stmt_id): prepared there */
+	/* Answers whose audit rows committed (auditq.c), to send here. */
+	pthread_mutex_t done_mtx;
+	struct auditq_item *done_head, **done_tail;
+	struct event *done_ev;
 };
 
 struct server {
@@ -67,6 +76,10 @@ struct server {
 	char clients_home[PATH_MAX];  /* GnuPG home of the clients' keys */
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time there */
 	struct throttle *throttle; /* failed registrations per address */
+	struct auditq *auditq;     /* group commit of read audit rows */
+	struct authcache *authcache; /* clients, kept exact by NOTIFY */
+	int max_conns;             /* --max-connections; 0: no limit */
+	atomic_int nconns;         /* TLS connections open now */
 	struct mail_sender mail;   /* the outbox sender (mailer.c) */
 	pthread_t mail_thread;
 	int mail_pipe[2];          /* written to stop the sender */
@@ -78,6 +91,69 @@ struct auth_client {
 	char fpr[PGP_FPR_LEN + 1];
 	char org[72];
 };
+
+/* stmt.c - statements prepared once per worker connection. */
+enum stmt_id {
+	STMT_AUTH_CLIENT,
+	STMT_DEPOSIT_READ,
+	STMT_COUNT
+};
+/* PQexecPrepared on db (the worker's), preparing id there first if needed. */
+PGresult *stmt_exec(struct worker *w, PGconn *db, enum stmt_id id,
+    const char *const *values, const int *lengths, const int *formats,
+    int binary);
+
+/* auditq.c - group commit of the audit rows of deposit reads. */
+struct auditq *auditq_start(struct server *srv);
+void auditq_stop(struct auditq *q);
+/*
+ * Queue the "deposit_read ok" row; body (malloc'd, taken over) is sent with
+ * 200 by w's loop once the row has committed, or a 503 instead.  -1 when
+ * there is no queue (the caller audits and answers itself).
+ */
+int auditq_read(struct worker *w, struct evhttp_request *req,
+    const char *actor, const char *org, const char *object,
+    const char *remote, char *body, size_t len);
+/*
+ * Queue a new deposit (ct, malloc'd, taken over; name and desc copied) with
+ * its deposit_create row, inserted with others through ha_exec under
+ * HA_SYNC_OK; body is sent with 201 once both committed, else the 503 the
+ * single insert would give.  -1 when there is no queue (nothing taken).
+ */
+int auditq_create(struct worker *w, struct evhttp_request *req,
+    const char *uuid, const char *owner, const char *org, const char *name,
+    const char *desc, const unsigned char nonce[CRYPTO_NONCE_LEN],
+    unsigned char *ct, size_t ctlen, const char *remote, char *body,
+    size_t len);
+void auditq_done_cb(int fd, short what, void *arg);
+void auditq_done_drop(struct worker *w);
+
+/* authcache.c - the clients' auth data, invalidated by LISTEN/NOTIFY. */
+struct authcache_entry {
+	char fpr[PGP_FPR_LEN + 1];
+	char state[12];
+	char org[72];
+	unsigned char nonce[CRYPTO_NONCE_LEN];  /* the secret, still sealed */
+	unsigned char ct[CRYPTO_KEY_LEN + CRYPTO_TAG_LEN];
+};
+struct authcache *authcache_start(struct server *srv);
+void authcache_stop(struct authcache *ac);
+/* 0 with the entry while the cache is live and holds fpr; else -1. */
+int authcache_get(struct authcache *ac, const char *fpr,
+    struct authcache_entry *out);
+/* Read before the database lookup; put keeps e only if unchanged since. */
+unsigned long authcache_gen(struct authcache *ac);
+void authcache_put(struct authcache *ac, const struct authcache_entry *e,
+    unsigned long gen);
+
+/* connlimit.c - at most max_conns connections. */
+/*
+ * Count the new connection's ssl: 1 admitted (uncounted when OpenSSL frees
+ * it), 0 over the limit (its handshake will be refused), -1 on error.
+ */
+int conn_admit(struct server *srv, SSL *ssl);
+/* SSL_CTX client hello callback: refuses what conn_admit did not admit. */
+int conn_hello_cb(SSL *ssl, int *al, void *arg);
 
 /* tls.c */
 SSL_CTX *tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen);

@@ -63,6 +63,39 @@ worker_db(struct worker *w)
 	abort();
 }
 
+PGresult *
+stmt_exec(struct worker *w, PGconn *db, enum stmt_id id,
+    const char *const *values, const int *lengths, const int *formats,
+    int binary)
+{
+	(void)w; (void)db; (void)id; (void)values; (void)lengths;
+	(void)formats; (void)binary;
+	abort();
+}
+
+int
+authcache_get(struct authcache *ac, const char *fpr,
+    struct authcache_entry *out)
+{
+	(void)ac; (void)fpr; (void)out;
+	abort();
+}
+
+unsigned long
+authcache_gen(struct authcache *ac)
+{
+	(void)ac;
+	abort();
+}
+
+void
+authcache_put(struct authcache *ac, const struct authcache_entry *e,
+    unsigned long gen)
+{
+	(void)ac; (void)e; (void)gen;
+	abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,0 +1,636 @@
+#!/usr/bin/python3
+"""tests/bench/bench.py - `make bench`: keytrustee-server against the
+machine's own limits, side by side in one run (issue 8, tests/bench/README.md).
+
+Everything runs on 127.0.0.1 in one temporary directory: a config dir made by
+`ktadmin init`, its PostgreSQL (`ktadmin db --bootstrap`), the server, nginx
+with the server's own certificate, pgbench on the same PostgreSQL, Barbican
+when it runs.  Every load is bounded in time (wrk -d, pgbench -T, timeouts on
+every subprocess); whatever was started is stopped on every exit path
+(SIGTERM to process groups, then SIGKILL; `ktadmin db --stop`;
+`gpgconf --kill all`).
+
+Each pair runs alternately three times; the table gives the median and
+min-max of req/s, the median p50/p99 latency, and ours/baseline ratios.
+Results also go to build/bench/results.json.
+
+BENCH_SERVER_ARGS="--threads 8": extra keytrustee-server arguments (to
+compare designs; the default run uses none).
+
+BENCH_QUICK=1: every load 2 s, one round, small scaling sizes (to try the
+harness; the numbers mean nothing).
+"""
+
+import base64
+import http.client
+import json
+import os
+import random
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "build", "bin")
+OUT = os.path.join(ROOT, "build", "bench")
+HELPER = os.path.join(OUT, "ktbench")
+LUA = os.path.join(ROOT, "tests", "bench", "requests.lua")
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+DUR = 2 if QUICK else 10
+ROUNDS = 1 if QUICK else 3
+STORED = 1000 if QUICK else 10000
+SCALES = [1000, 10000, 30000] if QUICK else [1000, 100000, 1000000]
+IDLE_CONNS = 1000 if QUICK else 10000
+SIZE = 2048
+
+started = []      # Popen objects (each in its own process group)
+clusters = []     # pg root dirs
+gnupg_homes = []
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def run(argv, timeout=600, check=True, **kw):
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s exited %d: %s" % (" ".join(map(str, argv)), p.returncode,
+                                                  p.stderr.decode(errors="replace")[-2000:]))
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(argv, logpath, **kw):
+    with open(logpath, "ab") as f:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                             start_new_session=True, **kw)
+    started.append(p)
+    return p
+
+
+def stop(p, timeout=15):
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=timeout)
+    if p in started:
+        started.remove(p)
+
+
+def cleanup():
+    for p in reversed(list(started)):
+        try:
+            stop(p)
+        except Exception as e:  # keep cleaning up
+            log("stopping pid %d: %s" % (p.pid, e))
+    for root in clusters:
+        if os.path.exists(os.path.join(root, "postmaster.pid")):
+            subprocess.run([os.path.join(BIN, "ktadmin"), "db", "--stop", "--pg-rootdir", root],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    for h in gnupg_homes:
+        if os.path.isdir(h):
+            subprocess.run(["gpgconf", "--homedir", h, "--kill", "all"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+
+def wait_tls(port, proc, what, timeout=30):
+    ctx = no_verify()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s exited %d before it was ready" % (what, proc.returncode))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost"):
+                    return
+        except (OSError, ssl.SSLError):
+            time.sleep(0.1)
+    raise RuntimeError("%s not ready after %ds" % (what, timeout))
+
+
+def no_verify():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def https(port, method, path, body=b"", headers=None):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=no_verify(), timeout=60)
+    try:
+        c.request(method, path, body=body or None, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------
+# the setup: config dir, PostgreSQL, server, one client, stored deposits
+
+
+class Env:
+    def __init__(self, base):
+        self.base = base
+        self.confdir = os.path.join(base, "conf")
+        self.pgroot = os.path.join(base, "pg")
+        self.pgport = free_port()
+        self.port = free_port()
+        self.work = os.path.join(base, "work")
+        os.mkdir(self.work)
+        shutil.chown(self.work, "keytrustee", "keytrustee")
+        self.server = None
+
+    def psql(self, sql, db="keytrustee", stdin=None, timeout=1800):
+        p = run(["runuser", "-u", "keytrustee", "--", "psql", "-h", self.pgroot, "-p",
+                 str(self.pgport), "-d", db, "-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+                stdin=stdin, timeout=timeout, cwd="/")
+        return p.stdout.decode().strip()
+
+    def setup(self):
+        log("ktadmin init (RSA 4096: takes a while)")
+        run([os.path.join(BIN, "ktadmin"), "init", "--confdir", self.confdir,
+             "--hostname", "localhost"], timeout=600)
+        gnupg_homes.append(self.confdir)
+        clusters.append(self.pgroot)
+        run([os.path.join(BIN, "ktadmin"), "db", "--bootstrap", "--confdir", self.confdir,
+             "--pg-rootdir", self.pgroot, "--port", str(self.pgport)], timeout=300)
+        gnupg_homes.append(os.path.join(self.confdir, ".clients-gnupg"))
+        self.start_server()
+        uid = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
+        self.psql("INSERT INTO orgs (name, uuid, auth_secret) VALUES ('bench', '%s', '')" % uid)
+        self.register_client()
+
+    def start_server(self):
+        self.server = spawn([os.path.join(BIN, "keytrustee-server"), "--confdir", self.confdir,
+                             "--port", str(self.port), "--listen", "127.0.0.1",
+                             "--max-connections", str(IDLE_CONNS + 100)] +
+                            os.environ.get("BENCH_SERVER_ARGS", "").split(),
+                            os.path.join(self.base, "server.log"))
+        wait_tls(self.port, self.server, "keytrustee-server")
+
+    def register_client(self):
+        """One real client (a gpg key) whose secret we can decrypt."""
+        home = os.path.join(self.base, "client-gnupg")
+        os.mkdir(home, 0o700)
+        gnupg_homes.append(home)
+        gpg = ["gpg", "--homedir", home, "--batch", "--passphrase", "", "--quiet"]
+        run(gpg + ["--quick-gen-key", "bench <bench@example.com>", "ed25519", "sign", "never"])
+        fpr = [l.split(":")[9] for l in run(gpg + ["--with-colons", "--list-keys"])
+               .stdout.decode().splitlines() if l.startswith("fpr:")][0]
+        run(gpg + ["--quick-add-key", fpr, "cv25519", "encr", "never"])
+        pub = run(gpg + ["--armor", "--export", fpr]).stdout.decode()
+        st, data = https(self.port, "POST", "/v1/register",
+                         json.dumps({"org": "bench", "pubkey": pub,
+                                     "hostname": "bench.example.com"}).encode(),
+                         {"Content-Type": "application/json"})
+        if st != 201:
+            raise RuntimeError("registration: %d %s" % (st, data[:300]))
+        ans = json.loads(data)
+        p = run(gpg + ["--pinentry-mode", "loopback", "-d"], input=ans["secret"].encode())
+        self.fpr = ans["fingerprint"]
+        self.secret = p.stdout.decode().strip()
+        assert len(self.secret) == 64
+
+    def store(self, n):
+        """n deposits of SIZE bytes, sealed as the server seals them, by COPY."""
+        ufile = os.path.join(self.work, "uuids-%d" % os.getpid())
+        t0 = time.monotonic()
+        helper = subprocess.Popen(["runuser", "-u", "keytrustee", "--", HELPER, "deposits",
+                                   self.confdir, self.fpr, str(n), str(SIZE), ufile],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+        try:
+            self.psql("COPY deposits (uuid, owner, name, description, nonce, content) "
+                      "FROM STDIN (FORMAT binary)", stdin=helper.stdout)
+            helper.stdout.close()
+            if helper.wait(timeout=1800) != 0:
+                raise RuntimeError("ktbench deposits: " + helper.stderr.read().decode())
+        finally:
+            if helper.poll() is None:
+                helper.kill()
+                helper.wait()
+        self.psql("ANALYZE deposits")
+        with open(ufile) as f:
+            uuids = f.read().split()
+        os.unlink(ufile)
+        log("stored %d deposits in %.1f s" % (n, time.monotonic() - t0))
+        return uuids
+
+    def sign(self, lines, name):
+        path = os.path.join(self.work, name)
+        p = run([HELPER, "sign", self.secret, self.fpr], input="".join(lines).encode())
+        with open(path, "wb") as f:
+            f.write(p.stdout)
+        return path
+
+
+# --------------------------------------------------------------------------
+# loads
+
+
+PROFILE = os.environ.get("BENCH_PROFILE", "")
+profiled = set()
+
+
+def profile_start(name, dur):
+    """BENCH_PROFILE=ours_get,ours_put: perf (cpu-clock, call graphs) on the
+    server and on PostgreSQL during the first run of those loads, into
+    build/bench/NAME.perf.data (read with perf report -i)."""
+    if name not in PROFILE.split(",") or name in profiled or shutil.which("perf") is None:
+        return None
+    profiled.add(name)
+    return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-a", "-o",
+                             os.path.join(OUT, name + ".perf.data"), "--", "sleep",
+                             str(max(1, dur - 1))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wrk(url, reqfile, threads, conns, close=False, dur=None, name=None):
+    dur = dur or DUR
+    prof = profile_start(name, dur)
+    argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % dur, "--timeout", "5s",
+            "-s", LUA, url, "--", reqfile, str(threads)] + (["close"] if close else [])
+    p = run(argv, timeout=dur + 60)
+    if prof is not None:
+        prof.wait(timeout=60)
+    out = p.stdout.decode()
+    for line in out.splitlines():
+        if line.startswith("JSON "):
+            r = json.loads(line[5:])
+            secs = r["duration_us"] / 1e6
+            errs = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors",
+                                     "status_errors", "timeouts"))
+            return {"rps": (r["requests"] - errs) / secs, "p50_ms": r["p50_us"] / 1000,
+                    "p99_ms": r["p99_us"] / 1000, "requests": r["requests"], "errors": errs,
+                    "detail": {k: r[k] for k in r if k.endswith("errors") or k == "timeouts"}}
+    raise RuntimeError("wrk printed no summary:\n" + out + p.stderr.decode())
+
+
+def pct(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else 0.0
+
+
+class Loads:
+    def __init__(self, env, nginx, uuids):
+        self.env = env
+        self.nginx = nginx
+        self.uuids = uuids
+        self.url = "https://127.0.0.1:%d" % env.port
+
+    # baseline A: nginx, 2 KiB static file, keep-alive
+    def nginx_static(self):
+        return wrk(self.nginx.url, self.nginx.static_req, 2, 64)
+
+    # ours: GET of a random one of the stored deposits
+    def ours_get(self, uuids=None, dur=None):
+        uuids = uuids or self.uuids
+        lines = ["GET\t/v1/deposits/%s\t\n" % random.choice(uuids) for _ in range(10000)]
+        return wrk(self.url, self.env.sign(lines, "get.req"), 2, 64, dur=dur,
+                   name="ours_get")
+
+    # baseline B: pgbench, one 2 KiB bytea row per transaction
+    def pgbench_insert(self):
+        e = self.env
+        logdir = os.path.join(e.work, "pgb")
+        shutil.rmtree(logdir, ignore_errors=True)
+        os.mkdir(logdir)
+        shutil.chown(logdir, "keytrustee", "keytrustee")
+        p = run(["runuser", "-u", "keytrustee", "--", "pgbench", "-n", "-h", e.pgroot, "-p",
+                 str(e.pgport), "-c16", "-j2", "-T%d" % DUR, "-M", "prepared", "-f",
+                 self.pgb_script, "--log", "--log-prefix", os.path.join(logdir, "tx"),
+                 "ktbench_b"], timeout=DUR + 120, cwd=logdir)
+        out = p.stdout.decode()
+        tps = None
+        for line in out.splitlines():
+            if line.startswith("tps = "):
+                tps = float(line.split()[2])
+        lat = []
+        for fn in os.listdir(logdir):
+            with open(os.path.join(logdir, fn)) as f:
+                for line in f:
+                    lat.append(int(line.split()[2]) / 1000.0)
+        if tps is None:
+            raise RuntimeError("pgbench printed no tps:\n" + out)
+        return {"rps": tps, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
+                "requests": len(lat), "errors": 0}
+
+    def pgbench_prepare(self):
+        e = self.env
+        e.psql("CREATE DATABASE ktbench_b", db="postgres")
+        e.psql("CREATE EXTENSION pgcrypto; CREATE TABLE blobs (id bigserial PRIMARY KEY, "
+               "b bytea NOT NULL)", db="ktbench_b")
+        self.pgb_script = os.path.join(e.work, "insert.sql")
+        with open(self.pgb_script, "w") as f:
+            # 2 KiB of random (incompressible, like sealed deposits) bytes
+            f.write("INSERT INTO blobs (b) VALUES "
+                    "(gen_random_bytes(1024) || gen_random_bytes(1024));\n")
+        os.chmod(self.pgb_script, 0o644)
+
+    # ours: POST /v1/deposits of 2 KiB, 16 connections
+    def ours_put(self):
+        lines = []
+        for i in range(5000):
+            body = json.dumps({"name": "put-%d" % i,
+                               "content": base64.b64encode(os.urandom(SIZE)).decode()},
+                              separators=(",", ":"))
+            lines.append("POST\t/v1/deposits\t%s\n" % body)
+        return wrk(self.url, self.env.sign(lines, "put.req"), 2, 16, name="ours_put")
+
+    # ours: registrations of new clients, 8 concurrent
+    def ours_register(self):
+        e = self.env
+        n = 3000 if QUICK else 20000
+        p = run([HELPER, "regbodies", "bench", str(n)])
+        path = os.path.join(e.work, "reg.req")
+        with open(path, "wb") as f:
+            for line in p.stdout.splitlines():
+                f.write(b"POST\t/v1/register\t\t" + line + b"\n")
+        before = int(e.psql("SELECT count(*) FROM clients"))
+        r = wrk(self.url, path, 2, 8, name="ours_register")
+        created = int(e.psql("SELECT count(*) FROM clients")) - before
+        r["created"] = created
+        r["rps"] = created / DUR
+        if created >= n // 2 * 2 - 8:
+            log("registration: %d keys were not enough: rate is a lower bound" % n)
+        return r
+
+    # full TLS handshakes: a new connection per fingerprint request
+    def ours_handshake(self):
+        path = os.path.join(self.env.work, "fpr.req")
+        with open(path, "w") as f:
+            f.write("GET\t/?a=fingerprint\t\t\n")
+        return wrk(self.url, path, 2, 16, close=True)
+
+    def nginx_handshake(self):
+        return wrk(self.nginx.url, self.nginx.fpr_req, 2, 16, close=True)
+
+
+# --------------------------------------------------------------------------
+# nginx (baseline A and the handshake baseline)
+
+
+class Nginx:
+    def __init__(self, env):
+        self.dir = os.path.join(env.base, "nginx")
+        os.mkdir(self.dir)
+        os.chmod(self.dir, 0o755)
+        www = os.path.join(self.dir, "www")
+        os.mkdir(www)
+        os.chmod(www, 0o755)
+        with open(os.path.join(www, "static.bin"), "wb") as f:
+            f.write(os.urandom(SIZE))
+        qfpr = https(env.port, "GET", "/?a=fingerprint")[1]
+        with open(os.path.join(www, "fingerprint"), "wb") as f:
+            f.write(qfpr)
+        for fn in os.listdir(www):
+            os.chmod(os.path.join(www, fn), 0o644)
+        self.port = free_port()
+        self.url = "https://127.0.0.1:%d" % self.port
+        ssl_dir = os.path.join(env.confdir, ".ssl")
+        d = self.dir
+        conf = """
+worker_processes 2;
+daemon off;
+master_process on;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/body;
+    proxy_temp_path %(d)s/proxy;
+    fastcgi_temp_path %(d)s/fastcgi;
+    uwsgi_temp_path %(d)s/uwsgi;
+    scgi_temp_path %(d)s/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+    server {
+        listen 127.0.0.1:%(port)d ssl;
+        ssl_certificate %(cert)s;
+        ssl_certificate_key %(key)s;
+        ssl_protocols TLSv1.3;
+        ssl_session_tickets off;
+        root %(www)s;
+        default_type application/octet-stream;
+    }
+}
+""" % {"d": d, "port": self.port, "www": www,
+       "cert": os.path.join(ssl_dir, "ssl-cert-keytrustee.pem"),
+       "key": os.path.join(ssl_dir, "ssl-cert-keytrustee-pk.pem")}
+        self.conf = os.path.join(d, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.static_req = os.path.join(d, "static.req")
+        with open(self.static_req, "w") as f:
+            f.write("GET\t/static.bin\t\t\n")
+        self.fpr_req = os.path.join(d, "fpr.req")
+        with open(self.fpr_req, "w") as f:
+            f.write("GET\t/fingerprint\t\t\n")
+        self.proc = spawn(["nginx", "-e", os.path.join(d, "error.log"), "-p", d, "-c",
+                           self.conf], os.path.join(d, "stderr.log"))
+        wait_tls(self.port, self.proc, "nginx")
+
+
+# --------------------------------------------------------------------------
+# the table
+
+
+def summarize(runs):
+    rps = [r["rps"] for r in runs]
+    return {"rps_median": statistics.median(rps), "rps_min": min(rps), "rps_max": max(rps),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "errors": sum(r.get("errors", 0) for r in runs), "runs": runs}
+
+
+def fmt_row(name, s):
+    if s is None:
+        return "%-34s %s" % (name, "not run")
+    if "skipped" in s:
+        return "%-34s %s" % (name, s["skipped"])
+    return "%-34s %9.0f  %8.0f-%-8.0f %7.2f %8.2f %6d" % (
+        name, s["rps_median"], s["rps_min"], s["rps_max"], s["p50_ms"], s["p99_ms"],
+        s["errors"])
+
+
+def main():
+    if os.geteuid() != 0:
+        print("error: make bench runs as root (PostgreSQL runs as the keytrustee "
+              "account, nginx binds as root)", file=sys.stderr)
+        return 1
+    for b in ("keytrustee-server", "ktadmin"):
+        if not os.access(os.path.join(BIN, b), os.X_OK):
+            print("error: %s is not built; run make" % b, file=sys.stderr)
+            return 1
+    # 10,000 idle connections need as many descriptors, here and in the server
+    # (each side holds one descriptor per connection; the server inherits)
+    global IDLE_CONNS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = IDLE_CONNS + 1000
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+        except (ValueError, OSError):
+            IDLE_CONNS = hard - 1000
+            log("the descriptor limit is %d here: %d idle connections" % (hard, IDLE_CONNS))
+    else:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    os.makedirs(OUT, exist_ok=True)
+    base = tempfile.mkdtemp(prefix="ktbench-")
+    os.chmod(base, 0o755)
+    t_start = time.monotonic()
+    results = {"quick": QUICK, "duration_s": DUR, "rounds": ROUNDS, "deposit_size": SIZE,
+               "host": {"cpus": os.cpu_count()}, "loads": {}, "ratios": {}}
+
+    def handler(sig, frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    try:
+        env = Env(base)
+        env.setup()
+        uuids = env.store(STORED)
+        st, body = https(env.port, "GET", "/v1/deposits/" + uuids[0], headers={
+            "Authorization": open(env.sign(["GET\t/v1/deposits/%s\t\n" % uuids[0]], "one"))
+            .read().split("\t")[2].split(": ", 1)[1]})
+        if st != 200 or len(base64.b64decode(json.loads(body)["content"])) != SIZE:
+            raise RuntimeError("a stored deposit does not read back: %d %s" % (st, body[:200]))
+        nginx = Nginx(env)
+        loads = Loads(env, nginx, uuids)
+        loads.pgbench_prepare()
+        import barbican_peer
+        peer = barbican_peer.Barbican(base, log, spawn, stop)
+        peer_ok = peer.start()
+
+        plan = [("baseline_a_nginx_static", loads.nginx_static),
+                ("ours_get", loads.ours_get),
+                ("baseline_b_pgbench_insert", loads.pgbench_insert),
+                ("ours_put", loads.ours_put),
+                ("ours_register", loads.ours_register),
+                ("nginx_handshake", loads.nginx_handshake),
+                ("ours_handshake", loads.ours_handshake)]
+        if peer_ok:
+            plan += [("barbican_store", lambda: peer.load("store", DUR)),
+                     ("barbican_fetch", lambda: peer.load("fetch", DUR))]
+        raw = {k: [] for k, _ in plan}
+        for rnd in range(ROUNDS):
+            for name, fn in plan:
+                log("round %d: %s" % (rnd + 1, name))
+                raw[name].append(fn())
+        for k, v in raw.items():
+            results["loads"][k] = summarize(v)
+        if not peer_ok:
+            results["loads"]["barbican_store"] = {"skipped": "not run: " + peer.why}
+            results["loads"]["barbican_fetch"] = {"skipped": "not run: " + peer.why}
+        if peer_ok:
+            peer.stop()
+
+        # cost as work grows: the same GET with 1k, 100k, 1M stored deposits
+        scale = {}
+        env.psql("DELETE FROM deposits")
+        env.psql("VACUUM deposits")
+        have = []
+        for n in SCALES:
+            have += env.store(n - len(have))
+            log("scaling: GET with %d stored" % n)
+            scale[str(n)] = summarize([loads.ours_get(have) for _ in range(ROUNDS)])
+        results["scaling"] = scale
+
+        # memory at many idle connections
+        import idle
+        results["idle"] = idle.measure(env.server.pid, env.port, IDLE_CONNS, log)
+    finally:
+        cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+    L = results["loads"]
+
+    def ratio(a, b, key):
+        if a in L and b in L and "rps_median" in L[a] and "rps_median" in L[b] \
+                and L[b]["rps_median"] > 0:
+            results["ratios"][key] = L[a]["rps_median"] / L[b]["rps_median"]
+    ratio("ours_get", "baseline_a_nginx_static", "get_over_nginx_static")
+    ratio("ours_put", "baseline_b_pgbench_insert", "put_over_pgbench_insert")
+    ratio("ours_handshake", "nginx_handshake", "handshake_over_nginx")
+    ratio("ours_get", "barbican_fetch", "get_over_barbican_fetch")
+    ratio("ours_put", "barbican_store", "put_over_barbican_store")
+    sc = results["scaling"]
+    first, last = sc[str(SCALES[0])]["rps_median"], sc[str(SCALES[-1])]["rps_median"]
+    results["ratios"]["get_largest_over_smallest"] = last / first if first else 0
+    results["elapsed_s"] = time.monotonic() - t_start
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+
+    print("\nkeytrustee benchmark (%s; %d s loads, %d rounds alternated, loopback, "
+          "%d cores)" % ("QUICK: numbers mean nothing" if QUICK else "full", DUR, ROUNDS,
+                         os.cpu_count()))
+    print("%-34s %9s  %-17s %7s %8s %6s" % ("load", "req/s", "min-max", "p50 ms",
+                                             "p99 ms", "errors"))
+    names = [("baseline A: nginx 2 KiB static", "baseline_a_nginx_static"),
+             ("ours: GET deposit (10k stored)", "ours_get"),
+             ("baseline B: pgbench 2 KiB insert", "baseline_b_pgbench_insert"),
+             ("ours: POST deposit 2 KiB", "ours_put"),
+             ("ours: registrations (new/s)", "ours_register"),
+             ("nginx: full TLS handshakes", "nginx_handshake"),
+             ("ours: full TLS handshakes", "ours_handshake"),
+             ("Barbican: store 32 B (HTTP)", "barbican_store"),
+             ("Barbican: fetch 32 B (HTTP)", "barbican_fetch")]
+    for label, k in names:
+        print(fmt_row(label, L.get(k)))
+    for n in SCALES:
+        print(fmt_row("ours: GET, %d stored" % n, sc[str(n)]))
+    targets = {"get_over_nginx_static": 0.5, "put_over_pgbench_insert": 0.8,
+               "handshake_over_nginx": 0.8, "get_over_barbican_fetch": 50,
+               "put_over_barbican_store": 50, "get_largest_over_smallest": 0.8}
+    print("\nratio                              value   target")
+    for k, v in results["ratios"].items():
+        print("%-34s %6.2f   >= %g %s" % (k, v, targets.get(k, 0),
+                                          "ok" if v >= targets.get(k, 0) else "MISSED"))
+    g = L.get("ours_get", {})
+    if "p99_ms" in g:
+        print("%-34s %6.2f   <= 5 ms %s" % ("ours_get p99 (ms)", g["p99_ms"],
+                                            "ok" if g["p99_ms"] <= 5 else "MISSED"))
+    r = L.get("ours_register", {})
+    if "rps_median" in r:
+        print("%-34s %6.0f   >= 200/s %s" % ("registrations per second", r["rps_median"],
+                                             "ok" if r["rps_median"] >= 200 else "MISSED"))
+    i = results["idle"]
+    print("%-34s %6.1f   <= 200 MiB %s (%d connections held, RSS before %.1f MiB)" % (
+        "server RSS at idle conns (MiB)", i["rss_mib"],
+        "ok" if i["rss_mib"] <= 200 else "MISSED", i["held"], i["rss_before_mib"]))
+    print("\nresults: %s (%.0f s)" % (os.path.join(OUT, "results.json"),
+                                      results["elapsed_s"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        sys.exit(main())
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        print("error: bench: %s" % e, file=sys.stderr)
+        sys.exit(1)
