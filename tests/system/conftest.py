@@ -87,6 +87,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for(pred, timeout=30.0, what="condition", interval=0.1):
+    """pred()'s first true value, polled until timeout; else fail naming what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("not within %gs: %s" % (timeout, what))
+        time.sleep(interval)
+
+
 def mode(path):
     return os.stat(path).st_mode & 0o7777
 

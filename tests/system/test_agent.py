@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import (FPR_RE, binary, copy_confdir, free_port, gpg_fingerprints, ktadmin,
-                      mode, run, tool)
+                      mode, run, tool, wait_for)
 from agent_helpers import VERSION, Agent, build_csd, build_parcel, unpack_csd
 
 VERSION2 = "1.0.1"
@@ -31,15 +31,6 @@ TOP2 = "KEYTRUSTEE_SERVER-" + VERSION2
 class Deployment:
     pass
 
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("not within %g s: %s" % (timeout, what))
 
 
 def owner(path):

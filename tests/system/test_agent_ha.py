@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from conftest import binary, free_port, ktadmin, mode, read_conf, run, tool
+from conftest import binary, free_port, ktadmin, mode, read_conf, run, tool, wait_for
 from agent_helpers import VERSION, Agent, build_csd, build_parcel, unpack_csd
 from test_client import add_org, client, err, ok, register
 from test_ha import deposit, request
@@ -47,15 +47,6 @@ class Host:
 class Pair:
     pass
 
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("not within %g s: %s" % (timeout, what))
 
 
 def menu(agent, *args):

@@ -27,7 +27,7 @@ import hmac
 import pytest
 
 from conftest import (Cluster, Server, binary, copy_confdir, free_port, ktadmin, mode,
-                      read_conf, run, update_conf)
+                      read_conf, run, update_conf, wait_for)
 from test_client import (add_org, client, err, new_client_dir, ok,
                          read_client_conf, register)
 
@@ -83,15 +83,6 @@ def deposit(name, content=b"k"):
     import base64
     return {"name": name, "content": base64.b64encode(content).decode()}
 
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("not within %gs: %s" % (timeout, what))
 
 
 def postgres_pids(rootdir):

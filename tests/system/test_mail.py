@@ -31,7 +31,7 @@ import pytest
 
 from conftest import (Cluster, Server, binary, copy_confdir, free_port,
                       ktadmin, live_processes_mentioning, run, tool,
-                      update_conf)
+                      update_conf, wait_for)
 from test_api import Client, http_request
 
 LINK_RE = re.compile(r"https://localhost:(\d+)/\?q=([A-Za-z0-9]{43})\n")
@@ -41,16 +41,6 @@ EXPIRY_RE = re.compile(
     r"Oct|Nov|Dec) [ 123]\d \d\d:\d\d:\d\d \d{4}) UTC\.")
 WAIT = 30.0
 
-
-def wait_for(pred, timeout=WAIT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %gs waiting for %s" % (timeout, what))
-        time.sleep(0.2)
 
 
 class Sink:
