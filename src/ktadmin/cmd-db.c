@@ -1271,13 +1271,9 @@ out:
  * synchronous standby.  ALTER SYSTEM writes postgresql.auto.conf, which a
  * reload applies.
  */
-static int
-db_sync(struct db_ctx *d, const char *confdir, int on)
+int
+db_set_sync(PGconn *db, int on, const char *what)
 {
-	const char *what = on ? "--enable-synchronous-replication"
-			      : "--disable-synchronous-replication";
-	struct kt_conf *c = NULL;
-	PGconn *db = NULL;
 	static const char *const set[] = {
 	    "ALTER SYSTEM SET synchronous_standby_names = '" DB_STANDBY_NAME
 	    "'",
@@ -1285,8 +1281,45 @@ db_sync(struct db_ctx *d, const char *confdir, int on)
 	static const char *const reset[] = {
 	    "ALTER SYSTEM RESET synchronous_standby_names",
 	    "ALTER SYSTEM RESET synchronous_commit"};
+	PGresult *res;
+	int i;
+
+	/*
+	 * remote_apply: a write is acknowledged once the passive has applied
+	 * it, so a client that reads it back from the passive finds it.
+	 */
+	for (i = 0; i < 2; i++) {
+		res = PQexec(db, on ? set[i] : reset[i]);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			cli_error("%s: cannot change the synchronous "
+				  "replication settings",
+			    what);
+			cli_detail_lines(PQresultErrorMessage(res));
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+	}
+	res = PQexec(db, "SELECT pg_reload_conf()");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		cli_error("%s: cannot reload the configuration", what);
+		cli_detail_lines(PQresultErrorMessage(res));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+db_sync(struct db_ctx *d, const char *confdir, int on)
+{
+	const char *what = on ? "--enable-synchronous-replication"
+			      : "--disable-synchronous-replication";
+	struct kt_conf *c = NULL;
+	PGconn *db = NULL;
 	PGresult *res = NULL;
-	int ret = 1, r, i;
+	int ret = 1, r;
 
 	if (db_require_cluster(d) == -1 ||
 	    db_conf_connect(confdir, &c, &db, what) == -1)
@@ -1299,27 +1332,8 @@ db_sync(struct db_ctx *d, const char *confdir, int on)
 		}
 		goto out;
 	}
-	/*
-	 * remote_apply: a write is acknowledged once the passive has applied
-	 * it, so a client that reads it back from the passive finds it.
-	 */
-	for (i = 0; i < 2; i++) {
-		res = PQexec(db, on ? set[i] : reset[i]);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			cli_error("%s: cannot change the setting", what);
-			cli_detail_lines(PQresultErrorMessage(res));
-			goto out;
-		}
-		PQclear(res);
-		res = NULL;
-	}
-	res = PQexec(db, "SELECT pg_reload_conf()");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		cli_error("%s: cannot reload the configuration", what);
-		cli_detail_lines(PQresultErrorMessage(res));
+	if (db_set_sync(db, on, what) == -1)
 		goto out;
-	}
-	PQclear(res);
 	res = PQexec(db,
 	    "SELECT count(*) FROM pg_stat_replication WHERE "
 	    "application_name = '" DB_STANDBY_NAME "' AND state = 'streaming'");

@@ -120,6 +120,15 @@ mail_retry(PGconn *db, const struct kt_conf *c)
 	PGresult *res;
 	int ret = 1;
 
+	/*
+	 * Taken before the requeue: the server's sender, woken by it, waits
+	 * for this push instead of racing it, and the key lookup below starts
+	 * the gpg-agent the two share.
+	 */
+	if (mail_lock(db, err, sizeof(err)) == -1) {
+		cli_error("%s", err);
+		return 1;
+	}
 	res = PQexec(db,
 	    "WITH u AS (UPDATE mail_outbox SET state = 'queued', "
 	    "next_attempt = now() WHERE state IN ('queued', 'failed') "
@@ -128,22 +137,22 @@ mail_retry(PGconn *db, const struct kt_conf *c)
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mail_pg_error(db, res, "cannot requeue the mail outbox");
 		PQclear(res);
-		return 1;
+		goto out;
 	}
 	printf("%s message(s) to send\n", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	if (mail_init() == -1) {
 		cli_error("libcurl cannot be initialised");
-		return 1;
+		goto out;
 	}
 	if (pgp_init() == -1) {
 		cli_error("GnuPG is not usable through GPGME");
-		return 1;
+		goto out;
 	}
 	if (mail_sender_init(&s, c, NULL, err, sizeof(err)) == -1) {
 		cli_error("cannot sign mail");
 		cli_detail_lines(err);
-		return 1;
+		goto out;
 	}
 	if (mail_deliver(&s, db, mail_note, NULL, &st, err, sizeof(err)) ==
 	    -1) {
@@ -162,6 +171,7 @@ mail_retry(PGconn *db, const struct kt_conf *c)
 	ret = 0;
 out:
 	pgp_kill_agent(c->confdir);
+	mail_unlock(db);
 	return ret;
 }
 

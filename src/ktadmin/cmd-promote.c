@@ -63,11 +63,8 @@ promote_run(struct db_ctx *d, const char *confdir)
 	struct kt_conf *c = NULL;
 	PGconn *db = NULL;
 	PGresult *res = NULL;
-	static const char *const reset[] = {
-	    "ALTER SYSTEM RESET synchronous_standby_names",
-	    "ALTER SYSTEM RESET synchronous_commit"};
 	char *v = NULL;
-	int ret = 1, st, i;
+	int ret = 1, st;
 
 	if (db_require_cluster(d) == -1 || (st = db_pg_status(d)) == -1)
 		goto out;
@@ -124,23 +121,8 @@ promote_run(struct db_ctx *d, const char *confdir)
 	 * The copy of the active may carry its synchronous_standby_names:
 	 * with no standby of its own, the new active must not wait for one.
 	 */
-	for (i = 0; i < 2; i++) {
-		res = PQexec(db, reset[i]);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			cli_error("cannot reset the synchronous replication "
-				  "settings");
-			cli_detail_lines(PQresultErrorMessage(res));
-			goto out;
-		}
-		PQclear(res);
-		res = NULL;
-	}
-	res = PQexec(db, "SELECT pg_reload_conf()");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		cli_error("cannot reload the configuration");
-		cli_detail_lines(PQresultErrorMessage(res));
+	if (db_set_sync(db, 0, "promote") == -1)
 		goto out;
-	}
 	printf("Promoted the PostgreSQL cluster in %s: this server is now the "
 	       "active Key Trustee Server\n",
 	    d->root);

@@ -60,6 +60,12 @@ int db_setup(struct db_ctx *d, const char *rootdir, int port);
 int db_run(const struct db_ctx *d, char **argv, struct spawn_result *res);
 /* 0 when ROOT holds a cluster, else -1 (reported). */
 int db_require_cluster(const struct db_ctx *d);
+/*
+ * synchronous_standby_names = the passive and synchronous_commit =
+ * remote_apply (on), or both reset (off), by ALTER SYSTEM, then a reload.
+ * -1 reported (what names the command).
+ */
+int db_set_sync(PGconn *db, int on, const char *what);
 /* When root, a file in the config dir gets the owner of the config dir. */
 int db_conf_chown(const struct kt_conf *c, const char *path);
 /* pg_ctl status: 0 running, 3 not running, -1 (reported) otherwise. */
