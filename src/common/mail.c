@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "crypto.h"
+#include "pgp.h"
 #include "util.h"
 
 #define MAIL_CONNECT_TIMEOUT 10L
@@ -515,9 +516,36 @@ mail_deliver(const struct mail_sender *s, PGconn *db, mail_note_fn *note,
 	int r;
 
 	memset(st, 0, sizeof(*st));
+	if (mail_lock(db, err, errlen) == -1)
+		return -1;
 	while ((r = mail_one(s, db, last, note, arg, st, err, errlen)) == 1)
 		;
+	/* The key is loaded only while mail is being signed. */
+	if (st->sent + st->failed + st->deferred > 0)
+		pgp_kill_agent(s->gpghome);
+	mail_unlock(db);
 	return r;
+}
+
+int
+mail_lock(PGconn *db, char *err, size_t errlen)
+{
+	PGresult *res =
+	    PQexec(db, "SELECT pg_advisory_lock(" MAIL_AGENT_LOCK ")");
+	int ret = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "mail lock: %s", PQerrorMessage(db));
+		ret = -1;
+	}
+	PQclear(res);
+	return ret;
+}
+
+void
+mail_unlock(PGconn *db)
+{
+	PQclear(PQexec(db, "SELECT pg_advisory_unlock(" MAIL_AGENT_LOCK ")"));
 }
 
 long

@@ -74,11 +74,20 @@ struct mail_stats {
 /*
  * Send every queued message that is due, each in its own transaction with
  * its row locked (FOR UPDATE SKIP LOCKED: several senders never send one
- * message twice).  Returns 0 (see st), or -1 with err when the database
- * fails.
+ * message twice), under mail_lock, and stop the gpg-agent when anything was
+ * signed.  Returns 0 (see st), or -1 with err when the database fails.
  */
 int mail_deliver(const struct mail_sender *s, PGconn *db, mail_note_fn *note,
     void *arg, struct mail_stats *st, char *err, size_t errlen);
+
+/*
+ * The server's mail thread and 'ktadmin mail' use one keyring as one
+ * account, so one gpg-agent, which each stops after a round: a session
+ * advisory lock makes them take turns (it nests; unlock as often).
+ */
+#define MAIL_AGENT_LOCK "7243061"
+int mail_lock(PGconn *db, char *err, size_t errlen);
+void mail_unlock(PGconn *db);
 
 /* Seconds until the next queued message is due: 0 now, -1 none or error. */
 long mail_next_due(PGconn *db);

@@ -84,8 +84,6 @@ mailer_main(void *arg)
 			if (mail_deliver(&srv->mail, db, mailer_note, NULL, &st,
 				err, sizeof(err)) == -1)
 				log_warnx("mail: %s", err);
-			if (st.sent + st.failed + st.deferred > 0)
-				pgp_kill_agent(srv->mail.gpghome);
 			due = mail_next_due(db);
 			if (due < 0 || due > MAILER_IDLE_SECS)
 				due = MAILER_IDLE_SECS;
