@@ -19,6 +19,9 @@ compare designs; the default run uses none).
 
 BENCH_QUICK=1: every load 2 s, one round, small scaling sizes (to try the
 harness; the numbers mean nothing).
+
+BENCH_ONLY=ours_get,baseline_a_nginx_static: run only those loads (names as
+in results.json), no Barbican, scaling or idle rows (to iterate on one path).
 """
 
 import base64
@@ -52,6 +55,7 @@ STORED = 1000 if QUICK else 10000
 SCALES = [1000, 10000, 30000] if QUICK else [1000, 100000, 1000000]
 IDLE_CONNS = 1000 if QUICK else 10000
 SIZE = 2048
+ONLY = [n for n in os.environ.get("BENCH_ONLY", "").split(",") if n]
 
 started = []      # Popen objects (each in its own process group)
 clusters = []     # pg root dirs
@@ -524,7 +528,9 @@ def main():
         loads.pgbench_prepare()
         import barbican_peer
         peer = barbican_peer.Barbican(base, log, spawn, stop)
-        peer_ok = peer.start()
+        peer_ok = not ONLY and peer.start()
+        if ONLY:
+            peer.why = "BENCH_ONLY"
 
         plan = [("baseline_a_nginx_static", loads.nginx_static),
                 ("ours_get", loads.ours_get),
@@ -536,6 +542,8 @@ def main():
         if peer_ok:
             plan += [("barbican_store", lambda: peer.load("store", DUR)),
                      ("barbican_fetch", lambda: peer.load("fetch", DUR))]
+        if ONLY:
+            plan = [(k, fn) for k, fn in plan if k in ONLY]
         raw = {k: [] for k, _ in plan}
         for rnd in range(ROUNDS):
             for name, fn in plan:
@@ -548,6 +556,8 @@ def main():
             results["loads"]["barbican_fetch"] = {"skipped": "not run: " + peer.why}
         if peer_ok:
             peer.stop()
+        if ONLY:
+            return report(results, t_start)
 
         # cost as work grows: the same GET with 1k, 100k, 1M stored deposits
         scale = {}
@@ -567,6 +577,11 @@ def main():
         cleanup()
         shutil.rmtree(base, ignore_errors=True)
 
+    return report(results, t_start)
+
+
+def report(results, t_start):
+    """The table and results.json (rows not run are left out)."""
     L = results["loads"]
 
     def ratio(a, b, key):
@@ -578,9 +593,10 @@ def main():
     ratio("ours_handshake", "nginx_handshake", "handshake_over_nginx")
     ratio("ours_get", "barbican_fetch", "get_over_barbican_fetch")
     ratio("ours_put", "barbican_store", "put_over_barbican_store")
-    sc = results["scaling"]
-    first, last = sc[str(SCALES[0])]["rps_median"], sc[str(SCALES[-1])]["rps_median"]
-    results["ratios"]["get_largest_over_smallest"] = last / first if first else 0
+    sc = results.get("scaling", {})
+    if sc:
+        first, last = sc[str(SCALES[0])]["rps_median"], sc[str(SCALES[-1])]["rps_median"]
+        results["ratios"]["get_largest_over_smallest"] = last / first if first else 0
     results["elapsed_s"] = time.monotonic() - t_start
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -600,8 +616,9 @@ def main():
              ("Barbican: store 32 B (HTTP)", "barbican_store"),
              ("Barbican: fetch 32 B (HTTP)", "barbican_fetch")]
     for label, k in names:
-        print(fmt_row(label, L.get(k)))
-    for n in SCALES:
+        if k in L or not ONLY:
+            print(fmt_row(label, L.get(k)))
+    for n in SCALES if sc else []:
         print(fmt_row("ours: GET, %d stored" % n, sc[str(n)]))
     targets = {"get_over_nginx_static": 0.5, "put_over_pgbench_insert": 0.8,
                "handshake_over_nginx": 0.8, "get_over_barbican_fetch": 50,
@@ -618,10 +635,11 @@ def main():
     if "rps_median" in r:
         print("%-34s %6.0f   >= 200/s %s" % ("registrations per second", r["rps_median"],
                                              "ok" if r["rps_median"] >= 200 else "MISSED"))
-    i = results["idle"]
-    print("%-34s %6.1f   <= 200 MiB %s (%d connections held, RSS before %.1f MiB)" % (
-        "server RSS at idle conns (MiB)", i["rss_mib"],
-        "ok" if i["rss_mib"] <= 200 else "MISSED", i["held"], i["rss_before_mib"]))
+    i = results.get("idle")
+    if i is not None:
+        print("%-34s %6.1f   <= 200 MiB %s (%d connections held, RSS before %.1f MiB)" % (
+            "server RSS at idle conns (MiB)", i["rss_mib"],
+            "ok" if i["rss_mib"] <= 200 else "MISSED", i["held"], i["rss_before_mib"]))
     print("\nresults: %s (%.0f s)" % (os.path.join(OUT, "results.json"),
                                       results["elapsed_s"]))
     return 0
