@@ -187,17 +187,12 @@ crypto_memeq(const void *a, const void *b, size_t len)
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *
-crypto_b64_encode(const void *in, size_t len)
+size_t
+crypto_b64_encode_into(const void *in, size_t len, char *out)
 {
 	const unsigned char *p = in;
 	size_t i, o = 0;
-	char *out;
 
-	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
-		return NULL;
-	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
-		return NULL;
 	for (i = 0; i + 2 < len; i += 3) {
 		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 |
 		    p[i + 2];
@@ -219,7 +214,19 @@ crypto_b64_encode(const void *in, size_t len)
 		out[o++] = b64_alphabet[(v >> 6) & 63];
 		out[o++] = '=';
 	}
-	out[o] = '\0';
+	return o;
+}
+
+char *
+crypto_b64_encode(const void *in, size_t len)
+{
+	char *out;
+
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return NULL;
+	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
+		return NULL;
+	out[crypto_b64_encode_into(in, len, out)] = '\0';
 	return out;
 }
 

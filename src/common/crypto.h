@@ -56,6 +56,8 @@ int crypto_memeq(const void *a, const void *b, size_t len);
 
 /* Standard base64 with padding, no newlines; malloc'd, NUL-terminated. */
 char *crypto_b64_encode(const void *in, size_t len);
+/* The same into out (room for (len + 2) / 3 * 4, no NUL); its length. */
+size_t crypto_b64_encode_into(const void *in, size_t len, char *out);
 /*
  * Strict decoding: only the standard alphabet, length a multiple of 4,
  * '=' only as final padding, unused bits zero.  Returns 0 with a malloc'd

@@ -172,6 +172,38 @@ static const struct db_migration db_migrations[] = {
 	"  CREATE EVENT TRIGGER kt_drop_notify ON sql_drop"
 	"   EXECUTE FUNCTION kt_ddl_notify();"
 	" END IF; END $$;"},
+    {6, "deposit_notify",
+	/*
+	 * The server caches deposits (src/server/depcache.c) and LISTENs on
+	 * kt_deposits: a row deleted or updated is named by its uuid (both
+	 * when an UPDATE changes it), a TRUNCATE says "*".  An INSERT
+	 * statement says "+" (read the table in) unless it is the server's
+	 * own (DB_SERVER_ORIGIN); its rows come in on their first read.
+	 * DDL already says "*" on kt_clients (5), which empties both caches.
+	 */
+	"CREATE OR REPLACE FUNCTION kt_deposit_notify() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" PERFORM pg_notify('kt_deposits', OLD.uuid::text);"
+	" IF TG_OP = 'UPDATE' AND NEW.uuid <> OLD.uuid THEN"
+	"  PERFORM pg_notify('kt_deposits', NEW.uuid::text); END IF;"
+	" RETURN NULL; END $$;"
+	"CREATE OR REPLACE FUNCTION kt_deposit_notify_all() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" PERFORM pg_notify('kt_deposits', '*'); RETURN NULL; END $$;"
+	"CREATE OR REPLACE FUNCTION kt_deposit_added() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" IF current_setting('keytrustee.origin', true) IS DISTINCT FROM"
+	"  'server' THEN PERFORM pg_notify('kt_deposits', '+'); END IF;"
+	" RETURN NULL; END $$;"
+	"DROP TRIGGER IF EXISTS deposits_notify ON deposits;"
+	"CREATE TRIGGER deposits_notify AFTER UPDATE OR DELETE ON deposits"
+	" FOR EACH ROW EXECUTE FUNCTION kt_deposit_notify();"
+	"DROP TRIGGER IF EXISTS deposits_notify_truncate ON deposits;"
+	"CREATE TRIGGER deposits_notify_truncate AFTER TRUNCATE ON deposits"
+	" FOR EACH STATEMENT EXECUTE FUNCTION kt_deposit_notify_all();"
+	"DROP TRIGGER IF EXISTS deposits_added ON deposits;"
+	"CREATE TRIGGER deposits_added AFTER INSERT ON deposits"
+	" FOR EACH STATEMENT EXECUTE FUNCTION kt_deposit_added();"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

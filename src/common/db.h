@@ -9,7 +9,7 @@
 #include "conf.h"
 
 /* The newest schema version this program knows (see db.c's migrations). */
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 
 /*
  * Connect with the conninfo in c->db_connect, with application_name
@@ -41,6 +41,14 @@ int db_is_standby(PGconn *db);
 	"(current_setting('synchronous_standby_names') = '' OR EXISTS "      \
 	"(SELECT 1 FROM pg_stat_replication WHERE state = 'streaming' AND " \
 	"sync_state IN ('sync', 'quorum')))"
+
+/*
+ * In a WHERE of the server's own deposit inserts: marks the transaction as
+ * the server's, so that migration 6's trigger does not ask its deposit
+ * cache to read the table again (depcache.c); true.
+ */
+#define DB_SERVER_ORIGIN \
+	"set_config('keytrustee.origin', 'server', true) IS NOT NULL"
 
 /*
  * May this database take a write now?  0 yes; -1 no, with the reason in err

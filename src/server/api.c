@@ -633,7 +633,7 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	res = ha_exec(w, db,
 	    "WITH d AS (INSERT INTO deposits (uuid, owner, name, description, "
 	    "nonce, content) SELECT $1::uuid, $2, $3, $4, $5, $6 "
-	    "WHERE " HA_SYNC_OK " RETURNING uuid) "
+	    "WHERE " DB_SERVER_ORIGIN " AND " HA_SYNC_OK " RETURNING uuid) "
 	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
 	    "result) SELECT $2, $7, 'deposit_create', d.uuid::text, $8, 'ok' "
 	    "FROM d",
@@ -669,42 +669,98 @@ out:
 	json_decref(o);
 }
 
+/*
+ * Deposit uuid of client c, from the cache or else the database: 1 found
+ * (*out, a reference; *fresh when read from the database now, with the
+ * cache's generation from before that read in *gen), 0 not found (or
+ * not c's), -1 after replying.
+ */
+static int
+dep_lookup(struct worker *w, struct evhttp_request *req, PGconn *db,
+    const struct auth_client *c, const char *uuid,
+    struct depcache_entry **out, int *fresh, unsigned long *gen)
+{
+	struct depcache *dc = w->srv->depcache;
+	const char *params[2] = { uuid, c->fpr };
+	struct depcache_entry *e;
+	PGresult *res;
+
+	*out = NULL;
+	*fresh = 0;
+	if ((e = depcache_get(dc, uuid)) != NULL) {
+		if (strcmp(depcache_entry_owner(e), c->fpr) == 0) {
+			*out = e;
+			return 1;
+		}
+		depcache_unref(e);
+		return 0;
+	}
+	*gen = depcache_gen(dc);
+	res = stmt_exec(w, db, STMT_DEPOSIT_READ, params, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("deposit read: %s", db_error(res, db));
+		PQclear(res);
+		api_db_down(req);
+		return -1;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return 0;
+	}
+	e = depcache_entry_new(uuid, c->fpr, PQgetvalue(res, 0, 0),
+	    PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+	    (const unsigned char *)PQgetvalue(res, 0, 2),
+	    (size_t)PQgetlength(res, 0, 2),
+	    (const unsigned char *)PQgetvalue(res, 0, 3),
+	    (size_t)PQgetlength(res, 0, 3), PQgetvalue(res, 0, 4));
+	PQclear(res);
+	if (e == NULL) {
+		/* A nonce or ciphertext of the wrong size, or out of memory. */
+		log_warnx("deposit %s of client %s: the stored row is not "
+		    "well formed (or out of memory)", uuid, c->fpr);
+		audit(w, c->fpr, c->org, "deposit_read", uuid, http_peer(req),
+		    "integrity");
+		http_reply_error(req, HTTP_INTERNAL, "integrity",
+		    "stored data failed its integrity check");
+		return -1;
+	}
+	*out = e;
+	*fresh = 1;
+	return 1;
+}
+
 static void
 dep_get(struct worker *w, struct evhttp_request *req, PGconn *db,
     const struct auth_client *c, const char *uuid)
 {
-	const char *params[2] = { uuid, c->fpr }, *peer = http_peer(req);
-	char aad[API_AAD_LEN + 1], *b64 = NULL, *text = NULL;
+	const char *peer = http_peer(req);
+	const unsigned char *ct, *nonce;
+	char aad[API_AAD_LEN + 1], *text = NULL;
 	unsigned char *plain = NULL;
-	size_t ctlen = 0;
-	PGresult *res;
-	json_t *ans = NULL;
+	struct depcache_entry *e = NULL;
+	size_t ctlen = 0, len = 0;
+	unsigned long gen = 0;
+	int fresh;
 
-	res = stmt_exec(w, db, STMT_DEPOSIT_READ, params, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("deposit read: %s", db_error(res, db));
-		api_db_down(req);
-		goto out;
-	}
-	if (PQntuples(res) != 1) {
+	switch (dep_lookup(w, req, db, c, uuid, &e, &fresh, &gen)) {
+	case -1:
+		return;
+	case 0:
 		audit(w, c->fpr, c->org, "deposit_read", uuid, peer,
 		    "not_found");
 		http_reply_error(req, HTTP_NOTFOUND, "not_found",
 		    "no such deposit");
-		goto out;
+		return;
 	}
-	ctlen = (size_t)PQgetlength(res, 0, 3);
-	if ((plain = malloc(ctlen + 1)) == NULL) {
+	ct = depcache_entry_ct(e, &ctlen, &nonce);
+	if ((plain = malloc(ctlen)) == NULL) {
 		http_reply_error(req, HTTP_INTERNAL, "internal",
 		    "internal error");
 		goto out;
 	}
 	dep_aad(aad, uuid, c->fpr);
-	if (PQgetlength(res, 0, 2) != CRYPTO_NONCE_LEN ||
-	    ctlen < CRYPTO_TAG_LEN ||
-	    crypto_open(w->srv->datakey, aad, API_AAD_LEN,
-	    (const unsigned char *)PQgetvalue(res, 0, 2),
-	    (const unsigned char *)PQgetvalue(res, 0, 3), ctlen, plain) == -1) {
+	if (crypto_open(w->srv->datakey, aad, API_AAD_LEN, nonce, ct, ctlen,
+	    plain) == -1) {
 		log_warnx("deposit %s of client %s: integrity check failed; "
 		    "the stored row was altered or damaged", uuid, c->fpr);
 		audit(w, c->fpr, c->org, "deposit_read", uuid, peer,
@@ -713,39 +769,28 @@ dep_get(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "stored data failed its integrity check");
 		goto out;
 	}
-	if ((b64 = crypto_b64_encode(plain, ctlen - CRYPTO_TAG_LEN)) == NULL) {
-		http_reply_error(req, HTTP_INTERNAL, "internal",
-		    "internal error");
-		goto out;
-	}
-	ans = json_pack("{s:s, s:s, s:o, s:s, s:s}", "uuid", uuid,
-	    "name", PQgetvalue(res, 0, 0),
-	    "description", PQgetisnull(res, 0, 1) ? json_null() :
-	    json_string(PQgetvalue(res, 0, 1)),
-	    "content", b64, "created", PQgetvalue(res, 0, 4));
-	if (ans == NULL || (text = json_dumps(ans, JSON_COMPACT)) == NULL) {
+	/* Only a row that opened is kept. */
+	if (fresh)
+		depcache_put(w->srv->depcache, e, gen);
+	if ((text = depcache_answer(e, plain, ctlen - CRYPTO_TAG_LEN,
+	    &len)) == NULL) {
 		api_reply_pack_failed(req);
 		goto out;
 	}
 	/* No access without its audit row: answered once it commits. */
-	if (auditq_read(w, req, c->fpr, c->org, uuid, peer, text,
-	    strlen(text)) == 0)
+	if (auditq_read(w, req, c->fpr, c->org, uuid, peer, text, len) == 0)
 		text = NULL;
 	else if (audit(w, c->fpr, c->org, "deposit_read", uuid, peer,
 	    "ok") == -1)
 		api_db_down(req);
 	else
-		http_reply(req, HTTP_OK, "application/json", text,
-		    strlen(text));
+		http_reply(req, HTTP_OK, "application/json", text, len);
 out:
 	if (text != NULL)
-		freezero(text, strlen(text));
+		freezero(text, len);
 	if (plain != NULL)
-		freezero(plain, ctlen + 1);
-	if (b64 != NULL)
-		freezero(b64, strlen(b64));
-	json_decref(ans);
-	PQclear(res);
+		freezero(plain, ctlen);
+	depcache_unref(e);
 }
 
 static void
@@ -855,6 +900,8 @@ dep_delete(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "no such deposit");
 		goto out;
 	}
+	/* Gone for every worker before the answer says so. */
+	depcache_drop(w->srv->depcache, uuid);
 	if ((ans = json_pack("{s:s}", "deleted", uuid)) == NULL) {
 		api_reply_pack_failed(req);
 		goto out;

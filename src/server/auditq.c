@@ -242,7 +242,8 @@ auditq_insert_deposits(struct auditq *q, struct auditq_item *batch, int n)
 	snprintf(sql + off, cap - off,
 	    "), d AS (INSERT INTO deposits (uuid, "
 	    "owner, name, description, nonce, content) SELECT uuid, owner, "
-	    "name, description, nonce, content FROM v WHERE " HA_SYNC_OK
+	    "name, description, nonce, content FROM v WHERE " DB_SERVER_ORIGIN
+	    " AND " HA_SYNC_OK
 	    " RETURNING uuid) "
 	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
 	    "result) SELECT v.owner, v.org, 'deposit_create', v.uuid::text, "

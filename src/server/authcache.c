@@ -35,6 +35,7 @@
 #define AC_BUCKETS 16384
 #define AC_MAX 200000 /* entries; beyond this everything is dropped */
 #define AC_CHANNEL "kt_clients"
+#define DC_CHANNEL "kt_deposits" /* depcache.c's, on this connection */
 
 struct ac_node {
 	struct ac_node *next;
@@ -187,7 +188,7 @@ ac_listen(struct authcache *ac)
 	    strcmp(PQgetvalue(res, 0, 0), "f") == 0;
 	PQclear(res);
 	if (ok) {
-		res = PQexec(db, "LISTEN " AC_CHANNEL);
+		res = PQexec(db, "LISTEN " AC_CHANNEL "; LISTEN " DC_CHANNEL);
 		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		PQclear(res);
 	}
@@ -196,6 +197,31 @@ ac_listen(struct authcache *ac)
 		return NULL;
 	}
 	return db;
+}
+
+/* One notification, to this cache or the deposit cache. */
+static void
+ac_notified(struct authcache *ac, const PGnotify *nt)
+{
+	struct depcache *dc = ac->srv->depcache;
+	int all = strcmp(nt->extra, "*") == 0;
+
+	if (strcmp(nt->relname, DC_CHANNEL) == 0) {
+		if (all)
+			depcache_flush(dc);
+		else if (strcmp(nt->extra, "+") != 0) {
+			depcache_drop(dc, nt->extra);
+			return;
+		}
+		depcache_fill(dc);
+		return;
+	}
+	ac_invalidate(ac, nt->extra);
+	if (all) {
+		/* DDL, a TRUNCATE, orgs: the deposits may be other ones too. */
+		depcache_flush(dc);
+		depcache_fill(dc);
+	}
 }
 
 static void *
@@ -215,25 +241,31 @@ ac_main(void *arg)
 			/* What changed while not listening is unknown. */
 			ac_invalidate(ac, "*");
 			atomic_store(&ac->live, 1);
-			log_debug("client cache on (LISTEN %s)", AC_CHANNEL);
+			depcache_set_live(ac->srv->depcache, 1);
+			log_debug(
+			    "client and deposit caches on (LISTEN %s, %s)",
+			    AC_CHANNEL, DC_CHANNEL);
 		}
 		if (ac_wait(ac, PQsocket(db), -1))
 			break;
 		if (PQconsumeInput(db) == 0 || PQstatus(db) != CONNECTION_OK) {
 			atomic_store(&ac->live, 0);
 			ac_invalidate(ac, "*");
-			log_warnx("client cache off: the LISTEN connection "
-				  "broke; every request reads the database");
+			depcache_set_live(ac->srv->depcache, 0);
+			log_warnx("client and deposit caches off: the LISTEN "
+				  "connection broke; every request reads the "
+				  "database");
 			PQfinish(db);
 			db = NULL;
 			continue;
 		}
 		while ((nt = PQnotifies(db)) != NULL) {
-			ac_invalidate(ac, nt->extra);
+			ac_notified(ac, nt);
 			PQfreemem(nt);
 		}
 	}
 	atomic_store(&ac->live, 0);
+	depcache_set_live(ac->srv->depcache, 0);
 	PQfinish(db);
 	return NULL;
 }

@@ -142,8 +142,13 @@ route_health(struct worker *w, struct evhttp_request *req)
 	/* Reachable but on another schema than this binary's is not ok. */
 	int ok = v == DB_SCHEMA_VERSION;
 	json_t *o, *repl = ha_health(w->srv, &writes);
+	size_t dn, dbytes, dlimit;
+	int dlive, dfilling;
 
-	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:o?, s:b, s:b}",
+	depcache_stats(w->srv->depcache, &dn, &dbytes, &dlimit, &dlive,
+	    &dfilling);
+	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:o?, s:b, s:b, "
+	    "s:{s:b, s:I, s:I, s:I, s:b}}",
 	    "status", ok ? "ok" : "degraded",
 	    "role", ha_is_passive(w->srv) ? "passive" : "active",
 	    "database", v >= 0,
@@ -151,7 +156,10 @@ route_health(struct worker *w, struct evhttp_request *req)
 	    "schema_version_expected", DB_SCHEMA_VERSION,
 	    "replication", repl,
 	    "writes", ok && writes,
-	    "draining", atomic_load(&w->srv->draining) != 0);
+	    "draining", atomic_load(&w->srv->draining) != 0,
+	    "deposit_cache", "live", dlive, "deposits", (json_int_t)dn,
+	    "bytes", (json_int_t)dbytes, "limit_bytes", (json_int_t)dlimit,
+	    "filling", dfilling);
 	if (o == NULL) {
 		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
 		return;
@@ -400,10 +408,13 @@ http_workers_start(struct server *srv, char *err, size_t errlen)
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], i, err, errlen) == -1)
 			return -1;
+	/* The client cache's listener drives the deposit cache: after it. */
 	if ((srv->auditq = auditq_start(srv)) == NULL ||
+	    (srv->depcache = depcache_start(srv, srv->depcache_limit)) ==
+		NULL ||
 	    (srv->authcache = authcache_start(srv)) == NULL) {
 		snprintf(err, errlen, "cannot start the audit queue or the "
-		    "client cache");
+		    "caches");
 		return -1;
 	}
 	for (i = 0; i < srv->nworkers; i++) {
@@ -431,6 +442,8 @@ http_workers_stop(struct server *srv)
 	srv->auditq = NULL;
 	authcache_stop(srv->authcache);
 	srv->authcache = NULL;
+	depcache_stop(srv->depcache);
+	srv->depcache = NULL;
 	for (i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 		auditq_done_drop(w);

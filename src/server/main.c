@@ -35,6 +35,7 @@
 #define MAX_THREADS 256
 #define DEFAULT_MAX_CONNS 10000
 #define MAX_MAX_CONNS 1000000
+#define MAX_DEPCACHE_MB (1 << 24)
 
 static void
 usage(FILE *fp)
@@ -42,7 +43,8 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: keytrustee-server [--confdir DIR] [--port N] "
 	    "[--listen ADDR] [--threads N]\n"
-	    "                         [--max-connections N] [--debug]\n\n"
+	    "                         [--max-connections N] "
+	    "[--deposit-cache-mb N] [--debug]\n\n"
 	    "Serve Key Trustee Server over HTTPS, in the foreground.\n\n"
 	    "  -c, --confdir DIR  config dir made by 'ktadmin init' (default\n"
 	    "                     $KEYTRUSTEE_HOME/.keytrustee, KEYTRUSTEE_HOME\n"
@@ -60,6 +62,19 @@ usage(FILE *fp)
 	    "Signals: TERM or INT drain and exit; HUP reloads the TLS "
 	    "certificate and key.\n", KT_DEFAULT_HOME, KT_DEFAULT_PORT,
 	    DEFAULT_MAX_CONNS);
+}
+
+/* --deposit-cache-mb in bytes; by default a quarter of the memory. */
+static size_t
+depcache_default(int mb)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+	if (mb >= 0)
+		return (size_t)mb << 20;
+	if (pages <= 0 || psize <= 0)
+		return (size_t)256 << 20;
+	return (size_t)pages / 4 * (size_t)psize;
 }
 
 static void
@@ -197,6 +212,7 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "max-connections", required_argument, NULL, 'm' },
+		{ "deposit-cache-mb", required_argument, NULL, 'M' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -205,7 +221,7 @@ main(int argc, char **argv)
 	char *confdir = NULL, *defdir = NULL, *listen_addr = NULL;
 	char fpr[PGP_FPR_LEN + 1], err[1024];
 	int ch, port = 0, threads = 0, debug = 0, sig, r;
-	int max_conns = DEFAULT_MAX_CONNS;
+	int max_conns = DEFAULT_MAX_CONNS, cache_mb = -1;
 	uid_t owner;
 	sigset_t sigs;
 	SSL_CTX *ctx;
@@ -240,6 +256,15 @@ main(int argc, char **argv)
 				cli_error("--max-connections: \"%s\" is not a "
 				    "number from 1 to %d", optarg,
 				    MAX_MAX_CONNS);
+				return 2;
+			}
+			break;
+		case 'M':
+			if (parse_int(optarg, 0, MAX_DEPCACHE_MB, &cache_mb) ==
+			    -1) {
+				cli_error("--deposit-cache-mb: \"%s\" is not a "
+				    "number from 0 to %d", optarg,
+				    MAX_DEPCACHE_MB);
 				return 2;
 			}
 			break;
@@ -348,6 +373,7 @@ main(int argc, char **argv)
 	}
 	srv.nworkers = threads;
 	srv.max_conns = max_conns;
+	srv.depcache_limit = depcache_default(cache_mb);
 	raise_nofile(max_conns);
 
 	/* Signals are taken by this thread only, synchronously. */

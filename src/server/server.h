@@ -21,6 +21,8 @@ struct throttle;
 struct auditq;
 struct authcache;
 struct auditq_item;
+struct depcache;
+struct depcache_entry;
 
 /* What the HA monitor last saw of this server's database (ha.c). */
 struct ha_state {
@@ -78,6 +80,8 @@ struct server {
 	struct throttle *throttle; /* failed registrations per address */
 	struct auditq *auditq;     /* group commit of read audit rows */
 	struct authcache *authcache; /* clients, kept exact by NOTIFY */
+	struct depcache *depcache; /* sealed deposits, kept exact the same way */
+	size_t depcache_limit;     /* --deposit-cache-mb, in bytes; 0: none */
 	int max_conns;             /* --max-connections; 0: no limit */
 	atomic_int nconns;         /* TLS connections open now */
 	struct mail_sender mail;   /* the outbox sender (mailer.c) */
@@ -145,6 +149,37 @@ int authcache_get(struct authcache *ac, const char *fpr,
 unsigned long authcache_gen(struct authcache *ac);
 void authcache_put(struct authcache *ac, const struct authcache_entry *e,
     unsigned long gen);
+
+/* depcache.c - the sealed deposits, invalidated by LISTEN/NOTIFY. */
+struct depcache *depcache_start(struct server *srv, size_t limit);
+void depcache_stop(struct depcache *dc);
+/* The cached deposit uuid (a reference: depcache_unref), or NULL. */
+struct depcache_entry *depcache_get(struct depcache *dc, const char *uuid);
+void depcache_unref(struct depcache_entry *e);
+/* Read before the database; put keeps e only if nothing was dropped since. */
+unsigned long depcache_gen(struct depcache *dc);
+void depcache_put(struct depcache *dc, struct depcache_entry *e,
+    unsigned long gen);
+/* A row as the deposits table holds it; NULL when it is not well formed. */
+struct depcache_entry *depcache_entry_new(const char *uuid,
+    const char *owner, const char *name, const char *desc,
+    const unsigned char *nonce, size_t noncelen, const unsigned char *ct,
+    size_t ctlen, const char *created);
+const char *depcache_entry_owner(const struct depcache_entry *e);
+const unsigned char *depcache_entry_ct(const struct depcache_entry *e,
+    size_t *len, const unsigned char **nonce);
+/* The GET answer with plain as its content (malloc'd), or NULL. */
+char *depcache_answer(const struct depcache_entry *e,
+    const unsigned char *plain, size_t plainlen, size_t *len);
+/* Invalidations (the listener, the API's DELETE). */
+void depcache_drop(struct depcache *dc, const char *uuid);
+void depcache_flush(struct depcache *dc);
+/* The listener: on (emptied, then filled from the table) or off. */
+void depcache_set_live(struct depcache *dc, int live);
+/* Read the table into the cache again (rows came from elsewhere). */
+void depcache_fill(struct depcache *dc);
+void depcache_stats(struct depcache *dc, size_t *n, size_t *bytes,
+    size_t *limit, int *live, int *filling);
 
 /* connlimit.c - at most max_conns connections. */
 /*

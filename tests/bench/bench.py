@@ -243,6 +243,27 @@ class Env:
         log("stored %d deposits in %.1f s" % (n, time.monotonic() - t0))
         return uuids
 
+    def cache(self):
+        st, body = https(self.port, "GET", "/health")
+        return json.loads(body)["deposit_cache"]
+
+    def wait_cache(self, timeout=900):
+        """Until the server's deposit cache holds every stored deposit (or
+        is full): what a server that has been up a while serves from.  The
+        fill reads the table in the background (src/server/depcache.c)."""
+        want = int(self.psql("SELECT count(*) FROM deposits"))
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            c = self.cache()
+            full = c["bytes"] + 4 * SIZE > c["limit_bytes"]
+            if c["live"] and (c["deposits"] >= want or (full and not c["filling"])):
+                log("deposit cache: %d of %d deposits, %.0f MiB, after %.1f s" % (
+                    c["deposits"], want, c["bytes"] / 2**20, time.monotonic() - t0))
+                return c
+            time.sleep(0.2)
+        log("deposit cache: still filling after %d s: %s" % (timeout, self.cache()))
+        return self.cache()
+
     def sign(self, lines, name):
         path = os.path.join(self.work, name)
         p = run([HELPER, "sign", self.secret, self.fpr], input="".join(lines).encode())
@@ -518,6 +539,7 @@ def main():
         env = Env(base)
         env.setup()
         uuids = env.store(STORED)
+        env.wait_cache()
         st, body = https(env.port, "GET", "/v1/deposits/" + uuids[0], headers={
             "Authorization": open(env.sign(["GET\t/v1/deposits/%s\t\n" % uuids[0]], "one"))
             .read().split("\t")[2].split(": ", 1)[1]})
@@ -560,18 +582,28 @@ def main():
             return report(results, t_start)
 
         # cost as work grows: the same GET with 1k, 100k, 1M stored deposits
+        import idle
         scale = {}
         env.psql("DELETE FROM deposits")
         env.psql("VACUUM deposits")
         have = []
         for n in SCALES:
             have += env.store(n - len(have))
+            cached = env.wait_cache()
             log("scaling: GET with %d stored" % n)
             scale[str(n)] = summarize([loads.ours_get(have) for _ in range(ROUNDS)])
+            scale[str(n)]["cache"] = cached
+            scale[str(n)]["rss_mib"] = idle.rss_mib(env.server.pid)
         results["scaling"] = scale
 
+        # The connections' memory on a server holding no deposits: with
+        # them, the cache's size is in the scaling rows (rss_mib, cache).
+        env.psql("DELETE FROM deposits")
+        stop(env.server)
+        env.start_server()
+        env.wait_cache()
+
         # memory at many idle connections
-        import idle
         results["idle"] = idle.measure(env.server.pid, env.port, IDLE_CONNS, log)
     finally:
         cleanup()
@@ -640,6 +672,12 @@ def report(results, t_start):
         print("%-34s %6.1f   <= 200 MiB %s (%d connections held, RSS before %.1f MiB)" % (
             "server RSS at idle conns (MiB)", i["rss_mib"],
             "ok" if i["rss_mib"] <= 200 else "MISSED", i["held"], i["rss_before_mib"]))
+    for n in SCALES if sc else []:
+        c = sc[str(n)].get("cache")
+        if c:
+            print("%-34s %6.1f   (cache: %d deposits, %.0f MiB of %.0f MiB)" % (
+                "server RSS, %d stored (MiB)" % n, sc[str(n)]["rss_mib"], c["deposits"],
+                c["bytes"] / 2**20, c["limit_bytes"] / 2**20))
     print("\nresults: %s (%.0f s)" % (os.path.join(OUT, "results.json"),
                                       results["elapsed_s"]))
     return 0

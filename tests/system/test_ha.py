@@ -197,6 +197,10 @@ def test_health_shows_roles_and_replication(ha):
     assert p["replication"]["state"] == "streaming"
     assert p["replication"]["active"] == "https://%s:%d" % (MASTER, ha.aport)
     assert p["schema_version"] == a["schema_version"]
+    # A replica gets no NOTIFY: the passive's deposit cache stays off and
+    # every read goes to its database (the active's is on).
+    assert a["deposit_cache"]["live"] is True
+    assert p["deposit_cache"]["live"] is False and p["deposit_cache"]["deposits"] == 0
 
 
 def test_fingerprint_same_on_both(ha):

@@ -1,0 +1,494 @@
+/*
+ * depcache.c - the stored deposits, still sealed, in memory, so that a GET
+ * is answered without a database round trip (issue 8).
+ *
+ * What is kept is what the deposits table holds: the AES-GCM nonce and
+ * ciphertext (opened on every read, as a row from the database is), the
+ * owner, and the answer's other members rendered once.  Deposits never
+ * change once written; they are deleted.  The cache is kept exact the way
+ * the client cache is (authcache.c, whose LISTEN connection serves both):
+ * schema migration 6 notifies channel kt_deposits with the uuid of every
+ * row deleted or updated, "*" on a TRUNCATE, and any DDL notifies "*" on
+ * kt_clients; the listener drops what is named as each notification
+ * arrives.  The API's own DELETE drops its entry before it answers.  A read
+ * that raced an invalidation (the generation moved while it read the
+ * database) is not kept.  The cache is used only while the listener is
+ * up (depcache_set_live): never on a passive (its database is a replica,
+ * which gets no notifications), never while the LISTEN connection is
+ * down, and it is emptied each time it goes on or off.
+ *
+ * Filling: a read that misses puts the row in.  A filler thread also
+ * reads the whole table in uuid order when the cache goes live and again
+ * when rows arrive that this server did not insert (an INSERT statement
+ * from anywhere but the server notifies "+"; the server's own inserts set
+ * keytrustee.origin and come in on their first read), so that a large
+ * table does not pay a database read per first access.  Memory is bounded
+ * (--deposit-cache-mb): the filler stops when the cache is full; a read
+ * that misses then evicts what shares its hash bucket.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define DC_BUCKETS (1u << 20) /* pointers only: pages touched as used */
+#define DC_STRIPES 64
+#define DC_FILL_BATCH "2000" /* rows per fill query */
+#define DC_OVERHEAD 64	     /* per entry: malloc's header, the bucket link */
+
+struct depcache_entry {
+	struct depcache_entry *next;
+	atomic_int refs;
+	size_t size; /* counted against the limit */
+	char uuid[CRYPTO_UUID_LEN + 1];
+	char owner[PGP_FPR_LEN + 1];
+	unsigned char nonce[CRYPTO_NONCE_LEN];
+	size_t ctlen, headlen, taillen;
+	unsigned char *ct;
+	char *head, *tail;
+	/* ct, head and tail follow in the same allocation */
+};
+
+struct depcache {
+	struct server *srv;
+	size_t limit;
+	pthread_rwlock_t lock[DC_STRIPES];
+	struct depcache_entry **b;
+	atomic_size_t bytes, n;
+	atomic_ulong gen;
+	atomic_int live;
+	/* the filler */
+	pthread_mutex_t mtx;
+	pthread_cond_t cond;
+	int fill_wanted, stop, filling;
+	pthread_t thread;
+};
+
+static unsigned
+dc_hash(const char *uuid)
+{
+	unsigned h = 2166136261u;
+
+	/* v4 uuids are random; hashing all of it costs nothing anyway */
+	for (; *uuid; uuid++)
+		h = (h ^ (unsigned char)*uuid) * 16777619u;
+	return h & (DC_BUCKETS - 1);
+}
+
+static pthread_rwlock_t *
+dc_stripe(struct depcache *dc, unsigned h)
+{
+	return &dc->lock[h % DC_STRIPES];
+}
+
+void
+depcache_unref(struct depcache_entry *e)
+{
+	if (e == NULL || atomic_fetch_sub(&e->refs, 1) != 1)
+		return;
+	OPENSSL_cleanse(e->ct, e->ctlen);
+	free(e);
+}
+
+/* A JSON string (or null) as jansson writes it; NULL when out of memory. */
+static char *
+dc_json_text(const char *s)
+{
+	json_t *v = s != NULL ? json_string(s) : json_null();
+	char *out;
+
+	if (v == NULL)
+		return NULL;
+	out = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	json_decref(v);
+	return out;
+}
+
+struct depcache_entry *
+depcache_entry_new(const char *uuid, const char *owner, const char *name,
+    const char *desc, const unsigned char *nonce, size_t noncelen,
+    const unsigned char *ct, size_t ctlen, const char *created)
+{
+	struct depcache_entry *e = NULL;
+	char *jname = NULL, *jdesc = NULL, *p;
+	size_t headlen, taillen;
+
+	if (strlen(uuid) != CRYPTO_UUID_LEN || strlen(owner) != PGP_FPR_LEN ||
+	    noncelen != CRYPTO_NONCE_LEN || ctlen < CRYPTO_TAG_LEN ||
+	    (jname = dc_json_text(name)) == NULL ||
+	    (jdesc = dc_json_text(desc)) == NULL)
+		goto out;
+	/* The members in the order the API has always written them. */
+	headlen = strlen("{\"uuid\":\"\",\"name\":,\"description\":,"
+			 "\"content\":\"") +
+	    CRYPTO_UUID_LEN + strlen(jname) + strlen(jdesc);
+	taillen = strlen("\",\"created\":\"\"}") + strlen(created);
+	if ((e = calloc(1, sizeof(*e) + ctlen + headlen + taillen + 2)) == NULL)
+		goto out;
+	atomic_init(&e->refs, 1);
+	memcpy(e->uuid, uuid, CRYPTO_UUID_LEN + 1);
+	memcpy(e->owner, owner, PGP_FPR_LEN + 1);
+	memcpy(e->nonce, nonce, CRYPTO_NONCE_LEN);
+	e->ct = (unsigned char *)(e + 1);
+	memcpy(e->ct, ct, ctlen);
+	e->ctlen = ctlen;
+	p = (char *)e->ct + ctlen;
+	e->head = p;
+	e->headlen = (size_t)snprintf(p, headlen + 1,
+	    "{\"uuid\":\"%s\",\"name\":%s,\"description\":%s,\"content\":\"",
+	    uuid, jname, jdesc);
+	e->tail = p + headlen + 1;
+	e->taillen = (size_t)snprintf(
+	    e->tail, taillen + 1, "\",\"created\":\"%s\"}", created);
+	e->size = sizeof(*e) + ctlen + headlen + taillen + 2 + DC_OVERHEAD;
+out:
+	free(jname);
+	free(jdesc);
+	return e;
+}
+
+const unsigned char *
+depcache_entry_ct(
+    const struct depcache_entry *e, size_t *len, const unsigned char **nonce)
+{
+	*len = e->ctlen;
+	*nonce = e->nonce;
+	return e->ct;
+}
+
+const char *
+depcache_entry_owner(const struct depcache_entry *e)
+{
+	return e->owner;
+}
+
+char *
+depcache_answer(const struct depcache_entry *e, const unsigned char *plain,
+    size_t plainlen, size_t *len)
+{
+	size_t b64len = (plainlen + 2) / 3 * 4;
+	char *out;
+
+	if (plainlen > SIZE_MAX / 2 ||
+	    (out = malloc(e->headlen + b64len + e->taillen + 1)) == NULL)
+		return NULL;
+	memcpy(out, e->head, e->headlen);
+	crypto_b64_encode_into(plain, plainlen, out + e->headlen);
+	memcpy(out + e->headlen + b64len, e->tail, e->taillen + 1);
+	*len = e->headlen + b64len + e->taillen;
+	return out;
+}
+
+struct depcache_entry *
+depcache_get(struct depcache *dc, const char *uuid)
+{
+	struct depcache_entry *e;
+	unsigned h;
+
+	if (dc == NULL || !atomic_load(&dc->live))
+		return NULL;
+	h = dc_hash(uuid);
+	pthread_rwlock_rdlock(dc_stripe(dc, h));
+	for (e = dc->b[h]; e != NULL; e = e->next)
+		if (memcmp(e->uuid, uuid, CRYPTO_UUID_LEN) == 0) {
+			atomic_fetch_add(&e->refs, 1);
+			break;
+		}
+	pthread_rwlock_unlock(dc_stripe(dc, h));
+	return e;
+}
+
+unsigned long
+depcache_gen(struct depcache *dc)
+{
+	return dc != NULL ? atomic_load(&dc->gen) : 0;
+}
+
+/* Unlink *pp (under its stripe's write lock). */
+static void
+dc_unlink(struct depcache *dc, struct depcache_entry **pp)
+{
+	struct depcache_entry *e = *pp;
+
+	*pp = e->next;
+	atomic_fetch_sub(&dc->bytes, e->size);
+	atomic_fetch_sub(&dc->n, 1);
+	depcache_unref(e);
+}
+
+/*
+ * Keep e (the cache takes a reference of its own) unless an invalidation
+ * overtook it since gen was read, or it is there already.  When full:
+ * evict=1 makes room from e's bucket, else e is not kept.  1 kept, 0 not
+ * (stale or present), -1 no room.
+ */
+static int
+dc_put(
+    struct depcache *dc, struct depcache_entry *e, unsigned long gen, int evict)
+{
+	struct depcache_entry **pp;
+	unsigned h;
+	int ret = 0;
+
+	if (dc == NULL || dc->limit == 0 || !atomic_load(&dc->live))
+		return 0;
+	h = dc_hash(e->uuid);
+	pthread_rwlock_wrlock(dc_stripe(dc, h));
+	if (atomic_load(&dc->gen) != gen || !atomic_load(&dc->live))
+		goto out;
+	for (pp = &dc->b[h]; *pp != NULL; pp = &(*pp)->next)
+		if (memcmp((*pp)->uuid, e->uuid, CRYPTO_UUID_LEN) == 0)
+			goto out;
+	while (atomic_load(&dc->bytes) + e->size > dc->limit) {
+		if (!evict || dc->b[h] == NULL) {
+			ret = -1;
+			goto out;
+		}
+		dc_unlink(dc, &dc->b[h]);
+	}
+	atomic_fetch_add(&e->refs, 1);
+	e->next = dc->b[h];
+	dc->b[h] = e;
+	atomic_fetch_add(&dc->bytes, e->size);
+	atomic_fetch_add(&dc->n, 1);
+	ret = 1;
+out:
+	pthread_rwlock_unlock(dc_stripe(dc, h));
+	return ret;
+}
+
+void
+depcache_put(struct depcache *dc, struct depcache_entry *e, unsigned long gen)
+{
+	(void)dc_put(dc, e, gen, 1);
+}
+
+void
+depcache_drop(struct depcache *dc, const char *uuid)
+{
+	struct depcache_entry **pp;
+	unsigned h;
+
+	if (dc == NULL)
+		return;
+	h = dc_hash(uuid);
+	pthread_rwlock_wrlock(dc_stripe(dc, h));
+	atomic_fetch_add(&dc->gen, 1);
+	for (pp = &dc->b[h]; *pp != NULL; pp = &(*pp)->next)
+		if (memcmp((*pp)->uuid, uuid, CRYPTO_UUID_LEN) == 0) {
+			dc_unlink(dc, pp);
+			break;
+		}
+	pthread_rwlock_unlock(dc_stripe(dc, h));
+}
+
+void
+depcache_flush(struct depcache *dc)
+{
+	unsigned s, h;
+
+	if (dc == NULL)
+		return;
+	atomic_fetch_add(&dc->gen, 1);
+	for (s = 0; s < DC_STRIPES; s++) {
+		pthread_rwlock_wrlock(&dc->lock[s]);
+		for (h = s; h < DC_BUCKETS; h += DC_STRIPES)
+			while (dc->b[h] != NULL)
+				dc_unlink(dc, &dc->b[h]);
+		pthread_rwlock_unlock(&dc->lock[s]);
+	}
+}
+
+void
+depcache_fill(struct depcache *dc)
+{
+	if (dc == NULL || dc->limit == 0)
+		return;
+	pthread_mutex_lock(&dc->mtx);
+	dc->fill_wanted = 1;
+	pthread_cond_signal(&dc->cond);
+	pthread_mutex_unlock(&dc->mtx);
+}
+
+void
+depcache_set_live(struct depcache *dc, int live)
+{
+	if (dc == NULL)
+		return;
+	/* Whatever changed while not listening is unknown. */
+	atomic_store(&dc->live, live);
+	depcache_flush(dc);
+	if (live)
+		depcache_fill(dc);
+}
+
+/*
+ * One batch of the table after key *last (all from the start when empty):
+ * rows read, -1 on error, -2 when the cache is full.  *last moves on only
+ * when the batch was kept (an invalidation overtaking it reads it again).
+ */
+static int
+dc_fill_batch(struct depcache *dc, PGconn *db, char last[CRYPTO_UUID_LEN + 1])
+{
+	const char *params[1] = {*last ? last : NULL};
+	struct depcache_entry *e;
+	unsigned long gen = atomic_load(&dc->gen);
+	PGresult *res;
+	int i, n, r, stale = 0, ret;
+
+	res = PQexecParams(db,
+	    "SELECT uuid::text, owner, name, description, nonce, content, "
+	    "to_char(created AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+	    "FROM deposits WHERE $1::uuid IS NULL OR uuid > $1::uuid "
+	    "ORDER BY uuid LIMIT " DC_FILL_BATCH,
+	    1, NULL, params, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("deposit cache fill: %s", db_error(res, db));
+		PQclear(res);
+		return -1;
+	}
+	n = PQntuples(res);
+	for (i = 0, ret = n; i < n && !stale; i++) {
+		e = depcache_entry_new(PQgetvalue(res, i, 0),
+		    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+		    PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3),
+		    (const unsigned char *)PQgetvalue(res, i, 4),
+		    (size_t)PQgetlength(res, i, 4),
+		    (const unsigned char *)PQgetvalue(res, i, 5),
+		    (size_t)PQgetlength(res, i, 5), PQgetvalue(res, i, 6));
+		if (e == NULL)
+			continue; /* not one the API wrote: read on demand */
+		r = dc_put(dc, e, gen, 0);
+		depcache_unref(e);
+		if (r == -1) {
+			ret = -2;
+			break;
+		}
+		if (r == 0 && atomic_load(&dc->gen) != gen)
+			stale = 1;
+	}
+	if (!stale && ret > 0)
+		snprintf(
+		    last, CRYPTO_UUID_LEN + 1, "%s", PQgetvalue(res, n - 1, 0));
+	PQclear(res);
+	return ret;
+}
+
+static void *
+dc_main(void *arg)
+{
+	struct depcache *dc = arg;
+	char last[CRYPTO_UUID_LEN + 1], err[512];
+	PGconn *db = NULL;
+	int r;
+
+	for (;;) {
+		pthread_mutex_lock(&dc->mtx);
+		dc->filling = 0;
+		while (!dc->fill_wanted && !dc->stop)
+			pthread_cond_wait(&dc->cond, &dc->mtx);
+		if (dc->stop) {
+			pthread_mutex_unlock(&dc->mtx);
+			break;
+		}
+		dc->fill_wanted = 0;
+		dc->filling = 1;
+		pthread_mutex_unlock(&dc->mtx);
+		if (db != NULL && PQstatus(db) != CONNECTION_OK) {
+			PQfinish(db);
+			db = NULL;
+		}
+		if (db == NULL &&
+		    (db = db_connect(dc->srv->conf, err, sizeof(err))) ==
+			NULL) {
+			log_warnx("deposit cache fill: %s", err);
+			continue; /* the next go live or "+" tries again */
+		}
+		last[0] = '\0';
+		do {
+			pthread_mutex_lock(&dc->mtx);
+			r = dc->stop ? -1 : 0;
+			pthread_mutex_unlock(&dc->mtx);
+			if (r == 0 && atomic_load(&dc->live))
+				r = dc_fill_batch(dc, db, last);
+			else
+				r = -1;
+		} while (r > 0);
+		log_debug("deposit cache: %zu deposits, %zu bytes%s",
+		    atomic_load(&dc->n), atomic_load(&dc->bytes),
+		    r == -2 ? " (full)" : "");
+	}
+	PQfinish(db);
+	return NULL;
+}
+
+void
+depcache_stats(struct depcache *dc, size_t *n, size_t *bytes, size_t *limit,
+    int *live, int *filling)
+{
+	*n = *bytes = *limit = 0;
+	*live = *filling = 0;
+	if (dc == NULL)
+		return;
+	*n = atomic_load(&dc->n);
+	*bytes = atomic_load(&dc->bytes);
+	*limit = dc->limit;
+	*live = atomic_load(&dc->live);
+	pthread_mutex_lock(&dc->mtx);
+	*filling = dc->filling || dc->fill_wanted;
+	pthread_mutex_unlock(&dc->mtx);
+}
+
+struct depcache *
+depcache_start(struct server *srv, size_t limit)
+{
+	struct depcache *dc;
+	int i;
+
+	if ((dc = calloc(1, sizeof(*dc))) == NULL)
+		return NULL;
+	if ((dc->b = calloc(DC_BUCKETS, sizeof(*dc->b))) == NULL) {
+		free(dc);
+		return NULL;
+	}
+	dc->srv = srv;
+	dc->limit = limit;
+	for (i = 0; i < DC_STRIPES; i++)
+		pthread_rwlock_init(&dc->lock[i], NULL);
+	pthread_mutex_init(&dc->mtx, NULL);
+	pthread_cond_init(&dc->cond, NULL);
+	if (pthread_create(&dc->thread, NULL, dc_main, dc) != 0) {
+		free(dc->b);
+		free(dc);
+		return NULL;
+	}
+	return dc;
+}
+
+void
+depcache_stop(struct depcache *dc)
+{
+	int i;
+
+	if (dc == NULL)
+		return;
+	pthread_mutex_lock(&dc->mtx);
+	dc->stop = 1;
+	pthread_cond_signal(&dc->cond);
+	pthread_mutex_unlock(&dc->mtx);
+	pthread_join(dc->thread, NULL);
+	atomic_store(&dc->live, 0);
+	depcache_flush(dc);
+	for (i = 0; i < DC_STRIPES; i++)
+		pthread_rwlock_destroy(&dc->lock[i]);
+	pthread_mutex_destroy(&dc->mtx);
+	pthread_cond_destroy(&dc->cond);
+	free(dc->b);
+	free(dc);
+}
