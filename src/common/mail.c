@@ -554,13 +554,16 @@ mail_next_due(PGconn *db)
 	PGresult *res;
 	long ret = -1;
 
+	/* Not greatest(0, ...): it ignores a NULL (no mail) and says 0. */
 	res = PQexec(db,
-	    "SELECT greatest(0, ceil(extract(epoch FROM "
-	    "min(next_attempt) - now())))::bigint FROM mail_outbox "
-	    "WHERE state = 'queued'");
+	    "SELECT ceil(extract(epoch FROM min(next_attempt) - now()))"
+	    "::bigint FROM mail_outbox WHERE state = 'queued'");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-	    !PQgetisnull(res, 0, 0))
+	    !PQgetisnull(res, 0, 0)) {
 		ret = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+		if (ret < 0)
+			ret = 0;
+	}
 	PQclear(res);
 	return ret;
 }

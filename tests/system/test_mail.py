@@ -495,3 +495,20 @@ def test_ktadmin_mail_cli_errors(menv):
 def test_orgtool_add_help_mentions_the_mail():
     proc = run([binary("keytrustee-orgtool"), "add", "--help"])
     assert proc.returncode == 0 and "Contact Registration" in proc.stdout
+
+
+def test_idle_sender_does_not_poll_the_database(menv):
+    """With nothing due the sender sleeps until a NOTIFY, the next due
+    message or its idle timeout: its connection's last query stays where
+    it was.  (It used to compute "next due" as 0 with an empty outbox and
+    ask again at once, some 2,000 round trips a second on an idle
+    server.)"""
+    wait_for(lambda: menv.cluster.psql(
+        "SELECT count(*) FROM mail_outbox WHERE state = 'queued' "
+        "AND next_attempt < now() + interval '10 seconds'") == "0", 90,
+        "nothing due in the outbox")
+    q = ("SELECT pid || ' ' || query_start FROM pg_stat_activity "
+         "WHERE query LIKE 'SELECT ceil(extract(epoch FROM min(next_attempt)%'")
+    first = wait_for(lambda: menv.cluster.psql(q), 10, "the sender's last query")
+    time.sleep(2)
+    assert menv.cluster.psql(q) == first
