@@ -105,6 +105,12 @@ def packets(c, message):
     return proc.stdout + proc.stderr
 
 
+def days_ago(n):
+    """A --faked-system-time value n days back."""
+    then = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=n)
+    return then.strftime("%Y%m%dT%H%M%S")
+
+
 def register_raw(env, org, pubkey):
     doc = {"org": org, "hostname": "h.example.com", "pubkey": pubkey}
     status, _, data = http_request(env.port, "POST", "/v1/register", json.dumps(doc).encode(),
@@ -155,14 +161,20 @@ def test_key_kind_registers(env, registry, org, algo, enc):
 
 
 def test_encrypts_to_the_usable_subkey(env, registry, org):
-    # Two encryption subkeys, the newer revoked: the secret goes to the
-    # older one (gpg would choose the same).
-    c = Client(registry, "tworev", algo="ed25519", enc_algo="cv25519")
+    # Two encryption subkeys: the secret goes to the newer, as gpg's
+    # would; once that one is revoked, to the older.
+    c = Client(registry, "tworev", algo="ed25519", enc_algo="cv25519",
+               gpg_args=["--faked-system-time", days_ago(1)])
     add_subkey(c, "cv25519")
     older, newer = subkeys(c)
-    revoke_subkey(c, 2)
     status, ans = c.register(env.port, org)
     assert status == 201, ans
+    dump = packets(c, ans["secret"])
+    assert "keyid %s" % newer[-16:] in dump and older[-16:] not in dump, dump
+    revoke_subkey(c, 2)
+    first = c.secret
+    status, ans = c.register(env.port, org)
+    assert status == 200 and c.secret == first, ans
     dump = packets(c, ans["secret"])
     assert "keyid %s" % older[-16:] in dump and newer[-16:] not in dump, dump
 
@@ -178,10 +190,18 @@ def test_refuses_sign_only_key(env, registry, org):
 
 def test_refuses_expired_encryption_subkey(env, registry, org):
     # Made three days ago with gpg's clock, the subkey for one day.
-    then = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3))
     c = Client(registry, "kexp", algo="ed25519", enc_algo="cv25519", enc_expire="1d",
-               gpg_args=["--faked-system-time", then.strftime("%Y%m%dT%H%M%S")])
+               gpg_args=["--faked-system-time", days_ago(3)])
     assert len(subkeys(c)) == 1
+    assert_refused(env, org, c.pubkey, [c.keyfpr])
+
+
+def test_refuses_sha1_self_signatures(env, registry, org):
+    # gpg 2.2 would still take these; RNP's default rules call a SHA-1
+    # key signature made after 2024-01-19 insecure, and so does the server.
+    c = Client(registry, "ksha1", algo="rsa2048", gpg_args=["--cert-digest-algo", "SHA1"])
+    assert "digest algo 2," in run([tool("gpg"), "--homedir", c.home, "--batch",
+                                    "--list-packets"], input=c.pubkey).stdout
     assert_refused(env, org, c.pubkey, [c.keyfpr])
 
 
