@@ -33,6 +33,8 @@ COMMON_LIB := $(BUILD)/lib/libkeytrustee-common.a
 
 BINS := keytrustee-server ktadmin keytrustee-orgtool keytrustee-client kt-agent
 keytrustee-server_SRC := $(wildcard src/server/*.c)
+# Only the server checks and encrypts to client keys in-process (clientkey.c).
+keytrustee-server_LIBS := $(shell pkg-config --libs librnp 2>/dev/null)
 ktadmin_SRC := $(wildcard src/ktadmin/*.c)
 keytrustee-orgtool_SRC := $(wildcard src/orgtool/*.c)
 # The client is a thin main over libkeytrustee (src/libkeytrustee/).
@@ -63,7 +65,7 @@ $(COMMON_LIB): $(COMMON_OBJ)
 define bin_rule
 $(BUILD)/bin/$(1): $$($(1)_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
 endef
 $(foreach b,$(BINS),$(eval $(call bin_rule,$(b))))
 

@@ -8,7 +8,7 @@ set -eu
 PKGS="build-essential pkg-config libssl-dev openssl libpq-dev postgresql
 libgpgme-dev gnupg libyaml-dev libcurl4-openssl-dev cron libevent-dev
 libjansson-dev libcmocka-dev python3 python3-pytest softhsm2 curl ca-certificates
-procps psmisc zip unzip python3-aiosmtpd rsync"
+procps psmisc zip unzip python3-aiosmtpd rsync librnp-dev"
 
 missing=""
 for p in $PKGS; do

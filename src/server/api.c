@@ -437,6 +437,7 @@ void
 api_register(struct worker *w, struct evhttp_request *req)
 {
 	struct reg r;
+	struct clientkey *key = NULL;
 	const unsigned char *body;
 	const char *peer = http_peer(req);
 	char hex[2 * CRYPTO_KEY_LEN + 1], err[512], *armored = NULL;
@@ -469,11 +470,8 @@ api_register(struct worker *w, struct evhttp_request *req)
 	}
 	if (reg_org(w, req, db, &r) == -1)
 		goto out;
-	pthread_mutex_lock(&w->srv->pgp_mtx);
-	e = pgp_import_pubkey(w->srv->clients_home, r.pubkey,
-	    strlen(r.pubkey), r.fpr, err, sizeof(err));
-	pthread_mutex_unlock(&w->srv->pgp_mtx);
-	if (e == -1) {
+	if (clientkey_load(r.pubkey, strlen(r.pubkey), &key, r.fpr, err,
+	    sizeof(err)) == -1) {
 		log_debug("register: key refused: %s", err);
 		audit(w, NULL, r.org, "register", NULL, peer, "bad_pubkey");
 		http_reply_error(req, HTTP_BADREQUEST, "bad_pubkey",
@@ -503,10 +501,8 @@ api_register(struct worker *w, struct evhttp_request *req)
 		goto out;
 	}
 	hex_encode(r.secret, sizeof(r.secret), hex, 0);
-	pthread_mutex_lock(&w->srv->pgp_mtx);
-	e = pgp_encrypt(w->srv->clients_home, r.fpr, hex, strlen(hex),
-	    &armored, NULL, err, sizeof(err));
-	pthread_mutex_unlock(&w->srv->pgp_mtx);
+	e = clientkey_encrypt(key, hex, strlen(hex), &armored, NULL, err,
+	    sizeof(err));
 	OPENSSL_cleanse(hex, sizeof(hex));
 	if (e == -1) {
 		log_warnx("register: client %s: %s", r.fpr, err);
@@ -525,6 +521,7 @@ api_register(struct worker *w, struct evhttp_request *req)
 	    status == 201 ? "new" : "existing", r.state);
 out:
 	OPENSSL_cleanse(r.secret, sizeof(r.secret));
+	clientkey_free(key);
 	free(armored);
 	json_decref(ans);
 	json_decref(o);

@@ -348,13 +348,10 @@ main(int argc, char **argv)
 	pgp_kill_agent(confdir);
 	if (crypto_init() == -1)
 		fatalx("OpenSSL lacks AES-256-GCM, SHA-256 or HMAC");
-	/* The clients' public keys live in a GnuPG home of their own. */
-	if (path_join(srv.clients_home, sizeof(srv.clients_home), confdir,
-	    ".clients-gnupg") == -1)
-		fatalx("%s: path too long", confdir);
-	if (dir_ensure(srv.clients_home, 0700) == -1 ||
-	    chmod(srv.clients_home, 0700) == -1)
-		fatal("%s", srv.clients_home);
+	/*
+	 * The clients' public keys are checked in memory (clientkey.c) and
+	 * kept in the clients table only: no GnuPG home of theirs is made.
+	 */
 	pthread_mutex_init(&srv.pgp_mtx, NULL);
 	if ((srv.throttle = throttle_new()) == NULL)
 		fatalx("out of memory");
@@ -417,7 +414,6 @@ main(int argc, char **argv)
 	close(srv.lfd);
 	SSL_CTX_free(srv.ctx);
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));
-	pgp_kill_agent(srv.clients_home);
 	throttle_free(srv.throttle);
 	free(srv.pubkey);
 	conf_free(srv.conf);

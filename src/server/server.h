@@ -75,8 +75,7 @@ struct server {
 	pthread_mutex_t journal_mtx;
 	int journal_fd;            /* the passive's audit journal, or -1 */
 	unsigned char datakey[CRYPTO_KEY_LEN];  /* seals deposits, secrets */
-	char clients_home[PATH_MAX];  /* GnuPG home of the clients' keys */
-	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time there */
+	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time */
 	struct throttle *throttle; /* failed registrations per address */
 	struct auditq *auditq;     /* group commit of read audit rows */
 	struct authcache *authcache; /* clients, kept exact by NOTIFY */
@@ -250,6 +249,21 @@ void throttle_fail(struct throttle *t, const char *addr);
 /* mailer.c - the outbox sender thread. */
 int mailer_start(struct server *srv, char *err, size_t errlen);
 void mailer_stop(struct server *srv);
+
+/* clientkey.c - a client's OpenPGP public key, in-process (librnp). */
+struct clientkey;
+/*
+ * Check one armored public key: 0 with the key in *out and its fingerprint
+ * (upper-case hex) in fpr; -1 with err for no key, several keys, secret key
+ * material, no valid user ID, or no valid, unrevoked, unexpired encryption
+ * (sub)key.  Nothing is written anywhere.
+ */
+int clientkey_load(const char *armored, size_t len, struct clientkey **out,
+    char fpr[PGP_FPR_LEN + 1], char *err, size_t errlen);
+/* Encrypt plain to k: an armored message (SEIPD with MDC, AES-256). */
+int clientkey_encrypt(struct clientkey *k, const void *plain, size_t len,
+    char **armored, size_t *outlen, char *err, size_t errlen);
+void clientkey_free(struct clientkey *k);
 
 /* contact.c - GET/POST /?q=TOKEN: a contact registers its OpenPGP key. */
 void contact_page(struct worker *w, struct evhttp_request *req,

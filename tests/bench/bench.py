@@ -182,7 +182,6 @@ class Env:
         clusters.append(self.pgroot)
         run([os.path.join(BIN, "ktadmin"), "db", "--bootstrap", "--confdir", self.confdir,
              "--pg-rootdir", self.pgroot, "--port", str(self.pgport)], timeout=300)
-        gnupg_homes.append(os.path.join(self.confdir, ".clients-gnupg"))
         self.start_server()
         uid = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
         self.psql("INSERT INTO orgs (name, uuid, auth_secret) VALUES ('bench', '%s', '')" % uid)

@@ -6,6 +6,7 @@
 #   sh tests/fuzz/build.sh conf       only fuzz_conf
 #   sh tests/fuzz/build.sh auth       only fuzz_auth (Authorization header)
 #   sh tests/fuzz/build.sh descriptor only fuzz_descriptor (the YAML descriptor)
+#   sh tests/fuzz/build.sh clientkey  only fuzz_clientkey (a client's public key)
 #   FUZZ_TIME=300 sh tests/fuzz/build.sh     run longer (seconds per target)
 #   FUZZ_BUILD_ONLY=1 sh tests/fuzz/build.sh build, do not run
 #
@@ -64,6 +65,8 @@ sources_for() {
 	auth) echo src/server/auth.c src/common/crypto.c src/common/util.c \
 	    src/common/log.c ;;
 	descriptor) echo agent/descriptor.c src/common/util.c src/common/log.c ;;
+	# The client key check: clientkey.c over librnp.
+	clientkey) echo src/server/clientkey.c -lrnp ;;
 	*) echo src/common/conf.c src/common/util.c src/common/log.c ;;
 	esac
 }

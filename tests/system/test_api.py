@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import binary, no_verify_context, run, tool
+from conftest import binary, live_processes_mentioning, no_verify_context, run, tool
 
 FPR_HEX = set("0123456789ABCDEF")
 MISSING = object()
@@ -74,19 +74,22 @@ def sign(secret, method, uri, ts, body):
 
 
 class Client:
-    """A client: its own GnuPG home and RSA 2048 key with an encryption
-    subkey, and after registration its fingerprint and signing secret."""
+    """A client: its own GnuPG home and key (RSA 2048 unless algo says
+    otherwise) with an encryption subkey (enc_algo, expiring at enc_expire),
+    and after registration its fingerprint and signing secret.  gpg_args go
+    to both key generations (e.g. --faked-system-time)."""
 
-    def __init__(self, registry, name, encrypt_subkey=True):
+    def __init__(self, registry, name, encrypt_subkey=True, algo="rsa2048", enc_algo=None,
+                 enc_expire="never", gpg_args=()):
         self.home = registry.gnupg_home(os.path.join(registry.mkdtemp("gpg-" + name + "-"), "g"))
         os.mkdir(self.home, 0o700)
-        gpg = [tool("gpg"), "--homedir", self.home, "--batch", "--passphrase", ""]
+        gpg = [tool("gpg"), "--homedir", self.home, "--batch", "--passphrase", ""] + list(gpg_args)
         run(gpg + ["--quick-gen-key", "%s <%s@example.com>" % (name, name),
-                   "rsa2048", "sign,cert", "never"], check=True)
+                   algo, "sign,cert", "never"], check=True, timeout=300)
         self.keyfpr = self.primary_fpr()
         if encrypt_subkey:
-            run(gpg + ["--quick-add-key", self.keyfpr, "rsa2048", "encr", "never"],
-                check=True)
+            run(gpg + ["--quick-add-key", self.keyfpr, enc_algo or algo, "encr", enc_expire],
+                check=True, timeout=300)
         self.pubkey = run([tool("gpg"), "--homedir", self.home, "--batch", "--armor",
                            "--export", self.keyfpr], check=True).stdout
         self.fpr = None
@@ -194,9 +197,6 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(registry, session_db, server):
-    # The server ends the agent of its clients' GnuPG home when it stops;
-    # should it not, the session teardown does.
-    registry.gnupg_home(os.path.join(server.confdir, ".clients-gnupg"))
     return Env(server, session_db.cluster, registry)
 
 
@@ -237,8 +237,6 @@ def test_datakey_file_made_by_init(env):
     with open(path, "rb") as f:
         head = f.read(64)
     assert b"BEGIN PGP MESSAGE" in head
-    home = os.path.join(env.server.confdir, ".clients-gnupg")
-    assert os.stat(home).st_mode & 0o777 == 0o700
 
 
 def test_server_refuses_to_start_without_datakey(registry, dbconf, make_server):
@@ -337,6 +335,17 @@ def test_reregister_keeps_pending_state(env, registry, secret_org):
 def test_reregister_other_org_is_409(env, alice, open_org):
     status, ans = alice.register(env.port, open_org)
     assert status == 409 and ans["code"] == "conflict"
+
+
+def test_register_keeps_no_keyring(env, alice, bob):
+    # The clients' keys are checked and encrypted to in the server's memory
+    # (librnp): no GnuPG home of theirs, no gpg run for them.
+    assert not os.path.exists(os.path.join(env.server.confdir, ".clients-gnupg"))
+    assert not live_processes_mentioning(os.path.join(env.server.confdir, ".clients-gnupg"))
+    rows = env.psql("SELECT count(*) FROM clients WHERE fingerprint IN (%s, %s) "
+                    "AND pubkey LIKE '%%BEGIN PGP PUBLIC KEY BLOCK%%'"
+                    % (sql_quote(alice.fpr), sql_quote(bob.fpr)))
+    assert rows == "2"
 
 
 def test_register_key_without_encryption_subkey(env, registry, open_org):
@@ -722,9 +731,16 @@ def test_register_refuses_secret_key(env, registry, open_org):
                                        json.dumps(doc).encode(),
                                        [("Content-Type", "application/json")])
         assert status == 400 and as_json(data)["code"] == "bad_pubkey"
-    out = run([tool("gpg"), "--homedir", os.path.join(env.server.confdir, ".clients-gnupg"),
-               "--batch", "--with-colons", "--list-secret-keys"]).stdout
-    assert c.keyfpr not in out
+    # Nothing of it is stored: no client row, and no stored public key
+    # holds a secret key packet.
+    assert env.psql("SELECT count(*) FROM clients WHERE fingerprint = %s"
+                    % sql_quote(c.keyfpr.upper())) == "0"
+    stored = env.psql("SELECT string_agg(pubkey, E'\\n') FROM clients")
+    assert stored.count("BEGIN PGP PUBLIC KEY BLOCK") >= 1
+    packets = run([tool("gpg"), "--homedir", c.home, "--batch", "--list-packets"],
+                  input=stored).stdout
+    assert ":public key packet:" in packets
+    assert ":secret key packet:" not in packets and ":secret sub key packet:" not in packets
 
 
 def test_nothing_of_the_request_in_the_log(env, alice):

@@ -165,7 +165,6 @@ class MailEnv:
 def menv(registry, template):
     confdir = copy_confdir(registry, template.confdir, "mail")
     registry.gnupg_home(os.path.join(confdir, ".contacts-gnupg"))
-    registry.gnupg_home(os.path.join(confdir, ".clients-gnupg"))
     rootdir = os.path.join(registry.mkdtemp("mail-pg-"), "pgdata")
     cluster = Cluster(registry, rootdir, free_port())
     proc = cluster.bootstrap(confdir)
@@ -184,8 +183,7 @@ def menv(registry, template):
         server.stop()
         sink.stop()
         cluster.stop()
-        for home in (confdir, os.path.join(confdir, ".contacts-gnupg"),
-                     os.path.join(confdir, ".clients-gnupg")):
+        for home in (confdir, os.path.join(confdir, ".contacts-gnupg")):
             registry.kill_gnupg(home)
 
 

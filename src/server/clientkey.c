@@ -1,0 +1,406 @@
+/*
+ * clientkey.c - a registering client's OpenPGP public key, in-process with
+ * librnp: check it (the rules pgp_import_pubkey applies with gpg) and
+ * encrypt its signing secret to it.  Each key has an rnp_ffi_t of its own,
+ * in memory only: no keyring on disk, no process, no lock shared between
+ * the workers.
+ */
+#include <ctype.h>
+#include <rnp/rnp.h>
+#include <rnp/rnp_err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "server.h"
+
+#define CK_BEGIN "-----BEGIN PGP "
+#define CK_END "-----END PGP "
+
+struct clientkey {
+	rnp_ffi_t ffi;
+	rnp_key_handle_t key; /* the primary key */
+};
+
+void
+clientkey_free(struct clientkey *k)
+{
+	if (k == NULL)
+		return;
+	rnp_key_handle_destroy(k->key);
+	rnp_ffi_destroy(k->ffi);
+	free(k);
+}
+
+/* Is key (primary or subkey) valid now, not revoked, not expired? */
+static int
+clientkey_usable(rnp_key_handle_t key)
+{
+	bool valid = false, revoked = true, expired = true;
+
+	if (rnp_key_is_valid(key, &valid) != RNP_SUCCESS ||
+	    rnp_key_is_revoked(key, &revoked) != RNP_SUCCESS ||
+	    rnp_key_is_expired(key, &expired) != RNP_SUCCESS)
+		return 0;
+	return valid && !revoked && !expired;
+}
+
+static int
+clientkey_can_encrypt(rnp_key_handle_t key)
+{
+	bool enc = false;
+
+	return rnp_key_allows_usage(key, "encrypt", &enc) == RNP_SUCCESS &&
+	    enc && clientkey_usable(key);
+}
+
+/* Has the primary key a user ID with a valid self-signature (gpg's rule)? */
+static int
+clientkey_has_uid(rnp_key_handle_t key)
+{
+	rnp_uid_handle_t uid = NULL;
+	size_t n = 0, i;
+	bool valid;
+	int ok = 0;
+
+	if (rnp_key_get_uid_count(key, &n) != RNP_SUCCESS)
+		return 0;
+	for (i = 0; i < n && !ok; i++) {
+		valid = false;
+		if (rnp_key_get_uid_handle_at(key, i, &uid) != RNP_SUCCESS)
+			return 0;
+		ok = rnp_uid_is_valid(uid, &valid) == RNP_SUCCESS && valid;
+		rnp_uid_handle_destroy(uid);
+	}
+	return ok;
+}
+
+/* Does the primary key or one of its subkeys serve for encryption now? */
+static int
+clientkey_enc_subkey(rnp_key_handle_t key)
+{
+	rnp_key_handle_t sub = NULL;
+	size_t n = 0, i;
+	int ok;
+
+	if (clientkey_can_encrypt(key))
+		return 1;
+	if (rnp_key_get_subkey_count(key, &n) != RNP_SUCCESS)
+		return 0;
+	for (i = 0, ok = 0; i < n && !ok; i++) {
+		if (rnp_key_get_subkey_at(key, i, &sub) != RNP_SUCCESS)
+			return 0;
+		ok = clientkey_can_encrypt(sub);
+		rnp_key_handle_destroy(sub);
+	}
+	return ok;
+}
+
+/*
+ * The one primary key of the ffi (its fingerprint in fpr, upper-case):
+ * 1, 0 when there is none, -1 when there is more than one key (another
+ * primary, or a subkey bound to none of them).
+ */
+static int
+clientkey_primary(rnp_ffi_t ffi, char fpr[PGP_FPR_LEN + 1])
+{
+	rnp_identifier_iterator_t it = NULL;
+	rnp_key_handle_t h = NULL;
+	const char *id;
+	char *pfpr = NULL;
+	bool primary;
+	int nprim = 0, stray = 0;
+
+	fpr[0] = '\0';
+	if (rnp_identifier_iterator_create(ffi, &it, "fingerprint") !=
+	    RNP_SUCCESS)
+		return 0;
+	while (rnp_identifier_iterator_next(it, &id) == RNP_SUCCESS &&
+	    id != NULL) {
+		if (rnp_locate_key(ffi, "fingerprint", id, &h) != RNP_SUCCESS ||
+		    h == NULL)
+			continue;
+		primary = false;
+		rnp_key_is_primary(h, &primary);
+		if (primary) {
+			/* Not v4 (40 hex): left empty, refused. */
+			if (nprim++ == 0 && strlen(id) == PGP_FPR_LEN)
+				memcpy(fpr, id, PGP_FPR_LEN + 1);
+		} else if (rnp_key_get_primary_fprint(h, &pfpr) !=
+			RNP_SUCCESS ||
+		    pfpr == NULL)
+			stray = 1;
+		rnp_buffer_destroy(pfpr);
+		pfpr = NULL;
+		rnp_key_handle_destroy(h);
+		h = NULL;
+	}
+	rnp_identifier_iterator_destroy(it);
+	if (nprim == 0)
+		return 0;
+	if (nprim > 1 || stray)
+		return -1;
+	return nprim;
+}
+
+/* RFC 4880 section 6.1. */
+static uint32_t
+clientkey_crc24(const uint8_t *p, size_t n)
+{
+	uint32_t crc = 0xB704CEu;
+	int i;
+
+	while (n-- > 0) {
+		crc ^= (uint32_t)*p++ << 16;
+		for (i = 0; i < 8; i++) {
+			crc <<= 1;
+			if (crc & 0x1000000u)
+				crc ^= 0x1864CFBu;
+		}
+	}
+	return crc & 0xFFFFFFu;
+}
+
+/*
+ * The checksum line ("=" and 4 base64 characters) that ends the armored
+ * block [p, end), end being its END line: 1 with *crc, 0 when there is none,
+ * -1 when it is malformed.
+ */
+static int
+clientkey_armor_crc(const char *p, const char *end, uint32_t *crc)
+{
+	const char *line = NULL, *q;
+	unsigned char raw[4];
+	size_t n;
+
+	/* The line before the END line. */
+	for (q = p; q < end; q++)
+		if (q[0] == '\n' && q + 1 < end)
+			line = q + 1;
+	if (line == NULL || *line != '=')
+		return 0;
+	for (n = 0; line + 1 + n < end && line[1 + n] != '\r' &&
+	     line[1 + n] != '\n' && line[1 + n] != ' ' && line[1 + n] != '\t';
+	     n++)
+		;
+	if (n != 4 ||
+	    EVP_DecodeBlock(raw, (const unsigned char *)line + 1, 4) != 3)
+		return -1;
+	*crc = (uint32_t)raw[0] << 16 | (uint32_t)raw[1] << 8 | raw[2];
+	return 1;
+}
+
+/*
+ * Every armored block of armored, decoded into out, as gpg reads them
+ * (text around the blocks ignored), each one's checksum checked: 0, or -1
+ * with err.
+ */
+static int
+clientkey_dearmor(
+    const char *armored, size_t len, rnp_output_t out, char *err, size_t errlen)
+{
+	const char *p = armored, *end = armored + len, *b, *e, *eol;
+	rnp_input_t in = NULL;
+	rnp_result_t r;
+	uint8_t *buf;
+	size_t before = 0, after;
+	uint32_t want = 0;
+	int nblocks = 0, c;
+
+	while ((b = memmem(p, (size_t)(end - p), CK_BEGIN, strlen(CK_BEGIN))) !=
+	    NULL) {
+		if ((e = memmem(b, (size_t)(end - b), CK_END,
+			 strlen(CK_END))) == NULL) {
+			snprintf(err, errlen, "the armor has no END line");
+			return -1;
+		}
+		eol = memchr(e, '\n', (size_t)(end - e));
+		eol = eol == NULL ? end : eol + 1;
+		if ((c = clientkey_armor_crc(b, e, &want)) == -1) {
+			snprintf(err, errlen,
+			    "the armor's checksum line is malformed");
+			return -1;
+		}
+		if ((r = rnp_input_from_memory(&in, (const uint8_t *)b,
+			 (size_t)(eol - b), false)) != RNP_SUCCESS ||
+		    (r = rnp_dearmor(in, out)) != RNP_SUCCESS ||
+		    (r = rnp_output_memory_get_buf(out, &buf, &after, false)) !=
+			RNP_SUCCESS) {
+			rnp_input_destroy(in);
+			snprintf(err, errlen, "reading the armor: %s",
+			    rnp_result_to_string(r));
+			return -1;
+		}
+		rnp_input_destroy(in);
+		in = NULL;
+		if (c == 1 &&
+		    clientkey_crc24(buf + before, after - before) != want) {
+			snprintf(err, errlen,
+			    "the armor's checksum does not match its data");
+			return -1;
+		}
+		before = after;
+		nblocks++;
+		p = eol;
+	}
+	if (nblocks == 0) {
+		snprintf(err, errlen, "no OpenPGP armor found");
+		return -1;
+	}
+	return 0;
+}
+
+int
+clientkey_load(const char *armored, size_t len, struct clientkey **out,
+    char fpr[PGP_FPR_LEN + 1], char *err, size_t errlen)
+{
+	struct clientkey *k = NULL;
+	rnp_output_t bin = NULL;
+	rnp_input_t in = NULL;
+	rnp_result_t e;
+	uint8_t *buf;
+	size_t nsec = 0, n = 0, nread, i;
+	int ret = -1, nkeys;
+
+	*out = NULL;
+	if (memmem(armored, len, "PRIVATE KEY BLOCK", 17) != NULL) {
+		snprintf(err, errlen,
+		    "secret key material given; send the public key only");
+		return -1;
+	}
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if ((e = rnp_ffi_create(&k->ffi, "GPG", "GPG")) != RNP_SUCCESS) {
+		k->ffi = NULL;
+		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
+		goto out;
+	}
+	if ((e = rnp_output_to_memory(&bin, len)) != RNP_SUCCESS) {
+		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
+		goto out;
+	}
+	if (clientkey_dearmor(armored, len, bin, err, errlen) == -1)
+		goto out;
+	if ((e = rnp_output_memory_get_buf(bin, &buf, &n, false)) !=
+		RNP_SUCCESS ||
+	    (e = rnp_input_from_memory(&in, buf, n, false)) != RNP_SUCCESS) {
+		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
+		goto out;
+	}
+	/*
+	 * One transferable key at a time, to count them as gpg does (the
+	 * same key twice is two).  Secret keys are read too, to be refused.
+	 */
+	for (nread = 0;; nread++) {
+		e = rnp_import_keys(k->ffi, in,
+		    RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_SECRET_KEYS |
+			RNP_LOAD_SAVE_SINGLE,
+		    NULL);
+		if (e == RNP_ERROR_EOF)
+			break;
+		if (e != RNP_SUCCESS) {
+			snprintf(err, errlen, "importing the key: %s",
+			    rnp_result_to_string(e));
+			goto out;
+		}
+	}
+	if (rnp_get_secret_key_count(k->ffi, &nsec) != RNP_SUCCESS ||
+	    nsec > 0) {
+		snprintf(err, errlen,
+		    "secret key material given; send the public key only");
+		goto out;
+	}
+	if (nread == 0 || (nkeys = clientkey_primary(k->ffi, fpr)) == 0) {
+		snprintf(err, errlen, "no OpenPGP public key found");
+		goto out;
+	}
+	if (nread > 1 || nkeys == -1) {
+		snprintf(err, errlen, "more than one OpenPGP key given");
+		goto out;
+	}
+	if (strlen(fpr) != PGP_FPR_LEN) {
+		snprintf(err, errlen, "the key was not accepted: not a v4 key");
+		goto out;
+	}
+	for (i = 0; i < PGP_FPR_LEN; i++)
+		fpr[i] = (char)toupper((unsigned char)fpr[i]);
+	if ((e = rnp_locate_key(k->ffi, "fingerprint", fpr, &k->key)) !=
+		RNP_SUCCESS ||
+	    k->key == NULL) {
+		snprintf(err, errlen, "reading back the key: %s",
+		    rnp_result_to_string(e));
+		goto out;
+	}
+	if (!clientkey_has_uid(k->key)) {
+		snprintf(
+		    err, errlen, "the key was not accepted: no valid user ID");
+		goto out;
+	}
+	if (!clientkey_usable(k->key) || !clientkey_enc_subkey(k->key)) {
+		snprintf(
+		    err, errlen, "the key has no usable encryption subkey");
+		goto out;
+	}
+	*out = k;
+	k = NULL;
+	ret = 0;
+out:
+	rnp_input_destroy(in);
+	rnp_output_destroy(bin);
+	clientkey_free(k);
+	return ret;
+}
+
+int
+clientkey_encrypt(struct clientkey *k, const void *plain, size_t len,
+    char **armored, size_t *outlen, char *err, size_t errlen)
+{
+	rnp_input_t in = NULL;
+	rnp_output_t out = NULL;
+	rnp_op_encrypt_t op = NULL;
+	rnp_result_t e;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	int ret = -1;
+
+	*armored = NULL;
+	/*
+	 * SEIPD with MDC (no AEAD: gpg 2.2 and GPGME clients read it),
+	 * AES-256, nothing to compress in a 64-hex secret.
+	 */
+	if ((e = rnp_input_from_memory(&in, plain, len, false)) !=
+		RNP_SUCCESS ||
+	    (e = rnp_output_to_memory(&out, 0)) != RNP_SUCCESS ||
+	    (e = rnp_op_encrypt_create(&op, k->ffi, in, out)) != RNP_SUCCESS ||
+	    (e = rnp_op_encrypt_add_recipient(op, k->key)) != RNP_SUCCESS ||
+	    (e = rnp_op_encrypt_set_armor(op, true)) != RNP_SUCCESS ||
+	    (e = rnp_op_encrypt_set_cipher(op, "AES256")) != RNP_SUCCESS ||
+	    (e = rnp_op_encrypt_set_aead(op, "None")) != RNP_SUCCESS ||
+	    (e = rnp_op_encrypt_set_compression(op, "Uncompressed", 0)) !=
+		RNP_SUCCESS ||
+	    (e = rnp_op_encrypt_execute(op)) != RNP_SUCCESS ||
+	    (e = rnp_output_memory_get_buf(out, &buf, &n, false)) !=
+		RNP_SUCCESS) {
+		snprintf(err, errlen, "encrypting to the client's key: %s",
+		    rnp_result_to_string(e));
+		goto out;
+	}
+	if ((*armored = malloc(n + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	memcpy(*armored, buf, n);
+	(*armored)[n] = '\0';
+	if (outlen != NULL)
+		*outlen = n;
+	ret = 0;
+out:
+	rnp_op_encrypt_destroy(op);
+	rnp_output_destroy(out);
+	rnp_input_destroy(in);
+	return ret;
+}
