@@ -1,8 +1,11 @@
 /*
  * crypto.c - AES-256-GCM, HMAC-SHA256, SHA-256, strict base64 and friends
  * over OpenSSL 3's EVP.  The algorithm objects are fetched once (an
- * implicit fetch per call costs a provider lookup); contexts are per call,
- * which keeps every function safe from any thread.
+ * implicit fetch per call costs a provider lookup), and each thread keeps
+ * its own AES-GCM and HMAC contexts: a new context per call cost more
+ * than sealing 2 KiB (1.3 us for a 2 KiB open, 2.1 us for one HMAC).  A
+ * GCM context keeps its key schedule while the key stays the same (the
+ * data key, nearly always); only the nonce is set anew.
  */
 #include "crypto.h"
 
@@ -18,6 +21,28 @@ static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *crypto_gcm;
 static EVP_MD *crypto_md;
 static EVP_MAC *crypto_mac;
+static pthread_key_t crypto_tkey;
+static int crypto_tkey_ok;
+
+/* One thread's contexts (freed when the thread ends). */
+struct crypto_thread {
+	EVP_CIPHER_CTX *gcm;
+	int gcm_keyed; /* gcm holds gcm_key's schedule, for gcm_enc */
+	int gcm_enc;
+	unsigned char gcm_key[CRYPTO_KEY_LEN];
+	EVP_MAC_CTX *mac;
+};
+
+static void
+crypto_thread_free(void *arg)
+{
+	struct crypto_thread *t = arg;
+
+	EVP_CIPHER_CTX_free(t->gcm);
+	EVP_MAC_CTX_free(t->mac);
+	OPENSSL_cleanse(t, sizeof(*t));
+	free(t);
+}
 
 static void
 crypto_fetch(void)
@@ -25,14 +50,70 @@ crypto_fetch(void)
 	crypto_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	crypto_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 	crypto_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	crypto_tkey_ok = pthread_key_create(&crypto_tkey,
+	    crypto_thread_free) == 0;
 }
 
 int
 crypto_init(void)
 {
 	pthread_once(&crypto_once, crypto_fetch);
-	return crypto_gcm != NULL && crypto_md != NULL && crypto_mac != NULL ?
-	    0 : -1;
+	return crypto_gcm != NULL && crypto_md != NULL && crypto_mac != NULL &&
+		crypto_tkey_ok ?
+	    0 :
+	    -1;
+}
+
+static struct crypto_thread *
+crypto_thread(void)
+{
+	struct crypto_thread *t;
+
+	if (crypto_init() == -1)
+		return NULL;
+	if ((t = pthread_getspecific(crypto_tkey)) != NULL)
+		return t;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	if ((t->gcm = EVP_CIPHER_CTX_new()) == NULL ||
+	    (t->mac = EVP_MAC_CTX_new(crypto_mac)) == NULL ||
+	    pthread_setspecific(crypto_tkey, t) != 0) {
+		crypto_thread_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* This thread's GCM context, set up for key and nonce; NULL on error. */
+static EVP_CIPHER_CTX *
+crypto_gcm_ctx(const unsigned char key[CRYPTO_KEY_LEN],
+    const unsigned char nonce[CRYPTO_NONCE_LEN], int enc)
+{
+	struct crypto_thread *t = crypto_thread();
+	int same;
+
+	if (t == NULL)
+		return NULL;
+	same = t->gcm_keyed && t->gcm_enc == enc &&
+	    CRYPTO_memcmp(t->gcm_key, key, CRYPTO_KEY_LEN) == 0;
+	t->gcm_keyed = 0; /* until this init has worked */
+	if (EVP_CipherInit_ex2(t->gcm, same ? NULL : crypto_gcm,
+		same ? NULL : key, nonce, enc, NULL) != 1)
+		return NULL;
+	memcpy(t->gcm_key, key, CRYPTO_KEY_LEN);
+	t->gcm_enc = enc;
+	t->gcm_keyed = 1;
+	return t->gcm;
+}
+
+/* After a failed operation the context's state is unknown: key it anew. */
+static void
+crypto_gcm_reset(void)
+{
+	struct crypto_thread *t = pthread_getspecific(crypto_tkey);
+
+	if (t != NULL)
+		t->gcm_keyed = 0;
 }
 
 int
@@ -48,27 +129,23 @@ crypto_seal(const unsigned char key[CRYPTO_KEY_LEN], const void *aad,
     size_t aadlen, const void *pt, size_t ptlen,
     unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *out)
 {
-	EVP_CIPHER_CTX *ctx = NULL;
-	int n, ret = -1;
+	EVP_CIPHER_CTX *ctx;
+	int n;
 
-	if (crypto_init() == -1 || ptlen > INT32_MAX || aadlen > INT32_MAX ||
+	if (ptlen > INT32_MAX || aadlen > INT32_MAX ||
 	    crypto_random(nonce, CRYPTO_NONCE_LEN) == -1 ||
-	    (ctx = EVP_CIPHER_CTX_new()) == NULL)
-		goto out;
-	if (EVP_EncryptInit_ex2(ctx, crypto_gcm, key, nonce, NULL) != 1)
-		goto out;
-	if (aadlen > 0 &&
-	    EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
-		goto out;
-	if (EVP_EncryptUpdate(ctx, out, &n, pt, (int)ptlen) != 1 ||
+	    (ctx = crypto_gcm_ctx(key, nonce, 1)) == NULL)
+		return -1;
+	if ((aadlen > 0 &&
+		EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1) ||
+	    EVP_EncryptUpdate(ctx, out, &n, pt, (int)ptlen) != 1 ||
 	    EVP_EncryptFinal_ex(ctx, out + n, &n) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, CRYPTO_TAG_LEN,
-	    out + ptlen) != 1)
-		goto out;
-	ret = 0;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	return ret;
+		out + ptlen) != 1) {
+		crypto_gcm_reset();
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -76,59 +153,52 @@ crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const void *aad,
     size_t aadlen, const unsigned char nonce[CRYPTO_NONCE_LEN],
     const unsigned char *in, size_t inlen, unsigned char *out)
 {
-	EVP_CIPHER_CTX *ctx = NULL;
+	EVP_CIPHER_CTX *ctx;
 	unsigned char tag[CRYPTO_TAG_LEN];
 	size_t ctlen;
-	int n, ret = -1;
+	int n;
 
 	if (inlen < CRYPTO_TAG_LEN || inlen > INT32_MAX || aadlen > INT32_MAX ||
-	    crypto_init() == -1 || (ctx = EVP_CIPHER_CTX_new()) == NULL)
-		goto out;
+	    (ctx = crypto_gcm_ctx(key, nonce, 0)) == NULL)
+		return -1;
 	ctlen = inlen - CRYPTO_TAG_LEN;
 	memcpy(tag, in + ctlen, CRYPTO_TAG_LEN);
-	if (EVP_DecryptInit_ex2(ctx, crypto_gcm, key, nonce, NULL) != 1)
-		goto out;
-	if (aadlen > 0 &&
-	    EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
-		goto out;
-	if (EVP_DecryptUpdate(ctx, out, &n, in, (int)ctlen) != 1 ||
+	if ((aadlen > 0 &&
+		EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1) ||
+	    EVP_DecryptUpdate(ctx, out, &n, in, (int)ctlen) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, CRYPTO_TAG_LEN,
-	    tag) != 1)
-		goto out;
+		tag) != 1) {
+		crypto_gcm_reset();
+		return -1;
+	}
 	if (EVP_DecryptFinal_ex(ctx, out + n, &n) != 1) {
 		/* Never hand out plaintext that did not verify. */
 		OPENSSL_cleanse(out, ctlen);
-		goto out;
+		crypto_gcm_reset();
+		return -1;
 	}
-	ret = 0;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	return ret;
+	return 0;
 }
 
 int
 crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
     size_t len, unsigned char out[CRYPTO_MAC_LEN])
 {
-	EVP_MAC_CTX *ctx = NULL;
+	struct crypto_thread *t = crypto_thread();
 	OSSL_PARAM params[2];
 	size_t outlen = 0;
-	int ret = -1;
 
-	if (crypto_init() == -1 || (ctx = EVP_MAC_CTX_new(crypto_mac)) == NULL)
+	if (t == NULL)
 		return -1;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 	    (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
-	if (EVP_MAC_init(ctx, key, keylen, params) != 1 ||
-	    EVP_MAC_update(ctx, data, len) != 1 ||
-	    EVP_MAC_final(ctx, out, &outlen, CRYPTO_MAC_LEN) != 1 ||
+	if (EVP_MAC_init(t->mac, key, keylen, params) != 1 ||
+	    EVP_MAC_update(t->mac, data, len) != 1 ||
+	    EVP_MAC_final(t->mac, out, &outlen, CRYPTO_MAC_LEN) != 1 ||
 	    outlen != CRYPTO_MAC_LEN)
-		goto out;
-	ret = 0;
-out:
-	EVP_MAC_CTX_free(ctx);
-	return ret;
+		return -1;
+	return 0;
 }
 
 int

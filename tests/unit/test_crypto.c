@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,50 @@ static const struct {
 	{ "fooba", "Zm9vYmE=" },
 	{ "foobar", "Zm9vYmFy" },
 };
+
+/*
+ * Each thread reuses its contexts (crypto.c): keys and directions in turn,
+ * a failed open in between, and another thread, give the same results as
+ * fresh contexts would.
+ */
+static void *
+gcm_mix(void *arg)
+{
+	static const unsigned char key2[CRYPTO_KEY_LEN] = {0x42};
+	struct sealed a, b;
+	int i, *failed = arg;
+
+	for (i = 0; i < 50; i++) {
+		seal1(&a);
+		memset(&b, 0, sizeof(b));
+		if (crypto_seal(key2, aad1, strlen(aad1), pt1, strlen(pt1),
+			b.nonce, b.ct) != 0 ||
+		    crypto_open(key2, aad1, strlen(aad1), a.nonce, a.ct,
+			sizeof(a.ct), a.out) != -1 ||
+		    crypto_open(key1, aad1, strlen(aad1), a.nonce, a.ct,
+			sizeof(a.ct), a.out) != 0 ||
+		    memcmp(a.out, pt1, strlen(pt1)) != 0 ||
+		    crypto_open(key2, aad1, strlen(aad1), b.nonce, b.ct,
+			sizeof(b.ct), b.out) != 0 ||
+		    memcmp(b.out, pt1, strlen(pt1)) != 0)
+			*failed = 1;
+	}
+	return NULL;
+}
+
+static void
+test_gcm_reused_contexts(void **state)
+{
+	pthread_t th;
+	int failed_here = 0, failed_there = 0;
+
+	(void)state;
+	assert_int_equal(pthread_create(&th, NULL, gcm_mix, &failed_there), 0);
+	gcm_mix(&failed_here);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(failed_here, 0);
+	assert_int_equal(failed_there, 0);
+}
 
 static void
 test_b64_encode_vectors(void **state)
@@ -440,6 +485,7 @@ main(void)
 		cmocka_unit_test(test_gcm_wrong_aad),
 		cmocka_unit_test(test_gcm_wrong_key),
 		cmocka_unit_test(test_gcm_short_input),
+		cmocka_unit_test(test_gcm_reused_contexts),
 		cmocka_unit_test(test_b64_encode_vectors),
 		cmocka_unit_test(test_b64_decode_vectors),
 		cmocka_unit_test(test_b64_binary_round_trip),
