@@ -40,6 +40,8 @@
 #define DC_STRIPES 64
 #define DC_FILL_BATCH "2000" /* rows per fill query */
 #define DC_OVERHEAD 64	     /* per entry: malloc's header, the bucket link */
+#define DC_EVICT_SCAN 64     /* buckets looked at for an entry to evict */
+#define DC_STALE_TRIES 3 /* reads of a fill batch an invalidation overtook */
 
 struct depcache_entry {
 	struct depcache_entry *next;
@@ -222,6 +224,26 @@ dc_unlink(struct depcache *dc, struct depcache_entry **pp)
 }
 
 /*
+ * Make room from the buckets of h's stripe (its lock is held): the first
+ * entry found in h or the next DC_EVICT_SCAN buckets of the stripe goes,
+ * which is as good as random for uuids.  0, or -1 when none was found.
+ */
+static int
+dc_evict(struct depcache *dc, unsigned h)
+{
+	unsigned k, b;
+
+	for (k = 0; k < DC_EVICT_SCAN; k++) {
+		b = (h + k * DC_STRIPES) & (DC_BUCKETS - 1);
+		if (dc->b[b] != NULL) {
+			dc_unlink(dc, &dc->b[b]);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
  * Keep e (the cache takes a reference of its own) unless an invalidation
  * overtook it since gen was read, or it is there already.  When full:
  * evict=1 makes room from e's bucket, else e is not kept.  1 kept, 0 not
@@ -244,13 +266,11 @@ dc_put(
 	for (pp = &dc->b[h]; *pp != NULL; pp = &(*pp)->next)
 		if (memcmp((*pp)->uuid, e->uuid, CRYPTO_UUID_LEN) == 0)
 			goto out;
-	while (atomic_load(&dc->bytes) + e->size > dc->limit) {
-		if (!evict || dc->b[h] == NULL) {
+	while (atomic_load(&dc->bytes) + e->size > dc->limit)
+		if (!evict || dc_evict(dc, h) == -1) {
 			ret = -1;
 			goto out;
 		}
-		dc_unlink(dc, &dc->b[h]);
-	}
 	atomic_fetch_add(&e->refs, 1);
 	e->next = dc->b[h];
 	dc->b[h] = e;
@@ -329,11 +349,13 @@ depcache_set_live(struct depcache *dc, int live)
 
 /*
  * One batch of the table after key *last (all from the start when empty):
- * rows read, -1 on error, -2 when the cache is full.  *last moves on only
- * when the batch was kept (an invalidation overtaking it reads it again).
+ * rows read, -1 on error, -2 when the cache is full.  *last moves on when
+ * the batch was kept (one an invalidation overtook is read again, up to
+ * DC_STALE_TRIES times).
  */
 static int
-dc_fill_batch(struct depcache *dc, PGconn *db, char last[CRYPTO_UUID_LEN + 1])
+dc_fill_batch(struct depcache *dc, PGconn *db, char last[CRYPTO_UUID_LEN + 1],
+    int *stale_tries)
 {
 	const char *params[1] = {*last ? last : NULL};
 	struct depcache_entry *e;
@@ -373,7 +395,16 @@ dc_fill_batch(struct depcache *dc, PGconn *db, char last[CRYPTO_UUID_LEN + 1])
 		if (r == 0 && atomic_load(&dc->gen) != gen)
 			stale = 1;
 	}
-	if (!stale && ret > 0)
+	/*
+	 * Overtaken by an invalidation: read again, but not for ever (rows
+	 * not kept are read in by their first GET).
+	 */
+	if (stale && ++*stale_tries < DC_STALE_TRIES) {
+		PQclear(res);
+		return ret;
+	}
+	*stale_tries = 0;
+	if (ret > 0)
 		snprintf(
 		    last, CRYPTO_UUID_LEN + 1, "%s", PQgetvalue(res, n - 1, 0));
 	PQclear(res);
@@ -386,7 +417,7 @@ dc_main(void *arg)
 	struct depcache *dc = arg;
 	char last[CRYPTO_UUID_LEN + 1], err[512];
 	PGconn *db = NULL;
-	int r;
+	int r, stale_tries;
 
 	for (;;) {
 		pthread_mutex_lock(&dc->mtx);
@@ -411,12 +442,13 @@ dc_main(void *arg)
 			continue; /* the next go live or "+" tries again */
 		}
 		last[0] = '\0';
+		stale_tries = 0;
 		do {
 			pthread_mutex_lock(&dc->mtx);
 			r = dc->stop ? -1 : 0;
 			pthread_mutex_unlock(&dc->mtx);
 			if (r == 0 && atomic_load(&dc->live))
-				r = dc_fill_batch(dc, db, last);
+				r = dc_fill_batch(dc, db, last, &stale_tries);
 			else
 				r = -1;
 		} while (r > 0);
