@@ -218,6 +218,16 @@ hex_valid(const char *s, size_t n)
 	return 1;
 }
 
+unsigned
+str_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
 void
 freezero(void *p, size_t len)
 {

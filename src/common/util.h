@@ -33,6 +33,8 @@ void hex_encode(const unsigned char *in, size_t len, char *out, int upper);
 /* 1 when the n characters of s are all hex digits (either case). */
 int hex_valid(const char *s, size_t n);
 void freezero(void *p, size_t len);
+/* FNV-1a of a string: the in-memory caches' bucket hash. */
+unsigned str_hash(const char *s);
 
 /* Look up the service account; -1 when it does not exist. */
 int account_lookup(const char *name, uid_t *uid, gid_t *gid);

@@ -56,11 +56,7 @@ struct authcache {
 static unsigned
 ac_hash(const char *fpr)
 {
-	unsigned h = 2166136261u;
-
-	for (; *fpr; fpr++)
-		h = (h ^ (unsigned char)*fpr) * 16777619u;
-	return h % AC_BUCKETS;
+	return str_hash(fpr) % AC_BUCKETS;
 }
 
 static void

@@ -74,12 +74,7 @@ struct depcache {
 static unsigned
 dc_hash(const char *uuid)
 {
-	unsigned h = 2166136261u;
-
-	/* v4 uuids are random; hashing all of it costs nothing anyway */
-	for (; *uuid; uuid++)
-		h = (h ^ (unsigned char)*uuid) * 16777619u;
-	return h & (DC_BUCKETS - 1);
+	return str_hash(uuid) & (DC_BUCKETS - 1);
 }
 
 static pthread_rwlock_t *
