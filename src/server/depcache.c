@@ -38,9 +38,13 @@
 
 #define DC_BUCKETS (1u << 20) /* pointers only: pages touched as used */
 #define DC_STRIPES 64
-#define DC_FILL_BATCH "2000" /* rows per fill query */
-#define DC_OVERHEAD 64	     /* per entry: malloc's header, the bucket link */
-#define DC_EVICT_SCAN 64     /* buckets looked at for an entry to evict */
+#define DC_FILL_SELECT                                                         \
+	"SELECT uuid::text, owner, name, description, nonce, content, "        \
+	"to_char(created AT TIME ZONE 'UTC', "                                 \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM deposits "
+#define DC_FILL_ORDER "ORDER BY uuid LIMIT 2000" /* rows per fill query */
+#define DC_OVERHEAD 64	 /* per entry: malloc's header, the bucket link */
+#define DC_EVICT_SCAN 64 /* buckets looked at for an entry to evict */
 #define DC_STALE_TRIES 3 /* reads of a fill batch an invalidation overtook */
 
 struct depcache_entry {
@@ -358,13 +362,11 @@ dc_fill_batch(struct depcache *dc, PGconn *db, char last[CRYPTO_UUID_LEN + 1],
 	PGresult *res;
 	int i, n, r, stale = 0, ret;
 
+	/* Two texts: "$1 IS NULL OR uuid > $1" would scan the whole table. */
 	res = PQexecParams(db,
-	    "SELECT uuid::text, owner, name, description, nonce, content, "
-	    "to_char(created AT TIME ZONE 'UTC', "
-	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-	    "FROM deposits WHERE $1::uuid IS NULL OR uuid > $1::uuid "
-	    "ORDER BY uuid LIMIT " DC_FILL_BATCH,
-	    1, NULL, params, NULL, NULL, 1);
+	    *last ? DC_FILL_SELECT "WHERE uuid > $1::uuid " DC_FILL_ORDER
+		  : DC_FILL_SELECT DC_FILL_ORDER,
+	    *last ? 1 : 0, NULL, params, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warnx("deposit cache fill: %s", db_error(res, db));
 		PQclear(res);
