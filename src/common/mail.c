@@ -554,10 +554,15 @@ mail_next_due(PGconn *db)
 	PGresult *res;
 	long ret = -1;
 
+	/*
+	 * No row when nothing is queued: greatest() ignores a NULL, so
+	 * greatest(0, min() of no rows) would say "0, due now" and the
+	 * sender would poll the database in a busy loop.
+	 */
 	res = PQexec(db,
 	    "SELECT greatest(0, ceil(extract(epoch FROM "
 	    "min(next_attempt) - now())))::bigint FROM mail_outbox "
-	    "WHERE state = 'queued'");
+	    "WHERE state = 'queued' HAVING count(*) > 0");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 	    !PQgetisnull(res, 0, 0))
 		ret = strtol(PQgetvalue(res, 0, 0), NULL, 10);

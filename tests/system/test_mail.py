@@ -206,6 +206,19 @@ def form(key):
 # --------------------------------------------------------------------------
 
 
+def test_sender_sleeps_while_nothing_is_queued(menv):
+    """With an empty outbox the sender waits for a NOTIFY (or its minute),
+    it does not poll the database: min(next_attempt) of no rows is NULL,
+    and greatest(0, NULL) is 0, which once made it loop without pause
+    (thousands of transactions a second, a core of the machine)."""
+    assert menv.psql("SELECT count(*) FROM mail_outbox WHERE state = 'queued'") == "0"
+    sql = "SELECT xact_commit FROM pg_stat_database WHERE datname = 'keytrustee'"
+    before = int(menv.psql(sql))
+    time.sleep(3)
+    # The HA monitor's checks (two every 200 ms) and these queries remain.
+    assert int(menv.psql(sql)) - before < 300
+
+
 def test_contact_registration_mail_as_in_the_guide(menv):
     before = time.time()
     proc = menv.add("disaster-recov", "finn@example.com,jake@example.com")
