@@ -172,6 +172,13 @@ static const struct db_migration db_migrations[] = {
 	"  CREATE EVENT TRIGGER kt_drop_notify ON sql_drop"
 	"   EXECUTE FUNCTION kt_ddl_notify();"
 	" END IF; END $$;"},
+    {6, "deposit_storage",
+	/*
+	 * A sealed deposit is AES-GCM ciphertext: incompressible, so
+	 * PostgreSQL's attempt to compress every row (pglz) is wasted;
+	 * EXTERNAL stores a large one out of line as it is.
+	 */
+	"ALTER TABLE deposits ALTER COLUMN content SET STORAGE EXTERNAL;"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -6,12 +6,12 @@
  * deposit_create row have, but one commit per request would block the
  * worker's event loop for every flush and cap requests at what the disk
  * flushes one by one.  So a worker hands its finished answer and the row
- * to this queue and goes on serving.  AUDITQ_CONNS threads, each with its
- * own connection, take every item waiting: while one waits for its flush,
- * the next inserts what arrived meanwhile, and PostgreSQL commits them
- * together.  A batch is one prepared statement of binary arrays (one text
- * whatever the batch size), one transaction, one flush.  Read rows commit
- * with synchronous_commit local as audit.c's do; deposits go through
+ * to this queue and goes on serving.  Two lanes, reads and new deposits,
+ * each a thread with its own connection, take every item waiting in their
+ * lane: a batch is one prepared statement of binary arrays (one text
+ * whatever the batch size), one transaction, one flush, and it grows with
+ * the load (what arrives while one commits waits for the next).  Read rows
+ * commit with synchronous_commit local as audit.c's do; deposits go through
  * ha_exec_prepared, gated by HA_SYNC_OK and bounded in their wait for the
  * synchronous standby exactly as api.c's single insert is.  Each answer
  * goes back to its worker's event loop (one wake-up per worker and batch),
@@ -36,7 +36,6 @@
 #include "util.h"
 
 #define AUDITQ_BATCH_MAX 500 /* rows per statement */
-#define AUDITQ_CONNS 3	     /* threads committing, each its connection */
 
 /*
  * Fixed OIDs of PostgreSQL's catalog (pg_type.dat): binary arrays name
@@ -120,9 +119,20 @@ struct pgarr {
 	int fail; /* out of memory */
 };
 
-/* One committing thread and its connection. */
-struct auditq_conn {
+/*
+ * A lane: one committing thread, its connection and its items.  Reads and
+ * new deposits have a lane each, so that an audit row never waits behind
+ * a deposit's wait for the synchronous standby, and each lane batches
+ * everything that arrived while its last statement ran.
+ */
+enum { AQ_LANE_READS, AQ_LANE_DEPOSITS, AQ_NLANES };
+
+struct auditq_lane {
 	struct auditq *q;
+	pthread_mutex_t mtx;
+	pthread_cond_t cond;
+	struct auditq_item *head, **tail;
+	int stop;
 	pthread_t thread;
 	int started;
 	PGconn *db;
@@ -133,11 +143,7 @@ struct auditq_conn {
 
 struct auditq {
 	struct server *srv;
-	pthread_mutex_t mtx;
-	pthread_cond_t cond;
-	struct auditq_item *head, **tail;
-	int stop;
-	struct auditq_conn conns[AUDITQ_CONNS];
+	struct auditq_lane lanes[AQ_NLANES];
 };
 
 static void
@@ -246,7 +252,7 @@ pgarr_add_uuid(struct pgarr *a, const char *uuid)
 /* The arrays as the statement's binary parameters; -1 when one failed. */
 static int
 pgarr_params(
-    struct auditq_conn *c, int n, const char **params, int *lens, int *fmts)
+    struct auditq_lane *c, int n, const char **params, int *lens, int *fmts)
 {
 	int k;
 
@@ -265,7 +271,7 @@ pgarr_params(
  * the database cannot be reached.
  */
 static PGconn *
-aq_db(struct auditq_conn *c)
+aq_db(struct auditq_lane *c)
 {
 	PGresult *res = NULL;
 	char err[512];
@@ -310,7 +316,7 @@ aq_db(struct auditq_conn *c)
  * committed.  A broken connection gets one more try; an error does not.
  */
 static int
-auditq_insert_reads(struct auditq_conn *c, struct auditq_item *batch, int n)
+auditq_insert_reads(struct auditq_lane *c, struct auditq_item *batch, int n)
 {
 	const char *params[4];
 	int lens[4], fmts[4], try, k, ret = -1;
@@ -395,7 +401,7 @@ auditq_deliver(struct auditq_item *batch, int ok)
  * refused (no synchronous standby, or the wait timed out), 0 failed.
  */
 static int
-auditq_insert_deposits(struct auditq_conn *c, struct auditq_item *batch, int n)
+auditq_insert_deposits(struct auditq_lane *c, struct auditq_item *batch, int n)
 {
 	static const Oid elem[AQ_NCOLS] = {OID_UUID, OID_TEXT, OID_TEXT,
 	    OID_TEXT, OID_BYTEA, OID_BYTEA, OID_TEXT, OID_TEXT};
@@ -444,7 +450,7 @@ out:
 
 /* Split the batch into reads and new deposits; insert; hand back. */
 static void
-auditq_run(struct auditq_conn *c, struct auditq_item *batch)
+auditq_run(struct auditq_lane *c, struct auditq_item *batch)
 {
 	struct auditq_item *reads = NULL, **rt = &reads, *deps = NULL;
 	struct auditq_item **dt = &deps, *it, *next;
@@ -480,35 +486,31 @@ auditq_run(struct auditq_conn *c, struct auditq_item *batch)
 	}
 }
 
-/*
- * Each committing thread takes every item waiting (up to a batch): while
- * one waits for its flush, the next takes what arrived meanwhile.
- */
+/* The lane's thread: takes every item waiting (up to a batch), commits. */
 static void *
 auditq_main(void *arg)
 {
-	struct auditq_conn *c = arg;
-	struct auditq *q = c->q;
+	struct auditq_lane *c = arg;
 	struct auditq_item *batch, *it;
 	int n;
 
 	for (;;) {
-		pthread_mutex_lock(&q->mtx);
-		while (q->head == NULL && !q->stop)
-			pthread_cond_wait(&q->cond, &q->mtx);
-		if (q->head == NULL) {
-			pthread_mutex_unlock(&q->mtx);
+		pthread_mutex_lock(&c->mtx);
+		while (c->head == NULL && !c->stop)
+			pthread_cond_wait(&c->cond, &c->mtx);
+		if (c->head == NULL) {
+			pthread_mutex_unlock(&c->mtx);
 			break;
 		}
-		batch = q->head;
+		batch = c->head;
 		for (n = 1, it = batch;
 		     n < AUDITQ_BATCH_MAX && it->next != NULL; n++)
 			it = it->next;
-		q->head = it->next;
-		if (q->head == NULL)
-			q->tail = &q->head;
+		c->head = it->next;
+		if (c->head == NULL)
+			c->tail = &c->head;
 		it->next = NULL;
-		pthread_mutex_unlock(&q->mtx);
+		pthread_mutex_unlock(&c->mtx);
 		auditq_run(c, batch);
 	}
 	return NULL;
@@ -517,23 +519,27 @@ auditq_main(void *arg)
 struct auditq *
 auditq_start(struct server *srv)
 {
+	struct auditq_lane *c;
 	struct auditq *q;
 	int i;
 
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->srv = srv;
-	q->tail = &q->head;
-	pthread_mutex_init(&q->mtx, NULL);
-	pthread_cond_init(&q->cond, NULL);
-	for (i = 0; i < AUDITQ_CONNS; i++) {
-		q->conns[i].q = q;
-		if (pthread_create(&q->conns[i].thread, NULL, auditq_main,
-			&q->conns[i]) != 0) {
+	for (i = 0; i < AQ_NLANES; i++) {
+		c = &q->lanes[i];
+		c->q = q;
+		c->tail = &c->head;
+		pthread_mutex_init(&c->mtx, NULL);
+		pthread_cond_init(&c->cond, NULL);
+	}
+	for (i = 0; i < AQ_NLANES; i++) {
+		c = &q->lanes[i];
+		if (pthread_create(&c->thread, NULL, auditq_main, c) != 0) {
 			auditq_stop(q);
 			return NULL;
 		}
-		q->conns[i].started = 1;
+		c->started = 1;
 	}
 	return q;
 }
@@ -542,25 +548,28 @@ auditq_start(struct server *srv)
 void
 auditq_stop(struct auditq *q)
 {
-	struct auditq_conn *c;
+	struct auditq_lane *c;
 	int i, k;
 
 	if (q == NULL)
 		return;
-	pthread_mutex_lock(&q->mtx);
-	q->stop = 1;
-	pthread_cond_broadcast(&q->cond);
-	pthread_mutex_unlock(&q->mtx);
-	for (i = 0; i < AUDITQ_CONNS; i++) {
-		c = &q->conns[i];
+	for (i = 0; i < AQ_NLANES; i++) {
+		c = &q->lanes[i];
+		pthread_mutex_lock(&c->mtx);
+		c->stop = 1;
+		pthread_cond_signal(&c->cond);
+		pthread_mutex_unlock(&c->mtx);
+	}
+	for (i = 0; i < AQ_NLANES; i++) {
+		c = &q->lanes[i];
 		if (c->started)
 			pthread_join(c->thread, NULL);
 		PQfinish(c->db);
 		for (k = 0; k < AQ_NCOLS; k++)
 			free(c->arr[k].buf);
+		pthread_mutex_destroy(&c->mtx);
+		pthread_cond_destroy(&c->cond);
 	}
-	pthread_mutex_destroy(&q->mtx);
-	pthread_cond_destroy(&q->cond);
 	free(q);
 }
 
@@ -584,17 +593,22 @@ item_new(struct worker *w, struct evhttp_request *req, const char *actor,
 	return it;
 }
 
-/* Queue it, taking over body. */
+/* Queue it in its lane, taking over body. */
 static void
 item_push(struct auditq *q, struct auditq_item *it, char *body, size_t len)
 {
+	struct auditq_lane *c =
+	    &q->lanes[it->create ? AQ_LANE_DEPOSITS : AQ_LANE_READS];
+
 	it->body = body;
 	it->len = len;
-	pthread_mutex_lock(&q->mtx);
-	*q->tail = it;
-	q->tail = &it->next;
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->mtx);
+	pthread_mutex_lock(&c->mtx);
+	/* The thread is woken once; what queues meanwhile joins its batch. */
+	if (c->head == NULL)
+		pthread_cond_signal(&c->cond);
+	*c->tail = it;
+	c->tail = &it->next;
+	pthread_mutex_unlock(&c->mtx);
 }
 
 int

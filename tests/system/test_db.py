@@ -158,3 +158,12 @@ def _health(port):
         return resp.status, json.loads(resp.read())
     finally:
         conn.close()
+
+
+def test_deposit_content_is_stored_without_compression(db):
+    """Sealed deposits are AES-GCM ciphertext, incompressible: the schema
+    (migration 6) tells PostgreSQL not to try compressing them."""
+    cluster, _ = db
+    assert cluster.schema_version() >= 6
+    assert cluster.psql("select attstorage from pg_attribute where attrelid = "
+                        "'deposits'::regclass and attname = 'content'") == "e"
