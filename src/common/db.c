@@ -178,7 +178,8 @@ static const struct db_migration db_migrations[] = {
 	 * PostgreSQL's attempt to compress every row (pglz) is wasted;
 	 * EXTERNAL stores a large one out of line as it is.
 	 */
-	"ALTER TABLE deposits ALTER COLUMN content SET STORAGE EXTERNAL;"},
+	"ALTER TABLE deposits ALTER COLUMN content SET STORAGE EXTERNAL;"
+	"ALTER TABLE deposits SET (toast_tuple_target = 8160);"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
