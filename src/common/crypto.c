@@ -300,28 +300,30 @@ crypto_b64_encode(const void *in, size_t len)
 	return out;
 }
 
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+/* clang-format off */
+static const unsigned char b64_dec[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6,
+    ['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12,
+    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
+    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
+    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
+    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
+    ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64
+};
+/* clang-format on */
 
 int
 crypto_b64_decode(const char *in, size_t inlen, size_t maxout,
     unsigned char **out, size_t *outlen)
 {
+	const unsigned char *u = (const unsigned char *)in;
 	unsigned char *buf = NULL;
 	size_t i, o = 0, pad = 0, n;
+	int v[4], k;
 
 	*out = NULL;
 	*outlen = 0;
@@ -334,30 +336,40 @@ crypto_b64_decode(const char *in, size_t inlen, size_t maxout,
 	n = inlen / 4 * 3 - pad;
 	if (n > maxout || (buf = malloc(n + 1)) == NULL)
 		return -1;
-	for (i = 0; i < inlen; i += 4) {
-		int v[4], k;
-		int last = i + 4 == inlen;
-
+	/* Every quad but the last: four digits, three bytes. */
+	for (i = 0; i + 4 < inlen; i += 4) {
+		v[0] = b64_dec[u[i]] - 1;
+		v[1] = b64_dec[u[i + 1]] - 1;
+		v[2] = b64_dec[u[i + 2]] - 1;
+		v[3] = b64_dec[u[i + 3]] - 1;
+		if ((v[0] | v[1] | v[2] | v[3]) < 0)
+			goto fail;
+		buf[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+		buf[o++] = (unsigned char)((v[1] & 0x0f) << 4 | v[2] >> 2);
+		buf[o++] = (unsigned char)((v[2] & 0x03) << 6 | v[3]);
+	}
+	if (i < inlen) {
+		/* The last: up to two '=', and no bits set past the end. */
 		for (k = 0; k < 4; k++) {
-			unsigned char c = (unsigned char)in[i + k];
-			if (c == '=' && last && k >= 4 - (int)pad)
+			if (u[i + k] == '=' && k >= 4 - (int)pad)
 				v[k] = 0;
-			else if ((v[k] = b64_value(c)) < 0)
+			else if ((v[k] = b64_dec[u[i + k]] - 1) < 0)
 				goto fail;
 		}
 		buf[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
-		if (last && pad == 2) {
+		if (pad == 2) {
 			if ((v[1] & 0x0f) != 0)
 				goto fail;
-			break;
+		} else {
+			buf[o++] =
+			    (unsigned char)((v[1] & 0x0f) << 4 | v[2] >> 2);
+			if (pad == 1) {
+				if ((v[2] & 0x03) != 0)
+					goto fail;
+			} else
+				buf[o++] =
+				    (unsigned char)((v[2] & 0x03) << 6 | v[3]);
 		}
-		buf[o++] = (unsigned char)((v[1] & 0x0f) << 4 | v[2] >> 2);
-		if (last && pad == 1) {
-			if ((v[2] & 0x03) != 0)
-				goto fail;
-			break;
-		}
-		buf[o++] = (unsigned char)((v[2] & 0x03) << 6 | v[3]);
 	}
 	buf[o] = '\0';
 	*out = buf;

@@ -204,6 +204,14 @@ static const struct db_migration db_migrations[] = {
 	"DROP TRIGGER IF EXISTS deposits_added ON deposits;"
 	"CREATE TRIGGER deposits_added AFTER INSERT ON deposits"
 	" FOR EACH STATEMENT EXECUTE FUNCTION kt_deposit_added();"},
+    {7, "deposit_storage",
+	/*
+	 * A sealed deposit is AES-GCM ciphertext: incompressible, so
+	 * PostgreSQL's attempt to compress every row (pglz) is wasted;
+	 * EXTERNAL stores a large one out of line as it is.
+	 */
+	"ALTER TABLE deposits ALTER COLUMN content SET STORAGE EXTERNAL;"
+	"ALTER TABLE deposits SET (toast_tuple_target = 8160);"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -537,6 +537,108 @@ dep_aad(char aad[API_AAD_LEN + 1], const char *uuid, const char *fpr)
 	aad[API_AAD_LEN] = '\0';
 }
 
+/*
+ * A deposit body read without jansson, for its usual shape: a JSON object
+ * whose members are plain strings or null, printable ASCII without
+ * escapes.  Parsing 2.7 KB of base64 a character at a time in jansson was
+ * a sixth of the server's CPU per POST.  1 with name and content (and
+ * description, NULL when absent or null) as copies, content as a pointer
+ * into body; 0 for any other shape, duplicate members included: the
+ * caller then parses with jansson, which judges it as before.
+ */
+struct dep_body {
+	char *name, *desc;
+	const char *content;
+	size_t contentlen;
+};
+
+/* A "..." string at *p; its characters, or NULL. */
+static const unsigned char *
+dep_body_string(const unsigned char **p, const unsigned char *end, size_t *len)
+{
+	const unsigned char *s = *p + 1, *q;
+
+	if (*p >= end || **p != '"')
+		return NULL;
+	for (q = s; q < end && *q != '"'; q++)
+		if (*q < 0x20 || *q > 0x7e || *q == '\\')
+			return NULL;
+	if (q >= end)
+		return NULL;
+	*len = (size_t)(q - s);
+	*p = q + 1;
+	return s;
+}
+
+static const unsigned char *
+dep_body_ws(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static int
+dep_body_fast(const unsigned char *body, size_t len, struct dep_body *b)
+{
+	static const char *const keys[3] = {"name", "content", "description"};
+	const unsigned char *p = body, *end = body + len, *k, *v;
+	const unsigned char *val[3] = {NULL, NULL, NULL};
+	size_t klen, vlen, vlens[3] = {0, 0, 0};
+	int seen[3] = {0, 0, 0}, i;
+
+	memset(b, 0, sizeof(*b));
+	p = dep_body_ws(p, end);
+	if (p >= end || *p++ != '{')
+		return 0;
+	p = dep_body_ws(p, end);
+	while (p < end && *p != '}') {
+		if ((k = dep_body_string(&p, end, &klen)) == NULL)
+			return 0;
+		p = dep_body_ws(p, end);
+		if (p >= end || *p++ != ':')
+			return 0;
+		p = dep_body_ws(p, end);
+		if ((size_t)(end - p) >= 4 && memcmp(p, "null", 4) == 0) {
+			v = NULL;
+			vlen = 0;
+			p += 4;
+		} else if ((v = dep_body_string(&p, end, &vlen)) == NULL)
+			return 0;
+		for (i = 0; i < 3; i++)
+			if (klen == strlen(keys[i]) &&
+			    memcmp(k, keys[i], klen) == 0)
+				break;
+		/* Another member, or one twice: jansson judges it. */
+		if (i == 3 || seen[i]++)
+			return 0;
+		val[i] = v;
+		vlens[i] = vlen;
+		p = dep_body_ws(p, end);
+		if (p < end && *p == ',') {
+			p = dep_body_ws(p + 1, end);
+			if (p >= end || *p != '"')
+				return 0;
+		} else if (p >= end || *p != '}')
+			return 0;
+	}
+	if (p >= end || *p++ != '}' || dep_body_ws(p, end) != end)
+		return 0;
+	/* A missing or null name or content: jansson's path says which. */
+	if (val[0] == NULL || val[1] == NULL)
+		return 0;
+	if ((b->name = strndup((const char *)val[0], vlens[0])) == NULL ||
+	    (val[2] != NULL &&
+		(b->desc = strndup((const char *)val[2], vlens[2])) == NULL)) {
+		free(b->name);
+		b->name = NULL;
+		return 0;
+	}
+	b->content = (const char *)val[1];
+	b->contentlen = vlens[1];
+	return 1;
+}
+
 static void
 dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
     const struct auth_client *c, const unsigned char *body, size_t bodylen)
@@ -545,18 +647,27 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 	int lens[8] = { 0 }, fmts[8] = { 0 };
 	unsigned char *plain = NULL, *ct = NULL, nonce[CRYPTO_NONCE_LEN];
 	char uuid[CRYPTO_UUID_LEN + 1], aad[API_AAD_LEN + 1], loc[64];
-	size_t plainlen = 0;
+	size_t plainlen = 0, b64len;
+	struct dep_body fast = { NULL, NULL, NULL, 0 };
 	PGresult *res = NULL;
 	char *text = NULL;
-	json_t *o, *ans;
+	json_t *o = NULL, *ans;
 	int timed_out;
 
-	if ((o = api_json(req, body, bodylen)) == NULL)
-		return;
-	if (api_member(req, o, "name", 0, &name) == -1 ||
-	    api_member(req, o, "content", 0, &b64) == -1 ||
-	    api_member(req, o, "description", 1, &desc) == -1)
-		goto out;
+	if (api_ctype_json(req) && dep_body_fast(body, bodylen, &fast)) {
+		name = fast.name;
+		desc = fast.desc;
+		b64 = fast.content;
+		b64len = fast.contentlen;
+	} else {
+		if ((o = api_json(req, body, bodylen)) == NULL)
+			return;
+		if (api_member(req, o, "name", 0, &name) == -1 ||
+		    api_member(req, o, "content", 0, &b64) == -1 ||
+		    api_member(req, o, "description", 1, &desc) == -1)
+			goto out;
+		b64len = strlen(b64);
+	}
 	if (!api_text_ok(name, API_NAME_MAX, 0)) {
 		http_reply_error(req, HTTP_BADREQUEST, "bad_name",
 		    "name must be 1-255 characters without control characters");
@@ -569,13 +680,13 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		    "control characters");
 		goto out;
 	}
-	if (strlen(b64) > (API_CONTENT_MAX + 2) / 3 * 4) {
+	if (b64len > (API_CONTENT_MAX + 2) / 3 * 4) {
 		http_reply_error(req, 413, "too_large",
 		    "content is larger than 64 KiB");
 		goto out;
 	}
 	/* The length check above bounds the result to the limit + 2. */
-	if (crypto_b64_decode(b64, strlen(b64), API_CONTENT_MAX + 2, &plain,
+	if (crypto_b64_decode(b64, b64len, API_CONTENT_MAX + 2, &plain,
 	    &plainlen) == -1) {
 		http_reply_error(req, HTTP_BADREQUEST, "bad_content",
 		    "content must be standard base64 (with padding)");
@@ -662,6 +773,8 @@ out:
 	if (plain != NULL)
 		freezero(plain, plainlen);
 	free(ct);
+	free(fast.name);
+	free(fast.desc);
 	PQclear(res);
 	json_decref(o);
 }

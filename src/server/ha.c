@@ -386,10 +386,9 @@ ha_health(struct server *srv, int *writes)
 	return r;
 }
 
-PGresult *
-ha_exec(struct worker *w, PGconn *db, const char *sql, int n,
-    const char *const *params, const int *lens, const int *fmts, int rfmt,
-    int *timed_out)
+/* The result of the statement just sent on db, its wait bounded. */
+static PGresult *
+ha_wait(struct worker *w, PGconn *db, int *timed_out)
 {
 	long long deadline = ha_now_ms() + HA_COMMIT_MSECS, left;
 	PGresult *res, *last = NULL;
@@ -397,9 +396,6 @@ ha_exec(struct worker *w, PGconn *db, const char *sql, int n,
 	PGcancel *cancel;
 	char err[256];
 
-	*timed_out = 0;
-	if (!PQsendQueryParams(db, sql, n, NULL, params, lens, fmts, rfmt))
-		return NULL;
 	pfd.fd = PQsocket(db);
 	pfd.events = POLLIN;
 	while (PQisBusy(db)) {
@@ -441,6 +437,28 @@ ha_exec(struct worker *w, PGconn *db, const char *sql, int n,
 		return NULL;
 	}
 	return last;
+}
+
+PGresult *
+ha_exec(struct worker *w, PGconn *db, const char *sql, int n,
+    const char *const *params, const int *lens, const int *fmts, int rfmt,
+    int *timed_out)
+{
+	*timed_out = 0;
+	if (!PQsendQueryParams(db, sql, n, NULL, params, lens, fmts, rfmt))
+		return NULL;
+	return ha_wait(w, db, timed_out);
+}
+
+PGresult *
+ha_exec_prepared(struct worker *w, PGconn *db, const char *stmt, int n,
+    const char *const *params, const int *lens, const int *fmts, int rfmt,
+    int *timed_out)
+{
+	*timed_out = 0;
+	if (!PQsendQueryPrepared(db, stmt, n, params, lens, fmts, rfmt))
+		return NULL;
+	return ha_wait(w, db, timed_out);
 }
 
 int

@@ -288,6 +288,10 @@ json_t *ha_health(struct server *srv, int *writes);
 PGresult *ha_exec(struct worker *w, PGconn *db, const char *sql, int n,
     const char *const *params, const int *lens, const int *fmts, int rfmt,
     int *timed_out);
+/* The same for the statement prepared on db as stmt. */
+PGresult *ha_exec_prepared(struct worker *w, PGconn *db, const char *stmt,
+    int n, const char *const *params, const int *lens, const int *fmts,
+    int rfmt, int *timed_out);
 /* The passive's audit: one JSON line per event in CONFDIR/audit-passive.log. */
 int ha_journal(struct server *srv, const char *actor, const char *org,
     const char *action, const char *object, const char *remote,

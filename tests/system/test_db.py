@@ -158,3 +158,15 @@ def _health(port):
         return resp.status, json.loads(resp.read())
     finally:
         conn.close()
+
+
+def test_deposit_content_is_stored_without_compression(db):
+    """Sealed deposits are AES-GCM ciphertext, incompressible: the schema
+    (migration 7) tells PostgreSQL not to try compressing them, and keeps
+    one of up to ~8 KB in its row rather than in TOAST chunks."""
+    cluster, _ = db
+    assert cluster.schema_version() >= 7
+    assert cluster.psql("select attstorage from pg_attribute where attrelid = "
+                        "'deposits'::regclass and attname = 'content'") == "e"
+    assert cluster.psql("select reloptions from pg_class where oid = "
+                        "'deposits'::regclass") == "{toast_tuple_target=8160}"
