@@ -3,23 +3,16 @@ plain ASCII strings or nulls, no escapes) without jansson and leaves every
 other shape to jansson.  Both paths must give the same answer and store
 the same deposit; these bodies sit on either side of the line.
 
-Reuses test_api's helpers, conftest's session PostgreSQL and a module
-server.
+Reuses test_api's helpers and test_auditq's client, conftest's session
+PostgreSQL and a module server.
 """
 
 import base64
 
 import pytest
 
-from test_api import Client, as_json, env, new_org  # noqa: F401 (env: fixture)
-
-
-@pytest.fixture(scope="module")
-def client(env, registry):
-    c = Client(registry, "bodies")
-    status, _ = c.register(env.port, new_org(env.cluster, ""))
-    assert status == 201
-    return c
+from test_api import as_json, env  # noqa: F401 (env: fixture)
+from test_auditq import client  # noqa: F401 (fixture: a registered client)
 
 
 STORED = [

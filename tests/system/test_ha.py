@@ -331,6 +331,40 @@ def test_partitioned_passive_write_refused_not_hung(ha):
     assert "cancelled" in ha.active.log()
 
 
+def test_partitioned_passive_refuses_a_burst_as_one(ha):
+    """Concurrent writes during a partition go to the server's group
+    commit together: every one is answered with the single insert's 503,
+    none hangs, and no deposit is kept without its deposit_create row."""
+    wait_for(lambda: health(ha.active)[1]["writes"], 30, "writes accepted")
+    receivers = [pid for pid in postgres_pids(ha.pcluster.rootdir)
+                 if b"walreceiver" in open("/proc/%d/cmdline" % pid, "rb").read()]
+    assert len(receivers) == 1
+    answers = [None] * 8
+
+    def writer(i):
+        answers[i] = request(ha.active.url, ha.client, "POST", "/v1/deposits",
+                             deposit("burst-part-%d" % i), timeout=30)
+    os.kill(receivers[0], signal.SIGSTOP)
+    try:
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        os.kill(receivers[0], signal.SIGCONT)
+    for st, body in answers:
+        assert st == 503 and body["code"] == "no_sync_standby", (st, body)
+    # A cancelled wait may leave the rows committed on the active (they
+    # reach the passive when it streams again): each with its audit row.
+    assert ha.acluster.psql(
+        "select count(*) from deposits d where name like 'burst-part-%' and not exists "
+        "(select 1 from audit_log a where a.action = 'deposit_create' "
+        "and a.object = d.uuid::text)") == "0"
+    wait_for(lambda: request(ha.active.url, ha.client, "POST", "/v1/deposits",
+                             deposit("healed-burst"))[0] == 201, 60, "writes after the partition")
+
+
 def test_disable_synchronous_replication(ha):
     """Without synchronous replication the active writes alone."""
     proc = ktadmin("db", "--disable-synchronous-replication", "--confdir", ha.aconf,
