@@ -42,7 +42,8 @@
 	"SELECT uuid::text, owner, name, description, nonce, content, "        \
 	"to_char(created AT TIME ZONE 'UTC', "                                 \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM deposits "
-#define DC_FILL_ORDER "ORDER BY uuid LIMIT 2000" /* rows per fill query */
+/* deposits.uuid: plain uuid is the output column, text, sorted unindexed. */
+#define DC_FILL_ORDER "ORDER BY deposits.uuid LIMIT 2000"
 #define DC_OVERHEAD 64	 /* per entry: malloc's header, the bucket link */
 #define DC_EVICT_SCAN 64 /* buckets looked at for an entry to evict */
 #define DC_STALE_TRIES 3 /* reads of a fill batch an invalidation overtook */
