@@ -246,8 +246,8 @@ dc_evict(struct depcache *dc, unsigned h)
 /*
  * Keep e (the cache takes a reference of its own) unless an invalidation
  * overtook it since gen was read, or it is there already.  When full:
- * evict=1 makes room from e's bucket, else e is not kept.  1 kept, 0 not
- * (stale or present), -1 no room.
+ * evict=1 makes room in e's lock stripe (dc_evict), else e is not kept.
+ * 1 kept, 0 not (stale or present), -1 no room.
  */
 static int
 dc_put(
