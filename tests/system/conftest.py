@@ -474,6 +474,19 @@ def template(registry):
     return Template(confdir, proc)
 
 
+def runnable_by_others(registry, path):
+    """path, or a copy another account can run: a checkout inside a 0700
+    directory (mktemp -d, as a clean-clone CI run makes) is not theirs to
+    enter, and the tests that run a tool as keytrustee or nobody need it."""
+    if subprocess.run(["runuser", "-u", "nobody", "--", "test", "-x", path],
+                      cwd="/").returncode == 0:
+        return path
+    dst = os.path.join(registry.mkdtemp("runnable-"), os.path.basename(path))
+    shutil.copy2(path, dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
 def copy_confdir(registry, src, name="conf"):
     """cp -a a conf dir into a fresh 0755 parent; drop GnuPG sockets."""
     parent = registry.mkdtemp(name + "-")

@@ -22,7 +22,8 @@ import time
 
 import pytest
 
-from conftest import Cluster, Server, binary, free_port, gpg_fingerprints, ktadmin, mode, run, tool
+from conftest import (Cluster, Server, binary, free_port, gpg_fingerprints, ktadmin, mode, run,
+                      runnable_by_others, tool)
 
 SCRIPTS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
 KTBACKUP = os.path.join(SCRIPTS, "ktbackup.sh")
@@ -199,11 +200,12 @@ def test_default_confdir_and_output_from_keytrustee_home(kts):
     assert backups(kts.home) == []
 
 
-def test_runs_as_the_service_account(kts):
+def test_runs_as_the_service_account(registry, kts):
     """The guide runs it as `sudo -u keytrustee ktbackup.sh ...`."""
+    script = runnable_by_others(registry, KTBACKUP)
     out = outdir(kts, "svc")
     shutil.chown(out, "keytrustee", "keytrustee")
-    proc = run([tool("runuser"), "-u", "keytrustee", "--", KTBACKUP, "--cleartext", "-q",
+    proc = run([tool("runuser"), "-u", "keytrustee", "--", script, "--cleartext", "-q",
                 "--confdir=" + kts.confdir, "--output=" + out], env=env(kts), cwd="/")
     assert proc.returncode == 0, proc.stderr
     path = proc.stdout.strip()
@@ -213,7 +215,7 @@ def test_runs_as_the_service_account(kts):
     assert owners == {("keytrustee", "keytrustee")}
     # an output dir the account cannot write: refused, nothing left
     rootdir = outdir(kts, "root-owned")
-    proc = run([tool("runuser"), "-u", "keytrustee", "--", KTBACKUP, "--cleartext",
+    proc = run([tool("runuser"), "-u", "keytrustee", "--", script, "--cleartext",
                 "--confdir=" + kts.confdir, "--output=" + rootdir], env=env(kts), cwd="/")
     assert proc.returncode == 1
     assert "error: output dir %s is not writable" % rootdir in proc.stderr

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from conftest import Cluster, binary, copy_confdir, free_port, run
+from conftest import Cluster, binary, copy_confdir, free_port, run, runnable_by_others
 
 UUID_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
@@ -384,13 +384,14 @@ def test_verb_missing_argument(argv):
     assert proc.stdout == ""
 
 
-def test_must_be_root(orgdb):
+def test_must_be_root(registry, orgdb):
     """As another user the tool refuses before touching anything."""
-    proc = run(["runuser", "-u", "nobody", "--", binary("keytrustee-orgtool"),
+    tool_path = runnable_by_others(registry, binary("keytrustee-orgtool"))
+    proc = run(["runuser", "-u", "nobody", "--", tool_path,
                 "--confdir", orgdb.confdir, "list"], cwd="/")
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: keytrustee-orgtool must be run as root"
-    proc = run(["runuser", "-u", "nobody", "--", binary("keytrustee-orgtool"),
+    proc = run(["runuser", "-u", "nobody", "--", tool_path,
                 "list", "--help"], cwd="/")
     assert proc.returncode == 0
 
