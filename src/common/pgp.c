@@ -146,6 +146,38 @@ out:
 	return ret;
 }
 
+/*
+ * Copy a GPGME data buffer out into malloc'd memory (NUL-terminated),
+ * clearing and releasing it (*data is NULL after, whatever happens); -1
+ * with err when out of memory.
+ */
+static int
+pgp_data_take(gpgme_data_t *data, unsigned char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	char *buf;
+	size_t n = 0;
+
+	*out = NULL;
+	buf = gpgme_data_release_and_get_mem(*data, &n);
+	*data = NULL;
+	if ((buf != NULL || n == 0) && (*out = malloc(n + 1)) != NULL) {
+		if (n > 0)
+			memcpy(*out, buf, n);
+		(*out)[n] = '\0';
+		*outlen = n;
+	}
+	if (buf != NULL) {
+		explicit_bzero(buf, n);
+		gpgme_free(buf);
+	}
+	if (*out == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 int
 pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
     size_t *len, char *err, size_t errlen)
@@ -153,7 +185,7 @@ pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
 	gpgme_ctx_t ctx;
 	gpgme_data_t data = NULL;
 	gpgme_error_t e;
-	char *buf;
+	unsigned char *buf;
 	size_t n;
 	int ret = -1;
 
@@ -166,21 +198,14 @@ pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
 		    gpgme_strerror(e));
 		goto out;
 	}
-	buf = gpgme_data_release_and_get_mem(data, &n);
-	data = NULL;
-	if (buf == NULL || n == 0) {
+	if (pgp_data_take(&data, &buf, &n, err, errlen) == -1)
+		goto out;
+	if (n == 0) {
+		free(buf);
 		snprintf(err, errlen, "exporting key %s: no such key", fpr);
-		gpgme_free(buf);
 		goto out;
 	}
-	if ((*armored = malloc(n + 1)) == NULL) {
-		gpgme_free(buf);
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	memcpy(*armored, buf, n);
-	(*armored)[n] = '\0';
-	gpgme_free(buf);
+	*armored = (char *)buf;
 	if (len != NULL)
 		*len = n;
 	ret = 0;
@@ -200,35 +225,6 @@ pgp_kill_agent(const char *homedir)
 
 	if (spawn_run(argv, &o, &r) == 0)
 		spawn_result_free(&r);
-}
-
-/* Copy a GPGME data buffer out into malloc'd memory and release it. */
-static int
-pgp_data_take(gpgme_data_t data, unsigned char **out, size_t *outlen)
-{
-	char *buf;
-	size_t n = 0;
-
-	*out = NULL;
-	buf = gpgme_data_release_and_get_mem(data, &n);
-	if (buf == NULL && n != 0)
-		return -1;
-	if ((*out = malloc(n + 1)) == NULL) {
-		if (buf != NULL) {
-			explicit_bzero(buf, n);
-			gpgme_free(buf);
-		}
-		return -1;
-	}
-	if (n > 0)
-		memcpy(*out, buf, n);
-	(*out)[n] = '\0';
-	if (buf != NULL) {
-		explicit_bzero(buf, n);
-		gpgme_free(buf);
-	}
-	*outlen = n;
-	return 0;
 }
 
 static int
@@ -358,12 +354,8 @@ pgp_encrypt(const char *homedir, const char *fpr, const void *plain,
 		    gpgme_strerror(e));
 		goto out;
 	}
-	if (pgp_data_take(out, &buf, &n) == -1) {
-		out = NULL;
-		snprintf(err, errlen, "out of memory");
+	if (pgp_data_take(&out, &buf, &n, err, errlen) == -1)
 		goto out;
-	}
-	out = NULL;
 	*armored = (char *)buf;
 	if (outlen != NULL)
 		*outlen = n;
@@ -404,12 +396,8 @@ pgp_clearsign(const char *homedir, const char *fpr, const void *text,
 		    gpgme_strerror(e));
 		goto out;
 	}
-	if (pgp_data_take(out, &buf, &n) == -1) {
-		out = NULL;
-		snprintf(err, errlen, "out of memory");
+	if (pgp_data_take(&out, &buf, &n, err, errlen) == -1)
 		goto out;
-	}
-	out = NULL;
 	*signed_text = (char *)buf;
 	if (outlen != NULL)
 		*outlen = n;
@@ -440,12 +428,8 @@ pgp_decrypt(const char *homedir, const void *msg, size_t len,
 		snprintf(err, errlen, "decrypting: %s", gpgme_strerror(e));
 		goto out;
 	}
-	if (pgp_data_take(out, plain, plainlen) == -1) {
-		out = NULL;
-		snprintf(err, errlen, "out of memory");
+	if (pgp_data_take(&out, plain, plainlen, err, errlen) == -1)
 		goto out;
-	}
-	out = NULL;
 	ret = 0;
 out:
 	gpgme_data_release(in);
