@@ -179,8 +179,13 @@ static const struct db_migration db_migrations[] = {
 	 * when an UPDATE changes it), a TRUNCATE says "*".  An INSERT
 	 * statement says "+" (read the table in) unless it is the server's
 	 * own (DB_SERVER_ORIGIN); its rows come in on their first read.
-	 * DDL already says "*" on kt_clients (5), which empties both caches.
+	 * DDL (5's event triggers) now says "*" on both channels: a change
+	 * to orgs, which says "*" on kt_clients, leaves the deposits be.
 	 */
+	"CREATE OR REPLACE FUNCTION kt_ddl_notify() RETURNS event_trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" PERFORM pg_notify('kt_clients', '*');"
+	" PERFORM pg_notify('kt_deposits', '*'); END $$;"
 	"CREATE OR REPLACE FUNCTION kt_deposit_notify() RETURNS trigger"
 	" LANGUAGE plpgsql AS $$ BEGIN"
 	" PERFORM pg_notify('kt_deposits', OLD.uuid::text);"

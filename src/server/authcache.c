@@ -200,24 +200,19 @@ static void
 ac_notified(struct authcache *ac, const PGnotify *nt)
 {
 	struct depcache *dc = ac->srv->depcache;
-	int all = strcmp(nt->extra, "*") == 0;
 
-	if (strcmp(nt->relname, DC_CHANNEL) == 0) {
-		if (all)
-			depcache_flush(dc);
-		else if (strcmp(nt->extra, "+") != 0) {
-			depcache_drop(dc, nt->extra);
-			return;
-		}
-		depcache_fill(dc);
+	if (strcmp(nt->relname, DC_CHANNEL) != 0) {
+		ac_invalidate(ac, nt->extra);
 		return;
 	}
-	ac_invalidate(ac, nt->extra);
-	if (all) {
-		/* DDL, a TRUNCATE, orgs: the deposits may be other ones too. */
+	/* A uuid is dropped; "*" empties and "+" reads the table in. */
+	if (strcmp(nt->extra, "*") == 0)
 		depcache_flush(dc);
-		depcache_fill(dc);
+	else if (strcmp(nt->extra, "+") != 0) {
+		depcache_drop(dc, nt->extra);
+		return;
 	}
+	depcache_fill(dc);
 }
 
 static void *

@@ -8,9 +8,9 @@
  * change once written; they are deleted.  The cache is kept exact the way
  * the client cache is (authcache.c, whose LISTEN connection serves both):
  * schema migration 6 notifies channel kt_deposits with the uuid of every
- * row deleted or updated, "*" on a TRUNCATE, and any DDL notifies "*" on
- * kt_clients; the listener drops what is named as each notification
- * arrives.  The API's own DELETE drops its entry before it answers.  A read
+ * row deleted or updated, "*" on a TRUNCATE or any DDL; the listener
+ * drops what is named as each notification arrives.  The API's own
+ * DELETE drops its entry before it answers.  A read
  * that raced an invalidation (the generation moved while it read the
  * database) is not kept.  The cache is used only while the listener is
  * up (depcache_set_live): never on a passive (its database is a replica,

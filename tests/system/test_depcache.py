@@ -135,6 +135,18 @@ def test_ddl_and_truncate_empty_the_cache(env, carol):
     assert cache(env.port)["deposits"] == 0
 
 
+def test_ddl_alone_empties_the_cache(env, carol):
+    """A delete that no row trigger reports (its trigger disabled around
+    it, in one transaction) is still seen: the DDL's notification empties
+    the deposit cache at commit."""
+    uuid = cached_put(env, carol, "ddlonly", b"w")
+    env.psql("BEGIN; ALTER TABLE deposits DISABLE TRIGGER deposits_notify; "
+             "DELETE FROM deposits WHERE uuid = %s; "
+             "ALTER TABLE deposits ENABLE TRIGGER deposits_notify; COMMIT" % sql_quote(uuid))
+    status, ans = carol.get(env.port, uuid)
+    assert status == 404 and ans["code"] == "not_found"
+
+
 def test_listen_connection_killed_means_database_reads(env, carol):
     uuid = cached_put(env, carol, "killed", b"z")
     killed = env.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
