@@ -1,9 +1,11 @@
 """Shared helpers of the kt-agent system tests (test_agent*.py)."""
 
 import os
+import signal
 import subprocess
+import time
 
-from conftest import ROOT, binary, run
+from conftest import ROOT, binary, ktadmin, run, wait_for
 
 DESCRIPTOR = os.path.join(ROOT, "descriptor", "keytrustee.yaml")
 VERSION = "1.0.0"
@@ -51,3 +53,34 @@ def unpack_csd(jar, dest):
     os.makedirs(dest)
     subprocess.run(["unzip", "-q", jar, "-d", dest], check=True, timeout=60)
     return dest
+
+
+def stop_supervisor(agent):
+    """Teardown, first half: stop through the agent; a supervisor still
+    there after that is terminated, then killed."""
+    try:
+        agent("stop", "--timeout", "60", timeout=90)
+    except subprocess.TimeoutExpired:
+        pass
+    pid = agent.supervisor_pid()
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        try:
+            wait_for(lambda: agent.supervisor_pid() is None, 60, "supervisor exit")
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)
+
+
+def sweep(base, db_root):
+    """Teardown, second half: servers a failed test left under base, then
+    the host's PostgreSQL."""
+    for line in run(["pgrep", "-f", base]).stdout.split():
+        try:
+            if "keytrustee-server" in open("/proc/%s/cmdline" % line,
+                                           errors="replace").read():
+                os.kill(int(line), signal.SIGTERM)
+        except OSError:
+            pass
+    time.sleep(0.5)
+    if os.path.exists(os.path.join(db_root, "postmaster.pid")):
+        ktadmin("db", "--stop", "--pg-rootdir", db_root)

@@ -19,9 +19,10 @@ import time
 
 import pytest
 
-from conftest import (FPR_RE, binary, copy_confdir, free_port, gpg_fingerprints, ktadmin,
+from conftest import (FPR_RE, binary, free_port, gpg_fingerprints, ktadmin,
                       mode, run, tool, wait_for)
-from agent_helpers import VERSION, Agent, build_csd, build_parcel, unpack_csd
+from agent_helpers import (VERSION, Agent, build_csd, build_parcel, stop_supervisor, sweep,
+                           unpack_csd)
 
 VERSION2 = "1.0.1"
 TOP = "KEYTRUSTEE_SERVER-" + VERSION
@@ -91,17 +92,7 @@ def dep(registry):
     d.client_dir = registry.gnupg_home(os.path.join(registry.mkdtemp("agent-client-"), "kt"))
     yield d
     # Teardown: stop through the agent, then make sure nothing is left.
-    try:
-        d.agent("stop", "--timeout", "60", timeout=90)
-    except subprocess.TimeoutExpired:
-        pass
-    pid = d.agent.supervisor_pid()
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_for(lambda: d.agent.supervisor_pid() is None, 60, "supervisor exit")
-        except AssertionError:
-            os.kill(pid, signal.SIGKILL)
+    stop_supervisor(d.agent)
     # Role processes a failed test may have orphaned (servers first).
     try:
         roles = json.load(open(os.path.join(d.agent.state, "status.json")))["roles"]
@@ -115,12 +106,7 @@ def dep(registry):
                     os.kill(pid, signal.SIGTERM)
         except OSError:
             pass
-    for line in run(["pgrep", "-f", d.base]).stdout.split():
-        if "keytrustee-server" in open("/proc/%s/cmdline" % line, errors="replace").read():
-            os.kill(int(line), signal.SIGTERM)
-    time.sleep(0.5)
-    if os.path.exists(os.path.join(d.db_root, "postmaster.pid")):
-        ktadmin("db", "--stop", "--pg-rootdir", d.db_root)
+    sweep(d.base, d.db_root)
     registry.kill_gnupg(d.confdir)
     registry.kill_gnupg(d.client_dir)
 

@@ -22,17 +22,14 @@ ports on one machine, hence keytrustee_server_active_db_port).
 The tests run in file order on one pair.
 """
 
-import json
 import os
 import pwd
-import signal
-import subprocess
-import time
 
 import pytest
 
-from conftest import binary, free_port, ktadmin, mode, read_conf, run, tool, wait_for
-from agent_helpers import VERSION, Agent, build_csd, build_parcel, unpack_csd
+from conftest import free_port, ktadmin, mode, read_conf, run, tool, wait_for
+from agent_helpers import (VERSION, Agent, build_csd, build_parcel, stop_supervisor, sweep,
+                           unpack_csd)
 from test_client import add_org, client, err, ok, register
 from test_ha import deposit, request
 
@@ -90,27 +87,8 @@ def assign_args(p, h, *extra, hosts=(ACTIVE, PASSIVE)):
 
 def stop_host(h):
     """Teardown: stop through the agent, then anything a failure left."""
-    try:
-        h.agent("stop", "--timeout", "60", timeout=90)
-    except subprocess.TimeoutExpired:
-        pass
-    pid = h.agent.supervisor_pid()
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_for(lambda: h.agent.supervisor_pid() is None, 60, "supervisor exit")
-        except AssertionError:
-            os.kill(pid, signal.SIGKILL)
-    for line in run(["pgrep", "-f", h.base]).stdout.split():
-        try:
-            if "keytrustee-server" in open("/proc/%s/cmdline" % line,
-                                           errors="replace").read():
-                os.kill(int(line), signal.SIGTERM)
-        except OSError:
-            pass
-    time.sleep(0.5)
-    if os.path.exists(os.path.join(h.db_root, "postmaster.pid")):
-        ktadmin("db", "--stop", "--pg-rootdir", h.db_root)
+    stop_supervisor(h.agent)
+    sweep(h.base, h.db_root)
 
 
 @pytest.fixture(scope="module")
