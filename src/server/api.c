@@ -31,16 +31,9 @@
 
 /* The body as one contiguous block ("" when empty). */
 static const unsigned char *
-api_body(struct evhttp_request *req, size_t *len)
+api_body(struct http_req *req, size_t *len)
 {
-	struct evbuffer *b = evhttp_request_get_input_buffer(req);
-	const unsigned char *p;
-
-	*len = evbuffer_get_length(b);
-	if (*len == 0)
-		return (const unsigned char *)"";
-	p = evbuffer_pullup(b, -1);
-	return p != NULL ? p : (const unsigned char *)"";
+	return http_req_body(req, len);
 }
 
 /* Nesting depth of a JSON text, counted before jansson recurses into it. */
@@ -68,10 +61,9 @@ api_depth_ok(const unsigned char *p, size_t n)
 }
 
 static int
-api_ctype_json(struct evhttp_request *req)
+api_ctype_json(struct http_req *req)
 {
-	const char *ct = evhttp_find_header(
-	    evhttp_request_get_input_headers(req), "Content-Type");
+	const char *ct = http_req_header(req, "Content-Type");
 	size_t n = strlen("application/json");
 
 	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
@@ -84,7 +76,7 @@ api_ctype_json(struct evhttp_request *req)
 
 /* The body as a JSON object, or NULL after replying. */
 static json_t *
-api_json(struct evhttp_request *req, const unsigned char *body, size_t len)
+api_json(struct http_req *req, const unsigned char *body, size_t len)
 {
 	json_error_t jerr;
 	json_t *o;
@@ -164,7 +156,7 @@ api_text_ok(const char *s, size_t max, int allow_space_ctl)
  * -1 after replying 400.
  */
 static int
-api_member(struct evhttp_request *req, json_t *o, const char *key,
+api_member(struct http_req *req, json_t *o, const char *key,
     int optional, const char **out)
 {
 	json_t *v = json_object_get(o, key);
@@ -189,13 +181,13 @@ api_member(struct evhttp_request *req, json_t *o, const char *key,
 }
 
 static void
-api_db_down(struct evhttp_request *req)
+api_db_down(struct http_req *req)
 {
 	http_reply_error(req, 503, "database", "the database is not available");
 }
 
 static void
-api_reply_pack_failed(struct evhttp_request *req)
+api_reply_pack_failed(struct http_req *req)
 {
 	http_reply_error(req, HTTP_INTERNAL, "internal", "internal error");
 }
@@ -231,7 +223,7 @@ reg_auth_equal(const char *given, const char *want)
  * 0 when none, -1 after replying.
  */
 static int
-reg_existing(struct worker *w, struct evhttp_request *req, PGconn *db,
+reg_existing(struct worker *w, struct http_req *req, PGconn *db,
     struct reg *r)
 {
 	const char *params[1] = { r->fpr };
@@ -284,7 +276,7 @@ out:
  * race, -1.
  */
 static int
-reg_insert(struct worker *w, struct evhttp_request *req, PGconn *db,
+reg_insert(struct worker *w, struct http_req *req, PGconn *db,
     struct reg *r)
 {
 	unsigned char nonce[CRYPTO_NONCE_LEN];
@@ -359,7 +351,7 @@ out:
 
 /* The org's id and state decision; 0, or -1 after replying. */
 static int
-reg_org(struct worker *w, struct evhttp_request *req, PGconn *db,
+reg_org(struct worker *w, struct http_req *req, PGconn *db,
     struct reg *r)
 {
 	const char *params[1] = { r->org }, *peer = http_peer(req), *want;
@@ -402,7 +394,7 @@ out:
 }
 
 static int
-reg_parse(struct evhttp_request *req, json_t *o, struct reg *r)
+reg_parse(struct http_req *req, json_t *o, struct reg *r)
 {
 	if (api_member(req, o, "org", 0, &r->org) == -1 ||
 	    api_member(req, o, "auth", 1, &r->auth) == -1 ||
@@ -434,7 +426,7 @@ reg_parse(struct evhttp_request *req, json_t *o, struct reg *r)
 }
 
 void
-api_register(struct worker *w, struct evhttp_request *req)
+api_register(struct worker *w, struct http_req *req)
 {
 	struct reg r;
 	struct clientkey *key = NULL;
@@ -455,7 +447,7 @@ api_register(struct worker *w, struct evhttp_request *req)
 		goto out;
 	if (throttle_blocked(w->srv->throttle, peer, &retry)) {
 		snprintf(retry_s, sizeof(retry_s), "%d", retry > 0 ? retry : 1);
-		evhttp_add_header(evhttp_request_get_output_headers(req),
+		http_add_header(req,
 		    "Retry-After", retry_s);
 		audit(w, NULL, r.org, "register", NULL, peer, "throttled");
 		http_reply_error(req, 429, "throttled", "too many failed "
@@ -640,7 +632,7 @@ dep_body_fast(const unsigned char *body, size_t len, struct dep_body *b)
 }
 
 static void
-dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
+dep_create(struct worker *w, struct http_req *req, PGconn *db,
     const struct auth_client *c, const unsigned char *body, size_t bodylen)
 {
 	const char *name, *desc, *b64, *params[8];
@@ -719,7 +711,7 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		json_decref(ans);
 		ct = NULL;
 		snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
-		evhttp_add_header(evhttp_request_get_output_headers(req),
+		http_add_header(req,
 		    "Location", loc);
 		goto out;
 	}
@@ -761,7 +753,7 @@ dep_create(struct worker *w, struct evhttp_request *req, PGconn *db,
 		goto out;
 	}
 	snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
+	http_add_header(req, "Location",
 	    loc);
 	if ((ans = json_pack("{s:s}", "uuid", uuid)) == NULL) {
 		api_reply_pack_failed(req);
@@ -786,7 +778,7 @@ out:
  * not c's), -1 after replying.
  */
 static int
-dep_lookup(struct worker *w, struct evhttp_request *req, PGconn *db,
+dep_lookup(struct worker *w, struct http_req *req, PGconn *db,
     const struct auth_client *c, const char *uuid,
     struct depcache_entry **out, int *fresh, unsigned long *gen)
 {
@@ -840,7 +832,7 @@ dep_lookup(struct worker *w, struct evhttp_request *req, PGconn *db,
 }
 
 static void
-dep_get(struct worker *w, struct evhttp_request *req, PGconn *db,
+dep_get(struct worker *w, struct http_req *req, PGconn *db,
     const struct auth_client *c, const char *uuid)
 {
 	const char *peer = http_peer(req);
@@ -904,11 +896,10 @@ out:
 }
 
 static void
-dep_list(struct worker *w, struct evhttp_request *req, PGconn *db,
+dep_list(struct worker *w, struct http_req *req, PGconn *db,
     const struct auth_client *c)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	const char *query = http_req_query(req);
 	const char *name = NULL, *params[2];
 	struct evkeyvalq q;
 	PGresult *res = NULL;
@@ -972,7 +963,7 @@ out:
 }
 
 static void
-dep_delete(struct worker *w, struct evhttp_request *req, PGconn *db,
+dep_delete(struct worker *w, struct http_req *req, PGconn *db,
     const struct auth_client *c, const char *uuid)
 {
 	const char *params[4] = { uuid, c->fpr, c->org, NULL };
@@ -1023,9 +1014,9 @@ out:
 }
 
 void
-api_deposits(struct worker *w, struct evhttp_request *req, const char *id)
+api_deposits(struct worker *w, struct http_req *req, const char *id)
 {
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	enum httpmsg_method cmd = http_req_method(req);
 	struct auth_client c;
 	const unsigned char *body;
 	char uuid[CRYPTO_UUID_LEN + 1];
@@ -1048,18 +1039,18 @@ api_deposits(struct worker *w, struct evhttp_request *req, const char *id)
 			return;
 		}
 	}
-	if ((cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_DELETE) &&
+	if ((cmd == HTTPMSG_POST || cmd == HTTPMSG_DELETE) &&
 	    ha_write_gate(w, req) == -1)
 		return;
 	if ((db = worker_db(w)) == NULL) {
 		api_db_down(req);
 		return;
 	}
-	if (id == NULL && cmd == EVHTTP_REQ_POST)
+	if (id == NULL && cmd == HTTPMSG_POST)
 		dep_create(w, req, db, &c, body, len);
 	else if (id == NULL)
 		dep_list(w, req, db, &c);
-	else if (cmd == EVHTTP_REQ_GET)
+	else if (cmd == HTTPMSG_GET)
 		dep_get(w, req, db, &c, uuid);
 	else
 		dep_delete(w, req, db, &c, uuid);

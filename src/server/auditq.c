@@ -97,7 +97,7 @@ static const struct {
 struct auditq_item {
 	struct auditq_item *next;
 	struct worker *w;
-	struct evhttp_request *req;
+	struct http_req *req;
 	char *body; /* the answer, owned */
 	size_t len;
 	int ok;	    /* 1 committed, 0 failed, -1 refused (no sync standby) */
@@ -576,7 +576,7 @@ auditq_stop(struct auditq *q)
 
 /* A new item for w's request with its audit fields; NULL when out of memory. */
 static struct auditq_item *
-item_new(struct worker *w, struct evhttp_request *req, const char *actor,
+item_new(struct worker *w, struct http_req *req, const char *actor,
     const char *org, const char *object, const char *remote)
 {
 	struct auditq_item *it;
@@ -613,7 +613,7 @@ item_push(struct auditq *q, struct auditq_item *it, char *body, size_t len)
 }
 
 int
-auditq_read(struct worker *w, struct evhttp_request *req, const char *actor,
+auditq_read(struct worker *w, struct http_req *req, const char *actor,
     const char *org, const char *object, const char *remote, char *body,
     size_t len)
 {
@@ -626,7 +626,7 @@ auditq_read(struct worker *w, struct evhttp_request *req, const char *actor,
 }
 
 int
-auditq_create(struct worker *w, struct evhttp_request *req, const char *uuid,
+auditq_create(struct worker *w, struct http_req *req, const char *uuid,
     const char *owner, const char *org, const char *name, const char *desc,
     const unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *ct,
     size_t ctlen, const char *remote, char *body, size_t len)

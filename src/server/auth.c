@@ -64,18 +64,18 @@ auth_parse(const char *v, struct auth_header *h)
 }
 
 static const char *
-auth_method(enum evhttp_cmd_type cmd)
+auth_method(enum httpmsg_method cmd)
 {
 	switch (cmd) {
-	case EVHTTP_REQ_GET:
+	case HTTPMSG_GET:
 		return "GET";
-	case EVHTTP_REQ_POST:
+	case HTTPMSG_POST:
 		return "POST";
-	case EVHTTP_REQ_DELETE:
+	case HTTPMSG_DELETE:
 		return "DELETE";
-	case EVHTTP_REQ_PUT:
+	case HTTPMSG_PUT:
 		return "PUT";
-	case EVHTTP_REQ_HEAD:
+	case HTTPMSG_HEAD:
 		return "HEAD";
 	default:
 		return NULL;
@@ -95,7 +95,7 @@ auth_secret_open(const struct server *srv, const char *fpr,
 }
 
 static int
-auth_fail(struct worker *w, struct evhttp_request *req, int status,
+auth_fail(struct worker *w, struct http_req *req, int status,
     const char *code, const char *msg, const char *fpr, const char *org,
     const char *why)
 {
@@ -109,7 +109,7 @@ auth_fail(struct worker *w, struct evhttp_request *req, int status,
  * or the database.  0, or -1 after replying (401 unknown, 503).
  */
 static int
-auth_lookup(struct worker *w, struct evhttp_request *req, const char *fpr,
+auth_lookup(struct worker *w, struct http_req *req, const char *fpr,
     struct authcache_entry *e)
 {
 	struct authcache *ac = w->srv->authcache;
@@ -160,11 +160,9 @@ out:
 }
 
 int
-auth_request(struct worker *w, struct evhttp_request *req,
+auth_request(struct worker *w, struct http_req *req,
     const unsigned char *body, size_t bodylen, struct auth_client *out)
 {
-	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
-	struct evkeyval *kv;
 	struct auth_header h;
 	struct authcache_entry e;
 	const char *value = NULL, *method, *uri;
@@ -172,12 +170,8 @@ auth_request(struct worker *w, struct evhttp_request *req,
 	int n = 0, ret = -1;
 	long long now;
 
-	TAILQ_FOREACH(kv, hdrs, next) {
-		if (strcasecmp(kv->key, "Authorization") == 0) {
-			value = kv->value;
-			n++;
-		}
-	}
+	n = http_req_header_count(req, "Authorization");
+	value = http_req_header(req, "Authorization");
 	memset(&h, 0, sizeof(h));
 	memset(&e, 0, sizeof(e));
 	if (n == 0)
@@ -202,8 +196,8 @@ auth_request(struct worker *w, struct evhttp_request *req,
 		    "stored data failed its integrity check");
 		goto out;
 	}
-	method = auth_method(evhttp_request_get_command(req));
-	uri = evhttp_request_get_uri(req);
+	method = auth_method(http_req_method(req));
+	uri = http_req_uri(req);
 	if (method == NULL || uri == NULL ||
 	    crypto_kt1_mac(secret, sizeof(secret), method, uri, h.ts, body,
 	    bodylen, mac) == -1) {

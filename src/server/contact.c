@@ -62,10 +62,9 @@ html_escape(struct evbuffer *b, const char *s)
 }
 
 static int
-contact_wants_json(struct evhttp_request *req)
+contact_wants_json(struct http_req *req)
 {
-	const char *a =
-	    evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+	const char *a = http_req_header(req, "Accept");
 
 	return a != NULL && strstr(a, "application/json") != NULL &&
 	    strstr(a, "text/html") == NULL;
@@ -85,7 +84,7 @@ page_head(struct evbuffer *b, const char *title)
 }
 
 static void
-page_send(struct evhttp_request *req, int status, struct evbuffer *b)
+page_send(struct http_req *req, int status, struct evbuffer *b)
 {
 	const char *p;
 	size_t len;
@@ -95,7 +94,7 @@ page_send(struct evhttp_request *req, int status, struct evbuffer *b)
 	p = (const char *)evbuffer_pullup(b, -1);
 	/* Nothing from elsewhere: no scripts, styles only inline, forms here.
 	 */
-	evhttp_add_header(evhttp_request_get_output_headers(req),
+	http_add_header(req,
 	    "Content-Security-Policy",
 	    "default-src 'none'; style-src 'unsafe-inline'; "
 	    "form-action 'self'; frame-ancestors 'none'");
@@ -105,7 +104,7 @@ page_send(struct evhttp_request *req, int status, struct evbuffer *b)
 
 /* An error as a page (or JSON for a JSON client). */
 static void
-contact_fail(struct evhttp_request *req, int status, const char *code,
+contact_fail(struct http_req *req, int status, const char *code,
     const char *title, const char *msg)
 {
 	struct evbuffer *b;
@@ -115,7 +114,7 @@ contact_fail(struct evhttp_request *req, int status, const char *code,
 		return;
 	}
 	if ((b = evbuffer_new()) == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
 		return;
 	}
 	page_head(b, title);
@@ -128,7 +127,7 @@ contact_fail(struct evhttp_request *req, int status, const char *code,
 
 /* 1 found (t filled), 0 unknown, -1 after replying. */
 static int
-contact_lookup(struct evhttp_request *req, PGconn *db, const char *token,
+contact_lookup(struct http_req *req, PGconn *db, const char *token,
     struct contact_tok *t)
 {
 	const char *params[1];
@@ -169,13 +168,13 @@ out:
 }
 
 static void
-contact_form(struct worker *w, struct evhttp_request *req,
+contact_form(struct worker *w, struct http_req *req,
     const struct contact_tok *t, const char *token)
 {
 	struct evbuffer *b;
 
 	if ((b = evbuffer_new()) == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
 		return;
 	}
 	page_head(b, "Key Trustee Server: register your GPG public key");
@@ -206,19 +205,18 @@ contact_form(struct worker *w, struct evhttp_request *req,
 
 /* The key from the body (form field "key" or the raw body), malloc'd. */
 static char *
-contact_body_key(struct evhttp_request *req)
+contact_body_key(struct http_req *req)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	const char *ct = evhttp_find_header(
-	    evhttp_request_get_input_headers(req), "Content-Type");
-	size_t len = evbuffer_get_length(in);
+	const char *ct = http_req_header(req, "Content-Type");
+	size_t len;
+	const unsigned char *in = http_req_body(req, &len);
 	struct evkeyvalq q;
 	const char *v;
 	char *body, *key = NULL;
 
 	if ((body = malloc(len + 1)) == NULL)
 		return NULL;
-	evbuffer_copyout(in, body, len);
+	memcpy(body, in, len);
 	body[len] = '\0';
 	if (ct == NULL ||
 	    strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)
@@ -253,7 +251,7 @@ contact_armor_ok(char *key)
 }
 
 static void
-contact_store(struct worker *w, struct evhttp_request *req, PGconn *db,
+contact_store(struct worker *w, struct http_req *req, PGconn *db,
     const struct contact_tok *t)
 {
 	char fpr[PGP_FPR_LEN + 1], err[512], *key = NULL;
@@ -332,7 +330,7 @@ contact_store(struct worker *w, struct evhttp_request *req, PGconn *db,
 		goto out;
 	}
 	if ((b = evbuffer_new()) == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
 		goto out;
 	}
 	page_head(b, "Key registered");
@@ -355,18 +353,18 @@ out:
 }
 
 void
-contact_page(struct worker *w, struct evhttp_request *req, const char *token)
+contact_page(struct worker *w, struct http_req *req, const char *token)
 {
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	enum httpmsg_method cmd = http_req_method(req);
 	struct contact_tok t;
 	PGconn *db;
 	size_t i;
 	int r;
 
 	memset(&t, 0, sizeof(t));
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD &&
-	    cmd != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
+	if (cmd != HTTPMSG_GET && cmd != HTTPMSG_HEAD &&
+	    cmd != HTTPMSG_POST) {
+		http_add_header(req,
 		    "Allow", "GET, HEAD, POST");
 		contact_fail(req, 405, "method_not_allowed",
 		    "Method not allowed", "method not allowed on this link");
@@ -406,7 +404,7 @@ contact_page(struct worker *w, struct evhttp_request *req, const char *token)
 		    "sent");
 		return;
 	}
-	if (cmd == EVHTTP_REQ_POST)
+	if (cmd == HTTPMSG_POST)
 		contact_store(w, req, db, &t);
 	else
 		contact_form(w, req, &t, token);

@@ -316,17 +316,16 @@ ha_active_url(const struct server *srv, const struct ha_state *st, char *out,
 }
 
 void
-ha_refuse_no_sync(struct evhttp_request *req)
+ha_refuse_no_sync(struct http_req *req)
 {
-	evhttp_add_header(
-	    evhttp_request_get_output_headers(req), "Retry-After", "5");
+	http_add_header(req, "Retry-After", "5");
 	http_reply_error(req, 503, "no_sync_standby",
 	    "writes need both Key Trustee Servers: the passive server is not "
 	    "streaming, so this write is refused; reads still work");
 }
 
 int
-ha_write_gate(struct worker *w, struct evhttp_request *req)
+ha_write_gate(struct worker *w, struct http_req *req)
 {
 	struct ha_state st;
 	char url[300];

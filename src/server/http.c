@@ -1,69 +1,262 @@
 /*
  * http.c - the HTTPS front: one event loop per worker thread, all
- * accepting from one listening socket, each connection a
- * bufferevent_openssl under libevent's evhttp.  Requests are routed here;
- * every answer that is not data is JSON {"error": ..., "code": ...}.
+ * accepting from one listening socket.  Each connection is a non-blocking
+ * socket under an SSL, watched by one edge-triggered event that stays
+ * armed for its whole life (no epoll change per request), its requests
+ * parsed in place in one input buffer (httpmsg.c) and its answers built
+ * in one output buffer that leaves in one SSL_write: one TLS record and
+ * one system call for an answer of up to 16 KiB.  No allocation per
+ * request once a connection's buffers exist.
+ *
+ * A request is handed to its handler (route) and the connection reads no
+ * further until it is answered, which may be later (a read's answer waits
+ * for its audit row, auditq.c); pipelined requests wait in the buffer.
+ * Requests are routed here; every answer that is not data is JSON
+ * {"error": ..., "code": ...}.
  */
+#include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <jansson.h>
-#include <sys/queue.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "db.h"
+#include "httpmsg.h"
 #include "log.h"
 #include "server.h"
+#include "util.h"
 
 #define HTTP_MAX_HEADERS (16 * 1024)
 /*
  * Bodies: the API allows 128 KiB and answers a larger one with JSON 413
- * itself; evhttp's own limit (twice that) bounds what is buffered and
- * answers beyond it with libevent's HTML 413 and closes the connection
- * (libevent 2.1 has no hook to shape that answer).
+ * itself (route_v1); beyond twice that a body is refused from its
+ * declared length before it is read, and the connection closed.
  */
 #define HTTP_MAX_BODY (256 * 1024)
 #define API_MAX_BODY (128 * 1024)
+/* The input buffer: a head and a body, with room for chunk framing. */
+#define HTTP_IN_MIN 4096
+#define HTTP_IN_MAX (HTTP_MAX_HEADERS + 2 * HTTP_MAX_BODY)
+/* Buffers grown beyond this are given back between requests. */
+#define HTTP_KEEP_BUF (32 * 1024)
 #define HTTP_TIMEOUT_SECS 30
 #define HTTP_DRAIN_MSECS 500
 
-void
-http_reply(struct evhttp_request *req, int status, const char *ctype,
-    const char *body, size_t len)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *buf;
+enum conn_state {
+	CONN_HANDSHAKE, /* TLS handshake */
+	CONN_IDLE,	/* reading the next request */
+	CONN_BUSY,	/* a request is with its handler */
+	CONN_CLOSING,	/* the last answer is leaving; then close */
+};
 
-	evhttp_add_header(h, "Content-Type", ctype);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
-	if ((buf = evbuffer_new()) == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
-		return;
+struct http_req {
+	struct http_conn *c;
+	struct httpmsg m;
+	const char *path, *query; /* in c->split */
+	char xhdr[1024];	  /* extra answer header lines */
+	size_t xlen;
+	int close;   /* answer with Connection: close, then close */
+	int replied; /* an answer was built */
+};
+
+struct http_conn {
+	struct http_conn *prev, *next; /* the worker's connections */
+	struct worker *w;
+	int fd;
+	SSL *ssl;
+	struct event *ev;  /* read and write, edge-triggered, always armed */
+	struct event *tmo; /* idle, read or write timeout */
+	enum conn_state state;
+	int in_run;    /* inside conn_run: answers are sent at its end */
+	int drained;   /* SSL_read said WANT_READ since the last read edge */
+	int broken;    /* the peer is gone while a request is busy */
+	int continued; /* 100 Continue sent for this request */
+	char *in;
+	size_t inlen, incap;
+	size_t headlen;	 /* the current request's parsed head, or 0 */
+	size_t consumed; /* the current request's bytes in in */
+	char *out;
+	size_t outlen, outoff, outcap;
+	char *split; /* the target, split into path and query */
+	size_t splitcap;
+	struct http_req req;
+	char peer[INET6_ADDRSTRLEN];
+};
+
+static void conn_run(struct http_conn *c);
+
+/* Room for n more bytes of output; -1 when out of memory. */
+static int
+out_room(struct http_conn *c, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (c->outlen + n <= c->outcap)
+		return 0;
+	for (cap = c->outcap ? c->outcap : 4096; cap < c->outlen + n; cap *= 2)
+		;
+	if ((p = realloc(c->out, cap)) == NULL)
+		return -1;
+	c->out = p;
+	c->outcap = cap;
+	return 0;
+}
+
+static void
+out_add(struct http_conn *c, const void *p, size_t n)
+{
+	memcpy(c->out + c->outlen, p, n);
+	c->outlen += n;
+}
+
+static void
+out_str(struct http_conn *c, const char *s)
+{
+	out_add(c, s, strlen(s));
+}
+
+static void
+out_num(struct http_conn *c, size_t v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+
+	do
+		d[--i] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	out_add(c, d + i, sizeof(d) - i);
+}
+
+/* "Date: ...\r\n", made once a second per worker. */
+static const char *
+worker_date(struct worker *w)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != w->date_at && gmtime_r(&now, &tm) != NULL) {
+		strftime(w->date, sizeof(w->date),
+		    "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		w->date_at = now;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
-		evbuffer_add(buf, body, len);
-	evhttp_send_reply(req, status, NULL, buf);
-	evbuffer_free(buf);
+	return w->date;
 }
 
 void
-http_reply_json(struct evhttp_request *req, int status, json_t *obj)
+http_add_header(struct http_req *req, const char *name, const char *value)
 {
-	char *s = json_dumps(obj, JSON_COMPACT);
+	size_t n = strlen(name), v = strlen(value);
+
+	if (strcasecmp(name, "Connection") == 0) {
+		if (strcasecmp(value, "close") == 0)
+			req->close = 1;
+		return;
+	}
+	if (req->xlen + n + v + 4 > sizeof(req->xhdr)) {
+		log_warnx("answer header %s left out: no room", name);
+		return;
+	}
+	memcpy(req->xhdr + req->xlen, name, n);
+	memcpy(req->xhdr + req->xlen + n, ": ", 2);
+	memcpy(req->xhdr + req->xlen + n + 2, value, v);
+	memcpy(req->xhdr + req->xlen + n + 2 + v, "\r\n", 2);
+	req->xlen += n + v + 4;
+}
+
+/* The request is answered: forget it, keep what was pipelined behind it. */
+static void
+conn_done(struct http_conn *c)
+{
+	c->state = c->req.close ? CONN_CLOSING : CONN_IDLE;
+	if (c->consumed < c->inlen)
+		memmove(c->in, c->in + c->consumed, c->inlen - c->consumed);
+	c->inlen -= c->consumed;
+	c->consumed = 0;
+	c->headlen = 0;
+	c->continued = 0;
+	if (c->inlen == 0 && c->incap > HTTP_KEEP_BUF) {
+		free(c->in);
+		c->in = NULL;
+		c->incap = 0;
+	}
+	event_add(c->tmo, c->w->timeout);
+}
+
+void
+http_reply(struct http_req *req, int status, const char *ctype,
+    const char *body, size_t len)
+{
+	struct http_conn *c = req->c;
+	int head = req->m.method == HTTPMSG_HEAD;
+
+	if (req->replied) {
+		log_warnx("a second answer to one request was dropped");
+		return;
+	}
+	req->replied = 1;
+	if (atomic_load(&c->w->srv->draining))
+		req->close = 1;
+	if (out_room(c, 512 + strlen(ctype) + req->xlen + (head ? 0 : len)) ==
+	    -1) {
+		log_warnx("cannot answer a request: out of memory");
+		req->close = 1;
+		c->broken = 1;
+	} else {
+		out_str(c, "HTTP/1.1 ");
+		out_num(c, (size_t)status);
+		out_add(c, " ", 1);
+		out_str(c, httpmsg_reason(status));
+		out_add(c, "\r\n", 2);
+		out_str(c, worker_date(c->w));
+		out_str(c, "Content-Type: ");
+		out_str(c, ctype);
+		out_str(c, "\r\nContent-Length: ");
+		out_num(c, len);
+		out_str(c,
+		    "\r\nCache-Control: no-store\r\n"
+		    "X-Content-Type-Options: nosniff\r\n"
+		    "Strict-Transport-Security: max-age=31536000\r\n");
+		out_add(c, req->xhdr, req->xlen);
+		if (req->close)
+			out_str(c, "Connection: close\r\n");
+		else if (req->m.minor == 0)
+			out_str(c, "Connection: keep-alive\r\n");
+		out_add(c, "\r\n", 2);
+		if (!head)
+			out_add(c, body, len);
+	}
+	/* Answered later than its request was read: send it now. */
+	if (!c->in_run) {
+		conn_done(c);
+		conn_run(c);
+	}
+}
+
+void
+http_reply_json(struct http_req *req, int status, json_t *obj)
+{
+	static const char oom[] =
+	    "{\"error\":\"out of memory\",\"code\":\"internal\"}";
+	char *s = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
 
 	if (s == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		http_reply(req, HTTP_INTERNAL, "application/json", oom,
+		    sizeof(oom) - 1);
 		return;
 	}
 	http_reply(req, status, "application/json", s, strlen(s));
@@ -71,30 +264,57 @@ http_reply_json(struct evhttp_request *req, int status, json_t *obj)
 }
 
 void
-http_reply_error(struct evhttp_request *req, int status, const char *code,
-    const char *msg)
+http_reply_error(
+    struct http_req *req, int status, const char *code, const char *msg)
 {
 	json_t *o = json_pack("{s:s, s:s}", "error", msg, "code", code);
 
-	if (o == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
-		return;
-	}
 	http_reply_json(req, status, o);
 	json_decref(o);
 }
 
 const char *
-http_peer(struct evhttp_request *req)
+http_peer(struct http_req *req)
 {
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	char *addr = NULL;
-	ev_uint16_t port = 0;
+	return req->c->peer;
+}
 
-	if (c == NULL)
-		return "";
-	evhttp_connection_get_peer(c, &addr, &port);
-	return addr != NULL ? addr : "";
+enum httpmsg_method
+http_req_method(const struct http_req *req)
+{
+	return req->m.method;
+}
+
+const char *
+http_req_header(const struct http_req *req, const char *name)
+{
+	return httpmsg_field(&req->m, name);
+}
+
+int
+http_req_header_count(const struct http_req *req, const char *name)
+{
+	return httpmsg_field_count(&req->m, name);
+}
+
+const unsigned char *
+http_req_body(const struct http_req *req, size_t *len)
+{
+	*len = req->m.bodylen;
+	return req->m.bodylen > 0 ? (const unsigned char *)req->m.body
+				  : (const unsigned char *)"";
+}
+
+const char *
+http_req_uri(const struct http_req *req)
+{
+	return req->m.target;
+}
+
+const char *
+http_req_query(const struct http_req *req)
+{
+	return req->query;
 }
 
 PGconn *
@@ -103,7 +323,7 @@ worker_db(struct worker *w)
 	char err[512];
 
 	if (w->db != NULL && PQstatus(w->db) != CONNECTION_OK) {
-		w->prepared = 0;  /* a new session has none */
+		w->prepared = 0; /* a new session has none */
 		PQreset(w->db);
 	}
 	if (w->db == NULL &&
@@ -136,7 +356,7 @@ worker_db_version(struct worker *w)
 }
 
 static void
-route_health(struct worker *w, struct evhttp_request *req)
+route_health(struct worker *w, struct http_req *req)
 {
 	int v = worker_db_version(w), writes = 0;
 	/* Reachable but on another schema than this binary's is not ok. */
@@ -145,23 +365,21 @@ route_health(struct worker *w, struct evhttp_request *req)
 	size_t dn, dbytes, dlimit;
 	int dlive, dfilling;
 
-	depcache_stats(w->srv->depcache, &dn, &dbytes, &dlimit, &dlive,
-	    &dfilling);
+	depcache_stats(
+	    w->srv->depcache, &dn, &dbytes, &dlimit, &dlive, &dfilling);
 	o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:o?, s:b, s:b, "
-	    "s:{s:b, s:I, s:I, s:I, s:b}}",
-	    "status", ok ? "ok" : "degraded",
-	    "role", ha_is_passive(w->srv) ? "passive" : "active",
-	    "database", v >= 0,
-	    "schema_version", v >= 0 ? v : 0,
-	    "schema_version_expected", DB_SCHEMA_VERSION,
-	    "replication", repl,
-	    "writes", ok && writes,
-	    "draining", atomic_load(&w->srv->draining) != 0,
-	    "deposit_cache", "live", dlive, "deposits", (json_int_t)dn,
-	    "bytes", (json_int_t)dbytes, "limit_bytes", (json_int_t)dlimit,
-	    "filling", dfilling);
+		      "s:{s:b, s:I, s:I, s:I, s:b}}",
+	    "status", ok ? "ok" : "degraded", "role",
+	    ha_is_passive(w->srv) ? "passive" : "active", "database", v >= 0,
+	    "schema_version", v >= 0 ? v : 0, "schema_version_expected",
+	    DB_SCHEMA_VERSION, "replication", repl, "writes", ok && writes,
+	    "draining", atomic_load(&w->srv->draining) != 0, "deposit_cache",
+	    "live", dlive, "deposits", (json_int_t)dn, "bytes",
+	    (json_int_t)dbytes, "limit_bytes", (json_int_t)dlimit, "filling",
+	    dfilling);
 	if (o == NULL) {
-		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
+		http_reply_error(
+		    req, HTTP_INTERNAL, "internal", "out of memory");
 		return;
 	}
 	http_reply_json(req, ok ? HTTP_OK : HTTP_SERVUNAVAIL, o);
@@ -170,7 +388,7 @@ route_health(struct worker *w, struct evhttp_request *req)
 
 /* "/?a=ACTION": the Key Trustee Server's own actions. */
 static void
-route_action(struct worker *w, struct evhttp_request *req, const char *query)
+route_action(struct worker *w, struct http_req *req, const char *query)
 {
 	struct evkeyvalq q;
 	const char *a;
@@ -198,7 +416,7 @@ route_action(struct worker *w, struct evhttp_request *req, const char *query)
 
 /* "/?q=TOKEN": the contact registration link; 1 when it was that. */
 static int
-route_contact(struct worker *w, struct evhttp_request *req, const char *query)
+route_contact(struct worker *w, struct http_req *req, const char *query)
 {
 	struct evkeyvalq q;
 	const char *t;
@@ -215,63 +433,54 @@ route_contact(struct worker *w, struct evhttp_request *req, const char *query)
 }
 
 static void
-method_not_allowed(struct evhttp_request *req, const char *allow)
+method_not_allowed(struct http_req *req, const char *allow)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-	    allow);
+	http_add_header(req, "Allow", allow);
 	http_reply_error(req, 405, "method_not_allowed",
 	    "method not allowed on this resource");
 }
 
 /* /v1/...: the JSON API. */
 static void
-route_v1(struct worker *w, struct evhttp_request *req, const char *path,
-    enum evhttp_cmd_type cmd)
+route_v1(struct worker *w, struct http_req *req, const char *path,
+    enum httpmsg_method cmd)
 {
 	const char *rest;
 
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
-	    API_MAX_BODY) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Connection", "close");
-		http_reply_error(req, 413, "too_large",
-		    "request body larger than 128 KiB");
+	if (req->m.bodylen > API_MAX_BODY) {
+		req->close = 1;
+		http_reply_error(
+		    req, 413, "too_large", "request body larger than 128 KiB");
 		return;
 	}
 	if (strcmp(path, "/v1/register") == 0) {
-		if (cmd != EVHTTP_REQ_POST)
+		if (cmd != HTTPMSG_POST)
 			method_not_allowed(req, "POST");
 		else
 			api_register(w, req);
 	} else if (strcmp(path, "/v1/deposits") == 0) {
-		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST)
+		if (cmd != HTTPMSG_GET && cmd != HTTPMSG_POST)
 			method_not_allowed(req, "GET, POST");
 		else
 			api_deposits(w, req, NULL);
 	} else if (strncmp(path, "/v1/deposits/", 13) == 0 &&
 	    *(rest = path + 13) != '\0' && strchr(rest, '/') == NULL) {
-		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE)
+		if (cmd != HTTPMSG_GET && cmd != HTTPMSG_DELETE)
 			method_not_allowed(req, "GET, DELETE");
 		else
 			api_deposits(w, req, rest);
 	} else
-		http_reply_error(req, HTTP_NOTFOUND, "not_found",
-		    "no such resource");
+		http_reply_error(
+		    req, HTTP_NOTFOUND, "not_found", "no such resource");
 }
 
 static void
-route(struct evhttp_request *req, void *arg)
+route(struct worker *w, struct http_req *req)
 {
-	struct worker *w = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	enum httpmsg_method cmd = req->m.method;
+	const char *path = req->path, *query = req->query;
 
-	if (atomic_load(&w->srv->draining))
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Connection", "close");
-	if (path == NULL || *path == '\0')
+	if (*path == '\0')
 		path = "/";
 	if (strncmp(path, "/v1/", 4) == 0) {
 		route_v1(w, req, path, cmd);
@@ -279,7 +488,7 @@ route(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(path, "/") == 0 && route_contact(w, req, query))
 		return;
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+	if (cmd != HTTPMSG_GET && cmd != HTTPMSG_HEAD) {
 		method_not_allowed(req, "GET, HEAD");
 		return;
 	}
@@ -288,60 +497,428 @@ route(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/health") == 0)
 		route_health(w, req);
 	else
-		http_reply_error(req, HTTP_NOTFOUND, "not_found",
-		    "no such resource");
+		http_reply_error(
+		    req, HTTP_NOTFOUND, "not_found", "no such resource");
+}
+
+/* Close and free the connection; graceful sends close_notify first. */
+static void
+conn_free(struct http_conn *c, int graceful)
+{
+	struct worker *w = c->w;
+
+	if (graceful && c->state != CONN_HANDSHAKE)
+		(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	event_free(c->ev);
+	event_free(c->tmo);
+	SSL_free(c->ssl); /* counted out of --max-connections (connlimit.c) */
+	close(c->fd);
+	if (c->in != NULL)
+		freezero(c->in, c->incap);
+	if (c->out != NULL)
+		freezero(c->out, c->outcap);
+	free(c->split);
+	free(c);
 }
 
 /*
- * evhttp adds an answer's headers and its body to the output as two
- * chains, and the TLS bufferevent makes one SSL_write, one record and one
- * write(2) of each.  Made contiguous as they come (one TLS record holds up
- * to 16 KiB), an answer leaves in one record and one system call.
+ * The connection cannot go on.  A request with its handler keeps it until
+ * it is answered (its answer then goes nowhere).
  */
-#define TLS_COALESCE_MAX 16384
 static void
-tls_coalesce_cb(struct evbuffer *out, const struct evbuffer_cb_info *info,
-    void *arg)
+conn_fail(struct http_conn *c)
 {
-	(void)arg;
-	if (info->n_added > 0 &&
-	    evbuffer_get_length(out) <= TLS_COALESCE_MAX &&
-	    evbuffer_peek(out, -1, NULL, NULL, 0) > 1)
-		(void)evbuffer_pullup(out, -1);
+	if (c->state == CONN_BUSY) {
+		c->broken = 1;
+		event_del(c->ev);
+		return;
+	}
+	conn_free(c, 0);
 }
 
-static struct bufferevent *
-tls_bevcb(struct event_base *base, void *arg)
+/* SSL_write what is waiting: 1 all sent, 0 the socket is full, -1 failed. */
+static int
+conn_flush(struct http_conn *c)
+{
+	int n;
+
+	while (c->outoff < c->outlen) {
+		size_t left = c->outlen - c->outoff;
+		n = SSL_write(c->ssl, c->out + c->outoff,
+		    left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0) {
+			c->outoff += (size_t)n;
+			continue;
+		}
+		switch (SSL_get_error(c->ssl, n)) {
+		case SSL_ERROR_WANT_WRITE:
+		case SSL_ERROR_WANT_READ:
+			return 0;
+		default:
+			ERR_clear_error();
+			return -1;
+		}
+	}
+	c->outoff = c->outlen = 0;
+	if (c->outcap > HTTP_KEEP_BUF) {
+		freezero(c->out, c->outcap);
+		c->out = NULL;
+		c->outcap = 0;
+	}
+	return 1;
+}
+
+/* The input buffer moves to to: a parsed head's strings move with it. */
+static void
+conn_rebase(struct http_conn *c, char *to)
+{
+	struct httpmsg *m = &c->req.m;
+	int i;
+
+#define REBASE(p) ((p) = to + ((p)-c->in))
+	if (c->headlen == 0)
+		return;
+	REBASE(m->method_name);
+	REBASE(m->target);
+	for (i = 0; i < m->nfields; i++) {
+		REBASE(m->fields[i].name);
+		REBASE(m->fields[i].value);
+	}
+#undef REBASE
+}
+
+/*
+ * SSL_read into the input buffer until it would block: 1 read something,
+ * 0 nothing there (c->drained), -1 closed or failed.  A full buffer at its
+ * limit reads nothing more: the parser refuses what it holds.
+ */
+static int
+conn_read(struct http_conn *c)
+{
+	int got = 0, n;
+
+	for (;;) {
+		if (c->inlen + 1 >= c->incap) {
+			size_t cap = c->incap ? c->incap * 2 : HTTP_IN_MIN;
+			char *p;
+			if (c->incap >= HTTP_IN_MAX)
+				return got;
+			if (cap > HTTP_IN_MAX)
+				cap = HTTP_IN_MAX;
+			if ((p = malloc(cap)) == NULL)
+				return got ? got : -1;
+			if (c->in != NULL) {
+				memcpy(p, c->in, c->inlen);
+				conn_rebase(c, p);
+				freezero(c->in, c->incap);
+			}
+			c->in = p;
+			c->incap = cap;
+		}
+		/* One byte is kept free: the body is NUL-terminated there. */
+		n = SSL_read(
+		    c->ssl, c->in + c->inlen, (int)(c->incap - c->inlen - 1));
+		if (n > 0) {
+			c->inlen += (size_t)n;
+			got = 1;
+			continue;
+		}
+		switch (SSL_get_error(c->ssl, n)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			c->drained = 1;
+			return got;
+		default: /* close_notify, EOF, a reset or a TLS error */
+			ERR_clear_error();
+			return -1;
+		}
+	}
+}
+
+/* The path and query of the target, split in c->split; -1 out of memory. */
+static int
+conn_split(struct http_conn *c, struct http_req *req)
+{
+	const char *t = req->m.target, *p;
+	size_t n = strlen(t);
+	char *s, *q;
+
+	if (n + 2 > c->splitcap) {
+		if ((s = realloc(c->split, n + 2)) == NULL)
+			return -1;
+		c->split = s;
+		c->splitcap = n + 2;
+	}
+	/* The absolute form names the scheme and host before the path. */
+	p = t;
+	if (strncasecmp(t, "https://", 8) == 0 ||
+	    strncasecmp(t, "http://", 7) == 0) {
+		p = strchr(strstr(t, "//") + 2, '/');
+		if (p == NULL)
+			p = "/";
+	}
+	memcpy(c->split, p, strlen(p) + 1);
+	if ((q = strchr(c->split, '#')) != NULL)
+		*q = '\0';
+	req->query = NULL;
+	if ((q = strchr(c->split, '?')) != NULL) {
+		*q = '\0';
+		req->query = q + 1;
+	}
+	req->path = c->split;
+	return 0;
+}
+
+static const char *
+refusal_code(int status)
+{
+	switch (status) {
+	case 413:
+		return "too_large";
+	case 417:
+		return "expectation_failed";
+	case 431:
+		return "headers_too_large";
+	case 501:
+		return "not_implemented";
+	case 505:
+		return "http_version";
+	default:
+		return "bad_request";
+	}
+}
+
+/*
+ * The next request in the buffer: 1 handled (answered, or with its
+ * handler), 0 not all there yet.  A request that cannot be parsed is
+ * answered and the connection closed after the answer: where the next
+ * request would begin is not known.
+ */
+static int
+conn_request(struct http_conn *c)
+{
+	struct http_req *req = &c->req;
+	ssize_t r;
+	char saved;
+
+	if (c->headlen == 0) {
+		memset(req, 0, sizeof(*req));
+		req->c = c;
+		r = httpmsg_head(
+		    c->in, c->inlen, HTTP_MAX_HEADERS, HTTP_MAX_BODY, &req->m);
+		if (r == 0)
+			return 0;
+		if (r < 0)
+			goto refuse;
+		c->headlen = (size_t)r;
+	}
+	r = httpmsg_body(
+	    c->in + c->headlen, c->inlen - c->headlen, HTTP_MAX_BODY, &req->m);
+	if (r == HTTPMSG_MORE) {
+		if (c->incap >= HTTP_IN_MAX && c->inlen + 1 >= c->incap) {
+			req->m.error = "request body too large";
+			r = -413;
+			goto refuse;
+		}
+		if (req->m.expect_continue && !c->continued &&
+		    out_room(c, 32) == 0) {
+			out_str(c, "HTTP/1.1 100 Continue\r\n\r\n");
+			c->continued = 1;
+		}
+		return 0;
+	}
+	if (r < 0)
+		goto refuse;
+	c->consumed = c->headlen + (size_t)r;
+	req->close = !req->m.keep_alive;
+	if (conn_split(c, req) == -1) {
+		req->m.error = "out of memory";
+		r = -500;
+		goto refuse;
+	}
+	/* Handlers may take the body as a C string. */
+	saved = req->m.body[req->m.bodylen];
+	req->m.body[req->m.bodylen] = '\0';
+	c->state = CONN_BUSY;
+	route(c->w, req);
+	req->m.body[req->m.bodylen] = saved;
+	if (req->replied)
+		conn_done(c);
+	return 1;
+refuse:
+	req->close = 1;
+	req->m.method = HTTPMSG_OTHER; /* the answer has its body */
+	c->consumed = c->inlen;
+	c->state = CONN_BUSY;
+	http_reply_error(req, (int)-r, refusal_code((int)-r),
+	    req->m.error != NULL ? req->m.error : "malformed request");
+	conn_done(c);
+	return 1;
+}
+
+/*
+ * Everything the connection can do now: finish the handshake, send what
+ * is waiting, take the requests that are in.  It returns when the socket
+ * would block (the edge-triggered event calls again), when a request is
+ * with its handler (its answer calls again), or after freeing c.
+ */
+static void
+conn_run(struct http_conn *c)
+{
+	int r;
+
+	if (c->broken) {
+		if (c->state != CONN_BUSY)
+			conn_free(c, 0);
+		return;
+	}
+	c->in_run = 1;
+	if (c->state == CONN_HANDSHAKE) {
+		if ((r = SSL_do_handshake(c->ssl)) != 1) {
+			switch (SSL_get_error(c->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+			case SSL_ERROR_WANT_WRITE:
+				c->in_run = 0;
+				return;
+			default:
+				conn_free(c, 0);
+				return;
+			}
+		}
+		c->state = CONN_IDLE;
+	}
+	for (;;) {
+		if (c->broken) { /* an answer could not be built */
+			conn_free(c, 0);
+			return;
+		}
+		if ((r = conn_flush(c)) == -1) {
+			c->in_run = 0;
+			conn_fail(c);
+			return;
+		}
+		if (r == 0 || c->state == CONN_BUSY)
+			break;
+		if (c->state == CONN_CLOSING) {
+			conn_free(c, 1);
+			return;
+		}
+		if (c->inlen > 0 && conn_request(c))
+			continue;
+		if (c->outlen > 0) /* 100 Continue */
+			continue;
+		/* Nothing more will come until the next read edge. */
+		if (c->drained)
+			break;
+		if ((r = conn_read(c)) == -1) {
+			c->in_run = 0;
+			conn_fail(c);
+			return;
+		}
+		if (r == 0)
+			break;
+	}
+	c->in_run = 0;
+}
+
+static void
+conn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	if (what & EV_READ)
+		c->drained = 0;
+	conn_run(c);
+}
+
+/* No progress for HTTP_TIMEOUT_SECS: a request with its handler waits. */
+static void
+conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == CONN_BUSY) {
+		event_add(c->tmo, c->w->timeout);
+		return;
+	}
+	conn_free(c, 0);
+}
+
+static void
+peer_text(const struct sockaddr *sa, char *out, size_t len)
+{
+	const void *a = NULL;
+
+	if (sa->sa_family == AF_INET)
+		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	if (a == NULL ||
+	    inet_ntop(sa->sa_family, a, out, (socklen_t)len) == NULL)
+		out[0] = '\0';
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
 {
 	struct worker *w = arg;
-	SSL_CTX *ctx = server_ctx_get(w->srv);
-	struct bufferevent *bev;
-	SSL *ssl = SSL_new(ctx);
+	struct http_conn *c;
+	SSL_CTX *ctx;
 
-	SSL_CTX_free(ctx);  /* the SSL holds its own reference */
-	/*
-	 * Fail closed: given NULL, libevent 2.1 would serve the connection
-	 * over a plain socket.  Neither allocation fails but out of memory,
-	 * where exiting (the supervisor restarts us) is the safe answer.
-	 */
-	if (ssl == NULL) {
-		log_ssl("SSL_new");
-		fatalx("cannot make a TLS connection: refusing to serve "
-		    "plain HTTP");
+	(void)l;
+	(void)salen;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warnx("connection dropped: out of memory");
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	peer_text(sa, c->peer, sizeof(c->peer));
+	/* TCP_NODELAY is inherited from the listening socket (main.c). */
+	ctx = server_ctx_get(w->srv);
+	c->ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx); /* the SSL holds its own reference */
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1 ||
+	    (c->ev = event_new(w->base, fd,
+		 EV_READ | EV_WRITE | EV_ET | EV_PERSIST, conn_cb, c)) ==
+		NULL ||
+	    (c->tmo = evtimer_new(w->base, conn_timeout, c)) == NULL ||
+	    event_add(c->ev, NULL) == -1) {
+		log_ssl("cannot set up a TLS connection");
+		if (c->ev != NULL)
+			event_free(c->ev);
+		if (c->tmo != NULL)
+			event_free(c->tmo);
+		SSL_free(c->ssl);
+		close(fd);
+		free(c);
+		return;
 	}
 	/* Counted against --max-connections (or marked to be refused). */
-	(void)conn_admit(w->srv, ssl);
-	bev = bufferevent_openssl_socket_new(base, -1, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
-		fatalx("cannot make a TLS bufferevent: refusing to serve "
-		    "plain HTTP");
-	/* Clients that close without close_notify are not an error. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	if (evbuffer_add_cb(bufferevent_get_output(bev), tls_coalesce_cb,
-	    NULL) == NULL)
-		fatalx("cannot make a TLS bufferevent: out of memory");
-	return bev;
+	(void)conn_admit(w->srv, c->ssl);
+	SSL_set_accept_state(c->ssl);
+	SSL_set_mode(c->ssl,
+	    SSL_MODE_ENABLE_PARTIAL_WRITE |
+		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	event_add(c->tmo, w->timeout);
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	c->state = CONN_HANDSHAKE;
+	conn_run(c); /* the ClientHello is often there already */
 }
 
 static void
@@ -359,13 +936,13 @@ static void
 worker_stop(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct timeval tv = { 0, HTTP_DRAIN_MSECS * 1000 };
+	struct timeval tv = {0, HTTP_DRAIN_MSECS * 1000};
 
 	(void)fd;
 	(void)what;
-	if (w->bound != NULL) {
-		evhttp_del_accept_socket(w->http, w->bound);
-		w->bound = NULL;
+	if (w->listener != NULL) {
+		evconnlistener_free(w->listener);
+		w->listener = NULL;
 	}
 	event_base_once(w->base, -1, EV_TIMEOUT, drain_done, w, &tv);
 }
@@ -380,9 +957,8 @@ worker_main(void *arg)
 }
 
 /*
- * An event loop whose epoll changes are batched per loop turn: evhttp and
- * the TLS bufferevents turn reading and writing off and on around every
- * request (four epoll_ctl calls a request without the change list).
+ * An event loop whose epoll changes are batched per loop turn (a
+ * connection's own event never changes; the listener's and timers' do).
  * Descriptors are never dup'ed here, which is what the flag asks of us.
  */
 static struct event_base *
@@ -400,36 +976,30 @@ worker_base(void)
 }
 
 static int
-worker_init(struct server *srv, struct worker *w, int id, char *err,
-    size_t errlen)
+worker_init(
+    struct server *srv, struct worker *w, int id, char *err, size_t errlen)
 {
-	struct evconnlistener *l;
+	static const struct timeval idle = {HTTP_TIMEOUT_SECS, 0};
 
 	w->srv = srv;
 	w->id = id;
 	pthread_mutex_init(&w->done_mtx, NULL);
 	w->done_tail = &w->done_head;
 	if ((w->base = worker_base()) == NULL ||
-	    (w->http = evhttp_new(w->base)) == NULL ||
 	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop, w)) == NULL ||
 	    (w->done_ev = event_new(w->base, -1, 0, auditq_done_cb, w)) ==
-	    NULL) {
+		NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}
-	evhttp_set_bevcb(w->http, tls_bevcb, w);
-	evhttp_set_gencb(w->http, route, w);
-	evhttp_set_max_headers_size(w->http, HTTP_MAX_HEADERS);
-	evhttp_set_max_body_size(w->http, HTTP_MAX_BODY);
-	evhttp_set_timeout(w->http, HTTP_TIMEOUT_SECS);
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT);
+	/* Every connection's timer has the same length: an O(1) queue. */
+	if ((w->timeout = event_base_init_common_timeout(w->base, &idle)) ==
+	    NULL)
+		w->timeout = &idle;
 	/* Every worker accepts from the same socket; it is closed by main. */
-	l = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0,
-	    srv->lfd);
-	if (l == NULL || (w->bound = evhttp_bind_listener(w->http, l)) == NULL) {
-		if (l != NULL)
-			evconnlistener_free(l);
+	w->listener = evconnlistener_new(
+	    w->base, accept_cb, w, LEV_OPT_CLOSE_ON_EXEC, 0, srv->lfd);
+	if (w->listener == NULL) {
 		snprintf(err, errlen, "cannot listen: %s", strerror(errno));
 		return -1;
 	}
@@ -441,8 +1011,8 @@ http_workers_start(struct server *srv, char *err, size_t errlen)
 {
 	int i;
 
-	if ((srv->workers = calloc((size_t)srv->nworkers,
-	    sizeof(*srv->workers))) == NULL) {
+	if ((srv->workers = calloc(
+		 (size_t)srv->nworkers, sizeof(*srv->workers))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -454,7 +1024,8 @@ http_workers_start(struct server *srv, char *err, size_t errlen)
 	    (srv->depcache = depcache_start(srv, srv->depcache_limit)) ==
 		NULL ||
 	    (srv->authcache = authcache_start(srv)) == NULL) {
-		snprintf(err, errlen, "cannot start the audit queue or the "
+		snprintf(err, errlen,
+		    "cannot start the audit queue or the "
 		    "caches");
 		return -1;
 	}
@@ -462,7 +1033,8 @@ http_workers_start(struct server *srv, char *err, size_t errlen)
 		int e = pthread_create(&srv->workers[i].thread, NULL,
 		    worker_main, &srv->workers[i]);
 		if (e != 0) {
-			snprintf(err, errlen, "pthread_create: %s", strerror(e));
+			snprintf(
+			    err, errlen, "pthread_create: %s", strerror(e));
 			return -1;
 		}
 	}
@@ -488,7 +1060,12 @@ http_workers_stop(struct server *srv)
 	for (i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 		auditq_done_drop(w);
-		evhttp_free(w->http);
+		while (w->conns != NULL) {
+			w->conns->state = CONN_IDLE;
+			conn_free(w->conns, 0);
+		}
+		if (w->listener != NULL)
+			evconnlistener_free(w->listener);
 		event_free(w->stop_ev);
 		event_free(w->done_ev);
 		pthread_mutex_destroy(&w->done_mtx);

@@ -107,9 +107,10 @@ listen_socket(const char *addr, int port)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		/*
-		 * Accepted sockets inherit TCP_NODELAY: evhttp writes headers
-		 * and body separately, and without it each answer waits ~40 ms
-		 * for the client's delayed ACK.
+		 * Accepted sockets inherit TCP_NODELAY: an answer leaves in
+		 * one write, or several beyond 16 KiB (and the TLS handshake
+		 * in its flights), none of which should wait ~40 ms for the
+		 * client's delayed ACK.
 		 */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&

@@ -14,6 +14,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "db.h"
+#include "httpmsg.h"
 #include "mail.h"
 #include "pgp.h"
 
@@ -21,6 +22,9 @@ struct throttle;
 struct auditq;
 struct authcache;
 struct auditq_item;
+struct http_req;
+struct http_conn;
+struct evconnlistener;
 struct depcache;
 struct depcache_entry;
 
@@ -45,8 +49,11 @@ struct worker {
 	int id;
 	pthread_t thread;
 	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
+	struct evconnlistener *listener;
+	struct http_conn *conns;       /* open connections (http.c) */
+	const struct timeval *timeout; /* their idle timeout */
+	char date[40];                 /* "Date: ...\r\n" of date_at */
+	long long date_at;
 	struct event *stop_ev;
 	PGconn *db;            /* this worker's connection, opened lazily */
 	PGconn *prepared_on;   /* the connection the statements are on */
@@ -114,7 +121,7 @@ void auditq_stop(struct auditq *q);
  * 200 by w's loop once the row has committed, or a 503 instead.  -1 when
  * there is no queue (the caller audits and answers itself).
  */
-int auditq_read(struct worker *w, struct evhttp_request *req,
+int auditq_read(struct worker *w, struct http_req *req,
     const char *actor, const char *org, const char *object,
     const char *remote, char *body, size_t len);
 /*
@@ -123,7 +130,7 @@ int auditq_read(struct worker *w, struct evhttp_request *req,
  * HA_SYNC_OK; body is sent with 201 once both committed, else the 503 the
  * single insert would give.  -1 when there is no queue (nothing taken).
  */
-int auditq_create(struct worker *w, struct evhttp_request *req,
+int auditq_create(struct worker *w, struct http_req *req,
     const char *uuid, const char *owner, const char *org, const char *name,
     const char *desc, const unsigned char nonce[CRYPTO_NONCE_LEN],
     unsigned char *ct, size_t ctlen, const char *remote, char *body,
@@ -198,21 +205,32 @@ void server_ctx_set(struct server *srv, SSL_CTX *ctx);
 /* http.c */
 int http_workers_start(struct server *srv, char *err, size_t errlen);
 void http_workers_stop(struct server *srv);
-void http_reply(struct evhttp_request *req, int status, const char *ctype,
+void http_reply(struct http_req *req, int status, const char *ctype,
     const char *body, size_t len);
-void http_reply_json(struct evhttp_request *req, int status, json_t *obj);
+void http_reply_json(struct http_req *req, int status, json_t *obj);
 /* Errors name what is wrong; they never echo the request. */
-void http_reply_error(struct evhttp_request *req, int status,
+void http_reply_error(struct http_req *req, int status,
     const char *code, const char *msg);
 /* The peer's address, for the audit log ("" when unknown). */
-const char *http_peer(struct evhttp_request *req);
+const char *http_peer(struct http_req *req);
+/* An answer header; "Connection: close" closes after the answer. */
+void http_add_header(struct http_req *req, const char *name,
+    const char *value);
+/* The request: method, a header field (NULL when absent), the body. */
+enum httpmsg_method http_req_method(const struct http_req *req);
+const char *http_req_header(const struct http_req *req, const char *name);
+int http_req_header_count(const struct http_req *req, const char *name);
+const unsigned char *http_req_body(const struct http_req *req, size_t *len);
+/* The request target as sent (what a signature covers), its query. */
+const char *http_req_uri(const struct http_req *req);
+const char *http_req_query(const struct http_req *req);
 /* The worker's database connection, (re)connected when needed; or NULL. */
 PGconn *worker_db(struct worker *w);
 
 /* api.c - the /v1 JSON API. */
-void api_register(struct worker *w, struct evhttp_request *req);
+void api_register(struct worker *w, struct http_req *req);
 /* uuid: the path element after /v1/deposits/, or NULL for the collection. */
-void api_deposits(struct worker *w, struct evhttp_request *req,
+void api_deposits(struct worker *w, struct http_req *req,
     const char *uuid);
 
 /* auth.c - request signatures (KT1-HMAC-SHA256). */
@@ -220,7 +238,7 @@ void api_deposits(struct worker *w, struct evhttp_request *req,
  * Verify the Authorization header of req over body.  Returns 0 with the
  * client in out, or -1 after replying 401/403 (and auditing the failure).
  */
-int auth_request(struct worker *w, struct evhttp_request *req,
+int auth_request(struct worker *w, struct http_req *req,
     const unsigned char *body, size_t bodylen, struct auth_client *out);
 /* The parts of an Authorization header value. */
 struct auth_header {
@@ -266,7 +284,7 @@ int clientkey_encrypt(struct clientkey *k, const void *plain, size_t len,
 void clientkey_free(struct clientkey *k);
 
 /* contact.c - GET/POST /?q=TOKEN: a contact registers its OpenPGP key. */
-void contact_page(struct worker *w, struct evhttp_request *req,
+void contact_page(struct worker *w, struct http_req *req,
     const char *token);
 
 /* ha.c - active/passive: role, replication state, the write gate. */
@@ -275,9 +293,9 @@ void ha_stop(struct server *srv);
 void ha_snapshot(struct server *srv, struct ha_state *out);
 int ha_is_passive(struct server *srv);
 /* 0 when this server may take a write now; else -1 after replying 503. */
-int ha_write_gate(struct worker *w, struct evhttp_request *req);
+int ha_write_gate(struct worker *w, struct http_req *req);
 /* 503: a synchronous standby is required and none streams. */
-void ha_refuse_no_sync(struct evhttp_request *req);
+void ha_refuse_no_sync(struct http_req *req);
 /* The "replication" object of /health; *writes: may it take writes. */
 json_t *ha_health(struct server *srv, int *writes);
 /*

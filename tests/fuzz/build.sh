@@ -7,6 +7,7 @@
 #   sh tests/fuzz/build.sh auth       only fuzz_auth (Authorization header)
 #   sh tests/fuzz/build.sh descriptor only fuzz_descriptor (the YAML descriptor)
 #   sh tests/fuzz/build.sh clientkey  only fuzz_clientkey (a client's public key)
+#   sh tests/fuzz/build.sh httpmsg    only fuzz_httpmsg (HTTP requests)
 #   FUZZ_TIME=300 sh tests/fuzz/build.sh     run longer (seconds per target)
 #   FUZZ_BUILD_ONLY=1 sh tests/fuzz/build.sh build, do not run
 #
@@ -67,6 +68,8 @@ sources_for() {
 	descriptor) echo agent/descriptor.c src/common/util.c src/common/log.c ;;
 	# The client key check: clientkey.c over librnp.
 	clientkey) echo src/server/clientkey.c -lrnp ;;
+	# The HTTP request parser: self-contained.
+	httpmsg) echo src/common/httpmsg.c ;;
 	*) echo src/common/conf.c src/common/util.c src/common/log.c ;;
 	esac
 }

@@ -4,7 +4,7 @@
  *
  *   KT1-HMAC-SHA256 fp=<40 hex>,ts=<unix seconds>,sig=<64 hex>
  *
- * The input is the header value as evhttp hands it over (a C string).  On
+ * The input is the header value as httpmsg.c hands it over (a C string).  On
  * success the parts must be what the grammar allows; on failure nothing is
  * checked but the absence of memory errors.
  */
@@ -42,7 +42,7 @@ db_error(PGresult *res, PGconn *db)
 }
 
 void
-http_reply_error(struct evhttp_request *req, int status, const char *code,
+http_reply_error(struct http_req *req, int status, const char *code,
     const char *msg)
 {
 	(void)req; (void)status; (void)code; (void)msg;
@@ -50,7 +50,35 @@ http_reply_error(struct evhttp_request *req, int status, const char *code,
 }
 
 const char *
-http_peer(struct evhttp_request *req)
+http_peer(struct http_req *req)
+{
+	(void)req;
+	abort();
+}
+
+enum httpmsg_method
+http_req_method(const struct http_req *req)
+{
+	(void)req;
+	abort();
+}
+
+const char *
+http_req_header(const struct http_req *req, const char *name)
+{
+	(void)req; (void)name;
+	abort();
+}
+
+int
+http_req_header_count(const struct http_req *req, const char *name)
+{
+	(void)req; (void)name;
+	abort();
+}
+
+const char *
+http_req_uri(const struct http_req *req)
 {
 	(void)req;
 	abort();

@@ -167,6 +167,14 @@ class Client:
         return status, as_json(data)
 
 
+def registered(env, registry, org, name):
+    """A new client registered in org (active when org has no secret)."""
+    c = Client(registry, name)
+    status, _ = c.register(env.port, org)
+    assert status == 201
+    return c
+
+
 class Env:
     def __init__(self, server, cluster, registry):
         self.server = server
@@ -653,17 +661,18 @@ def test_unsigned_post_changes_nothing(env):
 def test_overlong_headers_refused(env, alice):
     before = env.deposits_snapshot()
     hdr = alice.auth_header("GET", "/v1/deposits", b"")
-    status, _, _ = http_request(env.port, "GET", "/v1/deposits", b"",
-                                [("Authorization", hdr), ("X-Pad", "p" * (20 * 1024))])
-    # libevent answers a header block over 16 KiB itself: 400 (HTML), closed.
-    assert status == 400
+    status, hdrs, data = http_request(env.port, "GET", "/v1/deposits", b"",
+                                      [("Authorization", hdr), ("X-Pad", "p" * (20 * 1024))])
+    # A header block over 16 KiB: 431, said in JSON, and the connection closed.
+    assert status == 431
+    assert "application/json" in hdrs["content-type"]
+    assert json.loads(data)["code"] == "headers_too_large"
     assert env.deposits_snapshot() == before
 
 
-def test_body_beyond_evhttp_limit(env, alice):
-    """Beyond twice the API limit libevent itself refuses with 413 on the
-    declared Content-Length, before reading the body (its own HTML body:
-    libevent 2.1 has no hook to shape it), and closes."""
+def test_body_beyond_buffer_limit(env, alice):
+    """Beyond twice the API limit the server refuses with 413 on the
+    declared Content-Length, before reading the body, and closes."""
     import socket
     before = env.deposits_snapshot()
     hdr = alice.auth_header("POST", "/v1/deposits", b"")
@@ -680,6 +689,9 @@ def test_body_beyond_evhttp_limit(env, alice):
                     break
                 data += chunk
     assert data.startswith(b"HTTP/1.1 413 "), data[:100]
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"\r\nConnection: close\r\n" in head + b"\r\n"
+    assert json.loads(body)["code"] == "too_large"
     assert env.deposits_snapshot() == before
 
 

@@ -15,19 +15,12 @@ import os
 import pytest
 
 from conftest import binary, run
-from test_api import Client, as_json, env, new_org, sql_quote  # noqa: F401 (env: fixture)
+from test_api import as_json, env, new_org, registered, sql_quote  # noqa: F401 (env: fixture)
 
 
 @pytest.fixture(scope="module")
 def org(env):
     return new_org(env.cluster, "")
-
-
-def registered(env, registry, org, name):
-    c = Client(registry, name)
-    status, _ = c.register(env.port, org)
-    assert status == 201
-    return c
 
 
 def warm(env, c):

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import binary, copy_confdir, run, wait_for
-from test_api import Client, env, http_request, new_org, sql_quote  # noqa: F401 (env: fixture)
+from test_api import Client, env, http_request, new_org, registered, sql_quote  # noqa: F401 (env: fixture)
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,7 @@ def org(env):
 
 @pytest.fixture(scope="module")
 def carol(env, registry, org):
-    c = Client(registry, "carol")
-    status, _ = c.register(env.port, org)
-    assert status == 201
-    return c
+    return registered(env, registry, org, "carol")
 
 
 def cache(port):
