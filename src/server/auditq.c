@@ -5,25 +5,34 @@
  * without its audit row"), a new deposit only once it and its
  * deposit_create row have, but one commit per request would block the
  * worker's event loop for every flush and cap requests at what the disk
- * flushes one by one.  So a worker hands its finished answer and the row
- * to this queue and goes on serving.  Two lanes, reads and new deposits,
- * each a thread with its own connection, take every item waiting in their
- * lane: a batch is one prepared statement of binary arrays (one text
- * whatever the batch size), one transaction, one flush, and it grows with
- * the load (what arrives while one commits waits for the next).  Read rows
- * commit with synchronous_commit local as audit.c's do; deposits go through
- * ha_exec_prepared, gated by HA_SYNC_OK and bounded in their wait for the
- * synchronous standby exactly as api.c's single insert is.  Each answer
- * goes back to its worker's event loop (one wake-up per worker and batch),
- * which sends it.  When a read batch fails (the database became
- * read-only, a promotion or demotion in between, or any error) each of
- * its rows goes through audit() there instead, which journals on a
- * passive, and a row that cannot be kept anywhere makes its answer a 503;
- * a failed deposit batch is retried one by one, so only a bad row fails.
- * A passive server does not queue at all (audit() journals).
+ * flushes one by one.  So a worker sets its finished answer aside with the
+ * row and goes on serving.  A batch is one prepared statement of binary
+ * arrays (one text whatever the batch size), one transaction, one flush,
+ * and it grows with the load (what arrives while one commits waits for
+ * the next).
+ *
+ * Reads: each worker commits its own rows on its own connection, without
+ * blocking, from its event loop: what its loop turn set aside goes in one
+ * batch, and its answers leave when the result comes in, from the same
+ * thread (no hand-off, no wake-up of another thread).  The rows commit with
+ * synchronous_commit local as audit.c's do.
+ *
+ * New deposits: a lane thread with its own connection takes every deposit
+ * waiting and goes through ha_exec_prepared, gated by HA_SYNC_OK and
+ * bounded in its wait for the synchronous standby exactly as api.c's
+ * single insert is; each answer goes back to its worker's event loop (one
+ * wake-up per worker and batch).
+ *
+ * When a read batch fails (the database became read-only, a promotion or
+ * demotion in between, or any error) each of its rows goes through
+ * audit() instead, which journals on a passive, and a row that cannot be
+ * kept anywhere makes its answer a 503; a failed deposit batch is retried
+ * one by one, so only a bad row fails.  A passive server does not queue at
+ * all (audit() journals).
  */
 #include <event2/event.h>
 #include <event2/http.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -84,9 +93,8 @@ static const struct {
     [AQ_DEPOSITS] = {"kt_aq_deposits",
 	"WITH d AS (INSERT INTO deposits (uuid, owner, name, description, "
 	"nonce, content) SELECT * FROM unnest($1::uuid[], $2::text[], "
-	"$3::text[], $4::text[], $5::bytea[], $6::bytea[]) WHERE "
-	DB_SERVER_ORIGIN " AND " HA_SYNC_OK
-	" RETURNING uuid) "
+	"$3::text[], $4::text[], $5::bytea[], $6::bytea[]) "
+	"WHERE " DB_SERVER_ORIGIN " AND " HA_SYNC_OK " RETURNING uuid) "
 	"INSERT INTO audit_log (actor, org, action, object, remote_addr, "
 	"result) SELECT a.owner, a.org, 'deposit_create', a.uuid::text, "
 	"a.remote, 'ok' FROM unnest($1::uuid[], $2::text[], $7::text[], "
@@ -120,14 +128,19 @@ struct pgarr {
 	int fail; /* out of memory */
 };
 
-/*
- * A lane: one committing thread, its connection and its items.  Reads and
- * new deposits have a lane each, so that an audit row never waits behind
- * a deposit's wait for the synchronous standby, and each lane batches
- * everything that arrived while its last statement ran.
- */
-enum { AQ_LANE_READS, AQ_LANE_DEPOSITS, AQ_NLANES };
+/* A connection to commit on, its statements prepared (aq_db). */
+struct aq_conn {
+	PGconn *db;
+	int prepared; /* aq_stmts are prepared on db's session */
+	int pid;      /* ... whose backend is this one */
+};
 
+/*
+ * The deposits' lane: one committing thread, its connection and its
+ * items; it batches everything that arrived while its last statement ran.
+ * An audit row of a read never waits behind a deposit's wait for the
+ * synchronous standby: reads are not here.
+ */
 struct auditq_lane {
 	struct auditq *q;
 	pthread_mutex_t mtx;
@@ -136,15 +149,34 @@ struct auditq_lane {
 	int stop;
 	pthread_t thread;
 	int started;
-	PGconn *db;
-	int prepared;		    /* aq_stmts are prepared on db's session */
-	int pid;		    /* ... whose backend is this one */
+	struct aq_conn conn;
 	struct pgarr arr[AQ_NCOLS]; /* kept from batch to batch */
+};
+
+#define AQ_READ_COLS 4
+
+/*
+ * A worker's reads, all in its own thread: its connection (non-blocking,
+ * watched by its event loop), the rows its loop turn set aside, and the
+ * batch out, whose answers leave when its result comes in.
+ */
+struct auditq_reads {
+	struct worker *w;
+	struct aq_conn conn;
+	struct event *rev;  /* the connection's socket is readable */
+	struct event *wev;  /* ... writable again, while a batch is sent */
+	struct event *kick; /* the end of a loop turn that set rows aside */
+	struct auditq_item *pending, **ptail;
+	struct auditq_item *flight; /* the batch out */
+	int ok;			    /* its statement succeeded */
+	struct pgarr arr[AQ_READ_COLS];
 };
 
 struct auditq {
 	struct server *srv;
-	struct auditq_lane lanes[AQ_NLANES];
+	struct auditq_lane deposits;
+	struct auditq_reads *reads; /* one per worker, by worker id */
+	int nreads;
 };
 
 static void
@@ -253,15 +285,15 @@ pgarr_add_uuid(struct pgarr *a, const char *uuid)
 /* The arrays as the statement's binary parameters; -1 when one failed. */
 static int
 pgarr_params(
-    struct auditq_lane *c, int n, const char **params, int *lens, int *fmts)
+    struct pgarr *arr, int n, const char **params, int *lens, int *fmts)
 {
 	int k;
 
 	for (k = 0; k < n; k++) {
-		if (c->arr[k].fail || c->arr[k].len > INT_MAX)
+		if (arr[k].fail || arr[k].len > INT_MAX)
 			return -1;
-		params[k] = (const char *)c->arr[k].buf;
-		lens[k] = (int)c->arr[k].len;
+		params[k] = (const char *)arr[k].buf;
+		lens[k] = (int)arr[k].len;
 		fmts[k] = 1;
 	}
 	return 0;
@@ -272,7 +304,7 @@ pgarr_params(
  * the database cannot be reached.
  */
 static PGconn *
-aq_db(struct auditq_lane *c)
+aq_db(struct server *srv, struct aq_conn *c)
 {
 	PGresult *res = NULL;
 	char err[512];
@@ -283,7 +315,7 @@ aq_db(struct auditq_lane *c)
 		PQreset(c->db);
 	}
 	if (c->db == NULL &&
-	    (c->db = db_connect(c->q->srv->conf, err, sizeof(err))) == NULL) {
+	    (c->db = db_connect(srv->conf, err, sizeof(err))) == NULL) {
 		log_warnx("audit queue: database: %s", err);
 		return NULL;
 	}
@@ -312,51 +344,23 @@ aq_db(struct auditq_lane *c)
 	return c->db;
 }
 
-/*
- * The read rows of the batch in one INSERT of four arrays; 0 when
- * committed.  A broken connection gets one more try; an error does not.
- */
+/* The read rows of the batch as the four arrays of kt_aq_reads. */
 static int
-auditq_insert_reads(struct auditq_lane *c, struct auditq_item *batch, int n)
+reads_params(struct pgarr *arr, struct auditq_item *batch, int n,
+    const char **params, int *lens, int *fmts)
 {
-	const char *params[4];
-	int lens[4], fmts[4], try, k, ret = -1;
 	struct auditq_item *it;
-	PGresult *res = NULL;
-	PGconn *db;
+	int k;
 
-	for (k = 0; k < 4; k++)
-		pgarr_begin(&c->arr[k], OID_TEXT, n);
+	for (k = 0; k < AQ_READ_COLS; k++)
+		pgarr_begin(&arr[k], OID_TEXT, n);
 	for (it = batch; it != NULL; it = it->next) {
-		pgarr_add_text(&c->arr[0], it->actor);
-		pgarr_add_text(&c->arr[1], it->org);
-		pgarr_add_text(&c->arr[2], it->object);
-		pgarr_add_text(&c->arr[3], it->remote);
+		pgarr_add_text(&arr[0], it->actor);
+		pgarr_add_text(&arr[1], it->org);
+		pgarr_add_text(&arr[2], it->object);
+		pgarr_add_text(&arr[3], it->remote);
 	}
-	if (pgarr_params(c, 4, params, lens, fmts) == -1) {
-		log_warnx("audit queue: out of memory");
-		return -1;
-	}
-	for (try = 0; try < 2; try++) {
-		if ((db = aq_db(c)) == NULL)
-			return -1;
-		res = PQexecPrepared(
-		    db, aq_stmts[AQ_READS].name, 4, params, lens, fmts, 0);
-		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-			ret = 0;
-			break;
-		}
-		if (PQstatus(db) == CONNECTION_OK) {
-			log_warnx("audit queue: %s", db_error(res, db));
-			break;
-		}
-		PQclear(res);
-		res = NULL;
-		if (try == 1)
-			log_warnx("audit queue: connection lost");
-	}
-	PQclear(res);
-	return ret;
+	return pgarr_params(arr, AQ_READ_COLS, params, lens, fmts);
 }
 
 /*
@@ -425,16 +429,16 @@ auditq_insert_deposits(struct auditq_lane *c, struct auditq_item *batch, int n)
 		pgarr_add(&c->arr[6], it->org, strlen(it->org));
 		pgarr_add_text(&c->arr[7], it->remote);
 	}
-	if (pgarr_params(c, AQ_NCOLS, params, lens, fmts) == -1) {
+	if (pgarr_params(c->arr, AQ_NCOLS, params, lens, fmts) == -1) {
 		log_warnx("deposit create: out of memory");
 		return 0;
 	}
-	if ((db = aq_db(c)) == NULL)
+	if ((db = aq_db(c->q->srv, &c->conn)) == NULL)
 		return 0;
 	res = ha_exec_prepared(batch->w, db, aq_stmts[AQ_DEPOSITS].name,
 	    AQ_NCOLS, params, lens, fmts, 0, &timed_out);
 	if (timed_out) {
-		c->prepared = 0; /* the connection may have been reset */
+		c->conn.prepared = 0; /* the connection may have been reset */
 		ret = -1;
 		goto out;
 	}
@@ -449,31 +453,15 @@ out:
 	return ret;
 }
 
-/* Split the batch into reads and new deposits; insert; hand back. */
+/* Insert the batch of new deposits; hand back. */
 static void
-auditq_run(struct auditq_lane *c, struct auditq_item *batch)
+auditq_run(struct auditq_lane *c, struct auditq_item *deps)
 {
-	struct auditq_item *reads = NULL, **rt = &reads, *deps = NULL;
-	struct auditq_item **dt = &deps, *it, *next;
-	int nr = 0, nd = 0, r;
+	struct auditq_item *it, *next;
+	int nd = 0, r;
 
-	for (it = batch; it != NULL; it = next) {
-		next = it->next;
-		it->next = NULL;
-		if (it->create) {
-			*dt = it;
-			dt = &it->next;
-			nd++;
-		} else {
-			*rt = it;
-			rt = &it->next;
-			nr++;
-		}
-	}
-	if (reads != NULL)
-		auditq_deliver(reads, auditq_insert_reads(c, reads, nr) == 0);
-	if (deps == NULL)
-		return;
+	for (it = deps; it != NULL; it = it->next)
+		nd++;
 	r = auditq_insert_deposits(c, deps, nd);
 	if (r != 0 || nd == 1) {
 		auditq_deliver(deps, r);
@@ -517,6 +505,178 @@ auditq_main(void *arg)
 	return NULL;
 }
 
+static void item_answer(struct worker *w, struct auditq_item *it);
+
+/* Answer every item of list (ok: its rows committed) and free it. */
+static void
+reads_answer(struct worker *w, struct auditq_item *list, int ok)
+{
+	struct auditq_item *it, *next;
+
+	for (it = list; it != NULL; it = next) {
+		next = it->next;
+		it->ok = ok;
+		item_answer(w, it);
+	}
+}
+
+static void
+reads_close(struct auditq_reads *r)
+{
+	if (r->rev != NULL)
+		event_free(r->rev);
+	if (r->wev != NULL)
+		event_free(r->wev);
+	r->rev = r->wev = NULL;
+	PQfinish(r->conn.db);
+	r->conn.db = NULL;
+	r->conn.prepared = 0;
+}
+
+/* The batch out failed or its connection broke: each row on its own. */
+static void
+reads_fail(struct auditq_reads *r, const char *why)
+{
+	struct auditq_item *list = r->flight;
+
+	log_warnx("audit queue: worker %d: %s", r->w->id, why);
+	r->flight = NULL;
+	r->ok = 0;
+	reads_close(r);
+	reads_answer(r->w, list, 0);
+}
+
+static void reads_send(struct auditq_reads *r);
+
+/* The result of the batch out, as it comes in. */
+static void
+reads_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct auditq_reads *r = arg;
+	struct auditq_item *list;
+	PGresult *res;
+
+	(void)fd;
+	(void)what;
+	if (!PQconsumeInput(r->conn.db)) {
+		reads_fail(r, PQerrorMessage(r->conn.db));
+		reads_send(r);
+		return;
+	}
+	while (r->flight != NULL && !PQisBusy(r->conn.db)) {
+		if ((res = PQgetResult(r->conn.db)) != NULL) {
+			r->ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+			if (!r->ok)
+				log_warnx("audit queue: %s",
+				    db_error(res, r->conn.db));
+			PQclear(res);
+			continue;
+		}
+		/* Done: the answers leave, and the next batch goes. */
+		list = r->flight;
+		r->flight = NULL;
+		reads_answer(r->w, list, r->ok);
+		r->ok = 0;
+		reads_send(r);
+	}
+	if (r->flight == NULL && PQstatus(r->conn.db) != CONNECTION_OK)
+		reads_close(r);
+}
+
+/* The batch did not fit the socket: the rest as it drains. */
+static void
+reads_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct auditq_reads *r = arg;
+	int f;
+
+	(void)fd;
+	(void)what;
+	if ((f = PQflush(r->conn.db)) == 1)
+		event_add(r->wev, NULL);
+	else if (f == -1) {
+		reads_fail(r, PQerrorMessage(r->conn.db));
+		reads_send(r);
+	}
+}
+
+/*
+ * The worker's connection, made (blocking, like the worker's own) and
+ * set non-blocking under its loop's watch; NULL when there is none.
+ */
+static PGconn *
+reads_db(struct auditq_reads *r)
+{
+	struct event_base *base = r->w->base;
+	PGconn *db;
+
+	if (r->conn.db != NULL && PQstatus(r->conn.db) != CONNECTION_OK)
+		reads_close(r);
+	if (r->conn.db != NULL)
+		return r->conn.db;
+	if ((db = aq_db(r->w->srv, &r->conn)) == NULL)
+		return NULL;
+	if (PQsetnonblocking(db, 1) != 0 ||
+	    (r->rev = event_new(base, PQsocket(db), EV_READ | EV_PERSIST,
+		 reads_read_cb, r)) == NULL ||
+	    (r->wev = event_new(
+		 base, PQsocket(db), EV_WRITE, reads_write_cb, r)) == NULL ||
+	    event_add(r->rev, NULL) == -1) {
+		log_warnx("audit queue: worker %d: cannot watch its database "
+			  "connection",
+		    r->w->id);
+		reads_close(r);
+		return NULL;
+	}
+	return db;
+}
+
+/* Send what the worker set aside as one batch, unless one is out. */
+static void
+reads_send(struct auditq_reads *r)
+{
+	const char *params[AQ_READ_COLS];
+	int lens[AQ_READ_COLS], fmts[AQ_READ_COLS], n, f;
+	struct auditq_item *it;
+	PGconn *db;
+
+	while (r->flight == NULL && r->pending != NULL) {
+		r->flight = r->pending;
+		for (n = 1, it = r->flight;
+		     n < AUDITQ_BATCH_MAX && it->next != NULL; n++)
+			it = it->next;
+		r->pending = it->next;
+		if (r->pending == NULL)
+			r->ptail = &r->pending;
+		it->next = NULL;
+		if ((db = reads_db(r)) == NULL) {
+			reads_fail(r, "no database connection");
+			continue;
+		}
+		if (reads_params(r->arr, r->flight, n, params, lens, fmts) ==
+		    -1) {
+			reads_fail(r, "out of memory");
+			continue;
+		}
+		if (!PQsendQueryPrepared(db, aq_stmts[AQ_READS].name,
+			AQ_READ_COLS, params, lens, fmts, 0) ||
+		    (f = PQflush(db)) == -1) {
+			reads_fail(r, PQerrorMessage(db));
+			continue;
+		}
+		if (f == 1)
+			event_add(r->wev, NULL);
+	}
+}
+
+static void
+reads_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	reads_send(arg);
+}
+
 struct auditq *
 auditq_start(struct server *srv)
 {
@@ -527,50 +687,82 @@ auditq_start(struct server *srv)
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->srv = srv;
-	for (i = 0; i < AQ_NLANES; i++) {
-		c = &q->lanes[i];
-		c->q = q;
-		c->tail = &c->head;
-		pthread_mutex_init(&c->mtx, NULL);
-		pthread_cond_init(&c->cond, NULL);
+	c = &q->deposits;
+	c->q = q;
+	c->tail = &c->head;
+	pthread_mutex_init(&c->mtx, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if ((q->reads = calloc((size_t)srv->nworkers, sizeof(*q->reads))) ==
+	    NULL) {
+		auditq_stop(q);
+		return NULL;
 	}
-	for (i = 0; i < AQ_NLANES; i++) {
-		c = &q->lanes[i];
-		if (pthread_create(&c->thread, NULL, auditq_main, c) != 0) {
+	q->nreads = srv->nworkers;
+	for (i = 0; i < q->nreads; i++) {
+		struct auditq_reads *r = &q->reads[i];
+		r->w = &srv->workers[i];
+		r->ptail = &r->pending;
+		if ((r->kick = event_new(
+			 r->w->base, -1, 0, reads_kick_cb, r)) == NULL) {
 			auditq_stop(q);
 			return NULL;
 		}
-		c->started = 1;
 	}
+	if (pthread_create(&c->thread, NULL, auditq_main, c) != 0) {
+		auditq_stop(q);
+		return NULL;
+	}
+	c->started = 1;
 	return q;
 }
 
-/* Commits what is queued, then stops. */
+/*
+ * After the workers' loops stopped: the deposits queued commit, a read
+ * batch out is waited for; reads not sent yet were never answered.
+ */
 void
 auditq_stop(struct auditq *q)
 {
 	struct auditq_lane *c;
+	struct auditq_item *it, *next;
+	PGresult *res;
 	int i, k;
 
 	if (q == NULL)
 		return;
-	for (i = 0; i < AQ_NLANES; i++) {
-		c = &q->lanes[i];
-		pthread_mutex_lock(&c->mtx);
-		c->stop = 1;
-		pthread_cond_signal(&c->cond);
-		pthread_mutex_unlock(&c->mtx);
+	c = &q->deposits;
+	pthread_mutex_lock(&c->mtx);
+	c->stop = 1;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->mtx);
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	PQfinish(c->conn.db);
+	for (k = 0; k < AQ_NCOLS; k++)
+		free(c->arr[k].buf);
+	pthread_mutex_destroy(&c->mtx);
+	pthread_cond_destroy(&c->cond);
+	for (i = 0; i < q->nreads; i++) {
+		struct auditq_reads *r = &q->reads[i];
+		if (r->flight != NULL && r->conn.db != NULL &&
+		    PQsetnonblocking(r->conn.db, 0) == 0)
+			while ((res = PQgetResult(r->conn.db)) != NULL)
+				PQclear(res);
+		for (it = r->flight; it != NULL; it = next) {
+			next = it->next;
+			item_free(it);
+		}
+		for (it = r->pending; it != NULL; it = next) {
+			next = it->next;
+			item_free(it);
+		}
+		reads_close(r);
+		if (r->kick != NULL)
+			event_free(r->kick);
+		for (k = 0; k < AQ_READ_COLS; k++)
+			free(r->arr[k].buf);
 	}
-	for (i = 0; i < AQ_NLANES; i++) {
-		c = &q->lanes[i];
-		if (c->started)
-			pthread_join(c->thread, NULL);
-		PQfinish(c->db);
-		for (k = 0; k < AQ_NCOLS; k++)
-			free(c->arr[k].buf);
-		pthread_mutex_destroy(&c->mtx);
-		pthread_cond_destroy(&c->cond);
-	}
+	free(q->reads);
 	free(q);
 }
 
@@ -594,12 +786,11 @@ item_new(struct worker *w, struct http_req *req, const char *actor,
 	return it;
 }
 
-/* Queue it in its lane, taking over body. */
+/* Queue a new deposit in the lane, taking over body. */
 static void
 item_push(struct auditq *q, struct auditq_item *it, char *body, size_t len)
 {
-	struct auditq_lane *c =
-	    &q->lanes[it->create ? AQ_LANE_DEPOSITS : AQ_LANE_READS];
+	struct auditq_lane *c = &q->deposits;
 
 	it->body = body;
 	it->len = len;
@@ -617,11 +808,19 @@ auditq_read(struct worker *w, struct http_req *req, const char *actor,
     const char *org, const char *object, const char *remote, char *body,
     size_t len)
 {
+	struct auditq_reads *r;
 	struct auditq_item *it;
 
 	if ((it = item_new(w, req, actor, org, object, remote)) == NULL)
 		return -1;
-	item_push(w->srv->auditq, it, body, len);
+	it->body = body;
+	it->len = len;
+	/* Set aside; the batch goes at the end of this loop turn. */
+	r = &w->srv->auditq->reads[w->id];
+	*r->ptail = it;
+	r->ptail = &it->next;
+	if (r->flight == NULL)
+		event_active(r->kick, EV_READ, 0);
 	return 0;
 }
 
@@ -648,7 +847,36 @@ auditq_create(struct worker *w, struct http_req *req, const char *uuid,
 	return 0;
 }
 
-/* The worker's side: send the answers whose rows are in (or a 503). */
+/* Send one answer whose row is in (or a 503), and free the item. */
+static void
+item_answer(struct worker *w, struct auditq_item *it)
+{
+	if (it->create) {
+		if (it->ok == 1)
+			http_reply(it->req, 201, "application/json", it->body,
+			    it->len);
+		else if (it->ok == -1)
+			ha_refuse_no_sync(it->req);
+		else
+			http_reply_error(it->req, 503, "database",
+			    "the database is not available");
+		item_free(it);
+		return;
+	}
+	/* The batch failed: this row alone, the way audit.c keeps it. */
+	if (!it->ok)
+		it->ok = audit(w, it->actor, it->org, "deposit_read",
+			     it->object, it->remote, "ok") == 0;
+	if (it->ok)
+		http_reply(
+		    it->req, HTTP_OK, "application/json", it->body, it->len);
+	else
+		http_reply_error(
+		    it->req, 503, "database", "the database is not available");
+	item_free(it);
+}
+
+/* The worker's side of the deposits' lane: send the answers handed back. */
 void
 auditq_done_cb(int fd, short what, void *arg)
 {
@@ -664,30 +892,7 @@ auditq_done_cb(int fd, short what, void *arg)
 	pthread_mutex_unlock(&w->done_mtx);
 	for (it = list; it != NULL; it = next) {
 		next = it->next;
-		if (it->create) {
-			if (it->ok == 1)
-				http_reply(it->req, 201, "application/json",
-				    it->body, it->len);
-			else if (it->ok == -1)
-				ha_refuse_no_sync(it->req);
-			else
-				http_reply_error(it->req, 503, "database",
-				    "the database is not available");
-			item_free(it);
-			continue;
-		}
-		/* The batch failed: this row alone, the way audit.c keeps it.
-		 */
-		if (!it->ok)
-			it->ok = audit(w, it->actor, it->org, "deposit_read",
-				     it->object, it->remote, "ok") == 0;
-		if (it->ok)
-			http_reply(it->req, HTTP_OK, "application/json",
-			    it->body, it->len);
-		else
-			http_reply_error(it->req, 503, "database",
-			    "the database is not available");
-		item_free(it);
+		item_answer(w, it);
 	}
 }
 

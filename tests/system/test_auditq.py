@@ -105,3 +105,30 @@ def test_a_row_postgres_refuses_fails_alone(env, client):
         env.psql("ALTER TABLE deposits DROP CONSTRAINT test_no_poison")
     assert env.psql("SELECT count(*) FROM deposits WHERE name = 'poison'") == "0"
     assert "test_no_poison" in env.server.log()
+
+
+def reads_backends(env):
+    """Backends of the workers' read-audit connections (they ran kt_aq_reads)."""
+    out = env.psql("SELECT pid FROM pg_stat_activity WHERE query LIKE "
+                   "'INSERT INTO audit_log%''deposit_read''%unnest%'")
+    return [int(p) for p in out.split()]
+
+
+def test_reads_survive_their_audit_connections_killed(env, client):
+    """Each worker commits its reads' rows on its own connection; with those
+    backends terminated, the next reads are still answered only with their
+    rows committed (the broken batch's rows one by one, then a new
+    connection)."""
+    status, ans = client.put(env.port, "killed", b"k" * 100)
+    assert status == 201
+    uuid = ans["uuid"]
+    in_parallel([lambda: client.get(env.port, uuid) for _ in range(THREADS * 2)])
+    pids = reads_backends(env)
+    assert pids, "no read-audit connection seen"
+    before = env.audit_count("deposit_read", "ok", client.fpr)
+    env.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (%s)"
+             % ",".join(map(str, pids)))
+    got = in_parallel([lambda: client.get(env.port, uuid) for _ in range(THREADS * 4)])
+    assert all(status == 200 for status, _ in got), [s for s, _ in got]
+    assert env.audit_count("deposit_read", "ok", client.fpr) == before + THREADS * 4
+    assert not set(reads_backends(env)) & set(pids)
