@@ -909,6 +909,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	/* Counted against --max-connections (or marked to be refused). */
 	(void)conn_admit(w->srv, c->ssl);
 	SSL_set_accept_state(c->ssl);
+	/*
+	 * Read-ahead: a record's header and body, and whatever follows, in
+	 * one read(2).  Safe here because conn_read drains the SSL until it
+	 * says WANT_READ, so nothing waits in its buffer unseen.
+	 */
+	SSL_set_read_ahead(c->ssl, 1);
 	SSL_set_mode(c->ssl,
 	    SSL_MODE_ENABLE_PARTIAL_WRITE |
 		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
