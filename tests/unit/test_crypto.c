@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "crypto.h"
 #include "util.h"
@@ -236,6 +237,23 @@ test_gcm_reused_contexts(void **state)
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(failed_here, 0);
 	assert_int_equal(failed_there, 0);
+}
+
+/* Every length 0..300 of random bytes encodes as OpenSSL's encoder does. */
+static void
+test_b64_encode_as_openssl(void **state)
+{
+	unsigned char in[300];
+	char ours[404], theirs[404];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(crypto_random(in, sizeof(in)), 0);
+	for (n = 0; n <= sizeof(in); n++) {
+		int len = EVP_EncodeBlock((unsigned char *)theirs, in, (int)n);
+		assert_int_equal(crypto_b64_encode_into(in, n, ours), (size_t)len);
+		assert_memory_equal(ours, theirs, (size_t)len);
+	}
 }
 
 static void
@@ -487,6 +505,7 @@ main(void)
 		cmocka_unit_test(test_gcm_short_input),
 		cmocka_unit_test(test_gcm_reused_contexts),
 		cmocka_unit_test(test_b64_encode_vectors),
+		cmocka_unit_test(test_b64_encode_as_openssl),
 		cmocka_unit_test(test_b64_decode_vectors),
 		cmocka_unit_test(test_b64_binary_round_trip),
 		cmocka_unit_test(test_b64_decode_strict),
