@@ -361,9 +361,9 @@ route_health(struct worker *w, struct http_req *req)
 	int v = worker_db_version(w), writes = 0;
 	/* Reachable but on another schema than this binary's is not ok. */
 	int ok = v == DB_SCHEMA_VERSION;
-	json_t *o, *repl = ha_health(w->srv, &writes);
+	json_t *o, *conns, *repl = ha_health(w->srv, &writes);
 	size_t dn, dbytes, dlimit;
-	int dlive, dfilling;
+	int dlive, dfilling, i;
 
 	depcache_stats(
 	    w->srv->depcache, &dn, &dbytes, &dlimit, &dlive, &dfilling);
@@ -377,6 +377,13 @@ route_health(struct worker *w, struct http_req *req)
 	    "live", dlive, "deposits", (json_int_t)dn, "bytes",
 	    (json_int_t)dbytes, "limit_bytes", (json_int_t)dlimit, "filling",
 	    dfilling);
+	/* Open connections per worker thread (accept_cb balances them). */
+	if (o != NULL && (conns = json_array()) != NULL) {
+		for (i = 0; i < w->srv->nworkers; i++)
+			json_array_append_new(conns,
+			    json_integer(atomic_load(&w->srv->workers[i].nconns)));
+		json_object_set_new(o, "connections", conns);
+	}
 	if (o == NULL) {
 		http_reply_error(
 		    req, HTTP_INTERNAL, "internal", "out of memory");
@@ -519,6 +526,7 @@ conn_free(struct http_conn *c, int graceful)
 	event_free(c->ev);
 	event_free(c->tmo);
 	SSL_free(c->ssl); /* counted out of --max-connections (connlimit.c) */
+	atomic_fetch_sub(&w->nconns, 1);
 	close(c->fd);
 	if (c->in != NULL)
 		freezero(c->in, c->incap);
@@ -868,24 +876,29 @@ peer_text(const struct sockaddr *sa, char *out, size_t len)
 		out[0] = '\0';
 }
 
+/* A connection accepted by one worker for another (accept_cb). */
+struct http_handoff {
+	struct http_handoff *next;
+	int fd;
+	char peer[INET6_ADDRSTRLEN];
+};
+
+/* w serves the accepted socket fd from now on (counted in w->nconns). */
 static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+conn_new(struct worker *w, int fd, const char *peer)
 {
-	struct worker *w = arg;
 	struct http_conn *c;
 	SSL_CTX *ctx;
 
-	(void)l;
-	(void)salen;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warnx("connection dropped: out of memory");
+		atomic_fetch_sub(&w->nconns, 1);
 		close(fd);
 		return;
 	}
 	c->w = w;
 	c->fd = fd;
-	peer_text(sa, c->peer, sizeof(c->peer));
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	/* TCP_NODELAY is inherited from the listening socket (main.c). */
 	ctx = server_ctx_get(w->srv);
 	c->ssl = SSL_new(ctx);
@@ -902,6 +915,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		if (c->tmo != NULL)
 			event_free(c->tmo);
 		SSL_free(c->ssl);
+		atomic_fetch_sub(&w->nconns, 1);
 		close(fd);
 		free(c);
 		return;
@@ -925,6 +939,68 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	w->conns = c;
 	c->state = CONN_HANDSHAKE;
 	conn_run(c); /* the ClientHello is often there already */
+}
+
+/* Connections other workers accepted for this one. */
+static void
+handoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct http_handoff *h, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->hand_mtx);
+	h = w->hand_head;
+	w->hand_head = NULL;
+	pthread_mutex_unlock(&w->hand_mtx);
+	for (; h != NULL; h = next) {
+		next = h->next;
+		conn_new(w, h->fd, h->peer);
+		free(h);
+	}
+}
+
+/*
+ * Whichever worker wakes first accepts, which left one worker with a
+ * third more connections than the other and their answers waiting
+ * longer.  A new connection goes to the worker with the fewest (this one
+ * on a tie); another worker gets it through its hand-off queue, one
+ * wake-up per connection.
+ */
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct worker *w = arg, *to = w;
+	struct http_handoff *h;
+	char peer[INET6_ADDRSTRLEN];
+	int i;
+
+	(void)l;
+	(void)salen;
+	peer_text(sa, peer, sizeof(peer));
+	for (i = 0; i < w->srv->nworkers; i++) {
+		struct worker *o = &w->srv->workers[i];
+		if (atomic_load(&o->nconns) < atomic_load(&to->nconns))
+			to = o;
+	}
+	atomic_fetch_add(&to->nconns, 1);
+	if (to == w || (h = calloc(1, sizeof(*h))) == NULL) {
+		if (to != w) {
+			atomic_fetch_sub(&to->nconns, 1);
+			atomic_fetch_add(&w->nconns, 1);
+		}
+		conn_new(w, fd, peer);
+		return;
+	}
+	h->fd = fd;
+	memcpy(h->peer, peer, sizeof(h->peer));
+	pthread_mutex_lock(&to->hand_mtx);
+	h->next = to->hand_head;
+	to->hand_head = h;
+	pthread_mutex_unlock(&to->hand_mtx);
+	event_active(to->hand_ev, EV_READ, 0);
 }
 
 static void
@@ -990,8 +1066,10 @@ worker_init(
 	w->srv = srv;
 	w->id = id;
 	pthread_mutex_init(&w->done_mtx, NULL);
+	pthread_mutex_init(&w->hand_mtx, NULL);
 	w->done_tail = &w->done_head;
 	if ((w->base = worker_base()) == NULL ||
+	    (w->hand_ev = event_new(w->base, -1, 0, handoff_cb, w)) == NULL ||
 	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop, w)) == NULL ||
 	    (w->done_ev = event_new(w->base, -1, 0, auditq_done_cb, w)) ==
 		NULL) {
@@ -1070,6 +1148,14 @@ http_workers_stop(struct server *srv)
 			w->conns->state = CONN_IDLE;
 			conn_free(w->conns, 0);
 		}
+		while (w->hand_head != NULL) {
+			struct http_handoff *h = w->hand_head;
+			w->hand_head = h->next;
+			close(h->fd);
+			free(h);
+		}
+		event_free(w->hand_ev);
+		pthread_mutex_destroy(&w->hand_mtx);
 		if (w->listener != NULL)
 			evconnlistener_free(w->listener);
 		event_free(w->stop_ev);

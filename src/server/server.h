@@ -24,6 +24,7 @@ struct authcache;
 struct auditq_item;
 struct http_req;
 struct http_conn;
+struct http_handoff;
 struct evconnlistener;
 struct depcache;
 struct depcache_entry;
@@ -51,6 +52,10 @@ struct worker {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct http_conn *conns;       /* open connections (http.c) */
+	atomic_int nconns;             /* ... how many, and handed to it */
+	pthread_mutex_t hand_mtx;      /* guards hand_head */
+	struct http_handoff *hand_head; /* accepted by another worker */
+	struct event *hand_ev;
 	const struct timeval *timeout; /* their idle timeout */
 	char date[40];                 /* "Date: ...\r\n" of date_at */
 	long long date_at;

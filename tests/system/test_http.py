@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import no_verify_context
-from test_api import env, new_org, registered  # noqa: F401 (env: fixture)
+from test_api import env, http_request, new_org, registered  # noqa: F401 (env: fixture)
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +232,22 @@ def test_client_gone_while_its_read_waits(env, dave):
     status, got = dave.get(env.port, uuid)
     assert status == 200 and got["uuid"] == uuid
     assert env.server.proc.poll() is None
+
+
+def test_connections_spread_over_workers(dbconf, make_server):
+    """Whichever worker wakes first accepts; each new connection goes to the
+    worker with the fewest open (/health "connections", one per worker)."""
+    srv = make_server(dbconf, name="spread", extra_args=["--threads", "3"]).start()
+    conns = []
+    try:
+        for _ in range(30):
+            conns.append(Conn(srv.port))
+            conns[-1].send(b"GET /?a=fingerprint HTTP/1.1\r\n\r\n")
+            assert conns[-1].answer()[0] == 200
+        status, _, data = http_request(srv.port, "GET", "/health")
+        per_worker = json.loads(data)["connections"]
+        assert len(per_worker) == 3 and sum(per_worker) == 31, per_worker
+        assert max(per_worker) - min(per_worker) <= 1, per_worker
+    finally:
+        for c in conns:
+            c.close()
