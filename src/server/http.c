@@ -84,6 +84,7 @@ struct http_conn {
 	int in_run;    /* inside conn_run: answers are sent at its end */
 	int drained;   /* SSL_read said WANT_READ since the last read edge */
 	int broken;    /* the peer is gone while a request is busy */
+	int eof;       /* the peer sent all it will (closed its side) */
 	int continued; /* 100 Continue sent for this request */
 	char *in;
 	size_t inlen, incap;
@@ -93,7 +94,7 @@ struct http_conn {
 	size_t outlen, outoff, outcap;
 	char *split; /* the target, split into path and query */
 	size_t splitcap;
-	struct http_req req;
+	struct http_req *req; /* made at the first request, then kept */
 	char peer[INET6_ADDRSTRLEN];
 };
 
@@ -182,7 +183,7 @@ http_add_header(struct http_req *req, const char *name, const char *value)
 static void
 conn_done(struct http_conn *c)
 {
-	c->state = c->req.close ? CONN_CLOSING : CONN_IDLE;
+	c->state = c->req->close ? CONN_CLOSING : CONN_IDLE;
 	if (c->consumed < c->inlen)
 		memmove(c->in, c->in + c->consumed, c->inlen - c->consumed);
 	c->inlen -= c->consumed;
@@ -381,7 +382,8 @@ route_health(struct worker *w, struct http_req *req)
 	if (o != NULL && (conns = json_array()) != NULL) {
 		for (i = 0; i < w->srv->nworkers; i++)
 			json_array_append_new(conns,
-			    json_integer(atomic_load(&w->srv->workers[i].nconns)));
+			    json_integer(
+				atomic_load(&w->srv->workers[i].nconns)));
 		json_object_set_new(o, "connections", conns);
 	}
 	if (o == NULL) {
@@ -533,6 +535,7 @@ conn_free(struct http_conn *c, int graceful)
 	if (c->out != NULL)
 		freezero(c->out, c->outcap);
 	free(c->split);
+	free(c->req);
 	free(c);
 }
 
@@ -587,12 +590,13 @@ conn_flush(struct http_conn *c)
 static void
 conn_rebase(struct http_conn *c, char *to)
 {
-	struct httpmsg *m = &c->req.m;
+	struct httpmsg *m;
 	int i;
 
 #define REBASE(p) ((p) = to + ((p)-c->in))
 	if (c->headlen == 0)
 		return;
+	m = &c->req->m;
 	REBASE(m->method_name);
 	REBASE(m->target);
 	for (i = 0; i < m->nfields; i++) {
@@ -607,14 +611,44 @@ conn_rebase(struct http_conn *c, char *to)
  * 0 nothing there (c->drained), -1 closed or failed.  A full buffer at its
  * limit reads nothing more: the parser refuses what it holds.
  */
+/* After an SSL_read of n: 0 it would block (c->drained), -1 it failed. */
+static int
+conn_read_end(struct http_conn *c, int n)
+{
+	switch (SSL_get_error(c->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		c->drained = 1;
+		return 0;
+	default: /* close_notify, EOF, a reset or a TLS error */
+		ERR_clear_error();
+		return -1;
+	}
+}
+
 static int
 conn_read(struct http_conn *c)
 {
 	int got = 0, n;
 
+	/* An idle connection holds no buffer until a request comes. */
+	if (c->incap == 0) {
+		char first[HTTP_IN_MIN];
+		if ((n = SSL_read(c->ssl, first, sizeof(first) - 1)) <= 0)
+			return conn_read_end(c, n);
+		if ((c->in = malloc(HTTP_IN_MIN)) == NULL) {
+			OPENSSL_cleanse(first, (size_t)n);
+			return -1;
+		}
+		c->incap = HTTP_IN_MIN;
+		memcpy(c->in, first, (size_t)n);
+		OPENSSL_cleanse(first, (size_t)n);
+		c->inlen = (size_t)n;
+		got = 1;
+	}
 	for (;;) {
 		if (c->inlen + 1 >= c->incap) {
-			size_t cap = c->incap ? c->incap * 2 : HTTP_IN_MIN;
+			size_t cap = c->incap * 2;
 			char *p;
 			if (c->incap >= HTTP_IN_MAX)
 				return got;
@@ -622,11 +656,9 @@ conn_read(struct http_conn *c)
 				cap = HTTP_IN_MAX;
 			if ((p = malloc(cap)) == NULL)
 				return got ? got : -1;
-			if (c->in != NULL) {
-				memcpy(p, c->in, c->inlen);
-				conn_rebase(c, p);
-				freezero(c->in, c->incap);
-			}
+			memcpy(p, c->in, c->inlen);
+			conn_rebase(c, p);
+			freezero(c->in, c->incap);
 			c->in = p;
 			c->incap = cap;
 		}
@@ -638,15 +670,11 @@ conn_read(struct http_conn *c)
 			got = 1;
 			continue;
 		}
-		switch (SSL_get_error(c->ssl, n)) {
-		case SSL_ERROR_WANT_READ:
-		case SSL_ERROR_WANT_WRITE:
-			c->drained = 1;
+		if (conn_read_end(c, n) == 0)
 			return got;
-		default: /* close_notify, EOF, a reset or a TLS error */
-			ERR_clear_error();
-			return -1;
-		}
+		/* The peer is done sending: answer what it sent, then close. */
+		c->eof = 1;
+		return got ? 1 : -1;
 	}
 }
 
@@ -712,9 +740,17 @@ refusal_code(int status)
 static int
 conn_request(struct http_conn *c)
 {
-	struct http_req *req = &c->req;
+	struct http_req *req;
 	ssize_t r;
 	char saved;
+
+	/* Idle connections hold no request state. */
+	if (c->req == NULL && (c->req = malloc(sizeof(*c->req))) == NULL) {
+		log_warnx("connection closed: out of memory");
+		c->broken = 1;
+		return 1;
+	}
+	req = c->req;
 
 	if (c->headlen == 0) {
 		memset(req, 0, sizeof(*req));
@@ -825,6 +861,10 @@ conn_run(struct http_conn *c)
 		/* Nothing more will come until the next read edge. */
 		if (c->drained)
 			break;
+		if (c->eof) { /* nor ever: what it sent is answered */
+			conn_free(c, 1);
+			return;
+		}
 		if ((r = conn_read(c)) == -1) {
 			c->in_run = 0;
 			conn_fail(c);

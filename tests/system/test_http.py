@@ -251,3 +251,52 @@ def test_connections_spread_over_workers(dbconf, make_server):
     finally:
         for c in conns:
             c.close()
+
+
+def test_requests_before_the_client_closes_its_side_are_answered(env):
+    """A client that sends its requests and then its close_notify (what
+    `openssl s_client` does at the end of its input) still gets every
+    answer, then the server's close_notify."""
+    import ssl
+    raw = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = no_verify_context().wrap_bio(inc, out, server_hostname="localhost")
+
+    def pump():
+        if out.pending:
+            raw.sendall(out.read())
+
+    def more():
+        chunk = raw.recv(65536)
+        if not chunk:
+            inc.write_eof()
+        else:
+            inc.write(chunk)
+        return chunk
+
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pump()
+                more()
+        pump()
+        tls.write(b"GET /?a=fingerprint HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        try:
+            tls.unwrap()  # our close_notify
+        except ssl.SSLWantReadError:
+            pass
+        pump()
+        data, closed = b"", False
+        while not closed:
+            try:
+                data += tls.read(65536)
+            except ssl.SSLWantReadError:
+                closed = not more()
+            except ssl.SSLZeroReturnError:
+                closed = True
+    finally:
+        raw.close()
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == 2, data[:300]
