@@ -17,17 +17,13 @@ import time
 import pytest
 
 from conftest import no_verify_context
-from test_api import env, http_request, new_org, registered  # noqa: F401 (env: fixture)
+# env, open_org: test_api's module fixtures (an org without a secret).
+from test_api import env, http_request, open_org, registered  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def org(env):
-    return new_org(env.cluster, "")
-
-
-@pytest.fixture(scope="module")
-def dave(env, registry, org):
-    return registered(env, registry, org, "dave")
+def dave(env, registry, open_org):  # noqa: F811 (the fixture)
+    return registered(env, registry, open_org, "dave")
 
 
 class Conn:
