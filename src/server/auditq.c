@@ -475,12 +475,31 @@ auditq_run(struct auditq_lane *c, struct auditq_item *deps)
 	}
 }
 
+/*
+ * The first items of the list *head (its last next pointer *tail), up to
+ * a batch: taken off the list, their count in *n.
+ */
+static struct auditq_item *
+batch_take(struct auditq_item **head, struct auditq_item ***tail, int *n)
+{
+	struct auditq_item *batch = *head, *it;
+
+	for (*n = 1, it = batch; *n < AUDITQ_BATCH_MAX && it->next != NULL;
+	     (*n)++)
+		it = it->next;
+	*head = it->next;
+	if (*head == NULL)
+		*tail = head;
+	it->next = NULL;
+	return batch;
+}
+
 /* The lane's thread: takes every item waiting (up to a batch), commits. */
 static void *
 auditq_main(void *arg)
 {
 	struct auditq_lane *c = arg;
-	struct auditq_item *batch, *it;
+	struct auditq_item *batch;
 	int n;
 
 	for (;;) {
@@ -491,14 +510,7 @@ auditq_main(void *arg)
 			pthread_mutex_unlock(&c->mtx);
 			break;
 		}
-		batch = c->head;
-		for (n = 1, it = batch;
-		     n < AUDITQ_BATCH_MAX && it->next != NULL; n++)
-			it = it->next;
-		c->head = it->next;
-		if (c->head == NULL)
-			c->tail = &c->head;
-		it->next = NULL;
+		batch = batch_take(&c->head, &c->tail, &n);
 		pthread_mutex_unlock(&c->mtx);
 		auditq_run(c, batch);
 	}
@@ -637,18 +649,10 @@ reads_send(struct auditq_reads *r)
 {
 	const char *params[AQ_READ_COLS];
 	int lens[AQ_READ_COLS], fmts[AQ_READ_COLS], n, f;
-	struct auditq_item *it;
 	PGconn *db;
 
 	while (r->flight == NULL && r->pending != NULL) {
-		r->flight = r->pending;
-		for (n = 1, it = r->flight;
-		     n < AUDITQ_BATCH_MAX && it->next != NULL; n++)
-			it = it->next;
-		r->pending = it->next;
-		if (r->pending == NULL)
-			r->ptail = &r->pending;
-		it->next = NULL;
+		r->flight = batch_take(&r->pending, &r->ptail, &n);
 		if ((db = reads_db(r)) == NULL) {
 			reads_fail(r, "no database connection");
 			continue;
