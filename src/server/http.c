@@ -111,8 +111,13 @@ out_room(struct http_conn *c, size_t n)
 		return 0;
 	for (cap = c->outcap ? c->outcap : 4096; cap < c->outlen + n; cap *= 2)
 		;
-	if ((p = realloc(c->out, cap)) == NULL)
+	/* Not realloc: what is there (answers, deposits) is cleared. */
+	if ((p = malloc(cap)) == NULL)
 		return -1;
+	if (c->out != NULL) {
+		memcpy(p, c->out, c->outlen);
+		freezero(c->out, c->outcap);
+	}
 	c->out = p;
 	c->outcap = cap;
 	return 0;
@@ -191,7 +196,7 @@ conn_done(struct http_conn *c)
 	c->headlen = 0;
 	c->continued = 0;
 	if (c->inlen == 0 && c->incap > HTTP_KEEP_BUF) {
-		free(c->in);
+		freezero(c->in, c->incap);
 		c->in = NULL;
 		c->incap = 0;
 	}
