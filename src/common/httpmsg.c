@@ -190,7 +190,8 @@ ssize_t
 httpmsg_head(
     char *buf, size_t len, size_t max_head, size_t max_body, struct httpmsg *m)
 {
-	char *p = buf, *end, *line, *te;
+	char *p = buf, *end, *line;
+	const char *v;
 	size_t lim = len < max_head ? len : max_head, i;
 	int r;
 
@@ -227,9 +228,9 @@ httpmsg_head(
 		return refuse(m, 400, "malformed header field");
 	if ((r = content_length(m, max_body)) != 0)
 		return r;
-	if ((te = (char *)httpmsg_field(m, "Transfer-Encoding")) != NULL) {
+	if ((v = httpmsg_field(m, "Transfer-Encoding")) != NULL) {
 		if (httpmsg_field_count(m, "Transfer-Encoding") > 1 ||
-		    strcasecmp(te, "chunked") != 0)
+		    strcasecmp(v, "chunked") != 0)
 			return refuse(m, 501,
 			    "only the chunked transfer "
 			    "coding is accepted");
@@ -239,8 +240,8 @@ httpmsg_head(
 			    "Transfer-Encoding");
 		m->chunked = 1;
 	}
-	if ((te = (char *)httpmsg_field(m, "Expect")) != NULL) {
-		if (strcasecmp(te, "100-continue") != 0)
+	if ((v = httpmsg_field(m, "Expect")) != NULL) {
+		if (strcasecmp(v, "100-continue") != 0)
 			return refuse(m, 417,
 			    "only Expect: 100-continue is "
 			    "understood");

@@ -29,13 +29,6 @@
 #define API_PUBKEY_MAX (100 * 1024)
 #define API_AAD_LEN (CRYPTO_UUID_LEN + PGP_FPR_LEN)
 
-/* The body as one contiguous block ("" when empty). */
-static const unsigned char *
-api_body(struct http_req *req, size_t *len)
-{
-	return http_req_body(req, len);
-}
-
 /* Nesting depth of a JSON text, counted before jansson recurses into it. */
 static int
 api_depth_ok(const unsigned char *p, size_t n)
@@ -440,15 +433,14 @@ api_register(struct worker *w, struct http_req *req)
 	int retry, found, status = HTTP_OK, e;
 
 	memset(&r, 0, sizeof(r));
-	body = api_body(req, &len);
+	body = http_req_body(req, &len);
 	if ((o = api_json(req, body, len)) == NULL)
 		return;
 	if (reg_parse(req, o, &r) == -1)
 		goto out;
 	if (throttle_blocked(w->srv->throttle, peer, &retry)) {
 		snprintf(retry_s, sizeof(retry_s), "%d", retry > 0 ? retry : 1);
-		http_add_header(req,
-		    "Retry-After", retry_s);
+		http_add_header(req, "Retry-After", retry_s);
 		audit(w, NULL, r.org, "register", NULL, peer, "throttled");
 		http_reply_error(req, 429, "throttled", "too many failed "
 		    "registrations from this address; try again later");
@@ -711,8 +703,7 @@ dep_create(struct worker *w, struct http_req *req, PGconn *db,
 		json_decref(ans);
 		ct = NULL;
 		snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
-		http_add_header(req,
-		    "Location", loc);
+		http_add_header(req, "Location", loc);
 		goto out;
 	}
 	json_decref(ans);
@@ -753,8 +744,7 @@ dep_create(struct worker *w, struct http_req *req, PGconn *db,
 		goto out;
 	}
 	snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
-	http_add_header(req, "Location",
-	    loc);
+	http_add_header(req, "Location", loc);
 	if ((ans = json_pack("{s:s}", "uuid", uuid)) == NULL) {
 		api_reply_pack_failed(req);
 		goto out;
@@ -1023,7 +1013,7 @@ api_deposits(struct worker *w, struct http_req *req, const char *id)
 	size_t len, i;
 	PGconn *db;
 
-	body = api_body(req, &len);
+	body = http_req_body(req, &len);
 	memset(&c, 0, sizeof(c));
 	if (auth_request(w, req, body, len, &c) == -1)
 		return;

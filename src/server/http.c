@@ -168,11 +168,6 @@ http_add_header(struct http_req *req, const char *name, const char *value)
 {
 	size_t n = strlen(name), v = strlen(value);
 
-	if (strcasecmp(name, "Connection") == 0) {
-		if (strcasecmp(value, "close") == 0)
-			req->close = 1;
-		return;
-	}
 	if (req->xlen + n + v + 4 > sizeof(req->xhdr)) {
 		log_warnx("answer header %s left out: no room", name);
 		return;

@@ -218,7 +218,7 @@ void http_reply_error(struct http_req *req, int status,
     const char *code, const char *msg);
 /* The peer's address, for the audit log ("" when unknown). */
 const char *http_peer(struct http_req *req);
-/* An answer header; "Connection: close" closes after the answer. */
+/* An answer header (not Connection: the HTTP layer writes that one). */
 void http_add_header(struct http_req *req, const char *name,
     const char *value);
 /* The request: method, a header field (NULL when absent), the body. */
