@@ -12,6 +12,10 @@ every subprocess); whatever was started is stopped on every exit path
 
 Each pair runs alternately three times; the table gives the median and
 min-max of req/s, the median p50/p99 latency, and ours/baseline ratios.
+Two more columns say what the machine did meanwhile (/proc/stat): the busy
+CPU time of the whole machine per request (median), load generator
+included, and the largest share of time the hypervisor took away in any
+run (steal %; a run with much steal says little).
 Results also go to build/bench/results.json.
 
 BENCH_SERVER_ARGS="--threads 8": extra keytrustee-server arguments (to
@@ -292,12 +296,33 @@ def profile_start(name, dur):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def host_cpu():
+    """The machine's CPU time so far (/proc/stat, in clock ticks)."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def host_share(before, requests):
+    """What the machine did during a load, from host_cpu() before it:
+    the busy CPU time per request (everything on the machine: the load
+    generator too) and the share of time the hypervisor took away (steal:
+    on a shared VM, the noise that moves req/s between runs)."""
+    after = host_cpu()
+    d = [a - b for a, b in zip(after, before)]
+    total = sum(d[:8]) or 1
+    idle, steal = d[3] + d[4], d[7]
+    return {"cpu_us_per_req": (total - idle - steal) * 1e6 / os.sysconf("SC_CLK_TCK")
+            / max(1, requests), "steal_pct": 100.0 * steal / total}
+
+
 def wrk(url, reqfile, threads, conns, close=False, dur=None, name=None):
     dur = dur or DUR
     prof = profile_start(name, dur)
     argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % dur, "--timeout", "5s",
             "-s", LUA, url, "--", reqfile, str(threads)] + (["close"] if close else [])
+    cpu0 = host_cpu()
     p = run(argv, timeout=dur + 60)
+    share = host_share(cpu0, 0)
     if prof is not None:
         prof.wait(timeout=60)
     out = p.stdout.decode()
@@ -307,9 +332,10 @@ def wrk(url, reqfile, threads, conns, close=False, dur=None, name=None):
             secs = r["duration_us"] / 1e6
             errs = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors",
                                      "status_errors", "timeouts"))
-            return {"rps": (r["requests"] - errs) / secs, "p50_ms": r["p50_us"] / 1000,
-                    "p99_ms": r["p99_us"] / 1000, "requests": r["requests"], "errors": errs,
-                    "detail": {k: r[k] for k in r if k.endswith("errors") or k == "timeouts"}}
+            share["cpu_us_per_req"] /= max(1, r["requests"])
+            return dict(share, rps=(r["requests"] - errs) / secs, p50_ms=r["p50_us"] / 1000,
+                        p99_ms=r["p99_us"] / 1000, requests=r["requests"], errors=errs,
+                        detail={k: r[k] for k in r if k.endswith("errors") or k == "timeouts"})
     raise RuntimeError("wrk printed no summary:\n" + out + p.stderr.decode())
 
 
@@ -343,10 +369,12 @@ class Loads:
         shutil.rmtree(logdir, ignore_errors=True)
         os.mkdir(logdir)
         shutil.chown(logdir, "keytrustee", "keytrustee")
+        cpu0 = host_cpu()
         p = run(["runuser", "-u", "keytrustee", "--", "pgbench", "-n", "-h", e.pgroot, "-p",
                  str(e.pgport), "-c16", "-j2", "-T%d" % DUR, "-M", "prepared", "-f",
                  self.pgb_script, "--log", "--log-prefix", os.path.join(logdir, "tx"),
                  "ktbench_b"], timeout=DUR + 120, cwd=logdir)
+        share = host_share(cpu0, 0)
         out = p.stdout.decode()
         tps = None
         for line in out.splitlines():
@@ -359,8 +387,9 @@ class Loads:
                     lat.append(int(line.split()[2]) / 1000.0)
         if tps is None:
             raise RuntimeError("pgbench printed no tps:\n" + out)
-        return {"rps": tps, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
-                "requests": len(lat), "errors": 0}
+        share["cpu_us_per_req"] /= max(1, len(lat))
+        return dict(share, rps=tps, p50_ms=pct(lat, 0.5), p99_ms=pct(lat, 0.99),
+                    requests=len(lat), errors=0)
 
     def pgbench_prepare(self):
         e = self.env
@@ -398,6 +427,7 @@ class Loads:
         created = int(e.psql("SELECT count(*) FROM clients")) - before
         r["created"] = created
         r["rps"] = created / DUR
+        r["cpu_us_per_req"] *= r["requests"] / max(1, created)
         if created >= n // 2 * 2 - 8:
             log("registration: %d keys were not enough: rate is a lower bound" % n)
         return r
@@ -488,7 +518,9 @@ def summarize(runs):
     return {"rps_median": statistics.median(rps), "rps_min": min(rps), "rps_max": max(rps),
             "p50_ms": statistics.median(r["p50_ms"] for r in runs),
             "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-            "errors": sum(r.get("errors", 0) for r in runs), "runs": runs}
+            "errors": sum(r.get("errors", 0) for r in runs),
+            "cpu_us_per_req": statistics.median(r.get("cpu_us_per_req", 0) for r in runs),
+            "steal_pct_max": max(r.get("steal_pct", 0) for r in runs), "runs": runs}
 
 
 def fmt_row(name, s):
@@ -496,9 +528,9 @@ def fmt_row(name, s):
         return "%-34s %s" % (name, "not run")
     if "skipped" in s:
         return "%-34s %s" % (name, s["skipped"])
-    return "%-34s %9.0f  %8.0f-%-8.0f %7.2f %8.2f %6d" % (
+    return "%-34s %9.0f  %8.0f-%-8.0f %7.2f %8.2f %6d %8.0f %6.0f" % (
         name, s["rps_median"], s["rps_min"], s["rps_max"], s["p50_ms"], s["p99_ms"],
-        s["errors"])
+        s["errors"], s.get("cpu_us_per_req", 0), s.get("steal_pct_max", 0))
 
 
 def main():
@@ -635,8 +667,8 @@ def report(results, t_start):
     print("\nkeytrustee benchmark (%s; %d s loads, %d rounds alternated, loopback, "
           "%d cores)" % ("QUICK: numbers mean nothing" if QUICK else "full", DUR, ROUNDS,
                          os.cpu_count()))
-    print("%-34s %9s  %-17s %7s %8s %6s" % ("load", "req/s", "min-max", "p50 ms",
-                                             "p99 ms", "errors"))
+    print("%-34s %9s  %-17s %7s %8s %6s %8s %6s" % ("load", "req/s", "min-max", "p50 ms",
+                                                     "p99 ms", "errors", "cpu us", "steal%"))
     names = [("baseline A: nginx 2 KiB static", "baseline_a_nginx_static"),
              ("ours: GET deposit (10k stored)", "ours_get"),
              ("baseline B: pgbench 2 KiB insert", "baseline_b_pgbench_insert"),
