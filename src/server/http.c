@@ -55,12 +55,20 @@
 #define HTTP_KEEP_BUF (32 * 1024)
 #define HTTP_TIMEOUT_SECS 30
 #define HTTP_DRAIN_MSECS 500
+/*
+ * After a refusal the client may still be sending what was refused: the
+ * connection's input is read and dropped for up to this long and this
+ * much, so that the client's TCP reads the answer instead of a reset.
+ */
+#define HTTP_LINGER_SECS 5
+#define HTTP_LINGER_MAX (16 * 1024 * 1024)
 
 enum conn_state {
 	CONN_HANDSHAKE, /* TLS handshake */
 	CONN_IDLE,	/* reading the next request */
 	CONN_BUSY,	/* a request is with its handler */
 	CONN_CLOSING,	/* the last answer is leaving; then close */
+	CONN_LINGER,	/* answered and shut: the rest of the input dropped */
 };
 
 struct http_req {
@@ -81,11 +89,13 @@ struct http_conn {
 	struct event *ev;  /* read and write, edge-triggered, always armed */
 	struct event *tmo; /* idle, read or write timeout */
 	enum conn_state state;
-	int in_run;    /* inside conn_run: answers are sent at its end */
-	int drained;   /* SSL_read said WANT_READ since the last read edge */
-	int broken;    /* the peer is gone while a request is busy */
-	int eof;       /* the peer sent all it will (closed its side) */
-	int continued; /* 100 Continue sent for this request */
+	int in_run;	/* inside conn_run: answers are sent at its end */
+	int drained;	/* SSL_read said WANT_READ since the last read edge */
+	int broken;	/* the peer is gone while a request is busy */
+	int eof;	/* the peer sent all it will (closed its side) */
+	int continued;	/* 100 Continue sent for this request */
+	int refused;	/* closing after a refusal: linger */
+	size_t dropped; /* input dropped while lingering */
 	char *in;
 	size_t inlen, incap;
 	size_t headlen;	 /* the current request's parsed head, or 0 */
@@ -798,6 +808,7 @@ conn_request(struct http_conn *c)
 	return 1;
 refuse:
 	req->close = 1;
+	c->refused = 1;
 	req->m.method = HTTPMSG_OTHER; /* the answer has its body */
 	c->consumed = c->inlen;
 	c->state = CONN_BUSY;
@@ -805,6 +816,54 @@ refuse:
 	    req->m.error != NULL ? req->m.error : "malformed request");
 	conn_done(c);
 	return 1;
+}
+
+/*
+ * Read and drop what the lingering connection's peer sends: the
+ * connection goes when the peer closes, fails, or sends too much.
+ */
+static void
+conn_drop(struct http_conn *c)
+{
+	char buf[16384];
+	ssize_t n;
+
+	for (;;) {
+		n = read(c->fd, buf, sizeof(buf));
+		if (n > 0) {
+			c->dropped += (size_t)n;
+			if (c->dropped <= HTTP_LINGER_MAX)
+				continue;
+		} else if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		conn_free(c, 0);
+		return;
+	}
+}
+
+/*
+ * The refusal is sent: say so (close_notify, then our FIN), hold nothing
+ * but the socket, and drop the peer's input until it closes too, at most
+ * HTTP_LINGER_SECS and HTTP_LINGER_MAX.
+ */
+static void
+conn_linger(struct http_conn *c)
+{
+	struct timeval tv = {HTTP_LINGER_SECS, 0};
+
+	(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
+	(void)shutdown(c->fd, SHUT_WR);
+	c->state = CONN_LINGER;
+	if (c->in != NULL)
+		freezero(c->in, c->incap);
+	if (c->out != NULL)
+		freezero(c->out, c->outcap);
+	c->in = c->out = NULL;
+	c->inlen = c->incap = c->outlen = c->outoff = c->outcap = 0;
+	event_add(c->tmo, &tv);
+	c->in_run = 0;
+	conn_drop(c);
 }
 
 /*
@@ -851,7 +910,10 @@ conn_run(struct http_conn *c)
 		if (r == 0 || c->state == CONN_BUSY)
 			break;
 		if (c->state == CONN_CLOSING) {
-			conn_free(c, 1);
+			if (c->refused && !c->eof)
+				conn_linger(c);
+			else
+				conn_free(c, 1);
 			return;
 		}
 		if (c->inlen > 0 && conn_request(c))
@@ -882,6 +944,10 @@ conn_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_conn *c = arg;
 
 	(void)fd;
+	if (c->state == CONN_LINGER) {
+		conn_drop(c);
+		return;
+	}
 	if (what & EV_READ)
 		c->drained = 0;
 	conn_run(c);

@@ -2,8 +2,9 @@
 src/common/httpmsg.c), spoken over raw TLS sockets: pipelined requests,
 signed reads whose answers wait for their audit rows, a chunked body,
 Expect: 100-continue, HTTP/1.0, a request sent a byte at a time, malformed
-requests answered in JSON and closed, and a client that leaves while its
-read is in flight.
+requests answered in JSON and closed, a refused body read and dropped so
+that its refusal is read, and a client that leaves while its read is in
+flight.
 
 Reuses test_api's helpers, conftest's session PostgreSQL and a module
 server.
@@ -215,6 +216,49 @@ def test_malformed_request_json_and_closed(env, raw, status, code):
     finally:
         conn.close()
     assert env.deposits_snapshot() == before
+
+
+def too_large_head(n):
+    return (b"POST /v1/deposits HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % n)
+
+
+def test_refused_body_is_dropped_and_the_refusal_read(env):
+    """A client that sends all of a body refused by its length gets to send
+    it (the server reads it and drops it) and reads the 413, not a reset."""
+    body = b"x" * (3 * 1024 * 1024)
+    before = env.deposits_snapshot()
+    for _ in range(3):
+        conn = Conn(env.port, timeout=10)
+        try:
+            conn.send(too_large_head(len(body)) + body)
+            got, hdrs, data = conn.answer()
+            assert got == 413, data
+            assert hdrs["connection"] == "close"
+            assert json.loads(data)["code"] == "too_large"
+            assert conn.closed()
+        finally:
+            conn.close()
+    assert env.deposits_snapshot() == before
+    assert env.server.proc.poll() is None
+
+
+def test_refused_client_is_not_read_for_ever(env):
+    """What is dropped after a refusal is bounded (16 MiB, 5 s): a client
+    that goes on sending is cut off, well before what it declared."""
+    conn = Conn(env.port, timeout=10)
+    chunk = b"y" * (1024 * 1024)
+    sent = 0
+    try:
+        conn.send(too_large_head(64 * len(chunk)))
+        with pytest.raises(OSError):
+            while sent < 64 * len(chunk):
+                conn.send(chunk)
+                sent += len(chunk)
+    finally:
+        conn.close()
+    assert sent < 64 * len(chunk)
+    assert http_request(env.port, "GET", "/?a=fingerprint")[0] == 200
 
 
 def test_client_gone_while_its_read_waits(env, dave):
