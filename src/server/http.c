@@ -196,6 +196,9 @@ conn_done(struct http_conn *c)
 	c->state = c->req->close ? CONN_CLOSING : CONN_IDLE;
 	if (c->consumed < c->inlen)
 		memmove(c->in, c->in + c->consumed, c->inlen - c->consumed);
+	/* The request's bytes (its body: deposit contents) are not kept. */
+	if (c->consumed > 0)
+		OPENSSL_cleanse(c->in + c->inlen - c->consumed, c->consumed);
 	c->inlen -= c->consumed;
 	c->consumed = 0;
 	c->headlen = 0;
@@ -587,6 +590,9 @@ conn_flush(struct http_conn *c)
 			return -1;
 		}
 	}
+	/* Nor are the answers' once sent. */
+	if (c->outlen > 0)
+		OPENSSL_cleanse(c->out, c->outlen);
 	c->outoff = c->outlen = 0;
 	if (c->outcap > HTTP_KEEP_BUF) {
 		freezero(c->out, c->outcap);
