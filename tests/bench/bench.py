@@ -302,17 +302,15 @@ def host_cpu():
         return [int(x) for x in f.readline().split()[1:]]
 
 
-def host_share(before, requests):
-    """What the machine did during a load, from host_cpu() before it:
-    the busy CPU time per request (everything on the machine: the load
-    generator too) and the share of time the hypervisor took away (steal:
-    on a shared VM, the noise that moves req/s between runs)."""
-    after = host_cpu()
-    d = [a - b for a, b in zip(after, before)]
+def host_share(before):
+    """What the machine did during a load, from host_cpu() before it: its
+    busy CPU time in µs (everything on the machine: the load generator
+    too) and the share of time the hypervisor took away (steal: on a
+    shared VM, the noise that moves req/s between runs)."""
+    d = [a - b for a, b in zip(host_cpu(), before)]
     total = sum(d[:8]) or 1
     idle, steal = d[3] + d[4], d[7]
-    return {"cpu_us_per_req": (total - idle - steal) * 1e6 / os.sysconf("SC_CLK_TCK")
-            / max(1, requests), "steal_pct": 100.0 * steal / total}
+    return (total - idle - steal) * 1e6 / os.sysconf("SC_CLK_TCK"), 100.0 * steal / total
 
 
 def wrk(url, reqfile, threads, conns, close=False, dur=None, name=None):
@@ -322,7 +320,7 @@ def wrk(url, reqfile, threads, conns, close=False, dur=None, name=None):
             "-s", LUA, url, "--", reqfile, str(threads)] + (["close"] if close else [])
     cpu0 = host_cpu()
     p = run(argv, timeout=dur + 60)
-    share = host_share(cpu0, 0)
+    busy_us, steal = host_share(cpu0)
     if prof is not None:
         prof.wait(timeout=60)
     out = p.stdout.decode()
@@ -332,10 +330,10 @@ def wrk(url, reqfile, threads, conns, close=False, dur=None, name=None):
             secs = r["duration_us"] / 1e6
             errs = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors",
                                      "status_errors", "timeouts"))
-            share["cpu_us_per_req"] /= max(1, r["requests"])
-            return dict(share, rps=(r["requests"] - errs) / secs, p50_ms=r["p50_us"] / 1000,
-                        p99_ms=r["p99_us"] / 1000, requests=r["requests"], errors=errs,
-                        detail={k: r[k] for k in r if k.endswith("errors") or k == "timeouts"})
+            return {"rps": (r["requests"] - errs) / secs, "p50_ms": r["p50_us"] / 1000,
+                    "p99_ms": r["p99_us"] / 1000, "requests": r["requests"], "errors": errs,
+                    "cpu_us_per_req": busy_us / max(1, r["requests"]), "steal_pct": steal,
+                    "detail": {k: r[k] for k in r if k.endswith("errors") or k == "timeouts"}}
     raise RuntimeError("wrk printed no summary:\n" + out + p.stderr.decode())
 
 
@@ -374,7 +372,7 @@ class Loads:
                  str(e.pgport), "-c16", "-j2", "-T%d" % DUR, "-M", "prepared", "-f",
                  self.pgb_script, "--log", "--log-prefix", os.path.join(logdir, "tx"),
                  "ktbench_b"], timeout=DUR + 120, cwd=logdir)
-        share = host_share(cpu0, 0)
+        busy_us, steal = host_share(cpu0)
         out = p.stdout.decode()
         tps = None
         for line in out.splitlines():
@@ -387,9 +385,9 @@ class Loads:
                     lat.append(int(line.split()[2]) / 1000.0)
         if tps is None:
             raise RuntimeError("pgbench printed no tps:\n" + out)
-        share["cpu_us_per_req"] /= max(1, len(lat))
-        return dict(share, rps=tps, p50_ms=pct(lat, 0.5), p99_ms=pct(lat, 0.99),
-                    requests=len(lat), errors=0)
+        return {"rps": tps, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
+                "requests": len(lat), "errors": 0,
+                "cpu_us_per_req": busy_us / max(1, len(lat)), "steal_pct": steal}
 
     def pgbench_prepare(self):
         e = self.env
