@@ -523,6 +523,16 @@ route(struct worker *w, struct http_req *req)
 		    req, HTTP_NOTFOUND, "not_found", "no such resource");
 }
 
+/* The connection's input and output buffers, cleared and freed. */
+static void
+conn_free_buffers(struct http_conn *c)
+{
+	freezero(c->in, c->incap);
+	freezero(c->out, c->outcap);
+	c->in = c->out = NULL;
+	c->inlen = c->incap = c->outlen = c->outoff = c->outcap = 0;
+}
+
 /* Close and free the connection; graceful sends close_notify first. */
 static void
 conn_free(struct http_conn *c, int graceful)
@@ -543,10 +553,7 @@ conn_free(struct http_conn *c, int graceful)
 	SSL_free(c->ssl); /* counted out of --max-connections (connlimit.c) */
 	atomic_fetch_sub(&w->nconns, 1);
 	close(c->fd);
-	if (c->in != NULL)
-		freezero(c->in, c->incap);
-	if (c->out != NULL)
-		freezero(c->out, c->outcap);
+	conn_free_buffers(c);
 	free(c->split);
 	free(c->req);
 	free(c);
@@ -840,8 +847,10 @@ conn_drop(struct http_conn *c)
 			c->dropped += (size_t)n;
 			if (c->dropped <= HTTP_LINGER_MAX)
 				continue;
-		} else if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
+		} else if (n == -1 && errno == EINTR)
+			continue;
+		else if (n == -1 && errno == EAGAIN)
+			return; /* the next read edge calls again */
 		conn_free(c, 0);
 		return;
 	}
@@ -861,12 +870,7 @@ conn_linger(struct http_conn *c)
 	ERR_clear_error();
 	(void)shutdown(c->fd, SHUT_WR);
 	c->state = CONN_LINGER;
-	if (c->in != NULL)
-		freezero(c->in, c->incap);
-	if (c->out != NULL)
-		freezero(c->out, c->outcap);
-	c->in = c->out = NULL;
-	c->inlen = c->incap = c->outlen = c->outoff = c->outcap = 0;
+	conn_free_buffers(c);
 	event_add(c->tmo, &tv);
 	c->in_run = 0;
 	conn_drop(c);
