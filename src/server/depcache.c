@@ -61,9 +61,12 @@ struct depcache_entry {
 	/* ct, head and tail follow in the same allocation */
 };
 
-/* A bucket array emptied out by a flush, its entries still to free. */
-struct dc_retired {
-	struct dc_retired *next;
+/*
+ * A bucket array out of use: one a flush swapped out, its entries (bytes
+ * of them) still to free, or the empty spare the next flush swaps in.
+ */
+struct dc_array {
+	struct dc_array *next;
 	struct depcache_entry **b;
 	size_t bytes;
 };
@@ -81,8 +84,8 @@ struct depcache {
 	pthread_mutex_t mtx;
 	pthread_cond_t cond;
 	int fill_wanted, stop, filling;
-	struct dc_retired *retired;
-	struct depcache_entry **spare; /* an emptied array for the next flush */
+	struct dc_array *retired;
+	struct dc_array *spare;
 	pthread_t thread;
 };
 
@@ -337,28 +340,57 @@ dc_empty_buckets(struct depcache_entry **b)
 	}
 }
 
+static void
+dc_array_free(struct dc_array *a)
+{
+	if (a == NULL)
+		return;
+	free(a->b);
+	free(a);
+}
+
 /*
- * Empty what flushes retired (the filler's thread, or the last stop); one
- * array is kept as the next flush's, so that a flush allocates nothing
- * (a fresh 8 MB array cost the listener up to 65 ms of page faults here).
+ * An empty array for a flush: the spare, else a new one (whose 8 MB of
+ * page faults cost the listener up to 65 ms here); NULL out of memory.
+ */
+static struct dc_array *
+dc_array_take(struct depcache *dc)
+{
+	struct dc_array *a;
+
+	pthread_mutex_lock(&dc->mtx);
+	a = dc->spare;
+	dc->spare = NULL;
+	pthread_mutex_unlock(&dc->mtx);
+	if (a == NULL && (a = calloc(1, sizeof(*a))) != NULL &&
+	    (a->b = calloc(DC_BUCKETS, sizeof(*a->b))) == NULL) {
+		free(a);
+		a = NULL;
+	}
+	return a;
+}
+
+/*
+ * Empty what flushes retired (the filler's thread, or the last stop), and
+ * keep one array as the spare unless stopping.
  */
 static void
-dc_free_retired(struct depcache *dc, struct dc_retired *r)
+dc_free_retired(struct depcache *dc, struct dc_array *a)
 {
-	struct dc_retired *next;
+	struct dc_array *next;
 
-	for (; r != NULL; r = next) {
-		next = r->next;
-		dc_empty_buckets(r->b);
-		atomic_fetch_sub(&dc->retiring, r->bytes);
+	for (; a != NULL; a = next) {
+		next = a->next;
+		dc_empty_buckets(a->b);
+		atomic_fetch_sub(&dc->retiring, a->bytes);
+		a->bytes = 0;
 		pthread_mutex_lock(&dc->mtx);
 		if (dc->spare == NULL && !dc->stop) {
-			dc->spare = r->b;
-			r->b = NULL;
+			dc->spare = a;
+			a = NULL;
 		}
 		pthread_mutex_unlock(&dc->mtx);
-		free(r->b);
-		free(r);
+		dc_array_free(a);
 	}
 }
 
@@ -376,53 +408,37 @@ dc_free_retired(struct depcache *dc, struct dc_retired *r)
 void
 depcache_flush(struct depcache *dc)
 {
-	struct depcache_entry **fresh = NULL;
-	struct dc_retired *r = NULL;
-	unsigned s, h;
+	struct depcache_entry **old;
+	struct dc_array *a = NULL;
+	unsigned s;
 
 	if (dc == NULL)
 		return;
-	if (atomic_load(&dc->n) > 0 && (r = calloc(1, sizeof(*r))) != NULL) {
-		pthread_mutex_lock(&dc->mtx);
-		fresh = dc->spare;
-		dc->spare = NULL;
-		pthread_mutex_unlock(&dc->mtx);
-		if (fresh == NULL &&
-		    (fresh = calloc(DC_BUCKETS, sizeof(*fresh))) == NULL) {
-			free(r);
-			r = NULL;
-		}
-	}
+	if (atomic_load(&dc->n) > 0)
+		a = dc_array_take(dc);
 	for (s = 0; s < DC_STRIPES; s++)
 		pthread_rwlock_wrlock(&dc->lock[s]);
 	atomic_fetch_add(&dc->gen, 1);
-	if (atomic_load(&dc->n) > 0 && fresh != NULL) {
-		r->b = dc->b;
-		dc->b = fresh;
-		fresh = NULL;
-		r->bytes = atomic_exchange(&dc->bytes, 0);
-		atomic_store(&dc->n, 0);
-		atomic_fetch_add(&dc->retiring, r->bytes);
-	} else
-		for (h = 0; h < DC_BUCKETS && atomic_load(&dc->n) > 0; h++)
-			while (dc->b[h] != NULL)
-				dc_unlink(dc, &dc->b[h]);
+	if (a != NULL) {
+		old = dc->b;
+		dc->b = a->b;
+		a->b = old;
+		a->bytes = atomic_exchange(&dc->bytes, 0);
+		atomic_fetch_add(&dc->retiring, a->bytes);
+	} else if (atomic_load(&dc->n) > 0) {
+		dc_empty_buckets(dc->b);
+		atomic_store(&dc->bytes, 0);
+	}
+	atomic_store(&dc->n, 0);
 	for (s = DC_STRIPES; s-- > 0;)
 		pthread_rwlock_unlock(&dc->lock[s]);
+	if (a == NULL)
+		return;
 	pthread_mutex_lock(&dc->mtx);
-	if (fresh != NULL && dc->spare == NULL) {
-		dc->spare = fresh; /* not needed: emptied meanwhile */
-		fresh = NULL;
-	}
-	if (r != NULL && r->b != NULL) {
-		r->next = dc->retired;
-		dc->retired = r;
-		r = NULL;
-		pthread_cond_signal(&dc->cond);
-	}
+	a->next = dc->retired;
+	dc->retired = a;
+	pthread_cond_signal(&dc->cond);
 	pthread_mutex_unlock(&dc->mtx);
-	free(fresh);
-	free(r);
 }
 
 void
@@ -515,7 +531,7 @@ dc_main(void *arg)
 {
 	struct depcache *dc = arg;
 	char last[CRYPTO_UUID_LEN + 1], err[512];
-	struct dc_retired *retired;
+	struct dc_array *retired;
 	PGconn *db = NULL;
 	int r, stale_tries, want;
 
@@ -625,7 +641,7 @@ depcache_stop(struct depcache *dc)
 	dc_free_retired(dc, dc->retired);
 	dc_empty_buckets(dc->b);
 	free(dc->b);
-	free(dc->spare);
+	dc_array_free(dc->spare);
 	for (i = 0; i < DC_STRIPES; i++)
 		pthread_rwlock_destroy(&dc->lock[i]);
 	pthread_mutex_destroy(&dc->mtx);

@@ -158,8 +158,8 @@ def test_ddl_flush_is_whole_before_the_next_request(env, carol):
                  % sql_quote(uuid))
         status, ans = carol.get(env.port, uuid)
         assert status == 404 and ans["code"] == "not_found", "round %d" % i
-        for other in uuids[i + 1:i + 2]:
-            status, _ = carol.get(env.port, other)
+        if i + 1 < len(uuids):
+            status, _ = carol.get(env.port, uuids[i + 1])
             assert status == 200
 
 
