@@ -32,9 +32,12 @@ COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 COMMON_LIB := $(BUILD)/lib/libkeytrustee-common.a
 
 BINS := keytrustee-server ktadmin keytrustee-orgtool keytrustee-client kt-agent
-keytrustee-server_SRC := $(wildcard src/server/*.c)
+keytrustee-server_SRC := $(wildcard src/server/*.c src/server/*/*.c)
 # Only the server checks and encrypts to client keys in-process (clientkey.c).
 keytrustee-server_LIBS := $(shell pkg-config --libs librnp 2>/dev/null)
+# The server's modules but main, for the unit tests of its modules.
+SERVER_OBJ := $(filter-out %/main.o,$(keytrustee-server_SRC:%.c=$(BUILD)/obj/%.o))
+SERVER_LIB := $(BUILD)/lib/libkeytrustee-server.a
 ktadmin_SRC := $(wildcard src/ktadmin/*.c)
 keytrustee-orgtool_SRC := $(wildcard src/orgtool/*.c)
 # The client is a thin main over libkeytrustee (src/libkeytrustee/).
@@ -62,6 +65,11 @@ $(COMMON_LIB): $(COMMON_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+$(SERVER_LIB): $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
 define bin_rule
 $(BUILD)/bin/$(1): $$($(1)_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
 	@mkdir -p $$(dir $$@)
@@ -69,9 +77,12 @@ $(BUILD)/bin/$(1): $$($(1)_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
 endef
 $(foreach b,$(BINS),$(eval $(call bin_rule,$(b))))
 
-$(BUILD)/tests/%: tests/unit/%.c $(COMMON_LIB)
+# Unit tests link the server's modules too (a static library: only what a
+# test calls is pulled in).
+$(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -Isrc/server -o $@ $^ $(LDFLAGS) \
+		$(keytrustee-server_LIBS) $(LIBS) -lcmocka
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
