@@ -2,55 +2,43 @@
  * authcache.c - the clients' state, org and sealed signing secret, cached
  * so that a signed request does not wait on PostgreSQL for its lookup.
  *
- * Kept exact by PostgreSQL's LISTEN/NOTIFY: schema migration 5 has
- * triggers that notify channel kt_clients with the fingerprint of every
- * client row inserted, updated or deleted (keytrustee-orgtool
- * disable-client, enable-client, re-registration, a psql DELETE), and with
- * "*" for a TRUNCATE, any change to orgs and any DDL (a restore from a
- * pg_dump drops and re-creates the tables).  One thread holds a connection
- * that LISTENs and drops the named entry (or all of them) as each
- * notification arrives.  The cache is used only while that connection is
- * up and listening: before LISTEN succeeds, after it breaks, and until it
- * is back (and everything is dropped), every lookup goes to the database.
- * A lookup that raced a notification (the generation changed while it
- * read the row) is not cached.
- *
- * On a passive server (a streaming replica) NOTIFY is not replicated: the
- * replica's own changes cannot happen (it is read-only) and the primary's
- * do not reach its listeners, so a server whose database is in recovery
- * must not use the cache (authcache_live() is 0 there; see the listener).
+ * Kept exact by PostgreSQL's LISTEN/NOTIFY (store/listen.c): schema
+ * migration 5 has triggers that notify channel kt_clients with the
+ * fingerprint of every client row inserted, updated or deleted
+ * (keytrustee-orgtool disable-client, enable-client, re-registration, a
+ * psql DELETE), and with "*" for a TRUNCATE, any change to orgs and any
+ * DDL (a restore from a pg_dump drops and re-creates the tables); the
+ * named entry (or all of them) is dropped as each notification arrives.
+ * The cache is used only while the listener is up and listening (live):
+ * before LISTEN succeeds, after it breaks, and until it is back (and
+ * everything is dropped), and always on a passive, every lookup goes to
+ * the database.  A lookup that raced a notification (the generation
+ * changed while it read the row) is not cached.
  */
-#include <poll.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "db.h"
-#include "log.h"
-#include "server.h"
+#include "authcache.h"
 #include "util.h"
 
 #define AC_BUCKETS 16384
 #define AC_MAX 200000 /* entries; beyond this everything is dropped */
 #define AC_CHANNEL "kt_clients"
-#define DC_CHANNEL "kt_deposits" /* depcache.c's, on this connection */
 
 struct ac_node {
 	struct ac_node *next;
-	struct authcache_entry e;
+	struct client_auth e;
 };
 
 struct authcache {
-	struct server *srv;
 	pthread_rwlock_t lock;
 	struct ac_node *b[AC_BUCKETS];
 	size_t n;
 	atomic_ulong gen; /* bumped by every invalidation */
 	atomic_int live;  /* listening, and the cache may be used */
-	int stop_pipe[2];
-	pthread_t thread;
 };
 
 static unsigned
@@ -83,8 +71,8 @@ ac_clear(struct authcache *ac)
 	ac->n = 0;
 }
 
-static void
-ac_invalidate(struct authcache *ac, const char *fpr)
+void
+authcache_invalidate(struct authcache *ac, const char *fpr)
 {
 	struct ac_node **pp, *n;
 
@@ -105,8 +93,7 @@ ac_invalidate(struct authcache *ac, const char *fpr)
 }
 
 int
-authcache_get(
-    struct authcache *ac, const char *fpr, struct authcache_entry *out)
+authcache_get(struct authcache *ac, const char *fpr, struct client_auth *out)
 {
 	struct ac_node *n;
 	int ret = -1;
@@ -132,7 +119,7 @@ authcache_gen(struct authcache *ac)
 
 void
 authcache_put(
-    struct authcache *ac, const struct authcache_entry *e, unsigned long gen)
+    struct authcache *ac, const struct client_auth *e, unsigned long gen)
 {
 	struct ac_node *n;
 	unsigned h;
@@ -157,141 +144,51 @@ authcache_put(
 	pthread_rwlock_unlock(&ac->lock);
 }
 
-/* 1 when the stop pipe is readable. */
-static int
-ac_wait(struct authcache *ac, int fd, int msecs)
+void
+authcache_set_live(struct authcache *ac, int on)
 {
-	struct pollfd p[2] = {{ac->stop_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
-
-	poll(p, fd >= 0 ? 2 : 1, msecs);
-	return (p[0].revents & POLLIN) != 0;
+	/* What changed while not listening is unknown. */
+	if (!on)
+		atomic_store(&ac->live, 0);
+	authcache_invalidate(ac, "*");
+	if (on)
+		atomic_store(&ac->live, 1);
 }
 
-/* Connect and LISTEN; NULL when the cache must stay off for now. */
-static PGconn *
-ac_listen(struct authcache *ac)
-{
-	char err[512];
-	PGconn *db;
-	PGresult *res;
-	int ok;
-
-	if ((db = db_connect(ac->srv->conf, err, sizeof(err))) == NULL)
-		return NULL;
-	/* A replica gets no notifications of the primary's changes. */
-	res = PQexec(db, "SELECT pg_is_in_recovery()");
-	ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-	    strcmp(PQgetvalue(res, 0, 0), "f") == 0;
-	PQclear(res);
-	if (ok) {
-		res = PQexec(db, "LISTEN " AC_CHANNEL "; LISTEN " DC_CHANNEL);
-		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		PQclear(res);
-	}
-	if (!ok) {
-		PQfinish(db);
-		return NULL;
-	}
-	return db;
-}
-
-/* One notification, to this cache or the deposit cache. */
 static void
-ac_notified(struct authcache *ac, const PGnotify *nt)
+ac_notified(void *arg, const char *payload)
 {
-	struct depcache *dc = ac->srv->depcache;
-
-	if (strcmp(nt->relname, DC_CHANNEL) != 0) {
-		ac_invalidate(ac, nt->extra);
-		return;
-	}
-	/* A uuid is dropped; "*" empties and "+" reads the table in. */
-	if (strcmp(nt->extra, "*") == 0)
-		depcache_flush(dc);
-	else if (strcmp(nt->extra, "+") != 0) {
-		depcache_drop(dc, nt->extra);
-		return;
-	}
-	depcache_fill(dc);
+	authcache_invalidate(arg, payload);
 }
 
-static void *
-ac_main(void *arg)
+static void
+ac_live(void *arg, int on)
 {
-	struct authcache *ac = arg;
-	PGconn *db = NULL;
-	PGnotify *nt;
+	authcache_set_live(arg, on);
+}
 
-	for (;;) {
-		if (db == NULL) {
-			if ((db = ac_listen(ac)) == NULL) {
-				if (ac_wait(ac, -1, 1000))
-					break;
-				continue;
-			}
-			/* What changed while not listening is unknown. */
-			ac_invalidate(ac, "*");
-			atomic_store(&ac->live, 1);
-			depcache_set_live(ac->srv->depcache, 1);
-			log_debug(
-			    "client and deposit caches on (LISTEN %s, %s)",
-			    AC_CHANNEL, DC_CHANNEL);
-		}
-		if (ac_wait(ac, PQsocket(db), -1))
-			break;
-		if (PQconsumeInput(db) == 0 || PQstatus(db) != CONNECTION_OK) {
-			atomic_store(&ac->live, 0);
-			ac_invalidate(ac, "*");
-			depcache_set_live(ac->srv->depcache, 0);
-			log_warnx("client and deposit caches off: the LISTEN "
-				  "connection broke; every request reads the "
-				  "database");
-			PQfinish(db);
-			db = NULL;
-			continue;
-		}
-		while ((nt = PQnotifies(db)) != NULL) {
-			ac_notified(ac, nt);
-			PQfreemem(nt);
-		}
-	}
-	atomic_store(&ac->live, 0);
-	depcache_set_live(ac->srv->depcache, 0);
-	PQfinish(db);
-	return NULL;
+void
+authcache_channel(struct authcache *ac, struct store_channel *out)
+{
+	*out = (struct store_channel){AC_CHANNEL, ac_notified, ac_live, ac};
 }
 
 struct authcache *
-authcache_start(struct server *srv)
+authcache_new(void)
 {
 	struct authcache *ac;
 
 	if ((ac = calloc(1, sizeof(*ac))) == NULL)
 		return NULL;
-	ac->srv = srv;
 	pthread_rwlock_init(&ac->lock, NULL);
-	if (pipe(ac->stop_pipe) == -1) {
-		free(ac);
-		return NULL;
-	}
-	if (pthread_create(&ac->thread, NULL, ac_main, ac) != 0) {
-		close(ac->stop_pipe[0]);
-		close(ac->stop_pipe[1]);
-		free(ac);
-		return NULL;
-	}
 	return ac;
 }
 
 void
-authcache_stop(struct authcache *ac)
+authcache_free(struct authcache *ac)
 {
 	if (ac == NULL)
 		return;
-	(void)!write(ac->stop_pipe[1], "x", 1);
-	pthread_join(ac->thread, NULL);
-	close(ac->stop_pipe[0]);
-	close(ac->stop_pipe[1]);
 	pthread_rwlock_wrlock(&ac->lock);
 	ac_clear(ac);
 	pthread_rwlock_unlock(&ac->lock);

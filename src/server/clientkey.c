@@ -14,7 +14,7 @@
 
 #include <openssl/evp.h>
 
-#include "server.h"
+#include "clientkey.h"
 
 #define CK_BEGIN "-----BEGIN PGP "
 #define CK_END "-----END PGP "

@@ -11,8 +11,8 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "connlimit.h"
 #include "log.h"
-#include "server.h"
 
 static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
 static int conn_idx = -1;

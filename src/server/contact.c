@@ -11,29 +11,24 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
 
+#include "audit.h"
+#include "contact.h"
 #include "crypto.h"
+#include "http.h"
 #include "log.h"
 #include "mail.h"
-#include "server.h"
 #include "util.h"
 
 #define CONTACT_KEY_MAX (100 * 1024)
 #define CONTACT_BEGIN "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 #define CONTACT_END "-----END PGP PUBLIC KEY BLOCK-----"
-
-struct contact_tok {
-	char hash[2 * CRYPTO_HASH_LEN + 1];
-	char org[72];
-	char contact[320];
-	char expires[32];
-	int used, expired;
-};
 
 static void
 html_escape(struct evbuffer *b, const char *s)
@@ -114,7 +109,7 @@ contact_fail(struct http_req *req, int status, const char *code,
 		return;
 	}
 	if ((b = evbuffer_new()) == NULL) {
-		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
+		http_reply_error(req, 500, "internal", "out of memory");
 		return;
 	}
 	page_head(b, title);
@@ -127,54 +122,34 @@ contact_fail(struct http_req *req, int status, const char *code,
 
 /* 1 found (t filled), 0 unknown, -1 after replying. */
 static int
-contact_lookup(struct http_req *req, PGconn *db, const char *token,
-    struct contact_tok *t)
+contact_lookup(struct worker *w, struct http_req *req, const char *token,
+    struct contact_token *t)
 {
-	const char *params[1];
-	PGresult *res;
-	int ret = -1;
-
 	if (crypto_sha256_hex(token, strlen(token), t->hash) == -1) {
-		contact_fail(req, HTTP_INTERNAL, "internal", "Internal error",
+		contact_fail(req, 500, "internal", "Internal error",
 		    "internal error");
 		return -1;
 	}
-	params[0] = t->hash;
-	res = PQexecParams(db,
-	    "SELECT o.name, t.contact, t.used IS NOT NULL, t.expires <= now(), "
-	    "to_char(t.expires AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
-	    "FROM contact_tokens t JOIN orgs o ON o.id = t.org_id "
-	    "WHERE t.token_hash = $1",
-	    1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("contact link: %s", db_error(res, db));
+	switch (store_contact_token(w->store, t)) {
+	case STORE_OK:
+		return 1;
+	case STORE_NOT_FOUND:
+		return 0;
+	default:
 		contact_fail(req, 503, "database", "Try again later",
 		    "the database is not available");
-		goto out;
+		return -1;
 	}
-	if (PQntuples(res) == 0) {
-		ret = 0;
-		goto out;
-	}
-	snprintf(t->org, sizeof(t->org), "%s", PQgetvalue(res, 0, 0));
-	snprintf(t->contact, sizeof(t->contact), "%s", PQgetvalue(res, 0, 1));
-	t->used = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-	t->expired = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
-	snprintf(t->expires, sizeof(t->expires), "%s", PQgetvalue(res, 0, 4));
-	ret = 1;
-out:
-	PQclear(res);
-	return ret;
 }
 
 static void
 contact_form(struct worker *w, struct http_req *req,
-    const struct contact_tok *t, const char *token)
+    const struct contact_token *t, const char *token)
 {
 	struct evbuffer *b;
 
 	if ((b = evbuffer_new()) == NULL) {
-		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
+		http_reply_error(req, 500, "internal", "out of memory");
 		return;
 	}
 	page_head(b, "Key Trustee Server: register your GPG public key");
@@ -199,7 +174,7 @@ contact_form(struct worker *w, struct http_req *req,
 	    t->expires, token, w->srv->qfpr);
 	html_escape(b, w->srv->pubkey);
 	evbuffer_add_printf(b, "</pre>\n");
-	page_send(req, HTTP_OK, b);
+	page_send(req, 200, b);
 	evbuffer_free(b);
 }
 
@@ -251,22 +226,21 @@ contact_armor_ok(char *key)
 }
 
 static void
-contact_store(struct worker *w, struct http_req *req, PGconn *db,
-    const struct contact_tok *t)
+contact_store(struct worker *w, struct http_req *req,
+    const struct contact_token *t)
 {
 	char fpr[PGP_FPR_LEN + 1], err[512], *key = NULL;
-	const char *params[4], *peer = http_peer(req);
+	const char *peer = http_peer(req);
 	struct evbuffer *b = NULL;
-	PGresult *res = NULL;
 	int e;
 
 	if ((key = contact_body_key(req)) == NULL || *key == '\0') {
-		contact_fail(req, HTTP_BADREQUEST, "bad_pubkey", "No key given",
+		contact_fail(req, 400, "bad_pubkey", "No key given",
 		    "paste your public key into the form");
 		goto out;
 	}
 	if (strlen(key) > CONTACT_KEY_MAX || !contact_armor_ok(key)) {
-		contact_fail(req, HTTP_BADREQUEST, "bad_pubkey",
+		contact_fail(req, 400, "bad_pubkey",
 		    "Not a whole public key",
 		    "upload the entire ASCII-armored public key, from "
 		    "the " CONTACT_BEGIN " line to the " CONTACT_END " line");
@@ -278,41 +252,26 @@ contact_store(struct worker *w, struct http_req *req, PGconn *db,
 	pthread_mutex_unlock(&w->srv->pgp_mtx);
 	if (e == -1) {
 		log_debug("contact key refused: %s", err);
-		audit(w, t->contact, t->org, "contact.key", NULL, peer,
-		    "bad_pubkey");
-		contact_fail(req, HTTP_BADREQUEST, "bad_pubkey", "Key refused",
+		audit(w->srv->ha, w->store,
+		    AUDIT_ROW(.actor = t->contact, .org = t->org,
+			.action = "contact.key", .remote = peer,
+			.result = "bad_pubkey"));
+		contact_fail(req, 400, "bad_pubkey", "Key refused",
 		    "the key is not a usable OpenPGP public key: one key, with "
 		    "an encryption subkey, and no secret parts");
 		goto out;
 	}
 	/* Used once: the token is taken in the transaction storing the key. */
-	params[0] = t->hash;
-	params[1] = fpr;
-	params[2] = key;
-	params[3] = *peer ? peer : NULL;
-	res = PQexecParams(db,
-	    "WITH t AS (UPDATE contact_tokens SET used = now() "
-	    "WHERE token_hash = $1 AND used IS NULL AND expires > now() "
-	    "RETURNING org_id, contact), "
-	    "k AS (INSERT INTO contact_keys (org_id, contact, fingerprint, "
-	    "pubkey) SELECT org_id, contact, $2, $3 FROM t "
-	    "ON CONFLICT (org_id, contact) DO UPDATE SET fingerprint = "
-	    "EXCLUDED.fingerprint, pubkey = EXCLUDED.pubkey, registered = "
-	    "now() "
-	    "RETURNING org_id, contact) "
-	    "INSERT INTO audit_log (actor, org, action, object, remote_addr, "
-	    "result) SELECT k.contact, o.name, 'contact.key', $2, $4, 'ok' "
-	    "FROM k JOIN orgs o ON o.id = k.org_id RETURNING id",
-	    4, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("contact key: %s", db_error(res, db));
-		contact_fail(req, 503, "database", "Try again later",
-		    "the database is not available");
-		goto out;
-	}
-	if (PQntuples(res) != 1) {
+	switch (store_contact_key(w->store, t, fpr, key, peer)) {
+	case STORE_OK:
+		break;
+	case STORE_NOT_FOUND:
 		contact_fail(req, 410, "link_gone", "Link no longer valid",
 		    "this link was used or expired meanwhile");
+		goto out;
+	default:
+		contact_fail(req, 503, "database", "Try again later",
+		    "the database is not available");
 		goto out;
 	}
 	log_info(
@@ -323,14 +282,14 @@ contact_store(struct worker *w, struct http_req *req, PGconn *db,
 
 		if (o == NULL)
 			http_reply_error(
-			    req, HTTP_INTERNAL, "internal", "out of memory");
+			    req, 500, "internal", "out of memory");
 		else
-			http_reply_json(req, HTTP_OK, o);
+			http_reply_json(req, 200, o);
 		json_decref(o);
 		goto out;
 	}
 	if ((b = evbuffer_new()) == NULL) {
-		http_reply_error(req, HTTP_INTERNAL, "internal", "out of memory");
+		http_reply_error(req, 500, "internal", "out of memory");
 		goto out;
 	}
 	page_head(b, "Key registered");
@@ -343,21 +302,21 @@ contact_store(struct worker *w, struct http_req *req, PGconn *db,
 	    ". Mail from this server to you is now encrypted to it and "
 	    "signed by <code>%s</code>.</p>\n",
 	    w->srv->qfpr);
-	page_send(req, HTTP_OK, b);
+	page_send(req, 200, b);
 out:
 	if (b != NULL)
 		evbuffer_free(b);
-	PQclear(res);
 	if (key != NULL)
 		freezero(key, strlen(key));
 }
 
 void
-contact_page(struct worker *w, struct http_req *req, const char *token)
+contact_page(struct worker *w, struct http_req *req,
+    const struct handler_match *m)
 {
 	enum httpmsg_method cmd = http_req_method(req);
-	struct contact_tok t;
-	PGconn *db;
+	const char *token = m->value;
+	struct contact_token t;
 	size_t i;
 	int r;
 
@@ -376,19 +335,14 @@ contact_page(struct worker *w, struct http_req *req, const char *token)
 			(token[i] >= '0' && token[i] <= '9')))
 			break;
 	if (token[i] != '\0' || i != MAIL_TOKEN_LEN) {
-		contact_fail(req, HTTP_NOTFOUND, "unknown_link", "Unknown link",
+		contact_fail(req, 404, "unknown_link", "Unknown link",
 		    "this registration link is not known to this server");
 		return;
 	}
-	if ((db = worker_db(w)) == NULL) {
-		contact_fail(req, 503, "database", "Try again later",
-		    "the database is not available");
-		return;
-	}
-	if ((r = contact_lookup(req, db, token, &t)) == -1)
+	if ((r = contact_lookup(w, req, token, &t)) == -1)
 		return;
 	if (r == 0) {
-		contact_fail(req, HTTP_NOTFOUND, "unknown_link", "Unknown link",
+		contact_fail(req, 404, "unknown_link", "Unknown link",
 		    "this registration link is not known to this server");
 		return;
 	}
@@ -405,7 +359,7 @@ contact_page(struct worker *w, struct http_req *req, const char *token)
 		return;
 	}
 	if (cmd == HTTPMSG_POST)
-		contact_store(w, req, db, &t);
+		contact_store(w, req, &t);
 	else
 		contact_form(w, req, &t, token);
 }

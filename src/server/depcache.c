@@ -2,14 +2,15 @@
  * depcache.c - the stored deposits, still sealed, in memory, so that a GET
  * is answered without a database round trip (issue 8).
  *
- * What is kept is what the deposits table holds: the AES-GCM nonce and
- * ciphertext (opened on every read, as a row from the database is), the
- * owner, and the answer's other members rendered once.  Deposits never
- * change once written; they are deleted.  The cache is kept exact the way
- * the client cache is (authcache.c, whose LISTEN connection serves both):
- * schema migration 6 notifies channel kt_deposits with the uuid of every
- * row deleted or updated, "*" on a TRUNCATE or any DDL; the listener
- * drops what is named as each notification arrives.  The API's own
+ * What is kept is what the deposits table holds (struct deposit): the
+ * AES-GCM nonce and ciphertext (opened on every read, as a row from the
+ * database is), the owner, and the answer's other members rendered once.
+ * Deposits never change once written; they are deleted.  The cache is
+ * kept exact the way the client cache is (authcache.c), by the same
+ * listener (store/listen.c): schema migration 6 notifies channel
+ * kt_deposits with the uuid of every row deleted or updated, "*" on a
+ * TRUNCATE or any DDL; what is named is dropped as each notification
+ * arrives.  The API's own
  * DELETE drops its entry before it answers.  A read
  * that raced an invalidation (the generation moved while it read the
  * database) is not kept.  The cache is used only while the listener is
@@ -26,40 +27,23 @@
  * (--deposit-cache-mb): the filler stops when the cache is full; a read
  * that misses then evicts what shares its hash bucket.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
+#include "depcache.h"
+#include "deposit.h"
 #include "log.h"
-#include "server.h"
 #include "util.h"
 
 #define DC_BUCKETS (1u << 20) /* pointers only: pages touched as used */
 #define DC_STRIPES 64
-#define DC_FILL_SELECT                                                         \
-	"SELECT uuid::text, owner, name, description, nonce, content, "        \
-	"to_char(created AT TIME ZONE 'UTC', "                                 \
-	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM deposits "
-/* deposits.uuid: plain uuid is the output column, text, sorted unindexed. */
-#define DC_FILL_ORDER "ORDER BY deposits.uuid LIMIT 2000"
-#define DC_OVERHEAD 64	 /* per entry: malloc's header, the bucket link */
+#define DC_CHANNEL "kt_deposits"
+#define DC_FILL_BATCH 2000
 #define DC_EVICT_SCAN 64 /* buckets looked at for an entry to evict */
 #define DC_STALE_TRIES 3 /* reads of a fill batch an invalidation overtook */
-
-struct depcache_entry {
-	struct depcache_entry *next;
-	atomic_int refs;
-	size_t size; /* counted against the limit */
-	char uuid[CRYPTO_UUID_LEN + 1];
-	char owner[PGP_FPR_LEN + 1];
-	unsigned char nonce[CRYPTO_NONCE_LEN];
-	size_t ctlen, headlen, taillen;
-	unsigned char *ct;
-	char *head, *tail;
-	/* ct, head and tail follow in the same allocation */
-};
 
 /*
  * A bucket array out of use: one a flush swapped out, its entries (bytes
@@ -67,15 +51,15 @@ struct depcache_entry {
  */
 struct dc_array {
 	struct dc_array *next;
-	struct depcache_entry **b;
+	struct deposit **b;
 	size_t bytes;
 };
 
 struct depcache {
-	struct server *srv;
+	struct store *store; /* the filler's connection */
 	size_t limit;
 	pthread_rwlock_t lock[DC_STRIPES];
-	struct depcache_entry **b; /* swapped only with every stripe locked */
+	struct deposit **b; /* swapped only with every stripe locked */
 	atomic_size_t bytes, n;
 	atomic_size_t retiring; /* bytes of retired entries not yet freed */
 	atomic_ulong gen;
@@ -101,108 +85,10 @@ dc_stripe(struct depcache *dc, unsigned h)
 	return &dc->lock[h % DC_STRIPES];
 }
 
-void
-depcache_unref(struct depcache_entry *e)
-{
-	if (e == NULL || atomic_fetch_sub(&e->refs, 1) != 1)
-		return;
-	OPENSSL_cleanse(e->ct, e->ctlen);
-	free(e);
-}
-
-/* A JSON string (or null) as jansson writes it; NULL when out of memory. */
-static char *
-dc_json_text(const char *s)
-{
-	json_t *v = s != NULL ? json_string(s) : json_null();
-	char *out;
-
-	if (v == NULL)
-		return NULL;
-	out = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-	json_decref(v);
-	return out;
-}
-
-struct depcache_entry *
-depcache_entry_new(const char *uuid, const char *owner, const char *name,
-    const char *desc, const unsigned char *nonce, size_t noncelen,
-    const unsigned char *ct, size_t ctlen, const char *created)
-{
-	struct depcache_entry *e = NULL;
-	char *jname = NULL, *jdesc = NULL, *p;
-	size_t headlen, taillen;
-
-	if (strlen(uuid) != CRYPTO_UUID_LEN || strlen(owner) != PGP_FPR_LEN ||
-	    noncelen != CRYPTO_NONCE_LEN || ctlen < CRYPTO_TAG_LEN ||
-	    (jname = dc_json_text(name)) == NULL ||
-	    (jdesc = dc_json_text(desc)) == NULL)
-		goto out;
-	/* The members in the order the API has always written them. */
-	headlen = strlen("{\"uuid\":\"\",\"name\":,\"description\":,"
-			 "\"content\":\"") +
-	    CRYPTO_UUID_LEN + strlen(jname) + strlen(jdesc);
-	taillen = strlen("\",\"created\":\"\"}") + strlen(created);
-	if ((e = calloc(1, sizeof(*e) + ctlen + headlen + taillen + 2)) == NULL)
-		goto out;
-	atomic_init(&e->refs, 1);
-	memcpy(e->uuid, uuid, CRYPTO_UUID_LEN + 1);
-	memcpy(e->owner, owner, PGP_FPR_LEN + 1);
-	memcpy(e->nonce, nonce, CRYPTO_NONCE_LEN);
-	e->ct = (unsigned char *)(e + 1);
-	memcpy(e->ct, ct, ctlen);
-	e->ctlen = ctlen;
-	p = (char *)e->ct + ctlen;
-	e->head = p;
-	e->headlen = (size_t)snprintf(p, headlen + 1,
-	    "{\"uuid\":\"%s\",\"name\":%s,\"description\":%s,\"content\":\"",
-	    uuid, jname, jdesc);
-	e->tail = p + headlen + 1;
-	e->taillen = (size_t)snprintf(
-	    e->tail, taillen + 1, "\",\"created\":\"%s\"}", created);
-	e->size = sizeof(*e) + ctlen + headlen + taillen + 2 + DC_OVERHEAD;
-out:
-	free(jname);
-	free(jdesc);
-	return e;
-}
-
-const unsigned char *
-depcache_entry_ct(
-    const struct depcache_entry *e, size_t *len, const unsigned char **nonce)
-{
-	*len = e->ctlen;
-	*nonce = e->nonce;
-	return e->ct;
-}
-
-const char *
-depcache_entry_owner(const struct depcache_entry *e)
-{
-	return e->owner;
-}
-
-char *
-depcache_answer(const struct depcache_entry *e, const unsigned char *plain,
-    size_t plainlen, size_t *len)
-{
-	size_t b64len = (plainlen + 2) / 3 * 4;
-	char *out;
-
-	if (plainlen > SIZE_MAX / 2 ||
-	    (out = malloc(e->headlen + b64len + e->taillen + 1)) == NULL)
-		return NULL;
-	memcpy(out, e->head, e->headlen);
-	crypto_b64_encode_into(plain, plainlen, out + e->headlen);
-	memcpy(out + e->headlen + b64len, e->tail, e->taillen + 1);
-	*len = e->headlen + b64len + e->taillen;
-	return out;
-}
-
-struct depcache_entry *
+struct deposit *
 depcache_get(struct depcache *dc, const char *uuid)
 {
-	struct depcache_entry *e;
+	struct deposit *e;
 	unsigned h;
 
 	if (dc == NULL || !atomic_load(&dc->live))
@@ -211,7 +97,7 @@ depcache_get(struct depcache *dc, const char *uuid)
 	pthread_rwlock_rdlock(dc_stripe(dc, h));
 	for (e = dc->b[h]; e != NULL; e = e->next)
 		if (memcmp(e->uuid, uuid, CRYPTO_UUID_LEN) == 0) {
-			atomic_fetch_add(&e->refs, 1);
+			deposit_ref(e);
 			break;
 		}
 	pthread_rwlock_unlock(dc_stripe(dc, h));
@@ -226,14 +112,14 @@ depcache_gen(struct depcache *dc)
 
 /* Unlink *pp (under its stripe's write lock). */
 static void
-dc_unlink(struct depcache *dc, struct depcache_entry **pp)
+dc_unlink(struct depcache *dc, struct deposit **pp)
 {
-	struct depcache_entry *e = *pp;
+	struct deposit *e = *pp;
 
 	*pp = e->next;
 	atomic_fetch_sub(&dc->bytes, e->size);
 	atomic_fetch_sub(&dc->n, 1);
-	depcache_unref(e);
+	deposit_unref(e);
 }
 
 /*
@@ -264,9 +150,9 @@ dc_evict(struct depcache *dc, unsigned h)
  */
 static int
 dc_put(
-    struct depcache *dc, struct depcache_entry *e, unsigned long gen, int evict)
+    struct depcache *dc, struct deposit *e, unsigned long gen, int evict)
 {
-	struct depcache_entry **pp;
+	struct deposit **pp;
 	unsigned h;
 	int ret = 0;
 
@@ -285,7 +171,7 @@ dc_put(
 			ret = -1;
 			goto out;
 		}
-	atomic_fetch_add(&e->refs, 1);
+	deposit_ref(e);
 	e->next = dc->b[h];
 	dc->b[h] = e;
 	atomic_fetch_add(&dc->bytes, e->size);
@@ -297,7 +183,7 @@ out:
 }
 
 void
-depcache_put(struct depcache *dc, struct depcache_entry *e, unsigned long gen)
+depcache_put(struct depcache *dc, struct deposit *e, unsigned long gen)
 {
 	(void)dc_put(dc, e, gen, 1);
 }
@@ -305,7 +191,7 @@ depcache_put(struct depcache *dc, struct depcache_entry *e, unsigned long gen)
 void
 depcache_drop(struct depcache *dc, const char *uuid)
 {
-	struct depcache_entry **pp;
+	struct deposit **pp;
 	unsigned h;
 
 	if (dc == NULL)
@@ -323,9 +209,9 @@ depcache_drop(struct depcache *dc, const char *uuid)
 
 /* Unreference every entry of a bucket array, leaving it empty. */
 static void
-dc_empty_buckets(struct depcache_entry **b)
+dc_empty_buckets(struct deposit **b)
 {
-	struct depcache_entry *e, *next;
+	struct deposit *e, *next;
 	size_t h;
 
 	/* Writing only where there were entries: pages never used stay so. */
@@ -334,7 +220,7 @@ dc_empty_buckets(struct depcache_entry **b)
 			continue;
 		for (e = b[h]; e != NULL; e = next) {
 			next = e->next;
-			depcache_unref(e);
+			deposit_unref(e);
 		}
 		b[h] = NULL;
 	}
@@ -408,7 +294,7 @@ dc_free_retired(struct depcache *dc, struct dc_array *a)
 void
 depcache_flush(struct depcache *dc)
 {
-	struct depcache_entry **old;
+	struct deposit **old;
 	struct dc_array *a = NULL;
 	unsigned s;
 
@@ -464,75 +350,63 @@ depcache_set_live(struct depcache *dc, int live)
 		depcache_fill(dc);
 }
 
+/* A fill batch as it is read. */
+struct dc_fill {
+	struct depcache *dc;
+	unsigned long gen; /* the generation before the read */
+	int stale, full;
+};
+
+static int
+dc_fill_one(void *arg, struct deposit *d)
+{
+	struct dc_fill *f = arg;
+	int r = dc_put(f->dc, d, f->gen, 0);
+
+	if (r == -1)
+		f->full = 1;
+	else if (r == 0 && atomic_load(&f->dc->gen) != f->gen)
+		f->stale = 1;
+	return f->full || f->stale ? -1 : 0;
+}
+
 /*
- * One batch of the table after key *last (all from the start when empty):
- * rows read, -1 on error, -2 when the cache is full.  *last moves on when
+ * One batch of the table after key last (all from the start when empty):
+ * rows read, -1 on error, -2 when the cache is full.  last moves on when
  * the batch was kept (one an invalidation overtook is read again, up to
  * DC_STALE_TRIES times).
  */
 static int
-dc_fill_batch(struct depcache *dc, PGconn *db, char last[CRYPTO_UUID_LEN + 1],
-    int *stale_tries)
+dc_fill_batch(struct depcache *dc, struct store *st,
+    char last[CRYPTO_UUID_LEN + 1], int *stale_tries)
 {
-	const char *params[1] = {*last ? last : NULL};
-	struct depcache_entry *e;
-	unsigned long gen = atomic_load(&dc->gen);
-	PGresult *res;
-	int i, n, r, stale = 0, ret;
+	struct dc_fill f = {dc, atomic_load(&dc->gen), 0, 0};
+	char next[CRYPTO_UUID_LEN + 1];
+	int n;
 
-	/* Two texts: "$1 IS NULL OR uuid > $1" would scan the whole table. */
-	res = PQexecParams(db,
-	    *last ? DC_FILL_SELECT "WHERE uuid > $1::uuid " DC_FILL_ORDER
-		  : DC_FILL_SELECT DC_FILL_ORDER,
-	    *last ? 1 : 0, NULL, params, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("deposit cache fill: %s", db_error(res, db));
-		PQclear(res);
+	if ((n = store_deposit_scan(st, last, DC_FILL_BATCH, dc_fill_one, &f,
+		 next)) == -1)
 		return -1;
-	}
-	n = PQntuples(res);
-	for (i = 0, ret = n; i < n && !stale; i++) {
-		e = depcache_entry_new(PQgetvalue(res, i, 0),
-		    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-		    PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3),
-		    (const unsigned char *)PQgetvalue(res, i, 4),
-		    (size_t)PQgetlength(res, i, 4),
-		    (const unsigned char *)PQgetvalue(res, i, 5),
-		    (size_t)PQgetlength(res, i, 5), PQgetvalue(res, i, 6));
-		if (e == NULL)
-			continue; /* not one the API wrote: read on demand */
-		r = dc_put(dc, e, gen, 0);
-		depcache_unref(e);
-		if (r == -1) {
-			ret = -2;
-			break;
-		}
-		if (r == 0 && atomic_load(&dc->gen) != gen)
-			stale = 1;
-	}
+	if (f.full)
+		return -2;
 	/*
 	 * Overtaken by an invalidation: read again, but not for ever (rows
 	 * not kept are read in by their first GET).
 	 */
-	if (stale && ++*stale_tries < DC_STALE_TRIES) {
-		PQclear(res);
-		return ret;
-	}
+	if (f.stale && ++*stale_tries < DC_STALE_TRIES)
+		return n;
 	*stale_tries = 0;
-	if (ret > 0)
-		snprintf(
-		    last, CRYPTO_UUID_LEN + 1, "%s", PQgetvalue(res, n - 1, 0));
-	PQclear(res);
-	return ret;
+	if (n > 0)
+		memcpy(last, next, sizeof(next));
+	return n;
 }
 
 static void *
 dc_main(void *arg)
 {
 	struct depcache *dc = arg;
-	char last[CRYPTO_UUID_LEN + 1], err[512];
+	char last[CRYPTO_UUID_LEN + 1];
 	struct dc_array *retired;
-	PGconn *db = NULL;
 	int r, stale_tries, want;
 
 	for (;;) {
@@ -553,16 +427,7 @@ dc_main(void *arg)
 		dc_free_retired(dc, retired);
 		if (!want)
 			continue;
-		if (db != NULL && PQstatus(db) != CONNECTION_OK) {
-			PQfinish(db);
-			db = NULL;
-		}
-		if (db == NULL &&
-		    (db = db_connect(dc->srv->conf, err, sizeof(err))) ==
-			NULL) {
-			log_warnx("deposit cache fill: %s", err);
-			continue; /* the next go live or "+" tries again */
-		}
+		/* On an error the next go live or "+" tries again. */
 		last[0] = '\0';
 		stale_tries = 0;
 		do {
@@ -570,7 +435,8 @@ dc_main(void *arg)
 			r = dc->stop ? -1 : 0;
 			pthread_mutex_unlock(&dc->mtx);
 			if (r == 0 && atomic_load(&dc->live))
-				r = dc_fill_batch(dc, db, last, &stale_tries);
+				r = dc_fill_batch(
+				    dc, dc->store, last, &stale_tries);
 			else
 				r = -1;
 		} while (r > 0);
@@ -578,7 +444,6 @@ dc_main(void *arg)
 		    atomic_load(&dc->n), atomic_load(&dc->bytes),
 		    r == -2 ? " (full)" : "");
 	}
-	PQfinish(db);
 	return NULL;
 }
 
@@ -600,24 +465,26 @@ depcache_stats(struct depcache *dc, size_t *n, size_t *bytes, size_t *limit,
 }
 
 struct depcache *
-depcache_start(struct server *srv, size_t limit)
+depcache_start(const struct kt_conf *conf, size_t limit)
 {
 	struct depcache *dc;
 	int i;
 
 	if ((dc = calloc(1, sizeof(*dc))) == NULL)
 		return NULL;
-	if ((dc->b = calloc(DC_BUCKETS, sizeof(*dc->b))) == NULL) {
+	if ((dc->b = calloc(DC_BUCKETS, sizeof(*dc->b))) == NULL ||
+	    (dc->store = store_new(conf, "deposit cache fill")) == NULL) {
+		free(dc->b);
 		free(dc);
 		return NULL;
 	}
-	dc->srv = srv;
 	dc->limit = limit;
 	for (i = 0; i < DC_STRIPES; i++)
 		pthread_rwlock_init(&dc->lock[i], NULL);
 	pthread_mutex_init(&dc->mtx, NULL);
 	pthread_cond_init(&dc->cond, NULL);
 	if (pthread_create(&dc->thread, NULL, dc_main, dc) != 0) {
+		store_free(dc->store);
 		free(dc->b);
 		free(dc);
 		return NULL;
@@ -646,5 +513,33 @@ depcache_stop(struct depcache *dc)
 		pthread_rwlock_destroy(&dc->lock[i]);
 	pthread_mutex_destroy(&dc->mtx);
 	pthread_cond_destroy(&dc->cond);
+	store_free(dc->store);
 	free(dc);
+}
+
+/* A notification: a uuid is dropped; "*" empties and "+" reads again. */
+static void
+dc_notified(void *arg, const char *payload)
+{
+	struct depcache *dc = arg;
+
+	if (strcmp(payload, "*") == 0)
+		depcache_flush(dc);
+	else if (strcmp(payload, "+") != 0) {
+		depcache_drop(dc, payload);
+		return;
+	}
+	depcache_fill(dc);
+}
+
+static void
+dc_live(void *arg, int on)
+{
+	depcache_set_live(arg, on);
+}
+
+void
+depcache_channel(struct depcache *dc, struct store_channel *out)
+{
+	*out = (struct store_channel){DC_CHANNEL, dc_notified, dc_live, dc};
 }

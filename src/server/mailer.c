@@ -17,10 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "db.h"
+#include "ha.h"
 #include "log.h"
 #include "mail.h"
-#include "server.h"
+#include "mailer.h"
+#include "store/store.h"
 
 #define MAILER_IDLE_SECS 60
 #define MAILER_DB_RETRY_SECS 5
@@ -34,28 +35,6 @@ mailer_note(void *arg, const char *id, const char *rcpt, const char *result,
 		log_info("mail %s to %s: sent (%s)", id, rcpt, detail);
 	else
 		log_warnx("mail %s to %s: %s: %s", id, rcpt, result, detail);
-}
-
-static PGconn *
-mailer_connect(struct server *srv)
-{
-	char err[512];
-	PGconn *db;
-	PGresult *res;
-
-	if ((db = db_connect(srv->conf, err, sizeof(err))) == NULL) {
-		log_warnx("mail: database: %s", err);
-		return NULL;
-	}
-	res = PQexec(db, "LISTEN " MAIL_CHANNEL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		log_warnx("mail: LISTEN: %s", db_error(res, db));
-		PQclear(res);
-		PQfinish(db);
-		return NULL;
-	}
-	PQclear(res);
-	return db;
 }
 
 static void *
@@ -77,10 +56,10 @@ mailer_main(void *arg)
 			db = NULL;
 		}
 		if (db == NULL)
-			db = mailer_connect(srv);
+			db = store_listen_conn(srv->conf, MAIL_CHANNEL);
 		/* A passive's database is a read-only replica: the active
 		 * sends; after a promote this server takes over. */
-		if (db != NULL && !ha_is_passive(srv)) {
+		if (db != NULL && !ha_is_passive(srv->ha)) {
 			if (mail_deliver(&srv->mail, db, mailer_note, NULL, &st,
 				err, sizeof(err)) == -1)
 				log_warnx("mail: %s", err);

@@ -22,15 +22,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auditq.h"
+#include "authcache.h"
 #include "conf.h"
-#include "db.h"
 #include "crypto.h"
 #include "datakey.h"
+#include "db.h"
+#include "depcache.h"
+#include "ha.h"
 #include "log.h"
 #include "mail.h"
+#include "mailer.h"
 #include "pgp.h"
+#include "route.h"
 #include "server.h"
+#include "store/store.h"
+#include "throttle.h"
+#include "tls.h"
 #include "util.h"
+#include "worker.h"
 
 #define MAX_THREADS 256
 #define DEFAULT_MAX_CONNS 10000
@@ -178,6 +188,50 @@ migrate_at_start(const struct kt_conf *conf)
 		log_info("database schema migrated from version %d to %d",
 		    before, DB_SCHEMA_VERSION);
 	PQfinish(db);
+}
+
+/*
+ * The request path: the worker threads' loops and database connections,
+ * the audit queue that commits for them, the caches and the listener that
+ * keeps them exact (after the caches), and then the threads, every
+ * request going to the route table.
+ */
+static void
+serve_start(struct server *srv)
+{
+	struct store_channel ch[2];
+	char err[512];
+
+	srv->handle = route_dispatch;
+	if (workers_init(srv, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if ((srv->auditq = auditq_start(srv)) == NULL ||
+	    (srv->depcache = depcache_start(srv->conf, srv->depcache_limit)) ==
+		NULL ||
+	    (srv->authcache = authcache_new()) == NULL)
+		fatalx("cannot start the audit queue or the caches");
+	authcache_channel(srv->authcache, &ch[0]);
+	depcache_channel(srv->depcache, &ch[1]);
+	if ((srv->listener = store_listen_start(srv->conf, ch, 2)) == NULL)
+		fatalx("cannot start the caches' listener");
+	if (workers_run(srv, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+}
+
+/* Stop accepting, drain, and free the request path (rows queued commit). */
+static void
+serve_stop(struct server *srv)
+{
+	workers_stop(srv);
+	auditq_stop(srv->auditq);
+	srv->auditq = NULL;
+	store_listen_stop(srv->listener);
+	srv->listener = NULL;
+	authcache_free(srv->authcache);
+	srv->authcache = NULL;
+	depcache_stop(srv->depcache);
+	srv->depcache = NULL;
+	workers_free(srv);
 }
 
 static void
@@ -386,17 +440,16 @@ main(int argc, char **argv)
 		fatalx("libevent has no pthreads support");
 	if ((srv.lfd = listen_socket(listen_addr, port)) == -1)
 		exit(1);
-	if (ha_start(&srv, err, sizeof(err)) == -1)
+	if ((srv.ha = ha_start(srv.conf, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	/* After the signal mask (threads inherit it) and the HA role. */
 	if (mailer_start(&srv, err, sizeof(err)) == -1)
 		fatalx("mail sender: %s", err);
-	if (http_workers_start(&srv, err, sizeof(err)) == -1)
-		fatalx("%s", err);
+	serve_start(&srv);
 	log_info("serving %s on https://%s:%d/ with %d threads (TLS minimum "
 	    "%s) as the %s server", srv.qfpr, listen_addr ? listen_addr : "*", port, threads,
 	    srv.conf->tls_min_version_name,
-	    ha_is_passive(&srv) ? "passive" : "active");
+	    ha_is_passive(srv.ha) ? "passive" : "active");
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
@@ -409,9 +462,9 @@ main(int argc, char **argv)
 	}
 	log_info("%s: draining and shutting down", strsignal(sig));
 	atomic_store(&srv.draining, 1);
-	http_workers_stop(&srv);
+	serve_stop(&srv);
 	mailer_stop(&srv);
-	ha_stop(&srv);
+	ha_stop(srv.ha);
 	close(srv.lfd);
 	SSL_CTX_free(srv.ctx);
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));

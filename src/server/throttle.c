@@ -4,11 +4,12 @@
  * THROTTLE_WINDOW-second window block that address until the window ends.
  * A fixed table; when it is full the oldest window is dropped.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "server.h"
+#include "throttle.h"
 
 #define THROTTLE_SLOTS 4096
 #define THROTTLE_MAX 5
@@ -108,6 +109,20 @@ throttle_blocked(struct throttle *t, const char *addr, int *retry)
 	}
 	pthread_mutex_unlock(&t->mtx);
 	return blocked;
+}
+
+int
+throttle_check(struct throttle *t, const char *addr, struct verdict *v)
+{
+	int retry;
+
+	if (!throttle_blocked(t, addr, &retry))
+		return 0;
+	verdict_refuse(v, 429, "throttled",
+	    "too many failed registrations from this address; try again "
+	    "later");
+	v->retry_after = retry > 0 ? retry : 1;
+	return -1;
 }
 
 void

@@ -11,8 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "connlimit.h"
 #include "log.h"
-#include "server.h"
+#include "tls.h"
 #include "spawn.h"
 #include "util.h"
 

@@ -61,9 +61,8 @@ CFLAGS_FUZZ="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 sources_for() {
 	case $1 in
 	conf) echo src/common/conf.c src/common/util.c src/common/log.c ;;
-	# auth.c's request path needs the server's audit/http/db functions:
-	# fuzz_auth.c stubs those, so only auth.c and its common helpers.
-	auth) echo src/server/auth.c src/common/crypto.c src/common/util.c \
+	# The Authorization header's parser: authhdr.c and its helpers.
+	auth) echo src/server/authhdr.c src/common/crypto.c src/common/util.c \
 	    src/common/log.c ;;
 	descriptor) echo agent/descriptor.c src/common/util.c src/common/log.c ;;
 	# The client key check: clientkey.c over librnp.

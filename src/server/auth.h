@@ -1,0 +1,33 @@
+/*
+ * auth.h - request signatures (KT1-HMAC-SHA256): who sent a request.
+ * A verdict, never an answer: the handler answers a refusal.
+ */
+#ifndef KT_AUTH_H
+#define KT_AUTH_H
+
+#include "crypto.h"
+#include "http.h"
+#include "pgp.h"
+#include "server.h"
+#include "verdict.h"
+
+/* A client whose request signature verified. */
+struct auth_client {
+	char fpr[PGP_FPR_LEN + 1];
+	char org[72];
+};
+
+/*
+ * Verify the Authorization header of req over its body: 0 with the client
+ * in out, or -1 with v refusing it (401, 403; 500, 503 when the server
+ * cannot tell).  Every refusal of the client is audited ("auth").
+ */
+int auth_request(struct worker *w, struct http_req *req,
+    struct auth_client *out, struct verdict *v);
+
+/* Open a client's sealed signing secret (AAD = fingerprint). */
+int auth_secret_open(const unsigned char datakey[CRYPTO_KEY_LEN],
+    const char *fpr, const unsigned char *nonce, size_t noncelen,
+    const unsigned char *ct, size_t ctlen, unsigned char secret[CRYPTO_KEY_LEN]);
+
+#endif

@@ -1,0 +1,12 @@
+/*
+ * contact.h - GET/POST /?q=TOKEN: the link of the "KeyTrustee Contact
+ * Registration" mail, where a contact registers its OpenPGP key.
+ */
+#ifndef KT_CONTACT_H
+#define KT_CONTACT_H
+
+#include "handler.h"
+
+handler_fn contact_page;
+
+#endif

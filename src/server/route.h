@@ -1,0 +1,38 @@
+/*
+ * route.h - the one table of what the server answers: {methods, path or
+ * action, handler}.  The HTTP layer hands every parsed request to
+ * route_dispatch (through struct server's handle); it finds the handler
+ * or answers 404, 405 or 400 itself.
+ */
+#ifndef KT_ROUTE_H
+#define KT_ROUTE_H
+
+#include <event2/keyvalq_struct.h>
+
+#include "handler.h"
+#include "httpmsg.h"
+#include "server.h"
+#include "verdict.h"
+
+#define ROUTE_M(m) (1u << (m))
+#define ROUTE_ANY (~0u)
+
+struct route {
+	unsigned methods; /* ROUTE_M(HTTPMSG_GET) | ...; ROUTE_ANY */
+	const char *path; /* exact, or ending in "/{name}": any one segment */
+	const char *param; /* "/" only: the query parameter that selects it */
+	const char *value; /* ... and its value (an action); NULL: any */
+	handler_fn *fn;
+};
+
+/* Route req and call its handler, or answer 404/405/400/413. */
+void route_dispatch(struct worker *w, struct http_req *req);
+/*
+ * The route of method on path with the parsed query q (NULL: none or not
+ * parsable): its entry with m filled, or NULL with v refusing (404, 405
+ * with its Allow, 400 for an unknown action).
+ */
+const struct route *route_find(enum httpmsg_method method, const char *path,
+    const struct evkeyvalq *q, struct handler_match *m, struct verdict *v);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * deposits.c - the deposits table: a client's read, list and delete, and
+ * the deposit cache's scan.  New deposits are inserted in batches
+ * (batch.c).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "../deposit.h"
+#include "int.h"
+#include "log.h"
+
+#define CREATED_TEXT                                                        \
+	"to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static const struct store_stmt stmt_read = {STMT_DEPOSIT_READ,
+    "kt_deposit_read",
+    "SELECT name, description, nonce, content, " CREATED_TEXT
+    " FROM deposits WHERE uuid = $1::uuid AND owner = $2",
+    2, NULL};
+
+enum store_result
+store_deposit_read(struct store *st, const char *uuid, const char *owner,
+    struct deposit **out)
+{
+	const char *params[2] = {uuid, owner};
+	enum store_result ret = STORE_FAIL;
+	PGresult *res;
+
+	*out = NULL;
+	res = store_prepared(st, &stmt_read, params, NULL, NULL, 1, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("deposit read: %s", store_error(res, st->db));
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		ret = STORE_NOT_FOUND;
+		goto out;
+	}
+	*out = deposit_new(uuid, owner, PQgetvalue(res, 0, 0),
+	    PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+	    (const unsigned char *)PQgetvalue(res, 0, 2),
+	    (size_t)PQgetlength(res, 0, 2),
+	    (const unsigned char *)PQgetvalue(res, 0, 3),
+	    (size_t)PQgetlength(res, 0, 3), PQgetvalue(res, 0, 4));
+	/* A nonce or ciphertext of the wrong size, or out of memory. */
+	ret = *out != NULL ? STORE_OK : STORE_INTEGRITY;
+out:
+	PQclear(res);
+	return ret;
+}
+
+enum store_result
+store_deposit_list(
+    struct store *st, const char *owner, const char *name, json_t **out)
+{
+	const char *params[2] = {owner, name};
+	enum store_result ret = STORE_FAIL;
+	PGresult *res;
+	json_t *arr = NULL, *item;
+	int i;
+
+	*out = NULL;
+	if (store_db(st) == NULL)
+		return STORE_FAIL;
+	res = PQexecParams(st->db,
+	    "SELECT uuid::text, name, description, " CREATED_TEXT
+	    " FROM deposits WHERE owner = $1 AND ($2::text IS NULL OR "
+	    "name = $2) ORDER BY created, uuid",
+	    2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("deposit list: %s", store_error(res, st->db));
+		goto out;
+	}
+	if ((arr = json_array()) == NULL)
+		goto oom;
+	for (i = 0; i < PQntuples(res); i++) {
+		item = json_pack("{s:s, s:s, s:o, s:s}", "uuid",
+		    PQgetvalue(res, i, 0), "name", PQgetvalue(res, i, 1),
+		    "description",
+		    PQgetisnull(res, i, 2) ? json_null()
+					   : json_string(PQgetvalue(res, i, 2)),
+		    "created", PQgetvalue(res, i, 3));
+		if (item == NULL || json_array_append_new(arr, item) == -1)
+			goto oom;
+	}
+	*out = arr;
+	arr = NULL;
+	ret = STORE_OK;
+	goto out;
+oom:
+	log_warnx("deposit list: out of memory");
+out:
+	json_decref(arr);
+	PQclear(res);
+	return ret;
+}
+
+enum store_result
+store_deposit_delete(
+    struct store *st, const char *uuid, const struct audit_row *a)
+{
+	const char *params[4] = {uuid, a->actor, a->org, store_text(a->remote)};
+	enum store_result ret = STORE_FAIL;
+	PGresult *res;
+	int timed_out;
+
+	/* The deletion and its audit row commit together. */
+	res = store_exec_bounded(st, NULL,
+	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+	    "d AS (DELETE FROM deposits WHERE uuid = $1::uuid AND "
+	    "owner = $2 AND (SELECT ok FROM g) RETURNING uuid), "
+	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $3, "
+	    "'deposit_delete', $1, $4, "
+	    "CASE WHEN count(*) > 0 THEN 'ok' ELSE 'not_found' END FROM d "
+	    "HAVING (SELECT ok FROM g)) "
+	    "SELECT (SELECT count(*) FROM d), (SELECT ok FROM g)",
+	    4, params, NULL, NULL, &timed_out);
+	if (timed_out)
+		ret = STORE_NO_SYNC;
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    PQntuples(res) != 1)
+		log_warnx("deposit delete: %s", store_error(res, st->db));
+	else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+		ret = STORE_NO_SYNC;
+	else if (strcmp(PQgetvalue(res, 0, 0), "0") == 0)
+		ret = STORE_NOT_FOUND;
+	else
+		ret = STORE_OK;
+	PQclear(res);
+	return ret;
+}
+
+#define SCAN_SELECT                                                         \
+	"SELECT uuid::text, owner, name, description, nonce, content, "     \
+	CREATED_TEXT " FROM deposits "
+/* deposits.uuid: plain uuid is the output column, text, sorted unindexed. */
+#define SCAN_ORDER "ORDER BY deposits.uuid LIMIT $2"
+
+int
+store_deposit_scan(struct store *st, const char *after, int limit,
+    store_deposit_fn *fn, void *arg, char last[CRYPTO_UUID_LEN + 1])
+{
+	char lim[16];
+	const char *params[2] = {after, lim};
+	struct deposit *d;
+	PGresult *res;
+	int i, n, stop;
+
+	if (store_db(st) == NULL)
+		return -1;
+	snprintf(lim, sizeof(lim), "%d", limit);
+	/* Two texts: "$1 IS NULL OR uuid > $1" would scan the whole table. */
+	if (*after)
+		res = PQexecParams(st->db,
+		    SCAN_SELECT "WHERE uuid > $1::uuid " SCAN_ORDER, 2, NULL,
+		    params, NULL, NULL, 1);
+	else
+		res = PQexecParams(st->db,
+		    SCAN_SELECT "ORDER BY deposits.uuid LIMIT $1", 1, NULL,
+		    params + 1, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("%s: %s", st->name, store_error(res, st->db));
+		PQclear(res);
+		return -1;
+	}
+	n = PQntuples(res);
+	for (i = 0; i < n; i++) {
+		d = deposit_new(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    PQgetvalue(res, i, 2),
+		    PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3),
+		    (const unsigned char *)PQgetvalue(res, i, 4),
+		    (size_t)PQgetlength(res, i, 4),
+		    (const unsigned char *)PQgetvalue(res, i, 5),
+		    (size_t)PQgetlength(res, i, 5), PQgetvalue(res, i, 6));
+		if (d == NULL)
+			continue; /* not one the API wrote: read on demand */
+		stop = fn(arg, d) == -1;
+		deposit_unref(d);
+		if (stop)
+			break;
+	}
+	if (n > 0)
+		snprintf(last, CRYPTO_UUID_LEN + 1, "%s",
+		    PQgetvalue(res, n - 1, 0));
+	PQclear(res);
+	return n;
+}

@@ -1,0 +1,88 @@
+/*
+ * int.h - what the files of src/server/store/ share, and nothing outside
+ * the folder includes: the connection, the prepared statements, the one
+ * INSERT of an audit row, and the write whose commit is bounded.
+ */
+#ifndef KT_STORE_INT_H
+#define KT_STORE_INT_H
+
+#include <libpq-fe.h>
+
+#include "store.h"
+
+/* The statements prepared per session, each with its bit in prepared. */
+enum store_stmt_id {
+	STMT_AUTH_CLIENT,
+	STMT_DEPOSIT_READ,
+	STMT_AUDIT_READS,
+	STMT_DEPOSITS_NEW,
+	STMT_COUNT
+};
+
+struct store_stmt {
+	enum store_stmt_id id;
+	const char *name;
+	const char *sql;
+	int nparams;
+	const Oid *types; /* NULL: inferred */
+};
+
+/*
+ * A parameter built in memory (batch.c's binary arrays), its buffer kept
+ * from one statement to the next.
+ */
+struct store_buf {
+	unsigned char *buf;
+	size_t len, cap;
+	int fail; /* out of memory, or an element not of its type */
+};
+#define STORE_BUFS 8
+
+struct store {
+	const struct kt_conf *conf;
+	char name[32];		/* in the log: "worker 2", "HA monitor" */
+	PGconn *db;
+	int pid;		/* the backend the statements are prepared on */
+	unsigned prepared;	/* bit (1 << id): prepared there */
+	int batch_ok;		/* the batch out: its statement succeeded */
+	struct store_buf arr[STORE_BUFS];
+};
+
+/*
+ * The one shape of an audit row's INSERT (store/audit.c): every statement
+ * that writes audit rows ends in it, selecting the seven columns in this
+ * order from its source.  at is now() but for a journal's rows.
+ */
+#define STORE_AUDIT_INSERT                                                   \
+	"INSERT INTO audit_log (at, actor, org, action, object, remote_addr, " \
+	"result) "
+/* A text parameter that is NULL for an empty or no value. */
+const char *store_text(const char *s);
+
+/* The connection, (re)connected when needed; NULL (logged) when down. */
+PGconn *store_db(struct store *st);
+/*
+ * PQexecPrepared of s on the store's connection, preparing it there first
+ * when needed.  Reads (retry = 1) are tried once more on a connection
+ * that broke since the last use (PostgreSQL restarted, a promotion).
+ */
+PGresult *store_prepared(struct store *st, const struct store_stmt *s,
+    const char *const *values, const int *lengths, const int *formats,
+    int binary, int retry);
+/* Prepare s now if this session does not have it; -1 (logged) on error. */
+int store_prepare(struct store *st, const struct store_stmt *s);
+/*
+ * A write whose commit may wait for the synchronous standby: sent, and
+ * its wait bounded; past the bound it is cancelled and NULL returned with
+ * *timed_out set (the row may be committed locally; it was not confirmed).
+ * s: a prepared statement, else sql.
+ */
+PGresult *store_exec_bounded(struct store *st, const struct store_stmt *s,
+    const char *sql, int n, const char *const *params, const int *lens,
+    const int *fmts, int *timed_out);
+/* libpq's primary message only: its detail may quote the row's values. */
+const char *store_error(PGresult *res, PGconn *db);
+/* 1 when res is an error because the database is read-only now. */
+int store_is_readonly(PGresult *res);
+
+#endif

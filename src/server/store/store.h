@@ -1,0 +1,230 @@
+/*
+ * store.h - the server's database: every statement keytrustee-server sends
+ * to its PostgreSQL is in src/server/store/, behind this interface.
+ *
+ * A struct store is one connection, used by one thread at a time: each
+ * worker has its own, as have the audit queue's committers, the HA monitor
+ * and the deposit cache's filler.  It connects lazily, is made again when
+ * it broke, and prepares the hot statements once per session.  Nothing
+ * here answers a request, knows a cache, or decides a policy: it runs the
+ * statement asked for and says what happened (enum store_result).
+ *
+ * Audit rows: struct audit_row is the one shape of a row of the
+ * append-only audit_log (who, what, when, from where; never secret
+ * material), and store/audit.c the one place that writes its INSERT; the
+ * writes that commit with their audit row (a new deposit, a deletion, a
+ * registration, a contact's key) take theirs as an argument.
+ */
+#ifndef KT_STORE_H
+#define KT_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "crypto.h"
+#include "pgp.h"
+
+struct deposit;
+
+enum store_result {
+	STORE_OK = 0,
+	STORE_NOT_FOUND = 1,  /* no such row (or not the caller's) */
+	STORE_CONFLICT = 2,   /* lost a race with a concurrent writer */
+	STORE_FAIL = -1,      /* the database is down or refused it */
+	STORE_NO_SYNC = -2,   /* a write found no synchronous standby */
+	STORE_READONLY = -3,  /* the database is a read-only standby */
+	STORE_INTEGRITY = -4, /* a stored row is not well formed */
+};
+
+/* One row of audit_log; NULL or "" remote is stored as NULL. */
+struct audit_row {
+	const char *actor;  /* a client's fingerprint, a contact, or NULL */
+	const char *org;
+	const char *action; /* "register", "deposit_read", "auth", ... */
+	const char *object; /* a deposit's uuid, a fingerprint, or NULL */
+	const char *remote; /* the peer's address */
+	const char *result; /* "ok", or why not */
+	const char *at;	    /* when, as ISO text; NULL: now */
+};
+#define AUDIT_ROW(...) (&(const struct audit_row){__VA_ARGS__})
+
+/* ---- connections (store/conn.c) ---------------------------------------- */
+
+/* A connection for conf's database, named in the log as name. */
+struct store *store_new(const struct kt_conf *conf, const char *name);
+void store_free(struct store *st);
+/* The applied schema version (one retry on a broken connection); -1. */
+int store_schema_version(struct store *st);
+
+/* ---- audit rows (store/audit.c) ----------------------------------------- */
+
+/*
+ * One row, committed on its own with synchronous_commit local: reads are
+ * audited and must go on while the passive is down.  STORE_READONLY when
+ * the database is a standby now (the caller journals the row instead).
+ */
+enum store_result store_audit(struct store *st, const struct audit_row *r);
+/* Rows written elsewhere first (a passive's journal), in one transaction. */
+enum store_result store_audit_import(struct store *st,
+    const struct audit_row *rows, int n);
+
+/*
+ * The audit rows of reads ("deposit_read", "ok"), as one statement sent
+ * without waiting: the connection is non-blocking, its socket watched by
+ * the caller's loop.  open: its socket (*fresh: a new connection, made now
+ * because there was none or it broke), -1 unreachable.  send: 0 sent, 1
+ * the rest waits for the socket to be writable (then flush, likewise), -1
+ * failed.  poll, when the socket is readable: 1 committed, 0 failed, 2 not
+ * all in yet, -1 the connection broke.  close: waits for a batch out, then
+ * closes the connection.
+ */
+int store_batch_open(struct store *st, int *fresh);
+int store_batch_send(struct store *st, const struct audit_row *rows, int n);
+int store_batch_flush(struct store *st);
+int store_batch_poll(struct store *st);
+void store_batch_close(struct store *st);
+
+/* ---- deposits (store/deposits.c, store/batch.c) ------------------------- */
+
+/* A new deposit as it is stored: sealed under the data key. */
+struct deposit_row {
+	const char *uuid, *owner, *org, *name, *desc; /* desc may be NULL */
+	const unsigned char *nonce; /* CRYPTO_NONCE_LEN */
+	const unsigned char *ct;
+	size_t ctlen;
+};
+
+/* Deposit uuid of owner: STORE_OK with *out, NOT_FOUND, FAIL, INTEGRITY. */
+enum store_result store_deposit_read(struct store *st, const char *uuid,
+    const char *owner, struct deposit **out);
+/* owner's deposits (named name, unless NULL) as the API lists them. */
+enum store_result store_deposit_list(struct store *st, const char *owner,
+    const char *name, json_t **out);
+/*
+ * New deposits with their deposit_create rows, in one transaction gated by
+ * the synchronous standby (STORE_NO_SYNC when there is none, or its wait
+ * timed out).  remote: the audit rows' addresses.
+ */
+enum store_result store_deposit_insert(struct store *st,
+    const struct deposit_row *rows, const char *const *remote, int n);
+/* Delete owner's deposit uuid with its audit row (result "ok"/"not_found"). */
+enum store_result store_deposit_delete(struct store *st, const char *uuid,
+    const struct audit_row *a);
+/*
+ * Up to limit deposits after uuid after ("" from the first), in uuid
+ * order, each handed to fn (which takes its own reference, and returns -1
+ * to stop); the number of rows read, or -1.  last: the last uuid read.
+ */
+typedef int store_deposit_fn(void *arg, struct deposit *d);
+int store_deposit_scan(struct store *st, const char *after, int limit,
+    store_deposit_fn *fn, void *arg, char last[CRYPTO_UUID_LEN + 1]);
+
+/* ---- organizations and clients (store/clients.c) ------------------------ */
+
+/* What a signed request needs of its client. */
+struct client_auth {
+	char fpr[PGP_FPR_LEN + 1];
+	char state[12]; /* "active", "pending", "disabled" */
+	char org[72];
+	unsigned char nonce[CRYPTO_NONCE_LEN]; /* the secret, still sealed */
+	unsigned char ct[CRYPTO_KEY_LEN + CRYPTO_TAG_LEN];
+};
+/* STORE_OK with *out, NOT_FOUND, FAIL, INTEGRITY (a sealed secret's size). */
+enum store_result store_client_auth(struct store *st, const char *fpr,
+    struct client_auth *out);
+
+/* An organization as registration needs it. */
+struct org_row {
+	char id[24];
+	char *auth_secret; /* malloc'd; "" when approval is automatic */
+};
+enum store_result store_org_get(struct store *st, const char *name,
+    struct org_row *out);
+void store_org_clear(struct org_row *o);
+
+/* A registered client, its sealed secret as in client_auth. */
+struct client_row {
+	char org_id[24];
+	struct client_auth a;
+};
+enum store_result store_client_get(struct store *st, const char *fpr,
+    struct client_row *out);
+
+/* A new client and the notice mail to its organization's contacts. */
+struct client_new {
+	const char *fpr, *org_id, *org, *hostname, *pubkey, *state, *remote;
+	const unsigned char *nonce, *ct; /* its sealed secret */
+	const char *subject, *body;      /* the notice */
+};
+/*
+ * Insert it with its audit row ("register", "created_<state>") and the
+ * notice for each contact, in one transaction gated by the synchronous
+ * standby; STORE_CONFLICT when the fingerprint is registered meanwhile.
+ */
+enum store_result store_client_insert(struct store *st,
+    const struct client_new *c);
+
+/* ---- contacts' registration links (store/contacts.c) -------------------- */
+
+struct contact_token {
+	char hash[2 * CRYPTO_HASH_LEN + 1]; /* hex SHA-256 of the token */
+	char org[72];
+	char contact[320];
+	char expires[32]; /* UTC, "YYYY-MM-DD HH:MM:SS" */
+	int used, expired;
+};
+/* The link of t->hash: STORE_OK (t filled), NOT_FOUND, FAIL. */
+enum store_result store_contact_token(struct store *st,
+    struct contact_token *t);
+/*
+ * Take the link (once, unexpired) and keep the contact's key, with its
+ * audit row (result "ok"); STORE_NOT_FOUND when the link went meanwhile.
+ */
+enum store_result store_contact_key(struct store *st,
+    const struct contact_token *t, const char *fpr, const char *pubkey,
+    const char *remote);
+
+/* ---- replication (store/repl.c) ----------------------------------------- */
+
+/* What the database says of replication. */
+struct repl_status {
+	int passive;        /* the database is a standby */
+	int sync_required;  /* active: synchronous_standby_names is set */
+	int sync_streaming; /* active: a synchronous standby streams */
+	int standbys;       /* active: streaming standbys */
+	int receiving;      /* passive: the WAL receiver streams */
+	long long lag_bytes;
+	double lag_seconds;
+	char active_host[256]; /* passive: the host of primary_conninfo */
+};
+/* One check: STORE_OK with *out filled, else STORE_FAIL (out untouched). */
+enum store_result store_repl_status(struct store *st, struct repl_status *out);
+
+/* ---- notifications (store/listen.c) ------------------------------------- */
+
+/*
+ * A thread LISTENing on channels: fn gets each notification's payload;
+ * live(arg, 1) once listening (after each reconnection), live(arg, 0) when
+ * the connection broke (what changed meanwhile is unknown) and at stop.
+ * A standby gets no notifications of its primary's changes: there the
+ * listener does not listen, and live stays 0.
+ */
+struct store_channel {
+	const char *name;
+	void (*fn)(void *arg, const char *payload);
+	void (*live)(void *arg, int on);
+	void *arg;
+};
+struct store_listener;
+struct store_listener *store_listen_start(const struct kt_conf *conf,
+    const struct store_channel *ch, int n);
+void store_listen_stop(struct store_listener *l);
+/*
+ * A connection of its own LISTENing on channel (the mail sender's, which
+ * hands it to mail_deliver); NULL, logged, when unreachable.
+ */
+PGconn *store_listen_conn(const struct kt_conf *conf, const char *channel);
+
+#endif
