@@ -67,11 +67,15 @@ usage(FILE *fp)
 	    "                     TLS connections open at once; more are "
 	    "refused at\n"
 	    "                     their handshake (default %d)\n"
+	    "      --deposit-cache-mb N\n"
+	    "                     memory for the cache of stored deposits, in "
+	    "MiB; 0:\n"
+	    "                     none (default: a quarter of the memory)\n"
 	    "  -d, --debug        log debug messages\n"
 	    "  -h, --help         show this help\n\n"
 	    "Signals: TERM or INT drain and exit; HUP reloads the TLS "
-	    "certificate and key.\n", KT_DEFAULT_HOME, KT_DEFAULT_PORT,
-	    DEFAULT_MAX_CONNS);
+	    "certificate and key.\n\nSee keytrustee-server(8).\n",
+	    KT_DEFAULT_HOME, KT_DEFAULT_PORT, DEFAULT_MAX_CONNS);
 }
 
 /* --deposit-cache-mb in bytes; by default a quarter of the memory. */
