@@ -1,0 +1,192 @@
+/* test_route.c - unit tests for src/server/route.c's table and matching. */
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "contact.h"
+#include "info.h"
+#include "route.h"
+
+/* route_find on a request target split as the HTTP layer splits it. */
+static const struct route *
+find(enum httpmsg_method method, const char *path, const char *query,
+    struct handler_match *m, struct verdict *v, struct evkeyvalq *q)
+{
+	TAILQ_INIT(q);
+	return route_find(method, path,
+	    query != NULL && evhttp_parse_query_str(query, q) == 0 ? q : NULL,
+	    m, v);
+}
+
+#define FIND(method, path, query)                                           \
+	find((method), (path), (query), &m, &v, &q)
+
+static void
+test_api_routes(void **state)
+{
+	const struct route *r;
+	struct handler_match m;
+	struct verdict v;
+	struct evkeyvalq q;
+
+	(void)state;
+	r = FIND(HTTPMSG_POST, "/v1/register", NULL);
+	assert_non_null(r);
+	assert_ptr_equal(r->fn, api_register);
+	assert_null(m.rest);
+	r = FIND(HTTPMSG_GET, "/v1/deposits", "name=a");
+	assert_ptr_equal(r->fn, api_deposit_list);
+	evhttp_clear_headers(&q);
+	r = FIND(HTTPMSG_POST, "/v1/deposits", NULL);
+	assert_ptr_equal(r->fn, api_deposit_create);
+	r = FIND(HTTPMSG_GET, "/v1/deposits/0b9c", NULL);
+	assert_ptr_equal(r->fn, api_deposit_get);
+	assert_string_equal(m.rest, "0b9c");
+	r = FIND(HTTPMSG_DELETE, "/v1/deposits/x", NULL);
+	assert_ptr_equal(r->fn, api_deposit_delete);
+	assert_string_equal(m.rest, "x");
+}
+
+static void
+test_method_not_allowed_names_the_methods(void **state)
+{
+	static const struct {
+		enum httpmsg_method m;
+		const char *path, *allow;
+	} cases[] = {
+	    {HTTPMSG_GET, "/v1/register", "POST"},
+	    {HTTPMSG_PUT, "/v1/deposits", "GET, POST"},
+	    {HTTPMSG_DELETE, "/v1/deposits", "GET, POST"},
+	    {HTTPMSG_HEAD, "/v1/deposits", "GET, POST"},
+	    {HTTPMSG_POST, "/v1/deposits/u", "GET, DELETE"},
+	    {HTTPMSG_POST, "/health", "GET, HEAD"},
+	    {HTTPMSG_DELETE, "/", "GET, HEAD"},
+	    {HTTPMSG_OTHER, "/", "GET, HEAD"},
+	};
+	struct handler_match m;
+	struct verdict v;
+	struct evkeyvalq q;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_null(FIND(cases[i].m, cases[i].path, NULL));
+		assert_int_equal(v.status, 405);
+		assert_string_equal(v.code, "method_not_allowed");
+		assert_string_equal(v.allow, cases[i].allow);
+	}
+}
+
+static void
+test_not_found(void **state)
+{
+	static const char *const paths[] = {"/no/such/thing",
+	    "/v1/nothing-here", "/health/extra", "/v1/deposits/",
+	    "/v1/deposits/u/x", "/v1", "/v1/registerx", ""};
+	struct handler_match m;
+	struct verdict v;
+	struct evkeyvalq q;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		assert_null(FIND(HTTPMSG_GET, paths[i], NULL));
+		assert_int_equal(v.status, 404);
+		assert_string_equal(v.code, "not_found");
+		assert_null(v.allow);
+	}
+	/* Whatever the method: no resource, so no method of it either. */
+	assert_null(FIND(HTTPMSG_POST, "/no/such/thing", NULL));
+	assert_int_equal(v.status, 404);
+}
+
+static void
+test_actions(void **state)
+{
+	const struct route *r;
+	struct handler_match m;
+	struct verdict v;
+	struct evkeyvalq q;
+
+	(void)state;
+	r = FIND(HTTPMSG_GET, "/", "a=fingerprint");
+	assert_ptr_equal(r->fn, info_fingerprint);
+	assert_string_equal(m.value, "fingerprint");
+	evhttp_clear_headers(&q);
+	r = FIND(HTTPMSG_HEAD, "/", "a=pubkey");
+	assert_ptr_equal(r->fn, info_pubkey);
+	evhttp_clear_headers(&q);
+	r = FIND(HTTPMSG_HEAD, "/health", NULL);
+	assert_ptr_equal(r->fn, info_health);
+
+	/* An action the table does not have: 400, naming those it has. */
+	assert_null(FIND(HTTPMSG_GET, "/", "a=%3Cscript%3Enosuchaction"));
+	assert_int_equal(v.status, 400);
+	assert_string_equal(v.code, "unknown_action");
+	assert_string_equal(v.msg,
+	    "unknown action in parameter a (known: fingerprint, pubkey)");
+	assert_null(strchr(v.msg, '<'));
+	evhttp_clear_headers(&q);
+
+	/* A known action with a method it does not take. */
+	assert_null(FIND(HTTPMSG_POST, "/", "a=fingerprint"));
+	assert_int_equal(v.status, 405);
+	assert_string_equal(v.allow, "GET, HEAD");
+	evhttp_clear_headers(&q);
+
+	/* "/" naming nothing (or a query that does not parse). */
+	assert_null(FIND(HTTPMSG_GET, "/", NULL));
+	assert_int_equal(v.status, 404);
+	assert_string_equal(v.msg, "no such resource; try /?a=fingerprint");
+	assert_null(FIND(HTTPMSG_GET, "/", "b=1"));
+	assert_int_equal(v.status, 404);
+	evhttp_clear_headers(&q);
+	assert_null(FIND(HTTPMSG_GET, "/", "a"));
+	assert_int_equal(v.status, 404);
+	evhttp_clear_headers(&q);
+}
+
+static void
+test_contact_link_takes_every_method(void **state)
+{
+	static const enum httpmsg_method methods[] = {HTTPMSG_GET,
+	    HTTPMSG_HEAD, HTTPMSG_POST, HTTPMSG_PUT, HTTPMSG_DELETE,
+	    HTTPMSG_OTHER};
+	const struct route *r;
+	struct handler_match m;
+	struct verdict v;
+	struct evkeyvalq q;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		/* The page answers methods itself (HTML for a browser). */
+		r = FIND(methods[i], "/", "q=TOKEN&a=fingerprint");
+		assert_non_null(r);
+		assert_ptr_equal(r->fn, contact_page);
+		assert_string_equal(m.value, "TOKEN");
+		evhttp_clear_headers(&q);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_api_routes),
+	    cmocka_unit_test(test_method_not_allowed_names_the_methods),
+	    cmocka_unit_test(test_not_found),
+	    cmocka_unit_test(test_actions),
+	    cmocka_unit_test(test_contact_link_takes_every_method),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
