@@ -197,10 +197,30 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_HELPER)
 	BENCH_QUICK=$(BENCH_QUICK) /usr/bin/python3 tests/bench/bench.py
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries and scripts;
+# libkeytrustee (both flavours, shared libraries 0644 as Debian installs
+# them), its header and keytrustee.pc (made from keytrustee.pc.in for this
+# PREFIX); and every manual page docs/man/NAME.N as share/man/manN/NAME.N.
+MAN_PAGES := $(wildcard docs/man/*.[1-8])
+LIBKT_PC_SED = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(KT_VERSION)|g' \
+	-e 's|@REQUIRES_PRIVATE@|$(LIBKT_REQUIRES)|g' \
+	-e 's|@LIBS_PRIVATE@|$(LIBKT_LIBS_PRIVATE)|g'
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN_PATHS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/ktbackup.sh scripts/kt-backup-schedule.sh $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0644 $(LIBKT_A) $(BUILD)/lib/$(LIBKT_SOFILE) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(LIBKT_SOFILE) $(DESTDIR)$(PREFIX)/lib/$(LIBKT_SONAME)
+	ln -sf $(LIBKT_SONAME) $(DESTDIR)$(PREFIX)/lib/libkeytrustee.so
+	install -m 0644 src/libkeytrustee/keytrustee.h $(DESTDIR)$(PREFIX)/include/
+	sed $(LIBKT_PC_SED) src/libkeytrustee/keytrustee.pc.in >$(BUILD)/keytrustee.pc
+	install -m 0644 $(BUILD)/keytrustee.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	@set -e; for page in $(MAN_PAGES); do \
+		dir=$(DESTDIR)$(PREFIX)/share/man/man$${page##*.}; \
+		echo "install -m 0644 $$page $$dir/"; \
+		install -d $$dir; install -m 0644 $$page $$dir/; \
+	done
 
 # The CSD bundle (descriptor + scripts, Cloudera's jar layout) and the
 # parcel with its repo manifest (version from the descriptor).
