@@ -114,8 +114,8 @@ KT_EXPORT int kt_client_registered(const struct kt_client *c);
  * from kt_client_state().  A pending client is registered, but the server
  * refuses its requests (KT_EPENDING) until an org admin enables it.
  */
-KT_EXPORT int kt_register(struct kt_client *c,
-    const struct kt_register_opts *o);
+KT_EXPORT int kt_register(
+    struct kt_client *c, const struct kt_register_opts *o);
 
 /* Encrypt data to our key, store it; *uuid (malloc'd) names the deposit. */
 KT_EXPORT int kt_put(struct kt_client *c, const char *name,
@@ -130,8 +130,8 @@ KT_EXPORT int kt_put(struct kt_client *c, const char *name,
 KT_EXPORT int kt_get(struct kt_client *c, const char *uuid, int flags,
     unsigned char **data, size_t *len, enum kt_source *src);
 /* The same by name: the newest deposit with that name. */
-KT_EXPORT int kt_get_by_name(struct kt_client *c, const char *name,
-    int flags, unsigned char **data, size_t *len, enum kt_source *src);
+KT_EXPORT int kt_get_by_name(struct kt_client *c, const char *name, int flags,
+    unsigned char **data, size_t *len, enum kt_source *src);
 
 /* List our deposits (all when name is NULL). */
 KT_EXPORT int kt_list(struct kt_client *c, const char *name,
