@@ -40,13 +40,45 @@ SERVER_OBJ := $(filter-out %/main.o,$(keytrustee-server_SRC:%.c=$(BUILD)/obj/%.o
 SERVER_LIB := $(BUILD)/lib/libkeytrustee-server.a
 ktadmin_SRC := $(wildcard src/ktadmin/*.c)
 keytrustee-orgtool_SRC := $(wildcard src/orgtool/*.c)
-# The client is a thin main over libkeytrustee (src/libkeytrustee/).
-keytrustee-client_SRC := $(wildcard src/client/*.c) \
-	$(wildcard src/libkeytrustee/*.c)
+# The client is a thin main over libkeytrustee, linked statically so that
+# build/bin/keytrustee-client (and the parcel's copy) runs on its own.
+keytrustee-client_SRC := $(wildcard src/client/*.c)
+keytrustee-client_ARCHIVES = $(LIBKT_A)
 # The host agent of the managed service (descriptor/, csd/, parcels/).
 kt-agent_SRC := $(wildcard agent/*.c)
 
 BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
+
+# libkeytrustee (src/libkeytrustee/): the client library, installed with
+# its header and a pkg-config file.  Its files are compiled with
+# -fvisibility=hidden: what keytrustee.h marks KT_EXPORT, the kt_* API, is
+# all either flavour exports.
+#  - libkeytrustee.a is one object, linked (ld -r) from the library's
+#    objects and the common objects they use, in which every other symbol
+#    is made local: a program needs no libkeytrustee-common.a beside it,
+#    and none of its names (log_*, fatal, ...) can clash with the program's.
+#  - libkeytrustee.so.$(LIBKT_MAJOR) is linked from position-independent
+#    objects built apart, under $(BUILD)/pic/.
+# What the library itself links, for the .so and for keytrustee.pc: the
+# packages of Requires.private and the flags of Libs.private.  libcurl is a
+# plain -lcurl, not a package: `pkg-config --static` would add the
+# Libs.private of Debian's libcurl.pc (-lrtmp -lssh2 -lldap ... for a static
+# libcurl.a), whose -dev packages libcurl4-openssl-dev does not pull in, and
+# a static link of libkeytrustee.a needs only libcurl itself.
+LIBKT_MAJOR := 1
+LIBKT_VERSION := $(LIBKT_MAJOR).0.0
+LIBKT_REQUIRES := libcrypto gpgme jansson
+LIBKT_LIBS_PRIVATE := -lcurl -pthread
+LIBKT_SRC := $(wildcard src/libkeytrustee/*.c)
+LIBKT_OBJ := $(LIBKT_SRC:%.c=$(BUILD)/obj/%.o)
+LIBKT_A := $(BUILD)/lib/libkeytrustee.a
+LIBKT_SO := $(BUILD)/lib/libkeytrustee.so
+LIBKT_SONAME := libkeytrustee.so.$(LIBKT_MAJOR)
+LIBKT_SOFILE := libkeytrustee.so.$(LIBKT_VERSION)
+LIBKT_PIC_OBJ := $(LIBKT_SRC:%.c=$(BUILD)/pic/%.o)
+COMMON_PIC_LIB := $(BUILD)/lib/libkeytrustee-common_pic.a
+LIBKT_HIDDEN := -fvisibility=hidden
+OBJCOPY ?= objcopy
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -54,11 +86,18 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 .PHONY: all deps run stop check unit unit-san system fuzz bench install clean \
 	format csd parcel
 
-all: $(BIN_PATHS)
+all: $(BIN_PATHS) $(LIBKT_A) $(LIBKT_SO)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Position-independent objects, only for libkeytrustee.so.
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC $(LIBKT_HIDDEN) -MMD -MP -c -o $@ $<
+
+$(LIBKT_OBJ): CFLAGS += $(LIBKT_HIDDEN)
 
 $(COMMON_LIB): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -70,8 +109,38 @@ $(SERVER_LIB): $(SERVER_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+# libkeytrustee.a: kt_* stays global, but what is hidden (the library's
+# internals) and every name not kt_* (the common objects) turns local.
+$(LIBKT_A): $(LIBKT_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(LD) -r -o $(BUILD)/obj/libkeytrustee.o $^
+	$(OBJCOPY) --localize-hidden --wildcard --keep-global-symbol='kt_*' \
+		$(BUILD)/obj/libkeytrustee.o
+	rm -f $@
+	ar rcs $@ $(BUILD)/obj/libkeytrustee.o
+
+$(COMMON_PIC_LIB): $(COMMON_SRC:%.c=$(BUILD)/pic/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+# The shared library, with its SONAME and the links ldconfig and the
+# linker look for (libkeytrustee.so.1, libkeytrustee.so).
+$(BUILD)/lib/$(LIBKT_SOFILE): $(LIBKT_PIC_OBJ) $(COMMON_PIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(LIBKT_SONAME) -Wl,--no-undefined \
+		$(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(LIBKT_REQUIRES)) \
+		$(LIBKT_LIBS_PRIVATE)
+
+$(LIBKT_SO): $(BUILD)/lib/$(LIBKT_SOFILE)
+	ln -sf $(LIBKT_SOFILE) $(BUILD)/lib/$(LIBKT_SONAME)
+	ln -sf $(LIBKT_SONAME) $@
+
+# A binary: its objects, the archives of ours it names in NAME_ARCHIVES,
+# the common library, then NAME_LIBS and the packages' libraries.
 define bin_rule
-$(BUILD)/bin/$(1): $$($(1)_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
+$(BUILD)/bin/$(1): $$($(1)_SRC:%.c=$(BUILD)/obj/%.o) $$($(1)_ARCHIVES) \
+	$(COMMON_LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
 endef
@@ -84,7 +153,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB) $(COMMON_LIB)
 	$(CC) $(CFLAGS) -Isrc/server -o $@ $^ $(LDFLAGS) \
 		$(keytrustee-server_LIBS) $(LIBS) -lcmocka
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -128,10 +197,30 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_HELPER)
 	BENCH_QUICK=$(BENCH_QUICK) /usr/bin/python3 tests/bench/bench.py
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries and scripts;
+# libkeytrustee (both flavours, shared libraries 0644 as Debian installs
+# them), its header and keytrustee.pc (made from keytrustee.pc.in for this
+# PREFIX); and every manual page docs/man/NAME.N as share/man/manN/NAME.N.
+MAN_PAGES := $(wildcard docs/man/*.[1-8])
+LIBKT_PC_SED = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(KT_VERSION)|g' \
+	-e 's|@REQUIRES_PRIVATE@|$(LIBKT_REQUIRES)|g' \
+	-e 's|@LIBS_PRIVATE@|$(LIBKT_LIBS_PRIVATE)|g'
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN_PATHS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/ktbackup.sh scripts/kt-backup-schedule.sh $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0644 $(LIBKT_A) $(BUILD)/lib/$(LIBKT_SOFILE) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(LIBKT_SOFILE) $(DESTDIR)$(PREFIX)/lib/$(LIBKT_SONAME)
+	ln -sf $(LIBKT_SONAME) $(DESTDIR)$(PREFIX)/lib/libkeytrustee.so
+	install -m 0644 src/libkeytrustee/keytrustee.h $(DESTDIR)$(PREFIX)/include/
+	sed $(LIBKT_PC_SED) src/libkeytrustee/keytrustee.pc.in >$(BUILD)/keytrustee.pc
+	install -m 0644 $(BUILD)/keytrustee.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	@set -e; for page in $(MAN_PAGES); do \
+		dir=$(DESTDIR)$(PREFIX)/share/man/man$${page##*.}; \
+		echo "install -m 0644 $$page $$dir/"; \
+		install -d $$dir; install -m 0644 $$page $$dir/; \
+	done
 
 # The CSD bundle (descriptor + scripts, Cloudera's jar layout) and the
 # parcel with its repo manifest (version from the descriptor).

@@ -44,6 +44,16 @@ enum kt_status {
 	KT_EUNAUTH = -10,    /* the server rejected our signature (401) */
 };
 
+/*
+ * What libkeytrustee exports: it is built with -fvisibility=hidden, and the
+ * functions declared here with KT_EXPORT are its whole public interface.
+ */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define KT_EXPORT __attribute__((visibility("default")))
+#else
+#define KT_EXPORT
+#endif
+
 struct kt_client;
 
 /* What kt_list returns, one per deposit. */
@@ -70,6 +80,10 @@ struct kt_register_opts {
 /* Where kt_get found the content. */
 enum kt_source { KT_SRC_ACTIVE, KT_SRC_PASSIVE, KT_SRC_CACHE };
 
+/* The default config dir, $HOME/.keytrustee, into buf; KT_EINVAL when HOME
+ * is unset or too long. */
+KT_EXPORT int kt_default_confdir(char *buf, size_t len);
+
 /*
  * Open a client over confdir (NULL = $HOME/.keytrustee).  Reads
  * keytrustee.conf when present; a missing file is not an error here (the
@@ -77,23 +91,21 @@ enum kt_source { KT_SRC_ACTIVE, KT_SRC_PASSIVE, KT_SRC_CACHE };
  * On error *out still receives a client (for kt_client_error) unless memory
  * ran out; free it with kt_client_free.
  */
-/* The default config dir, $HOME/.keytrustee, into buf; KT_EINVAL when HOME
- * is unset or too long. */
-int kt_default_confdir(char *buf, size_t len);
-int kt_client_open(const char *confdir, struct kt_client **out);
-void kt_client_free(struct kt_client *c);
+KT_EXPORT int kt_client_open(const char *confdir, struct kt_client **out);
+KT_EXPORT void kt_client_free(struct kt_client *c);
 
 /* The last error: message, server error code (or NULL), HTTP status (or 0). */
-const char *kt_client_error(const struct kt_client *c);
-const char *kt_client_error_code(const struct kt_client *c);
-int kt_client_http_status(const struct kt_client *c);
+KT_EXPORT const char *kt_client_error(const struct kt_client *c);
+KT_EXPORT const char *kt_client_error_code(const struct kt_client *c);
+KT_EXPORT int kt_client_http_status(const struct kt_client *c);
 
-/* Accessors (NULL when not registered). */
-const char *kt_client_confdir(const struct kt_client *c);
-const char *kt_client_fingerprint(const struct kt_client *c); /* "3072R/.." */
-const char *kt_client_server(const struct kt_client *c);
-const char *kt_client_state(const struct kt_client *c);      /* active... */
-int kt_client_registered(const struct kt_client *c);
+/* Accessors (NULL when not registered); the fingerprint is "3072R/<hex>",
+ * the state "active" or "pending". */
+KT_EXPORT const char *kt_client_confdir(const struct kt_client *c);
+KT_EXPORT const char *kt_client_fingerprint(const struct kt_client *c);
+KT_EXPORT const char *kt_client_server(const struct kt_client *c);
+KT_EXPORT const char *kt_client_state(const struct kt_client *c);
+KT_EXPORT int kt_client_registered(const struct kt_client *c);
 
 /*
  * Register with a server: make the OpenPGP key if there is none, send the
@@ -102,11 +114,12 @@ int kt_client_registered(const struct kt_client *c);
  * from kt_client_state().  A pending client is registered, but the server
  * refuses its requests (KT_EPENDING) until an org admin enables it.
  */
-int kt_register(struct kt_client *c, const struct kt_register_opts *o);
+KT_EXPORT int kt_register(
+    struct kt_client *c, const struct kt_register_opts *o);
 
 /* Encrypt data to our key, store it; *uuid (malloc'd) names the deposit. */
-int kt_put(struct kt_client *c, const char *name, const char *description,
-    const void *data, size_t len, char **uuid);
+KT_EXPORT int kt_put(struct kt_client *c, const char *name,
+    const char *description, const void *data, size_t len, char **uuid);
 
 /*
  * Fetch and decrypt a deposit into *data (malloc'd, *len bytes, NUL added
@@ -114,22 +127,22 @@ int kt_put(struct kt_client *c, const char *name, const char *description,
  * failure or 5xx, then to the cache unless KT_GET_NO_CACHE.  *src (may be
  * NULL) says which answered.  A 404 from the server drops the cache entry.
  */
-int kt_get(struct kt_client *c, const char *uuid, int flags,
+KT_EXPORT int kt_get(struct kt_client *c, const char *uuid, int flags,
     unsigned char **data, size_t *len, enum kt_source *src);
 /* The same by name: the newest deposit with that name. */
-int kt_get_by_name(struct kt_client *c, const char *name, int flags,
+KT_EXPORT int kt_get_by_name(struct kt_client *c, const char *name, int flags,
     unsigned char **data, size_t *len, enum kt_source *src);
 
 /* List our deposits (all when name is NULL). */
-int kt_list(struct kt_client *c, const char *name,
+KT_EXPORT int kt_list(struct kt_client *c, const char *name,
     struct kt_deposit_info **items, size_t *n);
-void kt_deposit_info_free(struct kt_deposit_info *items, size_t n);
+KT_EXPORT void kt_deposit_info_free(struct kt_deposit_info *items, size_t n);
 
 /* Delete a deposit on the server and its cache entry. */
-int kt_delete(struct kt_client *c, const char *uuid);
+KT_EXPORT int kt_delete(struct kt_client *c, const char *uuid);
 
 /* Stop the gpg-agent GnuPG started for this client's home (for tests). */
-void kt_client_kill_agent(struct kt_client *c);
+KT_EXPORT void kt_client_kill_agent(struct kt_client *c);
 
 #ifdef __cplusplus
 }

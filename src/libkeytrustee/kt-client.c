@@ -2,7 +2,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,43 +13,6 @@
 #include "util.h"
 
 #define KT_CONF_MAX (64 * 1024)
-
-void
-kt_seterr(struct kt_client *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-}
-
-void
-kt_clearerr(struct kt_client *c)
-{
-	c->err[0] = '\0';
-	free(c->err_code);
-	c->err_code = NULL;
-	c->http_status = 0;
-}
-
-const char *
-kt_client_error(const struct kt_client *c)
-{
-	return c->err[0] != '\0' ? c->err : "no error";
-}
-
-const char *
-kt_client_error_code(const struct kt_client *c)
-{
-	return c->err_code;
-}
-
-int
-kt_client_http_status(const struct kt_client *c)
-{
-	return c->http_status;
-}
 
 const char *
 kt_client_confdir(const struct kt_client *c)

@@ -38,9 +38,12 @@ struct kt_resp {
 	size_t len;
 };
 
+/* kt-error.c */
 void kt_seterr(struct kt_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void kt_clearerr(struct kt_client *c);
+
+/* kt-client.c */
 int kt_conf_save(struct kt_client *c);
 /* Refuse a file open to group/others: KT_EPERM with the modes. */
 int kt_file_mode_ok(struct kt_client *c, const char *path);
