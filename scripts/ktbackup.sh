@@ -42,6 +42,8 @@ OUTPUT/kts_bak_<fqdn with . as _>_<YYYY-MM-DD_HH-MM-SS>.tar[.gpg].
   -h, --help                 show this help and exit
 
 Either --gpg-recipient or --cleartext is required.
+
+See ktbackup.sh(8).
 EOF
 }
 
