@@ -35,27 +35,17 @@ enum store_result
 store_client_auth(struct store *st, const char *fpr, struct client_auth *out)
 {
 	const char *params[1] = {fpr};
-	enum store_result ret = STORE_FAIL;
+	enum store_result ret;
 	PGresult *res;
 
-	res = store_prepared(st, &stmt_auth, params, NULL, NULL, 1, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("auth: %s", store_error(res, st->db));
-		goto out;
-	}
-	if (PQntuples(res) != 1) {
-		ret = STORE_NOT_FOUND;
-		goto out;
-	}
-	if (sealed_secret(res, 1, out) == -1) {
+	if ((ret = store_row(st, "auth", &stmt_auth, NULL, 1, params, 1,
+		 &res)) != STORE_OK)
+		return ret;
+	if (sealed_secret(res, 1, out) == -1)
 		ret = STORE_INTEGRITY;
-		goto out;
-	}
 	snprintf(out->fpr, sizeof(out->fpr), "%s", fpr);
 	snprintf(out->state, sizeof(out->state), "%s", PQgetvalue(res, 0, 0));
 	snprintf(out->org, sizeof(out->org), "%s", PQgetvalue(res, 0, 3));
-	ret = STORE_OK;
-out:
 	PQclear(res);
 	return ret;
 }
@@ -64,23 +54,17 @@ enum store_result
 store_org_get(struct store *st, const char *name, struct org_row *out)
 {
 	const char *params[1] = {name};
-	enum store_result ret = STORE_FAIL;
+	enum store_result ret;
 	PGresult *res;
 
 	memset(out, 0, sizeof(*out));
-	if (store_db(st) == NULL)
-		return STORE_FAIL;
-	res = PQexecParams(st->db,
-	    "SELECT id::text, auth_secret FROM orgs WHERE name = $1", 1, NULL,
-	    params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		log_warnx("register: %s", store_error(res, st->db));
-	else if (PQntuples(res) != 1)
-		ret = STORE_NOT_FOUND;
-	else if ((out->auth_secret = strdup(PQgetvalue(res, 0, 1))) != NULL) {
-		snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-		ret = STORE_OK;
-	}
+	if ((ret = store_row(st, "register", NULL,
+		 "SELECT id::text, auth_secret FROM orgs WHERE name = $1", 1,
+		 params, 0, &res)) != STORE_OK)
+		return ret;
+	if ((out->auth_secret = strdup(PQgetvalue(res, 0, 1))) == NULL)
+		ret = STORE_FAIL;
+	snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return ret;
 }
@@ -97,30 +81,21 @@ enum store_result
 store_client_get(struct store *st, const char *fpr, struct client_row *out)
 {
 	const char *params[1] = {fpr};
-	enum store_result ret = STORE_FAIL;
+	enum store_result ret;
 	PGresult *res;
 
 	memset(out, 0, sizeof(*out));
-	if (store_db(st) == NULL)
-		return STORE_FAIL;
-	res = PQexecParams(st->db,
-	    "SELECT org_id::text, state, secret_nonce, secret_ct "
-	    "FROM clients WHERE fingerprint = $1",
-	    1, NULL, params, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("register: %s", store_error(res, st->db));
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		ret = STORE_NOT_FOUND;
-		goto out;
-	}
+	if ((ret = store_row(st, "register", NULL,
+		 "SELECT org_id::text, state, secret_nonce, secret_ct "
+		 "FROM clients WHERE fingerprint = $1",
+		 1, params, 1, &res)) != STORE_OK)
+		return ret;
 	snprintf(out->org_id, sizeof(out->org_id), "%s", PQgetvalue(res, 0, 0));
 	snprintf(out->a.fpr, sizeof(out->a.fpr), "%s", fpr);
 	snprintf(out->a.state, sizeof(out->a.state), "%s",
 	    PQgetvalue(res, 0, 1));
-	ret = sealed_secret(res, 2, &out->a) == 0 ? STORE_OK : STORE_INTEGRITY;
-out:
+	if (sealed_secret(res, 2, &out->a) == -1)
+		ret = STORE_INTEGRITY;
 	PQclear(res);
 	return ret;
 }

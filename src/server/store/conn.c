@@ -115,6 +115,31 @@ store_prepared(struct store *st, const struct store_stmt *s,
 	return res;
 }
 
+enum store_result
+store_row(struct store *st, const char *what, const struct store_stmt *s,
+    const char *sql, int n, const char *const *params, int binary,
+    PGresult **res)
+{
+	*res = NULL;
+	if (s != NULL)
+		*res = store_prepared(st, s, params, NULL, NULL, binary, 1);
+	else if (store_db(st) != NULL)
+		*res = PQexecParams(
+		    st->db, sql, n, NULL, params, NULL, NULL, binary);
+	if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
+		log_warnx("%s: %s", what, store_error(*res, st->db));
+		PQclear(*res);
+		*res = NULL;
+		return STORE_FAIL;
+	}
+	if (PQntuples(*res) == 0) {
+		PQclear(*res);
+		*res = NULL;
+		return STORE_NOT_FOUND;
+	}
+	return STORE_OK;
+}
+
 static long long
 now_ms(void)
 {

@@ -13,34 +13,24 @@ enum store_result
 store_contact_token(struct store *st, struct contact_token *t)
 {
 	const char *params[1] = {t->hash};
-	enum store_result ret = STORE_FAIL;
+	enum store_result ret;
 	PGresult *res;
 
-	if (store_db(st) == NULL)
-		return STORE_FAIL;
-	res = PQexecParams(st->db,
-	    "SELECT o.name, t.contact, t.used IS NOT NULL, t.expires <= now(), "
-	    "to_char(t.expires AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
-	    "FROM contact_tokens t JOIN orgs o ON o.id = t.org_id "
-	    "WHERE t.token_hash = $1",
-	    1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("contact link: %s", store_error(res, st->db));
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		ret = STORE_NOT_FOUND;
-		goto out;
-	}
+	if ((ret = store_row(st, "contact link", NULL,
+		 "SELECT o.name, t.contact, t.used IS NOT NULL, "
+		 "t.expires <= now(), to_char(t.expires AT TIME ZONE 'UTC', "
+		 "'YYYY-MM-DD HH24:MI:SS') "
+		 "FROM contact_tokens t JOIN orgs o ON o.id = t.org_id "
+		 "WHERE t.token_hash = $1",
+		 1, params, 0, &res)) != STORE_OK)
+		return ret;
 	snprintf(t->org, sizeof(t->org), "%s", PQgetvalue(res, 0, 0));
 	snprintf(t->contact, sizeof(t->contact), "%s", PQgetvalue(res, 0, 1));
 	t->used = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	t->expired = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
 	snprintf(t->expires, sizeof(t->expires), "%s", PQgetvalue(res, 0, 4));
-	ret = STORE_OK;
-out:
 	PQclear(res);
-	return ret;
+	return STORE_OK;
 }
 
 enum store_result

@@ -25,30 +25,22 @@ store_deposit_read(struct store *st, const char *uuid, const char *owner,
     struct deposit **out)
 {
 	const char *params[2] = {uuid, owner};
-	enum store_result ret = STORE_FAIL;
+	enum store_result ret;
 	PGresult *res;
 
 	*out = NULL;
-	res = store_prepared(st, &stmt_read, params, NULL, NULL, 1, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("deposit read: %s", store_error(res, st->db));
-		goto out;
-	}
-	if (PQntuples(res) != 1) {
-		ret = STORE_NOT_FOUND;
-		goto out;
-	}
+	if ((ret = store_row(st, "deposit read", &stmt_read, NULL, 2, params, 1,
+		 &res)) != STORE_OK)
+		return ret;
 	*out = deposit_new(uuid, owner, PQgetvalue(res, 0, 0),
 	    PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
 	    (const unsigned char *)PQgetvalue(res, 0, 2),
 	    (size_t)PQgetlength(res, 0, 2),
 	    (const unsigned char *)PQgetvalue(res, 0, 3),
 	    (size_t)PQgetlength(res, 0, 3), PQgetvalue(res, 0, 4));
-	/* A nonce or ciphertext of the wrong size, or out of memory. */
-	ret = *out != NULL ? STORE_OK : STORE_INTEGRITY;
-out:
 	PQclear(res);
-	return ret;
+	/* A nonce or ciphertext of the wrong size, or out of memory. */
+	return *out != NULL ? STORE_OK : STORE_INTEGRITY;
 }
 
 enum store_result

@@ -69,6 +69,15 @@ PGconn *store_db(struct store *st);
 PGresult *store_prepared(struct store *st, const struct store_stmt *s,
     const char *const *values, const int *lengths, const int *formats,
     int binary, int retry);
+/*
+ * A read of one row, by the prepared statement s (tried again on a
+ * connection that broke since its last use) or else by sql: STORE_OK
+ * with *res (PQclear it), STORE_NOT_FOUND when there is no row, STORE_FAIL
+ * when the database is down or refused it (logged as what).
+ */
+enum store_result store_row(struct store *st, const char *what,
+    const struct store_stmt *s, const char *sql, int n,
+    const char *const *params, int binary, PGresult **res);
 /* Prepare s now if this session does not have it; -1 (logged) on error. */
 int store_prepare(struct store *st, const struct store_stmt *s);
 /*
