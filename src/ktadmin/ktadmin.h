@@ -1,4 +1,4 @@
-/* ktadmin.h - the ktadmin command table and what its commands share. */
+/* ktadmin.h - ktadmin's commands and what they share. */
 #ifndef KTADMIN_H
 #define KTADMIN_H
 
@@ -11,15 +11,10 @@
 struct kt_conf;
 struct spawn_result;
 
-struct ktadmin_cmd {
-	const char *name;
-	const char *usage;
-	const char *summary;
-	int (*run)(int argc, char **argv); /* argv[0] is the command name */
-};
-
-/* One file per command: cmd-init.c, cmd-db.c, cmd-promote.c, cmd-restore.c,
- * cmd-mail.c. */
+/*
+ * One file per command, listed in main.c's table (cmdtab.h): cmd-init.c,
+ * cmd-db.c, cmd-promote.c, cmd-restore.c, cmd-mail.c.
+ */
 int cmd_init(int argc, char **argv);
 int cmd_db(int argc, char **argv);
 int cmd_promote(int argc, char **argv);
@@ -31,8 +26,6 @@ int cmd_mail(int argc, char **argv);
  * the newest /usr/lib/postgresql/N/bin.  Reports and returns -1 when none.
  */
 int pgbin_find(char *bindir, size_t len);
-
-extern const char *ktadmin_progname;
 
 /* --- the private PostgreSQL cluster (cmd-db.c) --------------------------- */
 
