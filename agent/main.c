@@ -63,6 +63,7 @@ static const struct cmdtab_cmd cmds[] = {
 
 static const struct cmdtab tab = {
     .progname = AGENT_PROGNAME,
+    .manpage = "kt-agent(8)",
     .synopsis = "[--state DIR] [--host NAME] [--parcels-root DIR] COMMAND "
 		"[ARGS]",
     .global = "[global options]",

@@ -50,6 +50,7 @@ static const struct cmdtab_cmd cmds[] = {
 
 static const struct cmdtab tab = {
 	.progname = CLIENT_PROGNAME,
+	.manpage = "keytrustee-client(1)",
 	.synopsis = "[--confdir DIR] COMMAND [options]",
 	.global = "[--confdir DIR]",
 	.description = "  --confdir DIR  the client's config dir and GnuPG "

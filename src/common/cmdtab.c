@@ -49,8 +49,10 @@ cmdtab_usage(const struct cmdtab *t, FILE *fp)
 		else
 			fprintf(fp, "  %s %s\n", t->progname, c->usage);
 	}
-	fprintf(fp, "%s\nRun '%s COMMAND --help' for a command's options.\n",
-	    t->epilog != NULL ? t->epilog : "", t->progname);
+	fprintf(fp,
+	    "%s\nRun '%s COMMAND --help' for a command's options.\n"
+	    "See %s.\n",
+	    t->epilog != NULL ? t->epilog : "", t->progname, t->manpage);
 }
 
 void

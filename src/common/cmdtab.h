@@ -38,6 +38,7 @@ enum cmdtab_words {
 
 struct cmdtab {
 	const char *progname;
+	const char *manpage;  /* "ktadmin(8)": --help ends "See ktadmin(8)." */
 	const char *synopsis; /* --help's first line: "usage: PROG SYNOPSIS" */
 	/* A command's help: "usage: PROG GLOBAL USAGE" (NULL: no GLOBAL). */
 	const char *global;
@@ -55,7 +56,7 @@ const struct cmdtab_cmd *cmdtab_find(const struct cmdtab *t, const char *name);
 
 /*
  * The top-level --help: usage line, description, the commands, epilog,
- * "Run 'PROG COMMAND --help' for a command's options."
+ * "Run 'PROG COMMAND --help' for a command's options." and the man page.
  */
 void cmdtab_usage(const struct cmdtab *t, FILE *fp);
 

@@ -26,6 +26,7 @@ static const struct cmdtab_cmd cmds[] = {
 
 static const struct cmdtab tab = {
 	.progname = "ktadmin",
+	.manpage = "ktadmin(8)",
 	.synopsis = "COMMAND [options]",
 	.list = CMDTAB_LIST_SUMMARY,
 	.words = CMDTAB_WORDS_CLI,

@@ -38,6 +38,7 @@ static const struct cmdtab_cmd cmds[] = {
 
 static const struct cmdtab tab = {
     .progname = ORGTOOL_PROGNAME,
+    .manpage = "keytrustee-orgtool(8)",
     .synopsis = "[-h] [--confdir DIR] COMMAND ...",
     .global = "[--confdir DIR]",
     .description = "Administer Key Trustee Server organizations.  Must be "

@@ -41,6 +41,7 @@ static const struct cmdtab_cmd cmds[] = {
 
 static const struct cmdtab summary_tab = {
     .progname = "tool",
+    .manpage = "tool(8)",
     .synopsis = "COMMAND [options]",
     .list = CMDTAB_LIST_SUMMARY,
     .words = CMDTAB_WORDS_CLI,
@@ -50,6 +51,7 @@ static const struct cmdtab summary_tab = {
 
 static const struct cmdtab usage_tab = {
     .progname = "tool",
+    .manpage = "tool(1)",
     .synopsis = "[--dir DIR] COMMAND ...",
     .global = "[--dir DIR]",
     .description = "Does things.\n\n",
@@ -145,7 +147,8 @@ test_usage_summary_list(void **state)
 	    "  remove remove one\n"
 	    "         remove NAME [--force]\n"
 	    "\n"
-	    "Run 'tool COMMAND --help' for a command's options.\n");
+	    "Run 'tool COMMAND --help' for a command's options.\n"
+	    "See tool(8).\n");
 	free(out);
 }
 
@@ -167,7 +170,8 @@ test_usage_usage_list(void **state)
 	    "options:\n"
 	    "  --dir DIR  where\n"
 	    "\n"
-	    "Run 'tool COMMAND --help' for a command's options.\n");
+	    "Run 'tool COMMAND --help' for a command's options.\n"
+	    "See tool(1).\n");
 	free(out);
 }
 
