@@ -17,21 +17,24 @@ static int last_argc;
 static char **last_argv;
 
 static int
-run_add(int argc, char **argv)
+called(int argc, char **argv, int rc)
 {
 	ncalls++;
 	last_argc = argc;
 	last_argv = argv;
-	return 0;
+	return rc;
+}
+
+static int
+run_add(int argc, char **argv)
+{
+	return called(argc, argv, 0);
 }
 
 static int
 run_remove(int argc, char **argv)
 {
-	ncalls++;
-	last_argc = argc;
-	last_argv = argv;
-	return 7;
+	return called(argc, argv, 7);
 }
 
 static const struct cmdtab_cmd cmds[] = {
