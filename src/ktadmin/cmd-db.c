@@ -114,13 +114,6 @@ db_usage(FILE *fp)
 	    KT_DEFAULT_HOME, KT_DEFAULT_DB_PORT);
 }
 
-static int
-db_bad_usage(void)
-{
-	cli_hint("run 'ktadmin db --help' for usage");
-	return 2;
-}
-
 void
 db_print_output(const struct spawn_result *res)
 {
@@ -1530,7 +1523,7 @@ cmd_db(int argc, char **argv)
 			if (action != DB_NONE && action != a) {
 				cli_error("%s and %s cannot be combined",
 				    names[action], names[a]);
-				return db_bad_usage();
+				return ktadmin_bad_usage("db");
 			}
 			action = a;
 			break;
@@ -1542,19 +1535,19 @@ cmd_db(int argc, char **argv)
 			break;
 		case 'p':
 			if ((port = db_port_arg("--port", optarg)) == -1)
-				return db_bad_usage();
+				return ktadmin_bad_usage("db");
 			break;
 		case 'M':
 			if ((mport = db_port_arg("--master-port", optarg)) ==
 			    -1)
-				return db_bad_usage();
+				return ktadmin_bad_usage("db");
 			break;
 		case 'H':
 			if (!db_host_ok(optarg)) {
 				cli_error("--master-host: \"%s\" is not a host "
 					  "name or address",
 				    optarg);
-				return db_bad_usage();
+				return ktadmin_bad_usage("db");
 			}
 			mhost = optarg;
 			break;
@@ -1567,7 +1560,7 @@ cmd_db(int argc, char **argv)
 					  "comma-separated list of host names "
 					  "or addresses",
 				    optarg);
-				return db_bad_usage();
+				return ktadmin_bad_usage("db");
 			}
 			listen = optarg;
 			break;
@@ -1583,7 +1576,7 @@ cmd_db(int argc, char **argv)
 	}
 	if (optind < argc) {
 		cli_error("unexpected argument \"%s\"", argv[optind]);
-		return db_bad_usage();
+		return ktadmin_bad_usage("db");
 	}
 	if (action == DB_NONE) {
 		cli_error("no action given");
@@ -1594,22 +1587,22 @@ cmd_db(int argc, char **argv)
 	}
 	if (listen != NULL && action != DB_BOOTSTRAP) {
 		cli_error("--listen goes with --bootstrap");
-		return db_bad_usage();
+		return ktadmin_bad_usage("db");
 	}
 	if ((passive || mhost != NULL || mport != 0) &&
 	    action != DB_BOOTSTRAP) {
 		cli_error("--passive, --master-host and --master-port go with "
 			  "--bootstrap");
-		return db_bad_usage();
+		return ktadmin_bad_usage("db");
 	}
 	if ((mhost != NULL || mport != 0) && !passive) {
 		cli_error("--master-host and --master-port need --passive");
-		return db_bad_usage();
+		return ktadmin_bad_usage("db");
 	}
 	if (passive && mhost == NULL) {
 		cli_error("--passive needs --master-host (the active server's "
 			  "host)");
-		return db_bad_usage();
+		return ktadmin_bad_usage("db");
 	}
 	if (rootdir == NULL) {
 		cli_error("--pg-rootdir is required");

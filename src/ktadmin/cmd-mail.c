@@ -199,8 +199,7 @@ cmd_mail(int argc, char **argv)
 		case 'r':
 			if (action != MAIL_NONE) {
 				cli_error("give one of --status and --retry");
-				cli_hint("run 'ktadmin mail --help' for usage");
-				return 2;
+				return ktadmin_bad_usage("mail");
 			}
 			action = ch == 's' ? MAIL_STATUS : MAIL_RETRY;
 			break;
@@ -216,13 +215,11 @@ cmd_mail(int argc, char **argv)
 	}
 	if (optind < argc) {
 		cli_error("unexpected argument \"%s\"", argv[optind]);
-		cli_hint("run 'ktadmin mail --help' for usage");
-		return 2;
+		return ktadmin_bad_usage("mail");
 	}
 	if (action == MAIL_NONE) {
 		cli_error("mail: give --status or --retry");
-		cli_hint("run 'ktadmin mail --help' for usage");
-		return 2;
+		return ktadmin_bad_usage("mail");
 	}
 	if (confdir == NULL &&
 	    (confdir = defdir = conf_default_dir()) == NULL) {

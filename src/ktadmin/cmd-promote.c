@@ -171,8 +171,7 @@ cmd_promote(int argc, char **argv)
 	}
 	if (optind < argc) {
 		cli_error("unexpected argument \"%s\"", argv[optind]);
-		cli_hint("run 'ktadmin promote --help' for usage");
-		return 2;
+		return ktadmin_bad_usage("promote");
 	}
 	if (rootdir == NULL) {
 		cli_error("--pg-rootdir is required");

@@ -72,13 +72,6 @@ restore_usage(FILE *fp)
 	    KT_DEFAULT_HOME);
 }
 
-static int
-restore_bad_usage(void)
-{
-	cli_hint("run 'ktadmin restore --help' for usage");
-	return 2;
-}
-
 /* --- what is in the archive --------------------------------------------- */
 
 static int
@@ -585,7 +578,7 @@ cmd_restore(int argc, char **argv)
 				cli_error("--port: \"%s\" is not a port number "
 					  "(1-65535)",
 				    optarg);
-				return restore_bad_usage();
+				return ktadmin_bad_usage("restore");
 			}
 			break;
 		case 'f':
@@ -600,11 +593,11 @@ cmd_restore(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		cli_error("no backup given");
-		return restore_bad_usage();
+		return ktadmin_bad_usage("restore");
 	}
 	if (optind + 1 < argc) {
 		cli_error("unexpected argument \"%s\"", argv[optind + 1]);
-		return restore_bad_usage();
+		return ktadmin_bad_usage("restore");
 	}
 	backup = argv[optind];
 	if ((kind = archive_kind(backup)) == -1) {

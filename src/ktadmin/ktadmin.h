@@ -21,6 +21,9 @@ int cmd_promote(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_mail(int argc, char **argv);
 
+/* "hint: run 'ktadmin CMD --help' for usage"; returns 2 (a usage error). */
+int ktadmin_bad_usage(const char *cmd);
+
 /*
  * PostgreSQL's bin directory: $PG_BINDIR, else `pg_config --bindir`, else
  * the newest /usr/lib/postgresql/N/bin.  Reports and returns -1 when none.

@@ -4,6 +4,7 @@
 
 #include "cmdtab.h"
 #include "ktadmin.h"
+#include "log.h"
 
 static const struct cmdtab_cmd cmds[] = {
 	{ "init", "init [--confdir DIR] [--hostname NAME] [--tls-key ecdsa|rsa]",
@@ -33,6 +34,13 @@ static const struct cmdtab tab = {
 	.cmds = cmds,
 	.ncmds = sizeof(cmds) / sizeof(cmds[0]),
 };
+
+int
+ktadmin_bad_usage(const char *cmd)
+{
+	cli_hint("run '%s %s --help' for usage", tab.progname, cmd);
+	return 2;
+}
 
 int
 main(int argc, char **argv)
