@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "db.h"
 #include "ktadmin.h"
+#include "ktbackup.h"
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
@@ -40,8 +41,7 @@ struct restore {
 	int port; /* --port, 0 = the backup's DB_PORT */
 	int force;
 	char stage[PATH_MAX]; /* private dir next to the target */
-	char conf_member[PATH_MAX];
-	char sql_member[PATH_MAX];
+	struct ktbackup members;
 	char bindir[PATH_MAX];
 };
 
@@ -70,105 +70,6 @@ restore_usage(FILE *fp)
 	    "DIR.pre-restore-<time>/\n"
 	    "  -h, --help            show this help\n",
 	    KT_DEFAULT_HOME);
-}
-
-/* --- what is in the archive --------------------------------------------- */
-
-static int
-is_sql_name(const char *name)
-{
-	const char *base = strrchr(name, '/');
-	size_t n;
-
-	base = base != NULL ? base + 1 : name;
-	n = strlen(base);
-	return strncmp(base, "kts_bak_", 8) == 0 && n > 12 &&
-	    strcmp(base + n - 4, ".sql") == 0;
-}
-
-/* name without trailing slashes, into buf. */
-static const char *
-member_path(const char *name, char *buf, size_t len)
-{
-	size_t n;
-
-	snprintf(buf, len, "%s", name);
-	n = strlen(buf);
-	while (n > 1 && buf[n - 1] == '/')
-		buf[--n] = '\0';
-	return buf;
-}
-
-/* Pass 1: safe names, plain files and dirs; find the conf dir and the SQL. */
-static int
-restore_find(const struct archive_member *m, void *arg)
-{
-	struct restore *r = arg;
-	char top[256] = "", path[PATH_MAX];
-	const char *base;
-
-	if (!archive_path_ok(m->name, top, sizeof(top))) {
-		cli_error("the backup holds \"%s\": not a relative path below "
-			  "/",
-		    m->name);
-		return -1;
-	}
-	if (m->type != '0' && m->type != '5') {
-		cli_error("the backup holds \"%s\" of type '%c' (a ktbackup.sh "
-			  "backup holds only files and dirs)",
-		    m->name, m->type);
-		return -1;
-	}
-	member_path(m->name, path, sizeof(path));
-	base = strrchr(path, '/');
-	base = base != NULL ? base + 1 : path;
-	if (m->type == '0' && strcmp(base, KT_CONF_FILE) == 0) {
-		if (r->conf_member[0] != '\0') {
-			cli_error("the backup holds two config dirs (%s and "
-				  "%s)",
-			    r->conf_member, path);
-			return -1;
-		}
-		if (base == path) {
-			cli_error("the backup's keytrustee.conf is not in a "
-				  "config dir");
-			return -1;
-		}
-		snprintf(r->conf_member, sizeof(r->conf_member), "%.*s",
-		    (int)(base - path - 1), path);
-	} else if (m->type == '0' && is_sql_name(path)) {
-		if (r->sql_member[0] != '\0') {
-			cli_error("the backup holds two database dumps (%s and "
-				  "%s)",
-			    r->sql_member, path);
-			return -1;
-		}
-		snprintf(r->sql_member, sizeof(r->sql_member), "%s", path);
-	}
-	return 0;
-}
-
-/* Pass 2: nothing but the conf dir, its parents and the SQL. */
-static int
-restore_check(const struct archive_member *m, void *arg)
-{
-	const struct restore *r = arg;
-	char path[PATH_MAX];
-	size_t n = strlen(r->conf_member), pn;
-
-	member_path(m->name, path, sizeof(path));
-	pn = strlen(path);
-	if (strcmp(path, r->sql_member) == 0)
-		return 0;
-	if (strncmp(path, r->conf_member, n) == 0 &&
-	    (path[n] == '\0' || path[n] == '/'))
-		return 0;
-	if (m->type == '5' && pn < n &&
-	    strncmp(path, r->conf_member, pn) == 0 && r->conf_member[pn] == '/')
-		return 0;
-	cli_error("the backup holds \"%s\", outside its config dir %s", path,
-	    r->conf_member);
-	return -1;
 }
 
 /* --- the live server ------------------------------------------------------ */
@@ -637,15 +538,7 @@ cmd_restore(int argc, char **argv)
 		}
 	} else
 		snprintf(tarpath, sizeof(tarpath), "%s", backup);
-	if (archive_scan(tarpath, restore_find, &r) == -1)
-		goto bad_archive;
-	if (r.conf_member[0] == '\0' || r.sql_member[0] == '\0') {
-		cli_error("%s holds no %s", backup,
-		    r.conf_member[0] == '\0' ? "config dir (keytrustee.conf)"
-					     : "database dump (kts_bak_*.sql)");
-		goto bad_archive;
-	}
-	if (archive_scan(tarpath, restore_check, &r) == -1)
+	if (ktbackup_scan(tarpath, backup, &r.members) == -1)
 		goto bad_archive;
 
 	/* 2. tar xvf into the stage, modes (and owners, as root) kept. */
@@ -657,14 +550,14 @@ cmd_restore(int argc, char **argv)
 	{
 		char *tar[] = {"tar", "--extract", "--file", tarpath,
 		    "--directory", xdir, "--same-permissions",
-		    "--no-overwrite-dir", "--", r.conf_member, r.sql_member,
+		    "--no-overwrite-dir", "--", r.members.conf, r.members.sql,
 		    NULL};
 
 		if (spawn_cli(tar, 0) == -1)
 			goto out;
 	}
-	snprintf(src, sizeof(src), "%s/%s", xdir, r.conf_member);
-	snprintf(sqlpath, sizeof(sqlpath), "%s/%s", xdir, r.sql_member);
+	snprintf(src, sizeof(src), "%s/%s", xdir, r.members.conf);
+	snprintf(sqlpath, sizeof(sqlpath), "%s/%s", xdir, r.members.sql);
 	if (conf_load(src, &staged, restore_conf_warn, err, sizeof(err)) ==
 	    -1) {
 		cli_error("the backup's keytrustee.conf is not valid");
