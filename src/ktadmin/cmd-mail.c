@@ -15,6 +15,7 @@
 #include "ktadmin.h"
 #include "log.h"
 #include "mail.h"
+#include "pgcluster.h"
 #include "pgp.h"
 #include "util.h"
 
@@ -45,12 +46,6 @@ mail_usage(FILE *fp)
 	    "                     KEYTRUSTEE_HOME defaults to %s)\n"
 	    "  -h, --help         show this help\n",
 	    KT_DEFAULT_HOME);
-}
-
-static void
-mail_conf_warn(const char *msg)
-{
-	cli_warning("%s", msg);
 }
 
 static void
@@ -226,7 +221,8 @@ cmd_mail(int argc, char **argv)
 		cli_error("KEYTRUSTEE_HOME is too long");
 		goto out;
 	}
-	if (conf_load(confdir, &c, mail_conf_warn, err, sizeof(err)) == -1) {
+	if (conf_load(confdir, &c, pgcluster_conf_warn, err, sizeof(err)) ==
+	    -1) {
 		cli_error("cannot read the configuration in %s", confdir);
 		cli_detail_lines(err);
 		goto out;

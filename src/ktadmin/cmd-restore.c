@@ -30,6 +30,8 @@
 #include "ktadmin.h"
 #include "ktbackup.h"
 #include "log.h"
+#include "pgbin.h"
+#include "pgcluster.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -164,19 +166,22 @@ restore_count(PGconn *db, long counts[3])
 
 /* --- running the tools ---------------------------------------------------- */
 
-/* Run ktadmin db with these arguments, in this process. */
+/*
+ * What 'ktadmin db --start --background' (port 0) or 'ktadmin db
+ * --bootstrap' does, for the cluster in --pg-rootdir; the exit code.
+ */
 static int
-restore_db_cmd(const char *a1, const char *a2, const char *a3, const char *a4,
-    const char *a5, const char *a6, const char *a7, const char *a8)
+restore_db(const struct restore *r, int bootstrap, int port)
 {
-	char *argv[] = {"db", (char *)a1, (char *)a2, (char *)a3, (char *)a4,
-	    (char *)a5, (char *)a6, (char *)a7, (char *)a8, NULL};
-	int argc = 1;
+	struct pgcluster d;
+	int rc;
 
-	while (argv[argc] != NULL)
-		argc++;
 	fflush(stdout);
-	return cmd_db(argc, argv);
+	memset(&d, 0, sizeof(d));
+	if ((rc = pgcluster_setup(&d, r->pgroot, port)) != 0)
+		return rc;
+	return bootstrap ? db_bootstrap(&d, r->confdir, NULL, 0)
+			 : db_start(&d, 1);
 }
 
 /*
@@ -238,34 +243,24 @@ toolong:
 static int
 restore_pg_tool(const struct restore *r, const char *conninfo, char **args)
 {
-	char prog[PATH_MAX], ci[2048], pw[256], dbname[128];
-	char pathenv[PATH_MAX + 32], pwenv[300];
-	char *envp[] = {
-	    pathenv, "LC_ALL=C", "PGCONNECT_TIMEOUT=10", pwenv, NULL};
+	char ci[2048], pw[256], dbname[128], pwenv[300];
+	char *env[] = {"PGCONNECT_TIMEOUT=10", pwenv, NULL};
 	char *argv[16];
-	struct spawn_opts o = {0};
 	struct spawn_result res;
 	int i, ret = -1;
 
 	if (restore_split_conninfo(conninfo, ci, sizeof(ci), pw, sizeof(pw),
-		dbname, sizeof(dbname)) == -1 ||
-	    path_join(prog, sizeof(prog), r->bindir, args[0]) == -1)
+		dbname, sizeof(dbname)) == -1)
 		goto out;
-	snprintf(pathenv, sizeof(pathenv), "PATH=%s:/usr/bin:/bin", r->bindir);
 	snprintf(pwenv, sizeof(pwenv), "PGPASSWORD=%s", pw);
-	argv[0] = prog;
-	for (i = 1; args[i] != NULL && i < 13; i++)
+	for (i = 0; args[i] != NULL && i < 13; i++)
 		argv[i] = args[i];
 	argv[i++] = "-d";
 	argv[i++] = ci;
 	argv[i] = NULL;
-	o.envp = envp;
-	o.cwd = "/";
-	o.capture = 1;
-	if (spawn_run(argv, &o, &res) == -1) {
-		cli_error("cannot run %s: %s", prog, strerror(errno));
+	/* As this user: it reads the dump and writes the aside copy. */
+	if (pgbin_run(r->bindir, NULL, argv, env, &res) == -1)
 		goto out;
-	}
 	if (res.status != 0) {
 		cli_error("%s failed (exit %d)", args[0], res.status);
 		cli_detail_lines(res.err);
@@ -283,9 +278,8 @@ static int
 restore_recreate(const struct kt_conf *c)
 {
 	char err[1024], ci[2048], pw[256], dbname[128], sql[512];
-	char *ident = NULL, *owner = NULL;
+	char *ident = NULL;
 	PGconn *db = NULL;
-	PGresult *res = NULL;
 	int ret = -1;
 
 	if (restore_split_conninfo(c->db_connect, ci, sizeof(ci), pw,
@@ -297,55 +291,20 @@ restore_recreate(const struct kt_conf *c)
 		cli_detail_lines(err);
 		goto out;
 	}
-	if ((ident = PQescapeIdentifier(db, dbname, strlen(dbname))) == NULL ||
-	    (owner = PQescapeIdentifier(db, PQuser(db), strlen(PQuser(db)))) ==
-		NULL) {
+	if ((ident = PQescapeIdentifier(db, dbname, strlen(dbname))) == NULL) {
 		cli_error("%s", PQerrorMessage(db));
 		goto out;
 	}
 	snprintf(
 	    sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
-	res = PQexec(db, sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		cli_error("cannot drop the %s database", dbname);
-		cli_detail_lines(PQresultErrorMessage(res));
-		goto out;
-	}
-	PQclear(res);
-	snprintf(sql, sizeof(sql),
-	    "CREATE DATABASE %s OWNER %s ENCODING 'UTF8'", ident, owner);
-	res = PQexec(db, sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		cli_error("cannot create the %s database", dbname);
-		cli_detail_lines(PQresultErrorMessage(res));
-		goto out;
-	}
-	ret = 0;
+	if (pgcluster_sql(db, sql, "cannot drop the %s database", dbname) == 0)
+		ret = pgcluster_create_database(db, dbname, PQuser(db));
 out:
 	OPENSSL_cleanse(pw, sizeof(pw));
-	PQclear(res);
 	PQfreemem(ident);
-	PQfreemem(owner);
 	if (db != NULL)
 		PQfinish(db);
 	return ret;
-}
-
-/* keytrustee.conf keeps the owner of its config dir (as root). */
-static int
-restore_save_conf(const struct kt_conf *c)
-{
-	if (conf_save(c) == -1 || db_conf_chown(c, c->path) == -1) {
-		cli_error("cannot write %s: %s", c->path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static void
-restore_conf_warn(const char *msg)
-{
-	cli_warning("%s", msg);
 }
 
 static int
@@ -455,11 +414,10 @@ cmd_restore(int argc, char **argv)
 	const struct kt_conf *dbconf = NULL;
 	PGconn *db = NULL;
 	char tarpath[PATH_MAX + 32], xdir[PATH_MAX + 32], src[PATH_MAX * 3];
-	char sqlpath[PATH_MAX * 3], err[1024], portstr[16],
-	    aside[PATH_MAX + 64];
+	char sqlpath[PATH_MAX * 3], err[1024], aside[PATH_MAX + 64];
 	char pgversion[PATH_MAX + 16];
 	long pid, counts[3] = {0, 0, 0};
-	int ch, kind, rc = 1, has_cluster, live = 0, replaced = 0;
+	int ch, kind, rc = 1, has_cluster, live = 0, replaced = 0, port;
 
 	memset(&r, 0, sizeof(r));
 	aside[0] = '\0';
@@ -558,7 +516,7 @@ cmd_restore(int argc, char **argv)
 	}
 	snprintf(src, sizeof(src), "%s/%s", xdir, r.members.conf);
 	snprintf(sqlpath, sizeof(sqlpath), "%s/%s", xdir, r.members.sql);
-	if (conf_load(src, &staged, restore_conf_warn, err, sizeof(err)) ==
+	if (conf_load(src, &staged, pgcluster_conf_warn, err, sizeof(err)) ==
 	    -1) {
 		cli_error("the backup's keytrustee.conf is not valid");
 		cli_detail_lines(err);
@@ -569,7 +527,7 @@ cmd_restore(int argc, char **argv)
 	snprintf(pgversion, sizeof(pgversion), "%s/PG_VERSION", r.pgroot);
 	has_cluster = access(pgversion, F_OK) == 0;
 	if (file_exists(r.confdir)) {
-		if (conf_load(r.confdir, &old, restore_conf_warn, err,
+		if (conf_load(r.confdir, &old, pgcluster_conf_warn, err,
 			sizeof(err)) == -1) {
 			conf_free(old);
 			old = NULL;
@@ -582,8 +540,7 @@ cmd_restore(int argc, char **argv)
 	    : staged->db_connect != NULL		? staged
 							: NULL;
 	if (has_cluster) {
-		if (restore_db_cmd("--start", "--background", "--pg-rootdir",
-			r.pgroot, NULL, NULL, NULL, NULL) != 0)
+		if (restore_db(&r, 0, 0) != 0)
 			goto out;
 		/* Checked before anything is written: the dump goes there. */
 		if (dbconf == NULL ||
@@ -639,19 +596,17 @@ cmd_restore(int argc, char **argv)
 			cli_error("%s", err);
 			goto out;
 		}
-		snprintf(portstr, sizeof(portstr), "%d",
-		    r.port != 0 ? r.port : c->db_port);
+		port = r.port != 0 ? r.port : c->db_port;
 		conf_free(c);
 		c = NULL;
-		if (restore_db_cmd("--bootstrap", "--confdir", r.confdir,
-			"--pg-rootdir", r.pgroot, "--port", portstr, NULL) != 0)
+		if (restore_db(&r, 1, port) != 0)
 			goto out;
 	} else if (old != NULL && dbconf == old) {
 		/* The cluster's role password is the one the old conf knew. */
 		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1 ||
 		    conf_set_str(c, "DB_CONNECT", old->db_connect) == -1 ||
 		    conf_set_int(c, "DB_PORT", old->db_port) == -1 ||
-		    restore_save_conf(c) == -1)
+		    pgcluster_conf_save(c) == -1)
 			goto out;
 		conf_free(c);
 		c = NULL;
