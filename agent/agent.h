@@ -13,15 +13,10 @@
 #define AGENT_DEFAULT_PARCELS_ROOT "/opt/cloudera/parcels"
 #define AGENT_SERVICE_DIR "keytrustee_server"
 
-/* One verb of kt-agent: one file, listed in main.c's table. */
-struct agent_cmd {
-	const char *name;
-	const char *usage;
-	const char *summary;
-	int (*fn)(int argc, char **argv);
-};
-const struct agent_cmd *agent_cmd_find(const char *name);
-/* "usage: kt-agent [global options] USAGE\n\nSUMMARY\n\noptions:\nOPTIONS" */
+/*
+ * A verb's --help (each verb is one file, listed in main.c's table):
+ * "usage: kt-agent [global options] USAGE\n\nSUMMARY\n\noptions:\nOPTIONS"
+ */
 void agent_usage(FILE *fp, const char *name, const char *options);
 /*
  * Options of a verb that has only -h/--help and, when role is not NULL,

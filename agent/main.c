@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cmdtab.h"
 #include "log.h"
 
 const char *agent_state_dir;
@@ -18,7 +19,7 @@ const char *agent_host;
 const char *agent_parcels_root;
 const char *agent_self;
 
-static const struct agent_cmd cmds[] = {
+static const struct cmdtab_cmd cmds[] = {
     {"validate", "validate FILE",
 	"Check a service descriptor; every error as file:line: path: reason.",
 	cmd_validate},
@@ -59,28 +60,37 @@ static const struct agent_cmd cmds[] = {
 	"Install, activate, deactivate and list parcels under PARCELS_ROOT.",
 	cmd_parcel},
 };
-#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
-const struct agent_cmd *
-agent_cmd_find(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < NCMDS; i++)
-		if (strcmp(cmds[i].name, name) == 0)
-			return &cmds[i];
-	return NULL;
-}
+static const struct cmdtab tab = {
+    .progname = AGENT_PROGNAME,
+    .manpage = "kt-agent(8)",
+    .synopsis = "[--state DIR] [--host NAME] [--parcels-root DIR] COMMAND "
+		"[ARGS]",
+    .global = "[global options]",
+    .description =
+	"The host agent of the KEYTRUSTEE_SERVER service.\n\n"
+	"global options:\n"
+	"  --state DIR         agent state (default $KT_AGENT_STATE, "
+	"else " AGENT_DEFAULT_STATE ")\n"
+	"  --host NAME         this host's name in the assignment (default\n"
+	"                      $KT_AGENT_HOST, else the host name)\n"
+	"  --parcels-root DIR  default $PARCELS_ROOT, else "
+	AGENT_DEFAULT_PARCELS_ROOT "\n"
+	"  -h, --help          show this help\n\n",
+    .list = CMDTAB_LIST_USAGE,
+    .words = CMDTAB_WORDS_SCRIPT,
+    .cmds = cmds,
+    .ncmds = sizeof(cmds) / sizeof(cmds[0]),
+};
 
 void
 agent_usage(FILE *fp, const char *name, const char *options)
 {
-	const struct agent_cmd *c = agent_cmd_find(name);
+	const struct cmdtab_cmd *c = cmdtab_find(&tab, name);
 
 	if (c == NULL)
 		return;
-	fprintf(fp, "usage: %s [global options] %s\n\n%s\n", AGENT_PROGNAME,
-	    c->usage, c->summary);
+	cmdtab_help(&tab, c, fp);
 	if (options != NULL && *options != '\0')
 		fprintf(fp, "\noptions:\n%s", options);
 	fprintf(fp, "  -h, --help            show this help\n");
@@ -110,30 +120,6 @@ agent_getopt(int argc, char **argv, const char *name, const char *options,
 	return -1;
 }
 
-static void
-usage(FILE *fp)
-{
-	size_t i;
-
-	fprintf(fp,
-	    "usage: %s [--state DIR] [--host NAME] [--parcels-root DIR] "
-	    "COMMAND [ARGS]\n\n"
-	    "The host agent of the KEYTRUSTEE_SERVER service.\n\n"
-	    "global options:\n"
-	    "  --state DIR         agent state (default $KT_AGENT_STATE, "
-	    "else %s)\n"
-	    "  --host NAME         this host's name in the assignment "
-	    "(default\n"
-	    "                      $KT_AGENT_HOST, else the host name)\n"
-	    "  --parcels-root DIR  default $PARCELS_ROOT, else %s\n"
-	    "  -h, --help          show this help\n\ncommands:\n",
-	    AGENT_PROGNAME, AGENT_DEFAULT_STATE, AGENT_DEFAULT_PARCELS_ROOT);
-	for (i = 0; i < NCMDS; i++)
-		fprintf(fp, "  %s\n", cmds[i].usage);
-	fprintf(fp, "\nRun '%s COMMAND --help' for a command's options.\n",
-	    AGENT_PROGNAME);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -143,7 +129,6 @@ main(int argc, char **argv)
 	    {"parcels-root", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	static char hostbuf[HOST_NAME_MAX + 1], self[PATH_MAX];
-	const struct agent_cmd *c;
 	ssize_t n;
 	int ch;
 
@@ -164,21 +149,11 @@ main(int argc, char **argv)
 			agent_parcels_root = optarg;
 			break;
 		case 'h':
-			usage(stdout);
+			cmdtab_usage(&tab, stdout);
 			return 0;
 		default:
 			return cli_opt_error(AGENT_PROGNAME, NULL, ch, argv);
 		}
-	}
-	if (optind >= argc) {
-		cli_error("a command is required");
-		cli_hint("run '%s --help' for the commands", AGENT_PROGNAME);
-		return 2;
-	}
-	if ((c = agent_cmd_find(argv[optind])) == NULL) {
-		cli_error("unknown command '%s'", argv[optind]);
-		cli_hint("run '%s --help' for the commands", AGENT_PROGNAME);
-		return 2;
 	}
 	if (agent_state_dir == NULL || *agent_state_dir == '\0')
 		agent_state_dir = AGENT_DEFAULT_STATE;
@@ -198,5 +173,5 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* glibc: re-initialise getopt (permuting again) */
-	return c->fn(argc, argv);
+	return cmdtab_dispatch(&tab, argc, argv);
 }

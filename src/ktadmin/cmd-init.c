@@ -228,8 +228,7 @@ cmd_init(int argc, char **argv)
 	}
 	if (optind < argc) {
 		cli_error("unexpected argument \"%s\"", argv[optind]);
-		cli_hint("run 'ktadmin init --help' for usage");
-		return 2;
+		return ktadmin_bad_usage("init");
 	}
 	if (hostname != NULL && !hostname_ok(hostname)) {
 		cli_error("--hostname: \"%s\" is not a valid host name",

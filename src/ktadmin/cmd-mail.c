@@ -15,6 +15,7 @@
 #include "ktadmin.h"
 #include "log.h"
 #include "mail.h"
+#include "pgcluster.h"
 #include "pgp.h"
 #include "util.h"
 
@@ -45,12 +46,6 @@ mail_usage(FILE *fp)
 	    "                     KEYTRUSTEE_HOME defaults to %s)\n"
 	    "  -h, --help         show this help\n",
 	    KT_DEFAULT_HOME);
-}
-
-static void
-mail_conf_warn(const char *msg)
-{
-	cli_warning("%s", msg);
 }
 
 static void
@@ -199,8 +194,7 @@ cmd_mail(int argc, char **argv)
 		case 'r':
 			if (action != MAIL_NONE) {
 				cli_error("give one of --status and --retry");
-				cli_hint("run 'ktadmin mail --help' for usage");
-				return 2;
+				return ktadmin_bad_usage("mail");
 			}
 			action = ch == 's' ? MAIL_STATUS : MAIL_RETRY;
 			break;
@@ -216,20 +210,19 @@ cmd_mail(int argc, char **argv)
 	}
 	if (optind < argc) {
 		cli_error("unexpected argument \"%s\"", argv[optind]);
-		cli_hint("run 'ktadmin mail --help' for usage");
-		return 2;
+		return ktadmin_bad_usage("mail");
 	}
 	if (action == MAIL_NONE) {
 		cli_error("mail: give --status or --retry");
-		cli_hint("run 'ktadmin mail --help' for usage");
-		return 2;
+		return ktadmin_bad_usage("mail");
 	}
 	if (confdir == NULL &&
 	    (confdir = defdir = conf_default_dir()) == NULL) {
 		cli_error("KEYTRUSTEE_HOME is too long");
 		goto out;
 	}
-	if (conf_load(confdir, &c, mail_conf_warn, err, sizeof(err)) == -1) {
+	if (conf_load(confdir, &c, pgcluster_conf_warn, err, sizeof(err)) ==
+	    -1) {
 		cli_error("cannot read the configuration in %s", confdir);
 		cli_detail_lines(err);
 		goto out;

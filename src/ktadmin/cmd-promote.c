@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "conf.h"
 #include "ktadmin.h"
 #include "log.h"
-#include "spawn.h"
-#include "util.h"
-
-#define PROMOTE_WAIT_SECS "60"
+#include "pgcluster.h"
+#include "replication.h"
 
 static void
 promote_usage(FILE *fp)
@@ -55,18 +55,14 @@ promote_query(PGconn *db, const char *sql)
 }
 
 static int
-promote_run(struct db_ctx *d, const char *confdir)
+promote_run(const struct pgcluster *d, const char *confdir)
 {
-	char *argv[] = {"pg_ctl", "promote", "-w", "-t", PROMOTE_WAIT_SECS,
-	    "-D", d->root, NULL};
-	struct spawn_result sr;
 	struct kt_conf *c = NULL;
 	PGconn *db = NULL;
-	PGresult *res = NULL;
 	char *v = NULL;
 	int ret = 1, st;
 
-	if (db_require_cluster(d) == -1 || (st = db_pg_status(d)) == -1)
+	if ((st = pgcluster_status(d)) == -1)
 		goto out;
 	if (st == 3) {
 		cli_error("PostgreSQL is not running in %s", d->root);
@@ -75,7 +71,7 @@ promote_run(struct db_ctx *d, const char *confdir)
 		    d->root);
 		goto out;
 	}
-	if (db_conf_connect(confdir, &c, &db, "promote") == -1 ||
+	if (pgcluster_conf_connect(confdir, &c, &db, "promote") == -1 ||
 	    (v = promote_query(db, "SELECT pg_is_in_recovery()")) == NULL)
 		goto out;
 	if (strcmp(v, "t") != 0) {
@@ -99,16 +95,8 @@ promote_run(struct db_ctx *d, const char *confdir)
 			 "first, then promote");
 		goto out;
 	}
-	if (db_run(d, argv, &sr) == -1)
+	if (pgcluster_promote(d) == -1)
 		goto out;
-	if (sr.status != 0) {
-		cli_error("pg_ctl promote failed in %s (exit %d)", d->root,
-		    sr.status);
-		db_print_output(&sr);
-		spawn_result_free(&sr);
-		goto out;
-	}
-	spawn_result_free(&sr);
 	free(v);
 	if ((v = promote_query(db, "SELECT pg_is_in_recovery()")) == NULL)
 		goto out;
@@ -121,7 +109,7 @@ promote_run(struct db_ctx *d, const char *confdir)
 	 * The copy of the active may carry its synchronous_standby_names:
 	 * with no standby of its own, the new active must not wait for one.
 	 */
-	if (db_set_sync(db, 0, "promote") == -1)
+	if (replication_set_sync(db, 0, "promote") == -1)
 		goto out;
 	printf("Promoted the PostgreSQL cluster in %s: this server is now the "
 	       "active Key Trustee Server\n",
@@ -132,7 +120,6 @@ promote_run(struct db_ctx *d, const char *confdir)
 	       "--bootstrap --passive).\n");
 	ret = 0;
 out:
-	PQclear(res);
 	free(v);
 	if (db != NULL)
 		PQfinish(db);
@@ -148,7 +135,7 @@ cmd_promote(int argc, char **argv)
 	    {"confdir", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *rootdir = NULL, *confdir = NULL;
-	struct db_ctx d;
+	struct pgcluster d;
 	int ch, r;
 
 	memset(&d, 0, sizeof(d));
@@ -171,8 +158,7 @@ cmd_promote(int argc, char **argv)
 	}
 	if (optind < argc) {
 		cli_error("unexpected argument \"%s\"", argv[optind]);
-		cli_hint("run 'ktadmin promote --help' for usage");
-		return 2;
+		return ktadmin_bad_usage("promote");
 	}
 	if (rootdir == NULL) {
 		cli_error("--pg-rootdir is required");
@@ -181,7 +167,7 @@ cmd_promote(int argc, char **argv)
 		    KT_DEFAULT_HOME);
 		return 2;
 	}
-	if ((r = db_setup(&d, rootdir, 0)) != 0)
+	if ((r = pgcluster_setup(&d, rootdir, 0)) != 0)
 		return r;
 	return promote_run(&d, confdir);
 }

@@ -28,7 +28,10 @@
 #include "conf.h"
 #include "db.h"
 #include "ktadmin.h"
+#include "ktbackup.h"
 #include "log.h"
+#include "pgbin.h"
+#include "pgcluster.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -40,8 +43,7 @@ struct restore {
 	int port; /* --port, 0 = the backup's DB_PORT */
 	int force;
 	char stage[PATH_MAX]; /* private dir next to the target */
-	char conf_member[PATH_MAX];
-	char sql_member[PATH_MAX];
+	struct ktbackup members;
 	char bindir[PATH_MAX];
 };
 
@@ -70,112 +72,6 @@ restore_usage(FILE *fp)
 	    "DIR.pre-restore-<time>/\n"
 	    "  -h, --help            show this help\n",
 	    KT_DEFAULT_HOME);
-}
-
-static int
-restore_bad_usage(void)
-{
-	cli_hint("run 'ktadmin restore --help' for usage");
-	return 2;
-}
-
-/* --- what is in the archive --------------------------------------------- */
-
-static int
-is_sql_name(const char *name)
-{
-	const char *base = strrchr(name, '/');
-	size_t n;
-
-	base = base != NULL ? base + 1 : name;
-	n = strlen(base);
-	return strncmp(base, "kts_bak_", 8) == 0 && n > 12 &&
-	    strcmp(base + n - 4, ".sql") == 0;
-}
-
-/* name without trailing slashes, into buf. */
-static const char *
-member_path(const char *name, char *buf, size_t len)
-{
-	size_t n;
-
-	snprintf(buf, len, "%s", name);
-	n = strlen(buf);
-	while (n > 1 && buf[n - 1] == '/')
-		buf[--n] = '\0';
-	return buf;
-}
-
-/* Pass 1: safe names, plain files and dirs; find the conf dir and the SQL. */
-static int
-restore_find(const struct archive_member *m, void *arg)
-{
-	struct restore *r = arg;
-	char top[256] = "", path[PATH_MAX];
-	const char *base;
-
-	if (!archive_path_ok(m->name, top, sizeof(top))) {
-		cli_error("the backup holds \"%s\": not a relative path below "
-			  "/",
-		    m->name);
-		return -1;
-	}
-	if (m->type != '0' && m->type != '5') {
-		cli_error("the backup holds \"%s\" of type '%c' (a ktbackup.sh "
-			  "backup holds only files and dirs)",
-		    m->name, m->type);
-		return -1;
-	}
-	member_path(m->name, path, sizeof(path));
-	base = strrchr(path, '/');
-	base = base != NULL ? base + 1 : path;
-	if (m->type == '0' && strcmp(base, KT_CONF_FILE) == 0) {
-		if (r->conf_member[0] != '\0') {
-			cli_error("the backup holds two config dirs (%s and "
-				  "%s)",
-			    r->conf_member, path);
-			return -1;
-		}
-		if (base == path) {
-			cli_error("the backup's keytrustee.conf is not in a "
-				  "config dir");
-			return -1;
-		}
-		snprintf(r->conf_member, sizeof(r->conf_member), "%.*s",
-		    (int)(base - path - 1), path);
-	} else if (m->type == '0' && is_sql_name(path)) {
-		if (r->sql_member[0] != '\0') {
-			cli_error("the backup holds two database dumps (%s and "
-				  "%s)",
-			    r->sql_member, path);
-			return -1;
-		}
-		snprintf(r->sql_member, sizeof(r->sql_member), "%s", path);
-	}
-	return 0;
-}
-
-/* Pass 2: nothing but the conf dir, its parents and the SQL. */
-static int
-restore_check(const struct archive_member *m, void *arg)
-{
-	const struct restore *r = arg;
-	char path[PATH_MAX];
-	size_t n = strlen(r->conf_member), pn;
-
-	member_path(m->name, path, sizeof(path));
-	pn = strlen(path);
-	if (strcmp(path, r->sql_member) == 0)
-		return 0;
-	if (strncmp(path, r->conf_member, n) == 0 &&
-	    (path[n] == '\0' || path[n] == '/'))
-		return 0;
-	if (m->type == '5' && pn < n &&
-	    strncmp(path, r->conf_member, pn) == 0 && r->conf_member[pn] == '/')
-		return 0;
-	cli_error("the backup holds \"%s\", outside its config dir %s", path,
-	    r->conf_member);
-	return -1;
 }
 
 /* --- the live server ------------------------------------------------------ */
@@ -270,19 +166,22 @@ restore_count(PGconn *db, long counts[3])
 
 /* --- running the tools ---------------------------------------------------- */
 
-/* Run ktadmin db with these arguments, in this process. */
+/*
+ * What 'ktadmin db --start --background' (port 0) or 'ktadmin db
+ * --bootstrap' does, for the cluster in --pg-rootdir; the exit code.
+ */
 static int
-restore_db_cmd(const char *a1, const char *a2, const char *a3, const char *a4,
-    const char *a5, const char *a6, const char *a7, const char *a8)
+restore_db(const struct restore *r, int bootstrap, int port)
 {
-	char *argv[] = {"db", (char *)a1, (char *)a2, (char *)a3, (char *)a4,
-	    (char *)a5, (char *)a6, (char *)a7, (char *)a8, NULL};
-	int argc = 1;
+	struct pgcluster d;
+	int rc;
 
-	while (argv[argc] != NULL)
-		argc++;
 	fflush(stdout);
-	return cmd_db(argc, argv);
+	memset(&d, 0, sizeof(d));
+	if ((rc = pgcluster_setup(&d, r->pgroot, port)) != 0)
+		return rc;
+	return bootstrap ? db_bootstrap(&d, r->confdir, NULL, 0)
+			 : db_start(&d, 1);
 }
 
 /*
@@ -344,34 +243,24 @@ toolong:
 static int
 restore_pg_tool(const struct restore *r, const char *conninfo, char **args)
 {
-	char prog[PATH_MAX], ci[2048], pw[256], dbname[128];
-	char pathenv[PATH_MAX + 32], pwenv[300];
-	char *envp[] = {
-	    pathenv, "LC_ALL=C", "PGCONNECT_TIMEOUT=10", pwenv, NULL};
+	char ci[2048], pw[256], dbname[128], pwenv[300];
+	char *env[] = {"PGCONNECT_TIMEOUT=10", pwenv, NULL};
 	char *argv[16];
-	struct spawn_opts o = {0};
 	struct spawn_result res;
 	int i, ret = -1;
 
 	if (restore_split_conninfo(conninfo, ci, sizeof(ci), pw, sizeof(pw),
-		dbname, sizeof(dbname)) == -1 ||
-	    path_join(prog, sizeof(prog), r->bindir, args[0]) == -1)
+		dbname, sizeof(dbname)) == -1)
 		goto out;
-	snprintf(pathenv, sizeof(pathenv), "PATH=%s:/usr/bin:/bin", r->bindir);
 	snprintf(pwenv, sizeof(pwenv), "PGPASSWORD=%s", pw);
-	argv[0] = prog;
-	for (i = 1; args[i] != NULL && i < 13; i++)
+	for (i = 0; args[i] != NULL && i < 13; i++)
 		argv[i] = args[i];
 	argv[i++] = "-d";
 	argv[i++] = ci;
 	argv[i] = NULL;
-	o.envp = envp;
-	o.cwd = "/";
-	o.capture = 1;
-	if (spawn_run(argv, &o, &res) == -1) {
-		cli_error("cannot run %s: %s", prog, strerror(errno));
+	/* As this user: it reads the dump and writes the aside copy. */
+	if (pgbin_run(r->bindir, NULL, argv, env, &res) == -1)
 		goto out;
-	}
 	if (res.status != 0) {
 		cli_error("%s failed (exit %d)", args[0], res.status);
 		cli_detail_lines(res.err);
@@ -389,9 +278,8 @@ static int
 restore_recreate(const struct kt_conf *c)
 {
 	char err[1024], ci[2048], pw[256], dbname[128], sql[512];
-	char *ident = NULL, *owner = NULL;
+	char *ident = NULL;
 	PGconn *db = NULL;
-	PGresult *res = NULL;
 	int ret = -1;
 
 	if (restore_split_conninfo(c->db_connect, ci, sizeof(ci), pw,
@@ -403,55 +291,20 @@ restore_recreate(const struct kt_conf *c)
 		cli_detail_lines(err);
 		goto out;
 	}
-	if ((ident = PQescapeIdentifier(db, dbname, strlen(dbname))) == NULL ||
-	    (owner = PQescapeIdentifier(db, PQuser(db), strlen(PQuser(db)))) ==
-		NULL) {
+	if ((ident = PQescapeIdentifier(db, dbname, strlen(dbname))) == NULL) {
 		cli_error("%s", PQerrorMessage(db));
 		goto out;
 	}
 	snprintf(
 	    sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
-	res = PQexec(db, sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		cli_error("cannot drop the %s database", dbname);
-		cli_detail_lines(PQresultErrorMessage(res));
-		goto out;
-	}
-	PQclear(res);
-	snprintf(sql, sizeof(sql),
-	    "CREATE DATABASE %s OWNER %s ENCODING 'UTF8'", ident, owner);
-	res = PQexec(db, sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		cli_error("cannot create the %s database", dbname);
-		cli_detail_lines(PQresultErrorMessage(res));
-		goto out;
-	}
-	ret = 0;
+	if (pgcluster_sql(db, sql, "cannot drop the %s database", dbname) == 0)
+		ret = pgcluster_create_database(db, dbname, PQuser(db));
 out:
 	OPENSSL_cleanse(pw, sizeof(pw));
-	PQclear(res);
 	PQfreemem(ident);
-	PQfreemem(owner);
 	if (db != NULL)
 		PQfinish(db);
 	return ret;
-}
-
-/* keytrustee.conf keeps the owner of its config dir (as root). */
-static int
-restore_save_conf(const struct kt_conf *c)
-{
-	if (conf_save(c) == -1 || db_conf_chown(c, c->path) == -1) {
-		cli_error("cannot write %s: %s", c->path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static void
-restore_conf_warn(const char *msg)
-{
-	cli_warning("%s", msg);
 }
 
 static int
@@ -561,11 +414,10 @@ cmd_restore(int argc, char **argv)
 	const struct kt_conf *dbconf = NULL;
 	PGconn *db = NULL;
 	char tarpath[PATH_MAX + 32], xdir[PATH_MAX + 32], src[PATH_MAX * 3];
-	char sqlpath[PATH_MAX * 3], err[1024], portstr[16],
-	    aside[PATH_MAX + 64];
+	char sqlpath[PATH_MAX * 3], err[1024], aside[PATH_MAX + 64];
 	char pgversion[PATH_MAX + 16];
 	long pid, counts[3] = {0, 0, 0};
-	int ch, kind, rc = 1, has_cluster, live = 0, replaced = 0;
+	int ch, kind, rc = 1, has_cluster, live = 0, replaced = 0, port;
 
 	memset(&r, 0, sizeof(r));
 	aside[0] = '\0';
@@ -585,7 +437,7 @@ cmd_restore(int argc, char **argv)
 				cli_error("--port: \"%s\" is not a port number "
 					  "(1-65535)",
 				    optarg);
-				return restore_bad_usage();
+				return ktadmin_bad_usage("restore");
 			}
 			break;
 		case 'f':
@@ -600,11 +452,11 @@ cmd_restore(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		cli_error("no backup given");
-		return restore_bad_usage();
+		return ktadmin_bad_usage("restore");
 	}
 	if (optind + 1 < argc) {
 		cli_error("unexpected argument \"%s\"", argv[optind + 1]);
-		return restore_bad_usage();
+		return ktadmin_bad_usage("restore");
 	}
 	backup = argv[optind];
 	if ((kind = archive_kind(backup)) == -1) {
@@ -644,15 +496,7 @@ cmd_restore(int argc, char **argv)
 		}
 	} else
 		snprintf(tarpath, sizeof(tarpath), "%s", backup);
-	if (archive_scan(tarpath, restore_find, &r) == -1)
-		goto bad_archive;
-	if (r.conf_member[0] == '\0' || r.sql_member[0] == '\0') {
-		cli_error("%s holds no %s", backup,
-		    r.conf_member[0] == '\0' ? "config dir (keytrustee.conf)"
-					     : "database dump (kts_bak_*.sql)");
-		goto bad_archive;
-	}
-	if (archive_scan(tarpath, restore_check, &r) == -1)
+	if (ktbackup_scan(tarpath, backup, &r.members) == -1)
 		goto bad_archive;
 
 	/* 2. tar xvf into the stage, modes (and owners, as root) kept. */
@@ -664,15 +508,15 @@ cmd_restore(int argc, char **argv)
 	{
 		char *tar[] = {"tar", "--extract", "--file", tarpath,
 		    "--directory", xdir, "--same-permissions",
-		    "--no-overwrite-dir", "--", r.conf_member, r.sql_member,
+		    "--no-overwrite-dir", "--", r.members.conf, r.members.sql,
 		    NULL};
 
 		if (spawn_cli(tar, 0) == -1)
 			goto out;
 	}
-	snprintf(src, sizeof(src), "%s/%s", xdir, r.conf_member);
-	snprintf(sqlpath, sizeof(sqlpath), "%s/%s", xdir, r.sql_member);
-	if (conf_load(src, &staged, restore_conf_warn, err, sizeof(err)) ==
+	snprintf(src, sizeof(src), "%s/%s", xdir, r.members.conf);
+	snprintf(sqlpath, sizeof(sqlpath), "%s/%s", xdir, r.members.sql);
+	if (conf_load(src, &staged, pgcluster_conf_warn, err, sizeof(err)) ==
 	    -1) {
 		cli_error("the backup's keytrustee.conf is not valid");
 		cli_detail_lines(err);
@@ -683,7 +527,7 @@ cmd_restore(int argc, char **argv)
 	snprintf(pgversion, sizeof(pgversion), "%s/PG_VERSION", r.pgroot);
 	has_cluster = access(pgversion, F_OK) == 0;
 	if (file_exists(r.confdir)) {
-		if (conf_load(r.confdir, &old, restore_conf_warn, err,
+		if (conf_load(r.confdir, &old, pgcluster_conf_warn, err,
 			sizeof(err)) == -1) {
 			conf_free(old);
 			old = NULL;
@@ -696,8 +540,7 @@ cmd_restore(int argc, char **argv)
 	    : staged->db_connect != NULL		? staged
 							: NULL;
 	if (has_cluster) {
-		if (restore_db_cmd("--start", "--background", "--pg-rootdir",
-			r.pgroot, NULL, NULL, NULL, NULL) != 0)
+		if (restore_db(&r, 0, 0) != 0)
 			goto out;
 		/* Checked before anything is written: the dump goes there. */
 		if (dbconf == NULL ||
@@ -753,19 +596,17 @@ cmd_restore(int argc, char **argv)
 			cli_error("%s", err);
 			goto out;
 		}
-		snprintf(portstr, sizeof(portstr), "%d",
-		    r.port != 0 ? r.port : c->db_port);
+		port = r.port != 0 ? r.port : c->db_port;
 		conf_free(c);
 		c = NULL;
-		if (restore_db_cmd("--bootstrap", "--confdir", r.confdir,
-			"--pg-rootdir", r.pgroot, "--port", portstr, NULL) != 0)
+		if (restore_db(&r, 1, port) != 0)
 			goto out;
 	} else if (old != NULL && dbconf == old) {
 		/* The cluster's role password is the one the old conf knew. */
 		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1 ||
 		    conf_set_str(c, "DB_CONNECT", old->db_connect) == -1 ||
 		    conf_set_int(c, "DB_PORT", old->db_port) == -1 ||
-		    restore_save_conf(c) == -1)
+		    pgcluster_conf_save(c) == -1)
 			goto out;
 		conf_free(c);
 		c = NULL;

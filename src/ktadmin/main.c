@@ -2,12 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmdtab.h"
 #include "ktadmin.h"
 #include "log.h"
 
-const char *ktadmin_progname = "ktadmin";
-
-static const struct ktadmin_cmd cmds[] = {
+static const struct cmdtab_cmd cmds[] = {
 	{ "init", "init [--confdir DIR] [--hostname NAME] [--tls-key ecdsa|rsa]",
 	    "create the config dir, OpenPGP key and TLS certificate", cmd_init },
 	{ "db", "db (--bootstrap|--start|--stop|--status|"
@@ -26,38 +25,30 @@ static const struct ktadmin_cmd cmds[] = {
 	    "show or push the admin mail outbox", cmd_mail },
 };
 
-static void
-usage(FILE *fp)
-{
-	size_t i;
+static const struct cmdtab tab = {
+	.progname = "ktadmin",
+	.manpage = "ktadmin(8)",
+	.synopsis = "COMMAND [options]",
+	.list = CMDTAB_LIST_SUMMARY,
+	.words = CMDTAB_WORDS_CLI,
+	.cmds = cmds,
+	.ncmds = sizeof(cmds) / sizeof(cmds[0]),
+};
 
-	fprintf(fp, "usage: %s COMMAND [options]\n\ncommands:\n",
-	    ktadmin_progname);
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(fp, "  %-7s %s\n          %s\n", cmds[i].name,
-		    cmds[i].summary, cmds[i].usage);
-	fprintf(fp, "\nRun '%s COMMAND --help' for a command's options.\n",
-	    ktadmin_progname);
+int
+ktadmin_bad_usage(const char *cmd)
+{
+	cli_hint("run '%s %s --help' for usage", tab.progname, cmd);
+	return 2;
 }
 
 int
 main(int argc, char **argv)
 {
-	size_t i;
-
-	if (argc < 2) {
-		cli_error("no command given");
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		cmdtab_usage(&tab, stdout);
 		return 0;
 	}
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(argv[1], cmds[i].name) == 0)
-			return cmds[i].run(argc - 1, argv + 1);
-	cli_error("unknown command \"%s\"", argv[1]);
-	cli_hint("run '%s --help' for the list of commands", ktadmin_progname);
-	return 2;
+	return cmdtab_dispatch(&tab, argc - 1, argv + 1);
 }

@@ -1,16 +1,18 @@
 /*
- * pgbin.c - where PostgreSQL's programs are: the ones ktadmin db runs the
- * cluster with, and the psql that ktadmin restore loads a dump with.
+ * pgbin.c - where PostgreSQL's programs are and how they run: the ones
+ * ktadmin db runs the cluster with, and the pg_dump and psql that ktadmin
+ * restore dumps and loads a database with.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "ktadmin.h"
 #include "log.h"
+#include "pgbin.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -81,4 +83,45 @@ pgbin_find(char *bindir, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+void
+pgbin_env(struct pgbin_env *e, const char *bindir, char *const *extra)
+{
+	size_t n = 0;
+
+	snprintf(e->path, sizeof(e->path), "PATH=%s:/usr/bin:/bin", bindir);
+	e->envp[n++] = e->path;
+	e->envp[n++] = "LC_ALL=C";
+	for (; extra != NULL && *extra != NULL && n < 2 + PGBIN_ENV_EXTRA;
+	     extra++)
+		e->envp[n++] = *extra;
+	e->envp[n] = NULL;
+}
+
+int
+pgbin_run(const char *bindir, const char *runas, char **argv,
+    char *const *extra, struct spawn_result *res)
+{
+	struct spawn_opts o = {0};
+	struct pgbin_env e;
+	char prog[PATH_MAX];
+	char *saved = argv[0];
+	int r;
+
+	if (path_join(prog, sizeof(prog), bindir, argv[0]) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	pgbin_env(&e, bindir, extra);
+	o.envp = e.envp;
+	o.runas = runas;
+	o.cwd = "/";
+	o.capture = 1;
+	argv[0] = prog;
+	r = spawn_run(argv, &o, res);
+	argv[0] = saved;
+	if (r == -1)
+		cli_error("cannot run %s: %s", prog, strerror(errno));
+	return r;
 }

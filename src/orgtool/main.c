@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmdtab.h"
 #include "log.h"
 #include "orgtool.h"
 
 const char *orgtool_confdir;
 
 /* The guide's Table 4, in its order. */
-static const struct orgtool_cmd cmds[] = {
+static const struct cmdtab_cmd cmds[] = {
     {"add", "add [-h] -n NAME -c CONTACTS",
 	"Adds a new organization and administrators for the organization.",
 	cmd_add},
@@ -35,61 +36,43 @@ static const struct orgtool_cmd cmds[] = {
 	cmd_set_auth},
 };
 
-#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
-
-const struct orgtool_cmd *
-orgtool_cmd_find(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < NCMDS; i++)
-		if (strcmp(name, cmds[i].name) == 0)
-			return &cmds[i];
-	return NULL;
-}
+static const struct cmdtab tab = {
+    .progname = ORGTOOL_PROGNAME,
+    .manpage = "keytrustee-orgtool(8)",
+    .synopsis = "[-h] [--confdir DIR] COMMAND ...",
+    .global = "[--confdir DIR]",
+    .description = "Administer Key Trustee Server organizations.  Must be "
+		   "run as root.\n\n",
+    .epilog = "\noptions:\n"
+	      "  --confdir DIR  config dir (default "
+	      "$KEYTRUSTEE_HOME/.keytrustee,\n"
+	      "                 KEYTRUSTEE_HOME defaults to "
+	      "/var/lib/keytrustee)\n"
+	      "  -h, --help     show this help message and exit\n",
+    .list = CMDTAB_LIST_USAGE,
+    .words = CMDTAB_WORDS_CLI,
+    .cmds = cmds,
+    .ncmds = sizeof(cmds) / sizeof(cmds[0]),
+};
 
 void
 orgtool_cmd_usage(FILE *fp, const char *name, const char *options)
 {
-	const struct orgtool_cmd *cmd = orgtool_cmd_find(name);
+	const struct cmdtab_cmd *cmd = cmdtab_find(&tab, name);
 
 	if (cmd == NULL)
 		return;
-	fprintf(fp, "usage: %s [--confdir DIR] %s\n\n%s\n\noptions:\n%s",
-	    ORGTOOL_PROGNAME, cmd->usage, cmd->summary, options);
+	cmdtab_help(&tab, cmd, fp);
+	fprintf(fp, "\noptions:\n%s", options);
 	fprintf(fp,
 	    "  --confdir DIR         config dir (default "
 	    "$KEYTRUSTEE_HOME/.keytrustee)\n"
 	    "  -h, --help            show this help message and exit\n");
 }
 
-static void
-usage(FILE *fp)
-{
-	size_t i;
-
-	fprintf(fp,
-	    "usage: %s [-h] [--confdir DIR] COMMAND ...\n\n"
-	    "Administer Key Trustee Server organizations.  Must be run as "
-	    "root.\n\ncommands:\n",
-	    ORGTOOL_PROGNAME);
-	for (i = 0; i < NCMDS; i++)
-		fprintf(fp, "  %s %s\n", ORGTOOL_PROGNAME, cmds[i].usage);
-	fprintf(fp,
-	    "\noptions:\n"
-	    "  --confdir DIR  config dir (default "
-	    "$KEYTRUSTEE_HOME/.keytrustee,\n"
-	    "                 KEYTRUSTEE_HOME defaults to "
-	    "/var/lib/keytrustee)\n"
-	    "  -h, --help     show this help message and exit\n"
-	    "\nRun '%s COMMAND --help' for a command's options.\n",
-	    ORGTOOL_PROGNAME);
-}
-
 int
 main(int argc, char **argv)
 {
-	const struct orgtool_cmd *cmd;
 	char q[256];
 	int i;
 
@@ -97,7 +80,7 @@ main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0) {
-			usage(stdout);
+			cmdtab_usage(&tab, stdout);
 			return 0;
 		} else if (strcmp(argv[i], "--confdir") == 0) {
 			if (i + 1 >= argc) {
@@ -121,18 +104,5 @@ main(int argc, char **argv)
 		cli_error("--confdir: empty directory name");
 		return 2;
 	}
-	if (i >= argc) {
-		cli_error("no command given");
-		cli_hint("run '%s --help' for the list of commands",
-		    ORGTOOL_PROGNAME);
-		return 2;
-	}
-	if ((cmd = orgtool_cmd_find(argv[i])) == NULL) {
-		cli_error("unknown command \"%s\"",
-		    cli_quote(argv[i], q, sizeof(q)));
-		cli_hint("run '%s --help' for the list of commands",
-		    ORGTOOL_PROGNAME);
-		return 2;
-	}
-	return cmd->run(argc - i, argv + i);
+	return cmdtab_dispatch(&tab, argc - i, argv + i);
 }

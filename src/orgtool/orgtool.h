@@ -1,4 +1,4 @@
-/* orgtool.h - keytrustee-orgtool: the command table and shared helpers. */
+/* orgtool.h - keytrustee-orgtool: its verbs and the helpers they share. */
 #ifndef ORGTOOL_H
 #define ORGTOOL_H
 
@@ -16,23 +16,17 @@
 #define ORGTOOL_OPT_CONFDIR 0x100
 #define ORGTOOL_OPT_FINGERPRINT 0x101
 
-struct orgtool_cmd {
-	const char *name;
-	const char *usage;
-	const char *summary;
-	int (*run)(int argc, char **argv); /* argv[0] is the command name */
-};
-
-/* One file per command. */
+/* One file per command, listed in main.c's table (cmdtab.h). */
 int cmd_add(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_disable_client(int argc, char **argv);
 int cmd_enable_client(int argc, char **argv);
 int cmd_set_auth(int argc, char **argv);
 
-/* The command's table entry (main.c); NULL when unknown. */
-const struct orgtool_cmd *orgtool_cmd_find(const char *name);
-/* "usage: keytrustee-orgtool USAGE" and the common options. */
+/*
+ * A verb's --help: "usage: keytrustee-orgtool [--confdir DIR] USAGE", its
+ * summary, then options and the common options.
+ */
 void orgtool_cmd_usage(FILE *fp, const char *name, const char *options);
 
 /* --confdir given before the command (NULL: not given). */
