@@ -16,8 +16,9 @@
 #include "util.h"
 
 int
-cmd_backup(const char *confdir, int argc, char **argv)
+cmd_backup(int argc, char **argv)
 {
+	const char *confdir = client_confdir; /* --confdir before the verb */
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "gpg-recipient", required_argument, NULL, 'r' },
@@ -26,7 +27,7 @@ cmd_backup(const char *confdir, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct client_cmd *cmd = client_cmd_find("backup");
+	const struct cmdtab_cmd *cmd = client_cmd_find("backup");
 	const char *output = NULL, *recipient = NULL;
 	char dirbuf[PATH_MAX], basebuf[PATH_MAX], outbuf[PATH_MAX];
 	char tartmp[PATH_MAX + 32] = "", gpgtmp[PATH_MAX + 32] = "";

@@ -6,14 +6,15 @@
 #include "log.h"
 
 int
-cmd_delete(const char *confdir, int argc, char **argv)
+cmd_delete(int argc, char **argv)
 {
+	const char *confdir = client_confdir; /* --confdir before the verb */
 	static const struct option opts[] = {
 		{ "confdir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct client_cmd *cmd = client_cmd_find("delete");
+	const struct cmdtab_cmd *cmd = client_cmd_find("delete");
 	struct kt_client *c;
 	int ch, rc = 1, ret;
 

@@ -10,8 +10,9 @@
 #include "util.h"
 
 int
-cmd_get(const char *confdir, int argc, char **argv)
+cmd_get(int argc, char **argv)
 {
+	const char *confdir = client_confdir; /* --confdir before the verb */
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "no-cache", no_argument, NULL, 'N' },
@@ -20,7 +21,7 @@ cmd_get(const char *confdir, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct client_cmd *cmd = client_cmd_find("get");
+	const struct cmdtab_cmd *cmd = client_cmd_find("get");
 	const char *name = NULL, *output = NULL, *uuid = NULL;
 	unsigned char *data = NULL;
 	size_t len = 0;

@@ -50,8 +50,9 @@ fail:
 }
 
 int
-cmd_put(const char *confdir, int argc, char **argv)
+cmd_put(int argc, char **argv)
 {
+	const char *confdir = client_confdir; /* --confdir before the verb */
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "file", required_argument, NULL, 'f' },
@@ -60,7 +61,7 @@ cmd_put(const char *confdir, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct client_cmd *cmd = client_cmd_find("put");
+	const struct cmdtab_cmd *cmd = client_cmd_find("put");
 	const char *name = NULL, *file = NULL, *desc = NULL;
 	unsigned char *data = NULL;
 	size_t len = 0;

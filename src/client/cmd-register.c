@@ -10,8 +10,9 @@
 #include "log.h"
 
 int
-cmd_register(const char *confdir, int argc, char **argv)
+cmd_register(int argc, char **argv)
 {
+	const char *confdir = client_confdir; /* --confdir before the verb */
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, 's' },
 		{ "passive-server", required_argument, NULL, 'p' },
@@ -24,7 +25,7 @@ cmd_register(const char *confdir, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct client_cmd *cmd = client_cmd_find("register");
+	const struct cmdtab_cmd *cmd = client_cmd_find("register");
 	struct kt_register_opts o = { 0 };
 	struct kt_client *c;
 	char *cacert = NULL;

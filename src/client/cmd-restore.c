@@ -55,8 +55,9 @@ member_ok(const struct archive_member *m, void *arg)
 }
 
 int
-cmd_restore(const char *confdir, int argc, char **argv)
+cmd_restore(int argc, char **argv)
 {
+	const char *confdir = client_confdir; /* --confdir before the verb */
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "force", no_argument, NULL, 'f' },
@@ -64,7 +65,7 @@ cmd_restore(const char *confdir, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct client_cmd *cmd = client_cmd_find("restore");
+	const struct cmdtab_cmd *cmd = client_cmd_find("restore");
 	const char *input = NULL;
 	char target[PATH_MAX], pbuf[PATH_MAX], stage[PATH_MAX + 32] = "";
 	char tarpath[PATH_MAX + 64], top[256] = "", src[PATH_MAX + 320];

@@ -8,44 +8,29 @@
 
 const char *client_progname = CLIENT_PROGNAME;
 
-/* --confdir, given before the command. */
-static const char *confdir;
-
-/* The table's handlers: each verb with the --confdir given before it. */
-#define CLIENT_VERB(verb)                                                 \
-	static int run_##verb(int argc, char **argv)                      \
-	{                                                                 \
-		return cmd_##verb(confdir, argc, argv);                   \
-	}
-CLIENT_VERB(register)
-CLIENT_VERB(put)
-CLIENT_VERB(get)
-CLIENT_VERB(list)
-CLIENT_VERB(delete)
-CLIENT_VERB(backup)
-CLIENT_VERB(restore)
+const char *client_confdir;
 
 static const struct cmdtab_cmd cmds[] = {
 	{ "register", "register --server URL [--passive-server URL] --org ORG "
 	    "[--auth SECRET] [--skip-ssl-check | --cacert FILE] "
 	    "[--hostname NAME]",
 	    "make this client's OpenPGP key (if missing) and register it",
-	    run_register },
+	    cmd_register },
 	{ "put", "put --name NAME [--file FILE] [--description TEXT]",
 	    "encrypt FILE (or stdin) to this client's key and deposit it",
-	    run_put },
+	    cmd_put },
 	{ "get", "get (UUID | --name NAME) [--no-cache] [--output FILE]",
-	    "fetch and decrypt a deposit (stdout unless --output)", run_get },
+	    "fetch and decrypt a deposit (stdout unless --output)", cmd_get },
 	{ "list", "list", "list this client's deposits: uuid, name, created",
-	    run_list },
+	    cmd_list },
 	{ "delete", "delete UUID", "delete a deposit and its cached copy",
-	    run_delete },
+	    cmd_delete },
 	{ "backup", "backup --output FILE (--gpg-recipient R | --cleartext)",
 	    "tar this client's config dir (conf, key, cache), GPG-encrypted",
-	    run_backup },
+	    cmd_backup },
 	{ "restore", "restore --input FILE [--force]",
 	    "restore a backup into the config dir (--force replaces one)",
-	    run_restore },
+	    cmd_restore },
 };
 
 static const struct cmdtab tab = {
@@ -61,20 +46,20 @@ static const struct cmdtab tab = {
 	.ncmds = sizeof(cmds) / sizeof(cmds[0]),
 };
 
-const struct client_cmd *
+const struct cmdtab_cmd *
 client_cmd_find(const char *name)
 {
 	return cmdtab_find(&tab, name);
 }
 
 void
-client_cmd_help(const struct client_cmd *cmd, FILE *fp)
+client_cmd_help(const struct cmdtab_cmd *cmd, FILE *fp)
 {
 	cmdtab_help(&tab, cmd, fp);
 }
 
 int
-client_usage_error(const struct client_cmd *cmd, const char *fmt, ...)
+client_usage_error(const struct cmdtab_cmd *cmd, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -102,10 +87,10 @@ main(int argc, char **argv)
 				cli_error("--confdir needs a directory");
 				return 2;
 			}
-			confdir = argv[i + 1];
+			client_confdir = argv[i + 1];
 			i += 2;
 		} else if (strncmp(argv[i], "--confdir=", 10) == 0) {
-			confdir = argv[i] + 10;
+			client_confdir = argv[i] + 10;
 			i++;
 		} else {
 			cli_error("unknown option \"%s\"", argv[i]);
