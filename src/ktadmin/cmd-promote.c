@@ -2,7 +2,7 @@
  * cmd-promote.c - ktadmin promote: turn the passive server's PostgreSQL
  * replica into a primary, so that the passive becomes the active server
  * after the active is lost for good.  The guide does not support this
- * (Cloudera restores the lost host from backup instead); README.md says
+ * (Cloudera restores the lost host from backup instead); docs/ha.md says
  * when it is safe.
  */
 #include <getopt.h>
@@ -27,7 +27,8 @@ promote_usage(FILE *fp)
 	    "passive\n"
 	    "becomes the active server.  Only when the old active is gone for "
 	    "good\n"
-	    "(see README.md); it refuses while the active still streams to "
+	    "(see ktadmin(8), docs/ha.md); it refuses while the active still "
+	    "streams to "
 	    "it.\n\n"
 	    "      --pg-rootdir DIR  the passive's PostgreSQL data directory\n"
 	    "  -c, --confdir DIR     config dir (default "
