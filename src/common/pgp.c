@@ -215,6 +215,17 @@ out:
 	return ret;
 }
 
+/* The first usable encryption (sub)key from sk on, or NULL. */
+static gpgme_subkey_t
+pgp_enc_subkey(gpgme_subkey_t sk)
+{
+	for (; sk != NULL; sk = sk->next)
+		if (sk->can_encrypt && !sk->revoked && !sk->expired &&
+		    !sk->disabled && !sk->invalid)
+			return sk;
+	return NULL;
+}
+
 int
 pgp_export_secret(const char *homedir, const char *fpr,
     char encfpr[PGP_FPR_LEN + 1], unsigned char **out, size_t *outlen,
@@ -236,13 +247,9 @@ pgp_export_secret(const char *homedir, const char *fpr,
 		    gpgme_strerror(e));
 		goto out;
 	}
-	for (sk = key->subkeys != NULL ? key->subkeys->next : NULL;
-	    sk != NULL; sk = sk->next)
-		if (sk->can_encrypt && !sk->revoked && !sk->expired &&
-		    !sk->disabled && !sk->invalid && sk->secret &&
-		    sk->fpr != NULL && strlen(sk->fpr) == PGP_FPR_LEN)
-			break;
-	if (sk == NULL) {
+	sk = key->subkeys != NULL ? pgp_enc_subkey(key->subkeys->next) : NULL;
+	if (sk == NULL || !sk->secret || sk->fpr == NULL ||
+	    strlen(sk->fpr) != PGP_FPR_LEN) {
 		snprintf(err, errlen, "secret key %s has no usable secret "
 		    "encryption subkey", fpr);
 		goto out;
@@ -289,15 +296,9 @@ pgp_kill_agent(const char *homedir)
 static int
 pgp_can_encrypt(gpgme_key_t key)
 {
-	gpgme_subkey_t sk;
-
 	if (key->revoked || key->expired || key->disabled || key->invalid)
 		return 0;
-	for (sk = key->subkeys; sk != NULL; sk = sk->next)
-		if (sk->can_encrypt && !sk->revoked && !sk->expired &&
-		    !sk->disabled && !sk->invalid)
-			return 1;
-	return 0;
+	return pgp_enc_subkey(key->subkeys) != NULL;
 }
 
 int

@@ -110,6 +110,23 @@ pgpkey_header(int tag, size_t bodylen, unsigned char hdr[6])
 	return 6;
 }
 
+uint32_t
+pgpkey_crc24(const unsigned char *data, size_t len)
+{
+	uint32_t crc = 0xb704ceu;
+	int i;
+
+	while (len-- > 0) {
+		crc ^= (uint32_t)*data++ << 16;
+		for (i = 0; i < 8; i++) {
+			crc <<= 1;
+			if (crc & 0x1000000u)
+				crc ^= 0x1864cfbu;
+		}
+	}
+	return crc & 0xffffffu;
+}
+
 int
 pgpkey_fpr_from_hex(const char *hex, unsigned char fpr[PGPKEY_FPR_LEN])
 {

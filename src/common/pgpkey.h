@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PGPKEY_FPR_LEN 20   /* a v4 fingerprint, in bytes */
 #define PGPKEY_KEYID_LEN 8
@@ -44,6 +45,9 @@ size_t pgpkey_header(int tag, size_t bodylen, unsigned char hdr[6]);
 int pgpkey_read_secret(const unsigned char *buf, size_t len,
     const char *enc_fpr, EVP_PKEY **sign, EVP_PKEY **decrypt,
     unsigned char fpr[PGPKEY_FPR_LEN], char *err, size_t errlen);
+
+/* The CRC-24 of ASCII armor (RFC 4880 6.1). */
+uint32_t pgpkey_crc24(const unsigned char *data, size_t len);
 
 /* 40 hex digits (either case) into a fingerprint: 0, or -1. */
 int pgpkey_fpr_from_hex(const char *hex, unsigned char fpr[PGPKEY_FPR_LEN]);

@@ -21,23 +21,6 @@
 #define PGPSIG_PACKET_MAX (PGPSIG_HASHED_LEN + 12 + 2 + 2 + PGPSIG_SIG_MAX)
 #define PGPSIG_ARMOR_LINE 48 /* bytes per 64-character base64 line */
 
-unsigned long
-pgpsig_crc24(const unsigned char *data, size_t len)
-{
-	unsigned long crc = 0xb704ceUL;
-	int i;
-
-	while (len-- > 0) {
-		crc ^= (unsigned long)*data++ << 16;
-		for (i = 0; i < 8; i++) {
-			crc <<= 1;
-			if (crc & 0x1000000UL)
-				crc ^= 0x1864cfbUL;
-		}
-	}
-	return crc & 0xffffffUL;
-}
-
 /* Length of the line at p (up to '\n') without trailing blanks and CR. */
 static size_t
 pgpsig_line(const char *p, size_t left, size_t *next)
@@ -90,7 +73,7 @@ pgpsig_armor(const unsigned char *pkt, size_t len, char *out)
 	static const char begin[] = "-----BEGIN PGP SIGNATURE-----\n\n";
 	static const char end[] = "-----END PGP SIGNATURE-----\n";
 	unsigned char crc[3];
-	unsigned long c = pgpsig_crc24(pkt, len);
+	uint32_t c = pgpkey_crc24(pkt, len);
 	size_t o = 0, off, n;
 
 	memcpy(out, begin, sizeof(begin) - 1);

@@ -39,7 +39,4 @@ int pgpsig_clearsign(const char *text, size_t len,
     pgpsig_sign_fn *sign, void *arg, char **out, size_t *outlen, char *err,
     size_t errlen);
 
-/* The OpenPGP CRC-24 (RFC 4880 6.1) of data. */
-unsigned long pgpsig_crc24(const unsigned char *data, size_t len);
-
 #endif

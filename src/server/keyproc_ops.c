@@ -20,37 +20,37 @@
 #define TLS_PASSWORD_MAX 1024
 #define KP_RSA_MIN_PAD 11 /* PKCS#1 v1.5: 00 01 FF..FF (8 at least) 00 */
 
-/* A context for one operation on k, padding set when not 0. */
-static EVP_PKEY_CTX *
-kp_ctx(EVP_PKEY *k, int decrypt, int padding, const EVP_MD *md)
+/*
+ * One operation on k: sign (or decrypt) in into out (*outlen: its room,
+ * then the length), the RSA padding set when not 0, the signature's digest
+ * when md is not NULL.  0, or -1.
+ */
+static int
+kp_do(EVP_PKEY *k, int decrypt, int padding, const EVP_MD *md,
+    const unsigned char *in, size_t len, unsigned char *out, size_t *outlen)
 {
 	EVP_PKEY_CTX *pc;
+	int ok;
 
 	if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL)) == NULL)
-		return NULL;
-	if ((decrypt ? EVP_PKEY_decrypt_init(pc) : EVP_PKEY_sign_init(pc)) <=
-	    0 || (padding != 0 &&
-	    EVP_PKEY_CTX_set_rsa_padding(pc, padding) <= 0) ||
-	    (md != NULL && EVP_PKEY_CTX_set_signature_md(pc, md) <= 0)) {
-		EVP_PKEY_CTX_free(pc);
-		return NULL;
-	}
-	return pc;
+		return -1;
+	ok = (decrypt ? EVP_PKEY_decrypt_init(pc) : EVP_PKEY_sign_init(pc)) >
+	    0 && (padding == 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pc, padding) > 0) &&
+	    (md == NULL || EVP_PKEY_CTX_set_signature_md(pc, md) > 0) &&
+	    (decrypt ? EVP_PKEY_decrypt(pc, out, outlen, in, len) :
+	    EVP_PKEY_sign(pc, out, outlen, in, len)) > 0;
+	EVP_PKEY_CTX_free(pc);
+	return ok ? 0 : -1;
 }
 
 int
 kp_op_ec_sign(EVP_PKEY *k, const unsigned char *dgst, size_t dlen,
     unsigned char *sig, size_t *siglen)
 {
-	EVP_PKEY_CTX *pc;
-	int ok;
-
-	if (EVP_PKEY_get_base_id(k) != EVP_PKEY_EC || dlen < 16 || dlen > 64 ||
-	    (pc = kp_ctx(k, 0, 0, NULL)) == NULL)
+	if (EVP_PKEY_get_base_id(k) != EVP_PKEY_EC || dlen < 16 || dlen > 64)
 		return -1;
-	ok = EVP_PKEY_sign(pc, sig, siglen, dgst, dlen) > 0;
-	EVP_PKEY_CTX_free(pc);
-	return ok ? 0 : -1;
+	return kp_do(k, 0, 0, NULL, dgst, dlen, sig, siglen);
 }
 
 /* MGF1 (RFC 8017 B.2.1) of seed, XORed into buf. */
@@ -131,8 +131,6 @@ kp_op_rsa_sign(EVP_PKEY *k, int padding, const unsigned char *in,
     size_t len, unsigned char *out, size_t *outlen)
 {
 	size_t size = (size_t)EVP_PKEY_get_size(k);
-	EVP_PKEY_CTX *pc;
-	int ok;
 
 	if (EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA || *outlen < size)
 		return -1;
@@ -143,11 +141,7 @@ kp_op_rsa_sign(EVP_PKEY *k, int padding, const unsigned char *in,
 	    !kp_pss_shaped(in, len, EVP_PKEY_get_bits(k))) {
 		return -1;
 	}
-	if ((pc = kp_ctx(k, 0, padding, NULL)) == NULL)
-		return -1;
-	ok = EVP_PKEY_sign(pc, out, outlen, in, len) > 0;
-	EVP_PKEY_CTX_free(pc);
-	return ok ? 0 : -1;
+	return kp_do(k, 0, padding, NULL, in, len, out, outlen);
 }
 
 int
@@ -155,30 +149,19 @@ kp_op_pgp_sign(EVP_PKEY *k, int hashalgo, const unsigned char *dgst,
     size_t dlen, unsigned char *sig, size_t *siglen)
 {
 	const EVP_MD *md = pgpkey_md(hashalgo);
-	EVP_PKEY_CTX *pc;
-	int ok;
 
-	if (md == NULL || dlen != (size_t)EVP_MD_get_size(md) ||
-	    (pc = kp_ctx(k, 0, RSA_PKCS1_PADDING, md)) == NULL)
+	if (md == NULL || dlen != (size_t)EVP_MD_get_size(md))
 		return -1;
-	ok = EVP_PKEY_sign(pc, sig, siglen, dgst, dlen) > 0;
-	EVP_PKEY_CTX_free(pc);
-	return ok ? 0 : -1;
+	return kp_do(k, 0, RSA_PKCS1_PADDING, md, dgst, dlen, sig, siglen);
 }
 
 int
 kp_op_pgp_decrypt(EVP_PKEY *k, const unsigned char *ct, size_t len,
     unsigned char *out, size_t *outlen)
 {
-	EVP_PKEY_CTX *pc;
-	int ok;
-
-	if (len == 0 || len > (size_t)EVP_PKEY_get_size(k) ||
-	    (pc = kp_ctx(k, 1, RSA_PKCS1_PADDING, NULL)) == NULL)
+	if (len == 0 || len > (size_t)EVP_PKEY_get_size(k))
 		return -1;
-	ok = EVP_PKEY_decrypt(pc, out, outlen, ct, len) > 0;
-	EVP_PKEY_CTX_free(pc);
-	return ok ? 0 : -1;
+	return kp_do(k, 1, RSA_PKCS1_PADDING, NULL, ct, len, out, outlen);
 }
 
 int

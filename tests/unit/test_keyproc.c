@@ -140,6 +140,20 @@ test_start_answer(void **state)
 	assert_int_equal(keyproc_ping(), 0);
 }
 
+/* A PKESK's RSA value: block encrypted to k with PKCS#1 v1.5. */
+static void
+pkcs1_encrypt(EVP_PKEY *k, const unsigned char *block, size_t len,
+    unsigned char *ct, size_t *ctlen)
+{
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(k, NULL);
+
+	assert_non_null(pc);
+	assert_true(EVP_PKEY_encrypt_init(pc) > 0);
+	assert_true(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) > 0);
+	assert_true(EVP_PKEY_encrypt(pc, ct, ctlen, block, len) > 0);
+	EVP_PKEY_CTX_free(pc);
+}
+
 static void
 test_pgp_sign_and_decrypt(void **state)
 {
@@ -164,24 +178,14 @@ test_pgp_sign_and_decrypt(void **state)
 	EVP_PKEY_CTX_free(pc);
 
 	assert_int_equal(RAND_bytes(block, sizeof(block)), 1);
-	pc = EVP_PKEY_CTX_new(dec_key, NULL);
-	assert_true(EVP_PKEY_encrypt_init(pc) > 0);
-	assert_true(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) > 0);
-	assert_true(EVP_PKEY_encrypt(pc, ct, &ctlen, block, sizeof(block)) >
-	    0);
-	EVP_PKEY_CTX_free(pc);
+	pkcs1_encrypt(dec_key, block, sizeof(block), ct, &ctlen);
 	assert_int_equal(keyproc_pgp_decrypt(ct, ctlen, out, &outlen, err,
 	    sizeof(err)), 0);
 	assert_int_equal(outlen, sizeof(block));
 	assert_memory_equal(out, block, sizeof(block));
 	/* encrypted to the other key: answered KP_FAIL, not refused */
 	ctlen = sizeof(ct);
-	pc = EVP_PKEY_CTX_new(sign_key, NULL);
-	assert_true(EVP_PKEY_encrypt_init(pc) > 0);
-	assert_true(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) > 0);
-	assert_true(EVP_PKEY_encrypt(pc, ct, &ctlen, block, sizeof(block)) >
-	    0);
-	EVP_PKEY_CTX_free(pc);
+	pkcs1_encrypt(sign_key, block, sizeof(block), ct, &ctlen);
 	outlen = 0;
 	if (keyproc_pgp_decrypt(ct, ctlen, out, &outlen, err, sizeof(err)) ==
 	    0)

@@ -152,7 +152,7 @@ parse(const char *text, struct parsed *p)
 	b64dec(line + 1, (size_t)(nl - line - 1), crc, &crcn);
 	assert_int_equal(crcn, 3);
 	c = (unsigned long)crc[0] << 16 | (unsigned long)crc[1] << 8 | crc[2];
-	assert_int_equal(c, pgpsig_crc24(p->pkt, n));
+	assert_int_equal(c, pgpkey_crc24(p->pkt, n));
 	assert_string_equal(nl + 1, end);
 	p->pktlen = n;
 	assert_int_equal(pgpkey_packet(p->pkt, n, &tag, &h, &p->sigbodylen),
@@ -248,10 +248,10 @@ static void
 test_crc24(void **state)
 {
 	(void)state;
-	assert_int_equal(pgpsig_crc24((const unsigned char *)"", 0),
+	assert_int_equal(pgpkey_crc24((const unsigned char *)"", 0),
 	    0xb704ce);
 	/* The CRC-24/OPENPGP check value. */
-	assert_int_equal(pgpsig_crc24((const unsigned char *)"123456789", 9),
+	assert_int_equal(pgpkey_crc24((const unsigned char *)"123456789", 9),
 	    0x21cf02);
 }
 
