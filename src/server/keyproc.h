@@ -103,8 +103,9 @@ struct keyproc_info {
  * start-up answer: the data key into datakey, the rest into info.  A TLS
  * key that does not load is reported by the first keyproc_tls_key (where
  * tls_ctx_build loads the key, so errors come in today's order); an OpenPGP
- * or data key failure in info->error.  -1 with err only when the process
- * cannot be started or dies before it answers.
+ * or data key failure in info->error.  -1 with err when the process
+ * cannot be started; one that dies before it answers ends this process
+ * (as any failed channel does).
  */
 int keyproc_start(const struct kt_conf *c, int nchan,
     unsigned char datakey[CRYPTO_KEY_LEN], struct keyproc_info *info,

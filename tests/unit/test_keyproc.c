@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,6 +371,60 @@ test_refusals(void **state)
 	assert_int_equal(keyproc_ping(), 0);
 }
 
+static void *
+forbidden_call(void *arg)
+{
+	unsigned char ans[64];
+	size_t n;
+
+	(void)arg;
+	keyproc_call(KP_OP_MAX + 3, 0, NULL, 0, ans, sizeof(ans), &n);
+	_exit(0); /* answered: not what the key process must do */
+}
+
+/*
+ * Through the API: a refused request ends the asking process at once with
+ * status 1 and one line naming the key process, as the server would end.
+ */
+static void
+test_refused_call_ends_the_caller(void **state)
+{
+	char buf[4096];
+	size_t got = 0;
+	ssize_t n;
+	pthread_t t;
+	int p[2], st;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(keyproc_ping(), 0); /* this thread has a channel */
+	assert_int_equal(pipe(p), 0);
+	fflush(stderr);
+	if ((pid = fork()) == 0) {
+		dup2(p[1], STDERR_FILENO);
+		close(p[0]);
+		/* a thread of its own takes another channel */
+		pthread_create(&t, NULL, forbidden_call, NULL);
+		pthread_join(t, NULL);
+		_exit(2);
+	}
+	assert_true(pid > 0);
+	close(p[1]);
+	while (got < sizeof(buf) - 1 &&
+	    (n = read(p[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	assert_non_null(strstr(buf, "key process (pid"));
+	assert_non_null(strstr(buf, "closed its channel"));
+	assert_non_null(strstr(buf, "; exiting"));
+	/* the test's own channel is untouched */
+	assert_int_equal(keyproc_ping(), 0);
+}
+
 int
 main(void)
 {
@@ -378,6 +433,7 @@ main(void)
 		cmocka_unit_test(test_pgp_sign_and_decrypt),
 		cmocka_unit_test(test_tls_key_and_reload),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_refused_call_ends_the_caller),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
