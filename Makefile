@@ -83,7 +83,8 @@ OBJCOPY ?= objcopy
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run stop check unit unit-san system fuzz bench install clean \
+.PHONY: all deps run stop check unit unit-san system fuzz bench bench-keyproc \
+	install clean \
 	format csd parcel
 
 all: $(BIN_PATHS) $(LIBKT_A) $(LIBKT_SO)
@@ -192,9 +193,21 @@ $(BENCH_HELPER): tests/bench/ktbench.c $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
+# The key process's cost per operation (tests/bench/README.md, "Key
+# process"): a config dir made by ktadmin init, then kpbench on it.
+KPBENCH := $(BUILD)/bench/kpbench
+$(KPBENCH): tests/bench/kpbench.c $(SERVER_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc/server -o $@ $^ $(LDFLAGS) \
+		$(keytrustee-server_LIBS) $(LIBS)
+
+bench-keyproc: all $(KPBENCH)
+	@sh tests/bench/kpbench.sh $(BUILD)
+
 bench: deps
 	@sh tests/bench/install
 	@$(MAKE) --no-print-directory all $(BENCH_HELPER)
+	@$(MAKE) --no-print-directory bench-keyproc
 	BENCH_QUICK=$(BENCH_QUICK) /usr/bin/python3 tests/bench/bench.py
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries and scripts;

@@ -194,6 +194,17 @@ mail_client_notice(const struct kt_conf *c, const char *org, const char *fpr,
 	return 0;
 }
 
+/* The default signer: gpg-agent, through GPGME. */
+static int
+mail_sign_gpg(void *arg, const char *text, size_t len, char **signed_text,
+    char *err, size_t errlen)
+{
+	const struct mail_sender *s = arg;
+
+	return pgp_clearsign(s->gpghome, s->signer, text, len, signed_text,
+	    NULL, err, errlen);
+}
+
 int
 mail_sender_init(struct mail_sender *s, const struct kt_conf *c,
     const char *signer, char *err, size_t errlen)
@@ -204,6 +215,8 @@ mail_sender_init(struct mail_sender *s, const struct kt_conf *c,
 	memset(s, 0, sizeof(*s));
 	s->conf = c;
 	s->gpghome = c->confdir;
+	s->sign = mail_sign_gpg;
+	s->sign_arg = s;
 	if (path_join(s->contacts_home, sizeof(s->contacts_home), c->confdir,
 		MAIL_CONTACTS_HOME) == -1) {
 		snprintf(err, errlen, "%s: path too long", c->confdir);
@@ -340,8 +353,8 @@ mail_compose(const struct mail_sender *s, PGconn *db, const struct mail_row *m,
 	time_t now = time(NULL);
 
 	enc_fpr[0] = '\0';
-	if (pgp_clearsign(s->gpghome, s->signer, body, strlen(body),
-		&signed_text, NULL, err, errlen) == -1)
+	if (s->sign(s->sign_arg, body, strlen(body), &signed_text, err,
+		errlen) == -1)
 		goto out;
 	payload = signed_text;
 	res = PQexecParams(db,
@@ -520,9 +533,6 @@ mail_deliver(const struct mail_sender *s, PGconn *db, mail_note_fn *note,
 		return -1;
 	while ((r = mail_one(s, db, last, note, arg, st, err, errlen)) == 1)
 		;
-	/* The key is loaded only while mail is being signed. */
-	if (st->sent + st->failed + st->deferred > 0)
-		pgp_kill_agent(s->gpghome);
 	mail_unlock(db);
 	return r;
 }

@@ -45,18 +45,29 @@ int mail_client_notice(const struct kt_conf *c, const char *org,
     const char *fpr, const char *hostname, const char *state, char **subject,
     char **body);
 
+/*
+ * Clear-sign text with the server's key: the armored "BEGIN PGP SIGNED
+ * MESSAGE" text, malloc'd, or -1 with err.
+ */
+typedef int mail_sign_fn(void *arg, const char *text, size_t len,
+    char **signed_text, char *err, size_t errlen);
+
 /* What delivery needs: the config and the server's signing key. */
 struct mail_sender {
 	const struct kt_conf *conf;
 	const char *gpghome;	      /* the server's GnuPG home */
 	char signer[PGP_FPR_LEN + 1]; /* its key's fingerprint */
 	char contacts_home[PATH_MAX]; /* gpghome/MAIL_CONTACTS_HOME */
+	mail_sign_fn *sign;	      /* how mail is signed, and its arg */
+	void *sign_arg;
 };
 
 /*
  * Fill s for the config dir c->confdir.  signer: the server key's
  * fingerprint when the caller knows it, else NULL to look it up (which
- * starts gpg-agent).  0 or -1 with err.
+ * starts gpg-agent).  Mail is signed with pgp_clearsign (gpg-agent: the
+ * caller stops it when done) unless the caller sets sign and sign_arg
+ * after (the server: its key process).  0 or -1 with err.
  */
 int mail_sender_init(struct mail_sender *s, const struct kt_conf *c,
     const char *signer, char *err, size_t errlen);
@@ -74,16 +85,16 @@ struct mail_stats {
 /*
  * Send every queued message that is due, each in its own transaction with
  * its row locked (FOR UPDATE SKIP LOCKED: several senders never send one
- * message twice), under mail_lock, and stop the gpg-agent when anything was
- * signed.  Returns 0 (see st), or -1 with err when the database fails.
+ * message twice), under mail_lock.  Returns 0 (see st), or -1 with err
+ * when the database fails.
  */
 int mail_deliver(const struct mail_sender *s, PGconn *db, mail_note_fn *note,
     void *arg, struct mail_stats *st, char *err, size_t errlen);
 
 /*
- * The server's mail thread and 'ktadmin mail' use one keyring as one
- * account, so one gpg-agent, which each stops after a round: a session
- * advisory lock makes them take turns (it nests; unlock as often).
+ * The server's mail thread and 'ktadmin mail' (which signs through the
+ * gpg-agent of the server's keyring and stops it when done) take turns
+ * under a session advisory lock (it nests; unlock as often).
  */
 #define MAIL_AGENT_LOCK "7243061"
 int mail_lock(PGconn *db, char *err, size_t errlen);

@@ -215,6 +215,72 @@ out:
 	return ret;
 }
 
+/* The first usable encryption (sub)key from sk on, or NULL. */
+static gpgme_subkey_t
+pgp_enc_subkey(gpgme_subkey_t sk)
+{
+	for (; sk != NULL; sk = sk->next)
+		if (sk->can_encrypt && !sk->revoked && !sk->expired &&
+		    !sk->disabled && !sk->invalid)
+			return sk;
+	return NULL;
+}
+
+int
+pgp_export_secret(const char *homedir, const char *fpr,
+    char encfpr[PGP_FPR_LEN + 1], unsigned char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	gpgme_ctx_t ctx;
+	gpgme_data_t data = NULL;
+	gpgme_key_t key = NULL;
+	gpgme_subkey_t sk;
+	gpgme_error_t e;
+	size_t i;
+	int ret = -1;
+
+	*out = NULL;
+	if ((ctx = pgp_ctx_new(homedir, 0, err, errlen)) == NULL)
+		return -1;
+	if ((e = gpgme_get_key(ctx, fpr, &key, 1)) != 0) {
+		snprintf(err, errlen, "secret key %s: %s", fpr,
+		    gpgme_strerror(e));
+		goto out;
+	}
+	sk = key->subkeys != NULL ? pgp_enc_subkey(key->subkeys->next) : NULL;
+	if (sk == NULL || !sk->secret || sk->fpr == NULL ||
+	    strlen(sk->fpr) != PGP_FPR_LEN) {
+		snprintf(err, errlen, "secret key %s has no usable secret "
+		    "encryption subkey", fpr);
+		goto out;
+	}
+	for (i = 0; i < PGP_FPR_LEN; i++)
+		encfpr[i] = (char)toupper((unsigned char)sk->fpr[i]);
+	encfpr[PGP_FPR_LEN] = '\0';
+	if ((e = gpgme_data_new(&data)) != 0 ||
+	    (e = gpgme_op_export(ctx, fpr, GPGME_EXPORT_MODE_SECRET,
+	    data)) != 0) {
+		snprintf(err, errlen, "exporting secret key %s: %s", fpr,
+		    gpgme_strerror(e));
+		goto out;
+	}
+	if (pgp_data_take(&data, out, outlen, err, errlen) == -1)
+		goto out;
+	if (*outlen == 0) {
+		free(*out);
+		*out = NULL;
+		snprintf(err, errlen, "exporting secret key %s: gpg gave "
+		    "nothing", fpr);
+		goto out;
+	}
+	ret = 0;
+out:
+	gpgme_key_unref(key);
+	gpgme_data_release(data);
+	gpgme_release(ctx);
+	return ret;
+}
+
 void
 pgp_kill_agent(const char *homedir)
 {
@@ -230,15 +296,9 @@ pgp_kill_agent(const char *homedir)
 static int
 pgp_can_encrypt(gpgme_key_t key)
 {
-	gpgme_subkey_t sk;
-
 	if (key->revoked || key->expired || key->disabled || key->invalid)
 		return 0;
-	for (sk = key->subkeys; sk != NULL; sk = sk->next)
-		if (sk->can_encrypt && !sk->revoked && !sk->expired &&
-		    !sk->disabled && !sk->invalid)
-			return 1;
-	return 0;
+	return pgp_enc_subkey(key->subkeys) != NULL;
 }
 
 int

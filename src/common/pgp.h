@@ -52,6 +52,15 @@ int pgp_clearsign(const char *homedir, const char *fpr, const void *text,
  */
 int pgp_decrypt(const char *homedir, const void *msg, size_t len,
     unsigned char **out, size_t *outlen, char *err, size_t errlen);
+/*
+ * The binary transferable secret key fpr of homedir (gpg
+ * --export-secret-keys, loopback pinentry: a key without a passphrase is
+ * exported unprotected), malloc'd: clear it (freezero) when done.  encfpr
+ * gets the fingerprint of its first usable encryption subkey.
+ */
+int pgp_export_secret(const char *homedir, const char *fpr,
+    char encfpr[PGP_FPR_LEN + 1], unsigned char **out, size_t *outlen,
+    char *err, size_t errlen);
 /* Stop what GnuPG started for homedir (gpgconf --kill all). */
 void pgp_kill_agent(const char *homedir);
 

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "clientkey.h"
+#include "pgpkey.h"
 
 #define CK_BEGIN "-----BEGIN PGP "
 #define CK_END "-----END PGP "
@@ -145,24 +146,6 @@ clientkey_primary(rnp_ffi_t ffi, char fpr[PGP_FPR_LEN + 1])
 	return nprim;
 }
 
-/* RFC 4880 section 6.1. */
-static uint32_t
-clientkey_crc24(const uint8_t *p, size_t n)
-{
-	uint32_t crc = 0xB704CEu;
-	int i;
-
-	while (n-- > 0) {
-		crc ^= (uint32_t)*p++ << 16;
-		for (i = 0; i < 8; i++) {
-			crc <<= 1;
-			if (crc & 0x1000000u)
-				crc ^= 0x1864CFBu;
-		}
-	}
-	return crc & 0xFFFFFFu;
-}
-
 /*
  * The checksum line ("=" and 4 base64 characters) that ends the armored
  * block [p, end), end being its END line: 1 with *crc, 0 when there is none,
@@ -236,7 +219,7 @@ clientkey_dearmor(
 		rnp_input_destroy(in);
 		in = NULL;
 		if (c == 1 &&
-		    clientkey_crc24(buf + before, after - before) != want) {
+		    pgpkey_crc24(buf + before, after - before) != want) {
 			snprintf(err, errlen,
 			    "the armor's checksum does not match its data");
 			return -1;

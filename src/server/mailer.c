@@ -4,23 +4,25 @@
  * common/mail.c), waking for every notification, when the next retry is
  * due, and at least once a minute.
  *
- * Signing: the server's private key stays in gpg-agent, behind GPGME; this
- * thread is the only code in the server that asks for a signature, and it
- * stops the agent after every round so that the key is loaded only while
- * mail is being signed.  The HTTP workers never touch the server's own
- * GnuPG home.
+ * Signing: the server's private key is in the key process (keyproc.h);
+ * this thread builds each cleartext signature itself (pgpsig.c) and has
+ * only its digest signed there, so no gpg-agent is started for mail.  The
+ * HTTP workers never touch the server's own GnuPG home.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ha.h"
+#include "keyproc.h"
 #include "log.h"
 #include "mail.h"
 #include "mailer.h"
+#include "pgpsig.h"
 #include "store/store.h"
 
 #define MAILER_IDLE_SECS 60
@@ -35,6 +37,22 @@ mailer_note(void *arg, const char *id, const char *rcpt, const char *result,
 		log_info("mail %s to %s: sent (%s)", id, rcpt, detail);
 	else
 		log_warnx("mail %s to %s: %s: %s", id, rcpt, result, detail);
+}
+
+/* mail_sign_fn: a cleartext signature made here, signed by the key process. */
+static int
+mailer_sign(void *arg, const char *text, size_t len, char **signed_text,
+    char *err, size_t errlen)
+{
+	const struct mail_sender *s = arg;
+	unsigned char fpr[PGPKEY_FPR_LEN];
+
+	if (pgpkey_fpr_from_hex(s->signer, fpr) == -1) {
+		snprintf(err, errlen, "signing: bad key fingerprint");
+		return -1;
+	}
+	return pgpsig_clearsign(text, len, fpr, time(NULL), keyproc_pgp_sign,
+	    NULL, signed_text, NULL, err, errlen);
 }
 
 static void *
@@ -100,6 +118,8 @@ mailer_start(struct server *srv, char *err, size_t errlen)
 	if (mail_sender_init(&srv->mail, srv->conf,
 		fpr != NULL ? fpr + 1 : NULL, err, errlen) == -1)
 		return -1;
+	srv->mail.sign = mailer_sign;
+	srv->mail.sign_arg = &srv->mail;
 	if (pipe2(srv->mail_pipe, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
@@ -124,5 +144,4 @@ mailer_stop(struct server *srv)
 	close(srv->mail_pipe[0]);
 	close(srv->mail_pipe[1]);
 	srv->mail_running = 0;
-	pgp_kill_agent(srv->mail.gpghome);
 }

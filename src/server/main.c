@@ -26,10 +26,10 @@
 #include "authcache.h"
 #include "conf.h"
 #include "crypto.h"
-#include "datakey.h"
 #include "db.h"
 #include "depcache.h"
 #include "ha.h"
+#include "keyproc.h"
 #include "log.h"
 #include "mail.h"
 #include "mailer.h"
@@ -278,8 +278,9 @@ main(int argc, char **argv)
 	};
 	struct server srv;
 	char *confdir = NULL, *defdir = NULL, *listen_addr = NULL;
-	char fpr[PGP_FPR_LEN + 1], err[1024];
-	int ch, port = 0, threads = 0, debug = 0, sig, r;
+	struct keyproc_info kinfo;
+	char err[1024];
+	int ch, port = 0, threads = 0, debug = 0, sig;
 	int max_conns = DEFAULT_MAX_CONNS, cache_mb = -1;
 	uid_t owner;
 	sigset_t sigs;
@@ -371,40 +372,34 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	if (port == 0)
 		port = srv.conf->port;
-	if ((ctx = tls_ctx_build(srv.conf, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
-	srv.ctx = ctx;
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (int)n);
+	}
 
-	if (pgp_init() == -1)
-		fatalx("GnuPG is not usable through GPGME (is gnupg installed?)");
-	r = pgp_secret_key(confdir, fpr, srv.qfpr, err, sizeof(err));
-	if (r == 1)
-		fatalx("%s: no OpenPGP key in the config dir; run 'ktadmin "
-		    "init --confdir %s'", confdir, confdir);
-	if (r == -1)
-		fatalx("%s", err);
-	if (pgp_export_pubkey(confdir, fpr, &srv.pubkey, &srv.pubkeylen, err,
-	    sizeof(err)) == -1)
-		fatalx("%s", err);
 	/*
-	 * The data key, decrypted once and held in locked memory, in a
-	 * process that leaves no core dump and cannot be ptrace-attached by
-	 * other processes of the same user.
+	 * The data key, held in locked memory, in a process that leaves no
+	 * core dump and cannot be ptrace-attached by other processes of the
+	 * same user.  The private keys are never here: the key process
+	 * (keyproc.h), forked now, before any thread and before anything
+	 * secret is read, loads them, decrypts the data key and hands it over.
 	 */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	mlock(srv.datakey, sizeof(srv.datakey));
-	r = datakey_load(confdir, srv.datakey, err, sizeof(err));
-	if (r == 1) {
-		pgp_kill_agent(confdir);
-		fatalx("%s: no data key (%s); run 'ktadmin init --confdir %s'",
-		    confdir, DATAKEY_FILE, confdir);
-	}
-	if (r == -1) {
-		pgp_kill_agent(confdir);
+	if (keyproc_start(srv.conf, threads + KP_SPARE_CHANNELS, srv.datakey,
+	    &kinfo, err, sizeof(err)) == -1)
 		fatalx("%s", err);
-	}
-	/* The server needs only the public half from here on. */
-	pgp_kill_agent(confdir);
+	if ((ctx = tls_ctx_build(srv.conf, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	server_ctx_set(&srv, ctx);
+	if (kinfo.error != NULL)
+		fatalx("%s", kinfo.error);
+	memcpy(srv.qfpr, kinfo.qfpr, sizeof(srv.qfpr));
+	srv.pubkey = kinfo.pubkey;
+	srv.pubkeylen = kinfo.pubkeylen;
+	/* GPGME still encrypts mail to the contacts' keys. */
+	if (pgp_init() == -1)
+		fatalx("GnuPG is not usable through GPGME (is gnupg installed?)");
 	if (crypto_init() == -1)
 		fatalx("OpenSSL lacks AES-256-GCM, SHA-256 or HMAC");
 	/*
@@ -423,10 +418,6 @@ main(int argc, char **argv)
 	if (mail_init() == -1)
 		fatalx("libcurl cannot be initialised");
 
-	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (int)n);
-	}
 	srv.nworkers = threads;
 	srv.max_conns = max_conns;
 	srv.depcache_limit = depcache_default(cache_mb);
@@ -437,7 +428,9 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	keyproc_sigchld(); /* it may have died before SIGCHLD was blocked */
 	signal(SIGPIPE, SIG_IGN);
 
 	if (evthread_use_pthreads() == -1)
@@ -462,6 +455,10 @@ main(int argc, char **argv)
 			reload_tls(&srv);
 			continue;
 		}
+		if (sig == SIGCHLD) {
+			keyproc_sigchld(); /* exits when it was the key process */
+			continue;
+		}
 		break;
 	}
 	log_info("%s: draining and shutting down", strsignal(sig));
@@ -469,6 +466,7 @@ main(int argc, char **argv)
 	serve_stop(&srv);
 	mailer_stop(&srv);
 	ha_stop(srv.ha);
+	keyproc_stop();
 	close(srv.lfd);
 	SSL_CTX_free(srv.ctx);
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));

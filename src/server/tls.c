@@ -1,8 +1,9 @@
 /*
  * tls.c - the server's TLS context from keytrustee.conf: certificate
- * chain, private key (optionally protected by a password that a script
- * prints), CA chain, minimum version and cipher list.  Every refusal names
- * the key of keytrustee.conf that is wrong.
+ * chain, private key (loaded by the key process, optionally protected by a
+ * password that a script prints; here only its public half with the
+ * private operations forwarded), CA chain, minimum version and cipher
+ * list.  Every refusal names the key of keytrustee.conf that is wrong.
  */
 #include <errno.h>
 #include <openssl/err.h>
@@ -12,15 +13,13 @@
 #include <string.h>
 
 #include "connlimit.h"
+#include "keyproc.h"
 #include "log.h"
 #include "tls.h"
-#include "spawn.h"
 #include "util.h"
 
-#define TLS_PASSWORD_MAX 1024
-
-static const char *
-ssl_reason(void)
+const char *
+tls_ssl_reason(void)
 {
 	unsigned long e = ERR_peek_last_error();
 	const char *r = e ? ERR_reason_error_string(e) : NULL;
@@ -28,90 +27,27 @@ ssl_reason(void)
 	return r ? r : "unknown error";
 }
 
-/* Run SSL_PRIVATE_KEY_PASSWORD_SCRIPT as an argv; its stdout is the password. */
+/*
+ * An RSA key in the key process cannot do TLS 1.2 RSA key exchange (see
+ * keyproc_tlskey.c): serve the same list without it.
+ */
 static int
-tls_password(const struct kt_conf *c, char *pass, size_t passlen, char *err,
+tls_exclude_krsa(SSL_CTX *ctx, const struct kt_conf *c, char *err,
     size_t errlen)
 {
-	struct spawn_opts o = { .capture = 1 };
-	struct spawn_result r;
-	char **argv = NULL;
-	size_t n;
-	int ret = -1;
+	const char *base = c->ssl_ciphers != NULL && c->ssl_ciphers[0] != '\0' ?
+	    c->ssl_ciphers : OSSL_default_cipher_list();
+	char list[4096];
 
-	if (argv_split(c->ssl_private_key_password_script, &argv) == -1) {
-		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY_PASSWORD_SCRIPT: "
-		    "cannot parse the command line (empty or unbalanced "
-		    "quotes)", c->path);
+	if ((size_t)snprintf(list, sizeof(list), "%s:!kRSA", base) >=
+	    sizeof(list) || !SSL_CTX_set_cipher_list(ctx, list)) {
+		snprintf(err, errlen, "%s: SSL_CIPHERS: \"%.200s\" leaves no "
+		    "cipher without RSA key exchange (kRSA), which the server "
+		    "cannot do with an RSA key held by its key process; allow "
+		    "ECDHE ciphers", c->path, base);
 		return -1;
 	}
-	if (spawn_run(argv, &o, &r) == -1) {
-		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY_PASSWORD_SCRIPT: "
-		    "cannot run %s: %s", c->path, argv[0], strerror(errno));
-		goto out;
-	}
-	if (r.status != 0) {
-		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY_PASSWORD_SCRIPT: "
-		    "%s exited with status %d%s%.200s", c->path, argv[0],
-		    r.status, r.err && *r.err ? ": " : "", r.err ? r.err : "");
-		spawn_result_free(&r);
-		goto out;
-	}
-	n = r.outlen;
-	/* A script that prints a line ends it with a newline: drop it. */
-	if (n > 0 && r.out[n - 1] == '\n')
-		n--;
-	if (n > 0 && r.out[n - 1] == '\r')
-		n--;
-	if (n == 0 || n >= passlen) {
-		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY_PASSWORD_SCRIPT: "
-		    "%s printed %s", c->path, argv[0],
-		    n == 0 ? "no password" : "a password that is too long");
-		spawn_result_free(&r);
-		goto out;
-	}
-	memcpy(pass, r.out, n);
-	pass[n] = '\0';
-	spawn_result_free(&r);
-	ret = 0;
-out:
-	argv_free(argv);
-	return ret;
-}
-
-static EVP_PKEY *
-tls_load_key(const struct kt_conf *c, char *err, size_t errlen)
-{
-	char pass[TLS_PASSWORD_MAX] = "", perr[512];
-	EVP_PKEY *pkey = NULL;
-	BIO *bio = NULL;
-
-	if (key_file_perm_ok(c->ssl_private_key, perr, sizeof(perr)) == -1) {
-		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY: %s", c->path, perr);
-		return NULL;
-	}
-	if (c->ssl_private_key_password_script != NULL &&
-	    c->ssl_private_key_password_script[0] != '\0' &&
-	    tls_password(c, pass, sizeof(pass), err, errlen) == -1)
-		return NULL;
-	if ((bio = BIO_new_file(c->ssl_private_key, "r")) == NULL) {
-		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY: %s: %s", c->path,
-		    c->ssl_private_key, strerror(errno));
-		goto out;
-	}
-	/* An empty password makes an encrypted key fail instead of prompting. */
-	pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, pass);
-	if (pkey == NULL)
-		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY: cannot load %s: %s%s",
-		    c->path, c->ssl_private_key, ssl_reason(),
-		    pass[0] ? " (wrong password from "
-		    "SSL_PRIVATE_KEY_PASSWORD_SCRIPT?)" :
-		    " (if the key is password protected, set "
-		    "SSL_PRIVATE_KEY_PASSWORD_SCRIPT)");
-out:
-	OPENSSL_cleanse(pass, sizeof(pass));
-	BIO_free(bio);
-	return pkey;
+	return 0;
 }
 
 /* Send the certificates of the CA file as the chain, after the server's. */
@@ -133,7 +69,7 @@ tls_add_chain(SSL_CTX *ctx, const struct kt_conf *c, const char *cafile,
 			X509_free(x);
 			BIO_free(bio);
 			snprintf(err, errlen, "%s: SSL_CA: %s: %s", c->path,
-			    cafile, ssl_reason());
+			    cafile, tls_ssl_reason());
 			return -1;
 		}
 		n++;
@@ -155,10 +91,11 @@ tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen)
 	const char *cafile = c->ssl_ca;
 	SSL_CTX *ctx = NULL;
 	EVP_PKEY *pkey = NULL;
+	int rsa = 0;
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		snprintf(err, errlen, "SSL_CTX_new: %s", ssl_reason());
+		snprintf(err, errlen, "SSL_CTX_new: %s", tls_ssl_reason());
 		return NULL;
 	}
 	if (c->tls_min_version < TLS1_2_VERSION)
@@ -174,7 +111,7 @@ tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen)
 	    !SSL_CTX_set_cipher_list(ctx, c->ssl_ciphers)) {
 		snprintf(err, errlen, "%s: SSL_CIPHERS: \"%.200s\" matches no "
 		    "cipher OpenSSL knows (%s)", c->path, c->ssl_ciphers,
-		    ssl_reason());
+		    tls_ssl_reason());
 		goto fail;
 	}
 	/* Connections over --max-connections fail at their ClientHello. */
@@ -192,10 +129,13 @@ tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen)
 	}
 	if (!SSL_CTX_use_certificate_chain_file(ctx, c->ssl_certificate)) {
 		snprintf(err, errlen, "%s: SSL_CERTIFICATE: cannot load %s: %s",
-		    c->path, c->ssl_certificate, ssl_reason());
+		    c->path, c->ssl_certificate, tls_ssl_reason());
 		goto fail;
 	}
-	if ((pkey = tls_load_key(c, err, errlen)) == NULL)
+	/* The private key stays in the key process: see keyproc.h. */
+	if ((pkey = keyproc_tls_key(c, &rsa, err, errlen)) == NULL)
+		goto fail;
+	if (rsa && tls_exclude_krsa(ctx, c, err, errlen) == -1)
 		goto fail;
 	if (!SSL_CTX_use_PrivateKey(ctx, pkey) ||
 	    !SSL_CTX_check_private_key(ctx)) {
@@ -239,6 +179,7 @@ server_ctx_set(struct server *srv, SSL_CTX *ctx)
 	pthread_mutex_lock(&srv->ctx_mtx);
 	old = srv->ctx;
 	srv->ctx = ctx;
+	keyproc_tls_commit(SSL_CTX_get0_privatekey(ctx));
 	pthread_mutex_unlock(&srv->ctx_mtx);
 	SSL_CTX_free(old);
 }
