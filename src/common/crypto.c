@@ -11,6 +11,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -52,6 +53,15 @@ crypto_fetch(void)
 	crypto_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	crypto_tkey_ok = pthread_key_create(&crypto_tkey,
 	    crypto_thread_free) == 0;
+}
+
+const char *
+crypto_ssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "unknown error";
 }
 
 int

@@ -15,6 +15,9 @@
 #define CRYPTO_HASH_LEN 32   /* SHA-256 */
 #define CRYPTO_UUID_LEN 36   /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
 
+/* The reason of OpenSSL's last error, for a message ("unknown error"). */
+const char *crypto_ssl_reason(void);
+
 /* Fetch the algorithms once (optional: every function does it lazily). */
 int crypto_init(void);
 

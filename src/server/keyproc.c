@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "keyproc.h"
+#include "keyproc_child.h"
 #include "log.h"
 #include "pgpsig.h"
 
@@ -37,9 +38,6 @@ static struct {
 	pthread_key_t owner;       /* releases a thread's channel at exit */
 	atomic_int failed;
 	atomic_int stopping;
-	pthread_mutex_t tls_mtx;   /* the rest */
-	uint32_t tls_gen;          /* the last generation handed out */
-	uint32_t tls_committed;    /* the one the served context uses */
 	int start_pending;         /* the start-up key is not taken yet */
 	unsigned char *start_tls;  /* its DER public key, or its error */
 	size_t start_tlslen;
@@ -47,7 +45,6 @@ static struct {
 } kp = {
 	.pid = -1,
 	.shared_mtx = PTHREAD_MUTEX_INITIALIZER,
-	.tls_mtx = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static __thread struct kp_chan *kp_mine;
@@ -174,12 +171,13 @@ int
 keyproc_call(int op, uint32_t key, const void *req, size_t reqlen,
     void *ans, size_t anscap, size_t *anslen)
 {
-	return kp_call(op, key, req, reqlen, ans, anscap, anslen, 0);
+	/* A reload runs the operator's password script: no time limit. */
+	return kp_call(op, key, req, reqlen, ans, anscap, anslen,
+	    op == KP_OP_TLS_RELOAD);
 }
 
-/* A KP_FAIL answer's reason (ans, n bytes) into err. */
-static void
-kp_reason(const void *ans, size_t n, char *err, size_t errlen)
+void
+keyproc_reason(const void *ans, size_t n, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%.*s", (int)(n > 512 ? 512 : n),
 	    (const char *)ans);
@@ -207,7 +205,7 @@ kp_take_start(unsigned char *buf, size_t n, unsigned char *datakey,
 	memcpy(kp.start_tls, tls, w.tls_len);
 	kp.start_tls[w.tls_len] = '\0';
 	kp.start_tlslen = w.tls_len;
-	kp.start_gen = kp.tls_gen = w.tls_gen;
+	kp.start_gen = w.tls_gen;
 	kp.start_pending = 1;
 	memcpy(datakey, w.datakey, CRYPTO_KEY_LEN);
 	memcpy(info->fpr, w.fpr, sizeof(info->fpr));
@@ -290,7 +288,7 @@ keyproc_start(const struct kt_conf *c, int nchan,
 	st = kp_recv(kp.chan[0].fd, KP_OP_START, &h, buf, KP_MAX_ANSWER, &n,
 	    1);
 	if (st != KP_OK) {
-		kp_reason(buf, n, err, errlen);
+		keyproc_reason(buf, n, err, errlen);
 		goto out;
 	}
 	if (kp_take_start(buf, n, datakey, info, err, errlen) == -1)
@@ -370,56 +368,16 @@ out:
 	kp.start_tls = NULL;
 }
 
-EVP_PKEY *
-keyproc_tls_key(const struct kt_conf *c, int *rsa, char *err, size_t errlen)
+int
+keyproc_start_tls(uint32_t *gen, const unsigned char **der, size_t *len)
 {
-	unsigned char ans[KP_MAX_PAYLOAD];
-	const unsigned char *der;
-	uint32_t gen, keep;
-	EVP_PKEY *pkey = NULL;
-	size_t n = 0;
-
-	(void)c; /* the key process reads keytrustee.conf itself */
-	*rsa = 0;
-	pthread_mutex_lock(&kp.tls_mtx);
-	if (kp.start_pending) {
-		kp.start_pending = 0;
-		gen = kp.start_gen;
-		if (gen == 0) {
-			snprintf(err, errlen, "%s", (char *)kp.start_tls);
-			goto out;
-		}
-		der = kp.start_tls;
-		n = kp.start_tlslen;
-	} else {
-		if (++kp.tls_gen == 0)
-			kp.tls_gen = 1;
-		gen = kp.tls_gen;
-		keep = kp.tls_committed;
-		if (kp_call(KP_OP_TLS_RELOAD, gen, &keep, sizeof(keep), ans,
-		    sizeof(ans) - 1, &n, 1) != KP_OK) {
-			kp_reason(ans, n, err, errlen);
-			goto out;
-		}
-		der = ans;
-	}
-	if ((pkey = kp_tlskey_proxy(der, n, gen, err, errlen)) != NULL)
-		*rsa = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
-out:
-	pthread_mutex_unlock(&kp.tls_mtx);
-	return pkey;
-}
-
-void
-keyproc_tls_commit(EVP_PKEY *pkey)
-{
-	uint32_t gen = kp_tlskey_gen(pkey);
-
-	if (gen == 0)
-		return;
-	pthread_mutex_lock(&kp.tls_mtx);
-	kp.tls_committed = gen;
-	pthread_mutex_unlock(&kp.tls_mtx);
+	if (!kp.start_pending)
+		return 0;
+	kp.start_pending = 0;
+	*gen = kp.start_gen;
+	*der = kp.start_tls;
+	*len = kp.start_tlslen;
+	return 1;
 }
 
 int
@@ -439,7 +397,7 @@ keyproc_pgp_sign(void *arg, int hashalgo, const unsigned char *digest,
 	memcpy(req + 1, digest, dlen);
 	if (keyproc_call(KP_OP_PGP_SIGN, 0, req, dlen + 1, sig,
 	    PGPSIG_SIG_MAX, siglen) != KP_OK) {
-		kp_reason(sig, *siglen, err, errlen);
+		keyproc_reason(sig, *siglen, err, errlen);
 		return -1;
 	}
 	return 0;
@@ -455,7 +413,7 @@ keyproc_pgp_decrypt(const unsigned char *ct, size_t len, unsigned char *out,
 	}
 	if (keyproc_call(KP_OP_PGP_DECRYPT, 0, ct, len, out, KP_MAX_PAYLOAD,
 	    outlen) != KP_OK) {
-		kp_reason(out, *outlen, err, errlen);
+		keyproc_reason(out, *outlen, err, errlen);
 		OPENSSL_cleanse(out, *outlen);
 		*outlen = 0;
 		return -1;

@@ -36,57 +36,8 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "keyproc_wire.h"
 #include "pgp.h"
-
-struct kp_hdr {
-	uint16_t op;     /* enum kp_op; an answer repeats its request's */
-	uint16_t status; /* requests 0; answers enum kp_status */
-	uint32_t key;    /* TLS ops and reload: the TLS key's generation */
-	uint32_t len;    /* payload bytes after the header, in one message */
-};
-
-#define KP_MAX_PAYLOAD 4096
-#define KP_MAX_ANSWER 65536
-/* Channels beyond the workers': main (reload), the mail sender, one more. */
-#define KP_SPARE_CHANNELS 3
-
-enum kp_op {
-	KP_OP_PING = 1,     /* nothing -> nothing: the round trip */
-	KP_OP_TLS_EC_SIGN,  /* digest (16..64 bytes) -> DER ECDSA signature */
-	KP_OP_TLS_RSA_SIGN, /* padding byte + block -> RSA private encrypt:
-			       RSA_PKCS1_PADDING (block <= size - 11), or
-			       RSA_NO_PADDING of a PSS-encoded block */
-	KP_OP_PGP_SIGN,     /* OpenPGP hash algorithm byte + digest ->
-			       PKCS#1 v1.5 signature (DigestInfo) by the
-			       primary key, modulus-sized */
-	KP_OP_PGP_DECRYPT,  /* RSA ciphertext of a PKESK (the MPI's value)
-			       -> its PKCS#1 v1.5 plaintext, by the
-			       encryption subkey */
-	KP_OP_TLS_RELOAD,   /* key: the new generation; payload: the 4-byte
-			       generation to keep.  The key process reads
-			       keytrustee.conf itself and loads SSL_PRIVATE_KEY
-			       -> its DER public key */
-	KP_OP_START,        /* the start-up answer, once, on channel 0 */
-	KP_OP_MAX
-};
-
-enum kp_status { KP_OK = 0, KP_FAIL = 1 /* payload: the reason */ };
-
-/*
- * The start-up answer's payload: this, then tls_len bytes (the TLS key's
- * DER public key, or why it failed when tls_gen is 0), then pgp_len bytes
- * (the armored OpenPGP public key, or why the OpenPGP keys or the data key
- * failed when pgp_ok is 0; nothing when the TLS key failed first).
- */
-struct kp_start_wire {
-	uint32_t tls_gen;
-	uint32_t tls_len;
-	uint32_t pgp_ok;
-	uint32_t pgp_len;
-	unsigned char datakey[CRYPTO_KEY_LEN];
-	char fpr[PGP_FPR_LEN + 1];
-	char qfpr[PGP_QFPR_MAX];
-};
 
 /* What the start-up answer gives the server besides the data key. */
 struct keyproc_info {
@@ -121,17 +72,14 @@ void keyproc_stop(void);
 void keyproc_sigchld(void);
 
 /*
- * The TLS key for an SSL_CTX built from c: the public key with its private
- * operations forwarded to the key process.  The first call takes the key
- * loaded at start-up (or its error); each later call asks the key process
- * to read keytrustee.conf and load SSL_PRIVATE_KEY again (SIGHUP).  NULL
- * with err in tls.c's words.  RSA keys cannot do TLS 1.2 RSA key exchange
- * through it (see keyproc_tlskey.c): *rsa tells the caller to exclude kRSA.
+ * The TLS key of the start-up answer, once (keyproc_tlskey.c takes it):
+ * 1 with its generation and DER public key (or, gen 0, why it failed, as
+ * text), 0 when it was taken already.
  */
-EVP_PKEY *keyproc_tls_key(const struct kt_conf *c, int *rsa, char *err,
-    size_t errlen);
-/* The TLS key of the context now served: a reload keeps it loaded. */
-void keyproc_tls_commit(EVP_PKEY *pkey);
+int keyproc_start_tls(uint32_t *gen, const unsigned char **der,
+    size_t *len);
+/* A KP_FAIL answer's reason (ans, n bytes) into err. */
+void keyproc_reason(const void *ans, size_t n, char *err, size_t errlen);
 
 /* OpenPGP: the signer pgpsig_clearsign wants (arg unused). */
 int keyproc_pgp_sign(void *arg, int hashalgo, const unsigned char *digest,
@@ -151,33 +99,5 @@ int keyproc_ping(void);
  */
 int keyproc_call(int op, uint32_t key, const void *req, size_t reqlen,
     void *ans, size_t anscap, size_t *anslen);
-
-/* tls.c: the reason of OpenSSL's last error, for messages. */
-const char *tls_ssl_reason(void);
-
-/* keyproc_tlskey.c - the proxy EVP_PKEY of the serving process. */
-EVP_PKEY *kp_tlskey_proxy(const unsigned char *der, size_t len,
-    uint32_t gen, char *err, size_t errlen);
-/* The generation of a proxy key; 0 when pkey is not one. */
-uint32_t kp_tlskey_gen(const EVP_PKEY *pkey);
-
-/* keyproc_ops.c - the operations, on the real keys (key process, bench). */
-int kp_op_ec_sign(EVP_PKEY *k, const unsigned char *dgst, size_t dlen,
-    unsigned char *sig, size_t *siglen);
-int kp_op_rsa_sign(EVP_PKEY *k, int padding, const unsigned char *in,
-    size_t len, unsigned char *out, size_t *outlen);
-int kp_op_pgp_sign(EVP_PKEY *k, int hashalgo, const unsigned char *dgst,
-    size_t dlen, unsigned char *sig, size_t *siglen);
-int kp_op_pgp_decrypt(EVP_PKEY *k, const unsigned char *ct, size_t len,
-    unsigned char *out, size_t *outlen);
-/* The server's OpenPGP secret keys from the GnuPG home confdir. */
-int kp_load_pgp(const char *confdir, const char *fpr, EVP_PKEY **sign,
-    EVP_PKEY **decrypt, char *err, size_t errlen);
-/* The TLS private key named by c (tls.c's checks and error texts). */
-EVP_PKEY *kp_load_tls(const struct kt_conf *c, char *err, size_t errlen);
-
-/* keyproc_child.c - the key process itself; never returns. */
-__attribute__((noreturn)) void kp_child_main(const struct kt_conf *c,
-    const int *fds, int nchan, pid_t parent);
 
 #endif

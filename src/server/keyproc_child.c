@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "datakey.h"
-#include "keyproc.h"
+#include "keyproc_child.h"
+#include "keyproc_ops.h"
+#include "keyproc_wire.h"
 #include "log.h"
 #include "pgp.h"
 #include "pgpkey.h"

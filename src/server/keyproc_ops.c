@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keyproc.h"
+#include "crypto.h"
+#include "keyproc_ops.h"
+#include "keyproc_wire.h"
+#include "pgp.h"
 #include "log.h"
 #include "pgpkey.h"
 #include "spawn.h"
@@ -278,7 +281,7 @@ kp_load_tls(const struct kt_conf *c, char *err, size_t errlen)
 	pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, pass);
 	if (pkey == NULL) {
 		snprintf(err, errlen, "%s: SSL_PRIVATE_KEY: cannot load %s: %s%s",
-		    c->path, c->ssl_private_key, tls_ssl_reason(),
+		    c->path, c->ssl_private_key, crypto_ssl_reason(),
 		    pass[0] ? " (wrong password from "
 		    "SSL_PRIVATE_KEY_PASSWORD_SCRIPT?)" :
 		    " (if the key is password protected, set "

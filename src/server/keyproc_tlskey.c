@@ -28,10 +28,15 @@
 #include <string.h>
 
 #include "keyproc.h"
+#include "keyproc_tlskey.h"
 
 #define KP_ECDSA_SIG_MAX 160 /* DER ECDSA-Sig-Value of P-521: 139 */
 
 static pthread_once_t kp_tls_once = PTHREAD_ONCE_INIT;
+/* The generations of the TLS key (0: none), under kp_gen_mtx. */
+static pthread_mutex_t kp_gen_mtx = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t kp_gen;       /* the last one handed out */
+static uint32_t kp_committed; /* the one the served context uses */
 static RSA_METHOD *kp_rsa_meth;
 static EC_KEY_METHOD *kp_ec_meth;
 static int kp_rsa_idx = -1, kp_ec_idx = -1;
@@ -126,7 +131,8 @@ kp_tls_methods(void)
 	}
 }
 
-EVP_PKEY *
+/* The proxy key of the public key der of generation gen; NULL with err. */
+static EVP_PKEY *
 kp_tlskey_proxy(const unsigned char *der, size_t len, uint32_t gen,
     char *err, size_t errlen)
 {
@@ -203,4 +209,53 @@ kp_tlskey_gen(const EVP_PKEY *pkey)
 		break;
 	}
 	return 0;
+}
+
+EVP_PKEY *
+keyproc_tls_key(const struct kt_conf *c, int *rsa, char *err, size_t errlen)
+{
+	unsigned char ans[KP_MAX_PAYLOAD];
+	const unsigned char *der;
+	uint32_t gen, keep;
+	EVP_PKEY *pkey = NULL;
+	size_t n = 0;
+
+	(void)c; /* the key process reads keytrustee.conf itself */
+	*rsa = 0;
+	pthread_mutex_lock(&kp_gen_mtx);
+	if (keyproc_start_tls(&gen, &der, &n)) {
+		if (gen == 0) {
+			snprintf(err, errlen, "%.*s", (int)n, (const char *)der);
+			goto out;
+		}
+		kp_gen = gen;
+	} else {
+		if (++kp_gen == 0)
+			kp_gen = 1;
+		gen = kp_gen;
+		keep = kp_committed;
+		if (keyproc_call(KP_OP_TLS_RELOAD, gen, &keep, sizeof(keep), ans,
+			sizeof(ans) - 1, &n) != KP_OK) {
+			keyproc_reason(ans, n, err, errlen);
+			goto out;
+		}
+		der = ans;
+	}
+	if ((pkey = kp_tlskey_proxy(der, n, gen, err, errlen)) != NULL)
+		*rsa = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
+out:
+	pthread_mutex_unlock(&kp_gen_mtx);
+	return pkey;
+}
+
+void
+keyproc_tls_commit(EVP_PKEY *pkey)
+{
+	uint32_t gen = kp_tlskey_gen(pkey);
+
+	if (gen == 0)
+		return;
+	pthread_mutex_lock(&kp_gen_mtx);
+	kp_committed = gen;
+	pthread_mutex_unlock(&kp_gen_mtx);
 }

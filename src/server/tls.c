@@ -13,19 +13,10 @@
 #include <string.h>
 
 #include "connlimit.h"
-#include "keyproc.h"
+#include "keyproc_tlskey.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
-
-const char *
-tls_ssl_reason(void)
-{
-	unsigned long e = ERR_peek_last_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	return r ? r : "unknown error";
-}
 
 /*
  * An RSA key in the key process cannot do TLS 1.2 RSA key exchange (see
@@ -69,7 +60,7 @@ tls_add_chain(SSL_CTX *ctx, const struct kt_conf *c, const char *cafile,
 			X509_free(x);
 			BIO_free(bio);
 			snprintf(err, errlen, "%s: SSL_CA: %s: %s", c->path,
-			    cafile, tls_ssl_reason());
+			    cafile, crypto_ssl_reason());
 			return -1;
 		}
 		n++;
@@ -95,7 +86,7 @@ tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen)
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		snprintf(err, errlen, "SSL_CTX_new: %s", tls_ssl_reason());
+		snprintf(err, errlen, "SSL_CTX_new: %s", crypto_ssl_reason());
 		return NULL;
 	}
 	if (c->tls_min_version < TLS1_2_VERSION)
@@ -111,7 +102,7 @@ tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen)
 	    !SSL_CTX_set_cipher_list(ctx, c->ssl_ciphers)) {
 		snprintf(err, errlen, "%s: SSL_CIPHERS: \"%.200s\" matches no "
 		    "cipher OpenSSL knows (%s)", c->path, c->ssl_ciphers,
-		    tls_ssl_reason());
+		    crypto_ssl_reason());
 		goto fail;
 	}
 	/* Connections over --max-connections fail at their ClientHello. */
@@ -129,7 +120,7 @@ tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen)
 	}
 	if (!SSL_CTX_use_certificate_chain_file(ctx, c->ssl_certificate)) {
 		snprintf(err, errlen, "%s: SSL_CERTIFICATE: cannot load %s: %s",
-		    c->path, c->ssl_certificate, tls_ssl_reason());
+		    c->path, c->ssl_certificate, crypto_ssl_reason());
 		goto fail;
 	}
 	/* The private key stays in the key process: see keyproc.h. */

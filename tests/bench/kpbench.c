@@ -28,6 +28,8 @@
 
 #include "conf.h"
 #include "keyproc.h"
+#include "keyproc_ops.h"
+#include "keyproc_tlskey.h"
 #include "log.h"
 #include "pgp.h"
 #include "pgpkey.h"
