@@ -221,7 +221,9 @@ api_deposit_create(struct worker *w, struct http_req *req,
 	    ct, plainlen + CRYPTO_TAG_LEN};
 	/* With the other deposits waiting: one commit for all. */
 	if (auditq_create(w->srv->auditq, w, &row, http_peer(req), create_done,
-		p) == -1) {
+		p) == 0)
+		ct = NULL; /* the queue's now */
+	else {
 		/* No queue: the row and its audit entry commit right now. */
 		r = store_deposit_insert(
 		    w->store, &row, (const char *const[]){http_peer(req)}, 1);

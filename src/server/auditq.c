@@ -109,8 +109,7 @@ item_free(struct auditq_item *it)
 {
 	free(it->name);
 	free(it->desc);
-	if (it->ct != NULL)
-		freezero(it->ct, it->ctlen);
+	free(it->ct); /* sealed */
 	free(it);
 }
 
@@ -574,13 +573,12 @@ auditq_create(struct auditq *q, struct worker *w, const struct deposit_row *d,
 		NULL)
 		return -1;
 	if ((it->name = strdup(d->name)) == NULL ||
-	    (d->desc != NULL && (it->desc = strdup(d->desc)) == NULL) ||
-	    (it->ct = malloc(d->ctlen)) == NULL) {
+	    (d->desc != NULL && (it->desc = strdup(d->desc)) == NULL)) {
 		item_free(it);
 		return -1;
 	}
 	memcpy(it->nonce, d->nonce, CRYPTO_NONCE_LEN);
-	memcpy(it->ct, d->ct, d->ctlen);
+	it->ct = d->ct; /* taken over: the caller forgets it */
 	it->ctlen = d->ctlen;
 	l = &q->lane;
 	pthread_mutex_lock(&l->mtx);

@@ -34,9 +34,10 @@ int auditq_read(struct auditq *q, struct worker *w, const struct audit_row *r,
     auditq_done_fn *done, void *arg);
 /*
  * Queue the new deposit d with its deposit_create row (from remote):
- * done(arg, 1, 0 or -1) once it committed, as one of a batch (d is
- * copied).  -1 when there is no queue: the caller inserts it itself, and
- * done is never called.
+ * done(arg, 1, 0 or -1) once it committed, as one of a batch.  d is
+ * copied, but for its ciphertext d->ct, which is taken over (the caller
+ * forgets it) when 0 is returned.  -1 when there is no queue: the caller
+ * inserts it itself, and done is never called.
  */
 int auditq_create(struct auditq *q, struct worker *w,
     const struct deposit_row *d, const char *remote, auditq_done_fn *done,

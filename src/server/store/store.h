@@ -92,7 +92,7 @@ void store_batch_close(struct store *st);
 struct deposit_row {
 	const char *uuid, *owner, *org, *name, *desc; /* desc may be NULL */
 	const unsigned char *nonce; /* CRYPTO_NONCE_LEN */
-	const unsigned char *ct;
+	unsigned char *ct;	    /* malloc'd (auditq_create takes it over) */
 	size_t ctlen;
 };
 
