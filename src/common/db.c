@@ -217,6 +217,91 @@ static const struct db_migration db_migrations[] = {
 	 */
 	"ALTER TABLE deposits ALTER COLUMN content SET STORAGE EXTERNAL;"
 	"ALTER TABLE deposits SET (toast_tuple_target = 8160);"},
+    {8, "legacy_protocol",
+	/*
+	 * The clients' legacy protocol (docs/legacy.md).  A client that
+	 * registers by it is a row of clients like any other: its org comes
+	 * with request_activation (none until then), it is unverified until
+	 * it answers the register challenge (whose SHA-512 is kept), it
+	 * speaks protocol, and with token sync token is the next token it
+	 * must send (token_reset: accept whatever it sends next).
+	 */
+	"ALTER TABLE clients ALTER COLUMN org_id DROP NOT NULL;"
+	"ALTER TABLE clients DROP CONSTRAINT IF EXISTS clients_state_check;"
+	"ALTER TABLE clients ADD CONSTRAINT clients_state_check CHECK (state IN"
+	" ('active', 'pending', 'disabled', 'unverified', 'verified'));"
+	"ALTER TABLE clients ADD COLUMN IF NOT EXISTS protocol text NOT NULL DEFAULT 'v1'"
+	" CHECK (protocol IN ('v1', 'json-encrypt', 'json-sign'));"
+	"ALTER TABLE clients ADD COLUMN IF NOT EXISTS qualified text;"
+	"ALTER TABLE clients ADD COLUMN IF NOT EXISTS challenge_sha512 text;"
+	"ALTER TABLE clients ADD COLUMN IF NOT EXISTS token text"
+	" CHECK (token IS NULL OR token ~ '^([0-9a-f]{64})?$');"
+	"ALTER TABLE clients ADD COLUMN IF NOT EXISTS token_reset boolean NOT NULL"
+	" DEFAULT false;"
+	/*
+	 * A legacy deposit is a row of deposits (sealed the same way) with
+	 * its policy; /v1 never reads one.  handle is name.
+	 */
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'v1'"
+	" CHECK (kind IN ('v1', 'legacy'));"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS readers text[];"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS trustees text[];"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS votes integer CHECK (votes >= 0);"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS retrievals integer"
+	" CHECK (retrievals >= 0);"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS released integer NOT NULL DEFAULT 0;"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS expires timestamptz;"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS not_before timestamptz;"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS archive integer NOT NULL DEFAULT 0;"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS url text UNIQUE"
+	" CHECK (url ~ '^[A-Za-z0-9]{43}$');"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS recoverable boolean NOT NULL"
+	" DEFAULT false;"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS recoverable_sig text;"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS deposit_group text;"
+	"ALTER TABLE deposits ADD COLUMN IF NOT EXISTS disabled boolean NOT NULL"
+	" DEFAULT false;"
+	/*
+	 * A client's request to release a legacy deposit, and the votes.
+	 * No foreign key to deposits or clients: a purge deletes a deposit's
+	 * requests itself.  Re-appliable (IF NOT EXISTS throughout), as a
+	 * database taken back to an older version and migrated again has
+	 * these tables already.
+	 */
+	"CREATE TABLE IF NOT EXISTS legacy_requests ("
+	" uuid uuid PRIMARY KEY,"
+	" deposit uuid NOT NULL,"
+	" requester text NOT NULL,"
+	" justification text,"
+	" created timestamptz NOT NULL DEFAULT now(),"
+	" expires timestamptz NOT NULL,"
+	" released boolean NOT NULL DEFAULT false);"
+	"CREATE INDEX IF NOT EXISTS legacy_requests_deposit ON legacy_requests (deposit);"
+	"CREATE TABLE IF NOT EXISTS legacy_votes ("
+	" request uuid NOT NULL REFERENCES legacy_requests(uuid)"
+	"  ON DELETE CASCADE,"
+	" trustee text NOT NULL,"
+	" approve boolean NOT NULL,"
+	" at timestamptz NOT NULL DEFAULT now(),"
+	" PRIMARY KEY (request, trustee));"
+	/*
+	 * Keys posted to /pks/add, waiting for a register to claim them
+	 * (dropped after a day otherwise).
+	 */
+	"CREATE TABLE IF NOT EXISTS hkp_keys ("
+	" fingerprint text PRIMARY KEY"
+	"  CHECK (fingerprint ~ '^[0-9A-F]{40}$'),"
+	" pubkey text NOT NULL,"
+	" remote_addr text,"
+	" added timestamptz NOT NULL DEFAULT now());"
+	/*
+	 * The request signatures seen lately: a replay of one is refused,
+	 * across worker threads and restarts.
+	 */
+	"CREATE TABLE IF NOT EXISTS seen_signatures ("
+	" digest bytea PRIMARY KEY,"
+	" expires timestamptz NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS seen_signatures_expires ON seen_signatures (expires);"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -17,7 +17,7 @@
 static const struct store_stmt stmt_read = {STMT_DEPOSIT_READ,
     "kt_deposit_read",
     "SELECT name, description, nonce, content, " CREATED_TEXT
-    " FROM deposits WHERE uuid = $1::uuid AND owner = $2",
+    " FROM deposits WHERE uuid = $1::uuid AND owner = $2 AND kind = 'v1'",
     2, NULL};
 
 enum store_result
@@ -58,8 +58,8 @@ store_deposit_list(
 		return STORE_FAIL;
 	res = PQexecParams(st->db,
 	    "SELECT uuid::text, name, description, " CREATED_TEXT
-	    " FROM deposits WHERE owner = $1 AND ($2::text IS NULL OR "
-	    "name = $2) ORDER BY created, uuid",
+	    " FROM deposits WHERE owner = $1 AND kind = 'v1' AND "
+	    "($2::text IS NULL OR name = $2) ORDER BY created, uuid",
 	    2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warnx("deposit list: %s", store_error(res, st->db));
@@ -102,7 +102,8 @@ store_deposit_delete(
 	res = store_exec_bounded(st, NULL,
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "d AS (DELETE FROM deposits WHERE uuid = $1::uuid AND "
-	    "owner = $2 AND (SELECT ok FROM g) RETURNING uuid), "
+	    "owner = $2 AND kind = 'v1' AND (SELECT ok FROM g) "
+	    "RETURNING uuid), "
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $3, "
 	    "'deposit_delete', $1, $4, "
 	    "CASE WHEN count(*) > 0 THEN 'ok' ELSE 'not_found' END FROM d "
@@ -146,11 +147,13 @@ store_deposit_scan(struct store *st, const char *after, int limit,
 	/* Two texts: "$1 IS NULL OR uuid > $1" would scan the whole table. */
 	if (*after)
 		res = PQexecParams(st->db,
-		    SCAN_SELECT "WHERE uuid > $1::uuid " SCAN_ORDER, 2, NULL,
+		    SCAN_SELECT "WHERE kind = 'v1' AND uuid > $1::uuid "
+		    SCAN_ORDER, 2, NULL,
 		    params, NULL, NULL, 1);
 	else
 		res = PQexecParams(st->db,
-		    SCAN_SELECT "ORDER BY deposits.uuid LIMIT $1", 1, NULL,
+		    SCAN_SELECT "WHERE kind = 'v1' ORDER BY deposits.uuid "
+		    "LIMIT $1", 1, NULL,
 		    params + 1, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warnx("%s: %s", st->name, store_error(res, st->db));
