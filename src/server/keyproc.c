@@ -404,15 +404,15 @@ keyproc_pgp_sign(void *arg, int hashalgo, const unsigned char *digest,
 }
 
 int
-keyproc_pgp_decrypt(const unsigned char *ct, size_t len, unsigned char *out,
-    size_t *outlen, char *err, size_t errlen)
+keyproc_pgp_decrypt(enum kp_pgp_key which, const unsigned char *ct,
+    size_t len, unsigned char *out, size_t *outlen, char *err, size_t errlen)
 {
 	if (len == 0 || len > KP_MAX_PAYLOAD) {
 		snprintf(err, errlen, "decrypting: bad ciphertext length");
 		return -1;
 	}
-	if (keyproc_call(KP_OP_PGP_DECRYPT, 0, ct, len, out, KP_MAX_PAYLOAD,
-	    outlen) != KP_OK) {
+	if (keyproc_call(KP_OP_PGP_DECRYPT, which, ct, len, out,
+		KP_MAX_PAYLOAD, outlen) != KP_OK) {
 		keyproc_reason(out, *outlen, err, errlen);
 		OPENSSL_cleanse(out, *outlen);
 		*outlen = 0;

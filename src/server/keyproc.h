@@ -85,9 +85,13 @@ void keyproc_reason(const void *ans, size_t n, char *err, size_t errlen);
 int keyproc_pgp_sign(void *arg, int hashalgo, const unsigned char *digest,
     size_t dlen, unsigned char *sig, size_t *siglen, char *err,
     size_t errlen);
-/* A PKESK's RSA value -> its session-key block (out: KP_MAX_PAYLOAD). */
-int keyproc_pgp_decrypt(const unsigned char *ct, size_t len,
-    unsigned char *out, size_t *outlen, char *err, size_t errlen);
+/*
+ * A PKESK's RSA value -> its session-key block (out: KP_MAX_PAYLOAD), by
+ * the encryption subkey or the primary.
+ */
+int keyproc_pgp_decrypt(enum kp_pgp_key which, const unsigned char *ct,
+    size_t len, unsigned char *out, size_t *outlen, char *err,
+    size_t errlen);
 /* A round trip that does nothing (the benchmark's). */
 int keyproc_ping(void);
 

@@ -140,7 +140,8 @@ kc_dispatch(const struct kp_hdr *h, const unsigned char *in,
     unsigned char *out, struct kc_ans *a, const char **why)
 {
 	size_t cap = KP_MAX_PAYLOAD;
-	EVP_PKEY *k = NULL;
+	EVP_PKEY *k = NULL;	   /* a TLS key: a reference */
+	EVP_PKEY *pgp;		   /* an OpenPGP key: not one */
 	int r = -1;
 
 	a->status = KP_OK;
@@ -174,10 +175,12 @@ kc_dispatch(const struct kp_hdr *h, const unsigned char *in,
 		    &cap);
 		break;
 	case KP_OP_PGP_DECRYPT:
-		if (h->key != 0 || h->len == 0 ||
-		    h->len > (uint32_t)EVP_PKEY_get_size(kc.pgp_decrypt))
+		if (h->key != KP_PGP_SUBKEY && h->key != KP_PGP_PRIMARY)
 			return -1;
-		r = kp_op_pgp_decrypt(kc.pgp_decrypt, in, h->len, out, &cap);
+		pgp = h->key == KP_PGP_PRIMARY ? kc.pgp_sign : kc.pgp_decrypt;
+		if (h->len == 0 || h->len > (uint32_t)EVP_PKEY_get_size(pgp))
+			return -1;
+		r = kp_op_pgp_decrypt(pgp, in, h->len, out, &cap);
 		break;
 	case KP_OP_TLS_RELOAD:
 		if (h->key == 0 || h->len != sizeof(uint32_t))

@@ -31,9 +31,9 @@ enum kp_op {
 	KP_OP_PGP_SIGN,     /* OpenPGP hash algorithm byte + digest ->
 			       PKCS#1 v1.5 signature (DigestInfo) by the
 			       primary key, modulus-sized */
-	KP_OP_PGP_DECRYPT,  /* RSA ciphertext of a PKESK (the MPI's value)
-			       -> its PKCS#1 v1.5 plaintext, by the
-			       encryption subkey */
+	KP_OP_PGP_DECRYPT,  /* key: enum kp_pgp_key; RSA ciphertext of a
+			       PKESK (the MPI's value) -> its PKCS#1 v1.5
+			       plaintext, by that key */
 	KP_OP_TLS_RELOAD,   /* key: the new generation; payload: the 4-byte
 			       generation to keep.  The key process reads
 			       keytrustee.conf itself and loads SSL_PRIVATE_KEY
@@ -41,6 +41,13 @@ enum kp_op {
 	KP_OP_START,        /* the start-up answer, once, on channel 0 */
 	KP_OP_MAX
 };
+
+/*
+ * Which OpenPGP key decrypts: the encryption subkey (what gpg encrypts
+ * to), or the primary (the legacy clients encrypt to the primary,
+ * whatever its usage flags say).
+ */
+enum kp_pgp_key { KP_PGP_SUBKEY = 0, KP_PGP_PRIMARY = 1 };
 
 enum kp_status { KP_OK = 0, KP_FAIL = 1 /* payload: the reason */ };
 

@@ -117,7 +117,7 @@ do_op(enum op op, int keyproc)
 		    sizeof(K.digest), out, &n);
 	case OP_PGP_DECRYPT:
 		if (keyproc)
-			return keyproc_pgp_decrypt(K.ct, K.ctlen, out, &n, err,
+			return keyproc_pgp_decrypt(KP_PGP_SUBKEY, K.ct, K.ctlen, out, &n, err,
 			    sizeof(err));
 		return kp_op_pgp_decrypt(K.decrypt, K.ct, K.ctlen, out, &n);
 	case OP_COUNT:
@@ -212,7 +212,7 @@ check(void)
 		die("the OpenPGP signatures differ");
 	na = nb = sizeof(a);
 	if (kp_op_pgp_decrypt(K.decrypt, K.ct, K.ctlen, a, &na) == -1 ||
-	    keyproc_pgp_decrypt(K.ct, K.ctlen, b, &nb, err, sizeof(err)) ==
+	    keyproc_pgp_decrypt(KP_PGP_SUBKEY, K.ct, K.ctlen, b, &nb, err, sizeof(err)) ==
 	    -1 || na != sizeof(K.block) || nb != na ||
 	    memcmp(a, K.block, na) != 0 || memcmp(b, K.block, nb) != 0)
 		die("the decrypted session-key blocks differ");

@@ -183,18 +183,26 @@ test_pgp_sign_and_decrypt(void **state)
 
 	assert_int_equal(RAND_bytes(block, sizeof(block)), 1);
 	pkcs1_encrypt(dec_key, block, sizeof(block), ct, &ctlen);
-	assert_int_equal(keyproc_pgp_decrypt(ct, ctlen, out, &outlen, err,
-	    sizeof(err)), 0);
+	assert_int_equal(keyproc_pgp_decrypt(KP_PGP_SUBKEY, ct, ctlen, out,
+			     &outlen, err, sizeof(err)),
+	    0);
 	assert_int_equal(outlen, sizeof(block));
 	assert_memory_equal(out, block, sizeof(block));
 	/* encrypted to the other key: answered KP_FAIL, not refused */
 	ctlen = sizeof(ct);
 	pkcs1_encrypt(sign_key, block, sizeof(block), ct, &ctlen);
 	outlen = 0;
-	if (keyproc_pgp_decrypt(ct, ctlen, out, &outlen, err, sizeof(err)) ==
-	    0)
+	if (keyproc_pgp_decrypt(KP_PGP_SUBKEY, ct, ctlen, out, &outlen, err,
+		sizeof(err)) == 0)
 		/* OpenSSL's implicit rejection gives a random block instead */
 		assert_memory_not_equal(out, block, sizeof(block));
+	/* The legacy clients encrypt to the primary: it decrypts too. */
+	outlen = 0;
+	assert_int_equal(keyproc_pgp_decrypt(KP_PGP_PRIMARY, ct, ctlen, out,
+			     &outlen, err, sizeof(err)),
+	    0);
+	assert_int_equal(outlen, sizeof(block));
+	assert_memory_equal(out, block, sizeof(block));
 	assert_int_equal(keyproc_ping(), 0);
 }
 
@@ -242,7 +250,7 @@ test_tls_key_and_reload(void **state)
 	EVP_PKEY_free(proxy);
 }
 
-#define RAW_CHANNELS 12
+#define RAW_CHANNELS 13
 
 /* Send a raw frame (hdr then len payload bytes, as one message). */
 static void
@@ -343,6 +351,9 @@ test_refusals(void **state)
 	raw_send(mine[c], KP_OP_TLS_RSA_SIGN, 0, 1, 40, p, 40);
 	assert_int_equal(raw_answer(mine[c++], 0, NULL, NULL), -1);
 	raw_send(mine[c], KP_OP_PGP_DECRYPT, 0, 0, 257, p, 257);
+	assert_int_equal(raw_answer(mine[c++], 0, NULL, NULL), -1);
+	/* a key that is neither the subkey nor the primary */
+	raw_send(mine[c], KP_OP_PGP_DECRYPT, 0, 2, 16, p, 16);
 	assert_int_equal(raw_answer(mine[c++], 0, NULL, NULL), -1);
 	assert_int_equal(c, RAW_CHANNELS - 1);
 
