@@ -36,6 +36,8 @@ static const struct conf_key {
 	{ "DB_CONNECT", CT_STR, offsetof(struct kt_conf, db_connect), 0, 1 },
 	{ "MAIL_URL", CT_STR, offsetof(struct kt_conf, mail_url), 0, 0 },
 	{ "HOSTNAME", CT_STR, offsetof(struct kt_conf, hostname), 0, 0 },
+	/* HKP over plain HTTP (the legacy clients' port 80); null: off. */
+	{ "HKP_PORT", CT_PORT, offsetof(struct kt_conf, hkp_port), 0, 1 },
 };
 
 static const struct {
@@ -156,6 +158,10 @@ conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
 
 	switch (k->type) {
 	case CT_PORT:
+		if (json_is_null(v) && k->nullable) {
+			*conf_intp(c, k) = 0;
+			return 0;
+		}
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > 65535) {
 			snprintf(err, errlen, "%s:%d: %s: must be an integer "

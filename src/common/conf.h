@@ -22,6 +22,7 @@ struct kt_conf {
 	char *ssl_ciphers;            /* "" = platform default */
 	int port;
 	int db_port;
+	int hkp_port;                 /* plain-HTTP HKP listener; 0: none */
 	char *db_connect;             /* libpq conninfo; NULL before db setup */
 	char *mail_url;
 	char *hostname;

@@ -104,8 +104,8 @@ out:
 }
 
 int
-pgp_genkey(const char *homedir, const char *uid, unsigned bits, char *err,
-    size_t errlen)
+pgp_genkey(const char *homedir, const char *uid, unsigned bits,
+    int primary_encrypts, char *err, size_t errlen)
 {
 	gpgme_ctx_t ctx;
 	gpgme_genkey_result_t res;
@@ -118,8 +118,9 @@ pgp_genkey(const char *homedir, const char *uid, unsigned bits, char *err,
 		return -1;
 	snprintf(algo, sizeof(algo), "rsa%u", bits);
 	e = gpgme_op_createkey(ctx, uid, algo, 0, 0, NULL,
-	    GPGME_CREATE_SIGN | GPGME_CREATE_CERT | GPGME_CREATE_NOPASSWD |
-	    GPGME_CREATE_NOEXPIRE);
+	    GPGME_CREATE_SIGN | GPGME_CREATE_CERT |
+		(primary_encrypts ? GPGME_CREATE_ENCR : 0) |
+		GPGME_CREATE_NOPASSWD | GPGME_CREATE_NOEXPIRE);
 	if (e != 0) {
 		snprintf(err, errlen, "creating the OpenPGP key: %s",
 		    gpgme_strerror(e));
@@ -193,7 +194,8 @@ pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
 	if ((ctx = pgp_ctx_new(homedir, 1, err, errlen)) == NULL)
 		return -1;
 	if ((e = gpgme_data_new(&data)) != 0 ||
-	    (e = gpgme_op_export(ctx, fpr, 0, data)) != 0) {
+	    (e = gpgme_op_export(ctx, fpr, GPGME_EXPORT_MODE_MINIMAL,
+		 data)) != 0) {
 		snprintf(err, errlen, "exporting key %s: %s", fpr,
 		    gpgme_strerror(e));
 		goto out;

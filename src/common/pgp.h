@@ -23,10 +23,18 @@ gpgme_ctx_t pgp_ctx_new(const char *homedir, int armor, char *err,
  */
 int pgp_secret_key(const char *homedir, char fpr[PGP_FPR_LEN + 1],
     char qfpr[PGP_QFPR_MAX], char *err, size_t errlen);
-/* Make an RSA key pair (sign+certify primary, encryption subkey). */
+/*
+ * Make an RSA key pair: a sign+certify primary (that also encrypts when
+ * primary_encrypts: the legacy clients encrypt to the server's primary)
+ * and an encryption subkey.
+ */
 int pgp_genkey(const char *homedir, const char *uid, unsigned bits,
-    char *err, size_t errlen);
-/* The armored public key of fpr. */
+    int primary_encrypts, char *err, size_t errlen);
+/*
+ * The armored public key of fpr, with its self-signatures only (GnuPG's
+ * export-minimal: the legacy clients refuse a server key that carries a
+ * third-party certification).
+ */
 int pgp_export_pubkey(const char *homedir, const char *fpr, char **armored,
     size_t *len, char *err, size_t errlen);
 /*

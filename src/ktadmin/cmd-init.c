@@ -266,7 +266,7 @@ cmd_init(int argc, char **argv)
 		printf("Generating %u-bit RSA OpenPGP key for %s ...\n",
 		    INIT_PGP_BITS, uid);
 		fflush(stdout);
-		if (pgp_genkey(confdir, uid, INIT_PGP_BITS, err,
+		if (pgp_genkey(confdir, uid, INIT_PGP_BITS, 1, err,
 		    sizeof(err)) == -1 ||
 		    pgp_secret_key(confdir, fpr, qfpr, err, sizeof(err)) != 0) {
 			cli_error("%s", err);

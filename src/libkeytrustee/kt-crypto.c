@@ -25,7 +25,7 @@ kt_pgp_ensure_key(struct kt_client *c, const char *hostname)
 		kt_seterr(c, "out of memory");
 		return KT_ERR;
 	}
-	r = pgp_genkey(c->confdir, uid, KT_CLIENT_KEY_BITS, c->err,
+	r = pgp_genkey(c->confdir, uid, KT_CLIENT_KEY_BITS, 0, c->err,
 	    sizeof(c->err));
 	free(uid);
 	return r == 0 ? KT_OK : KT_ERR;

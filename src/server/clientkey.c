@@ -387,3 +387,23 @@ out:
 	rnp_input_destroy(in);
 	return ret;
 }
+
+int
+clientkey_qualified(struct clientkey *k, char out[PGP_QFPR_MAX])
+{
+	char *alg = NULL, *fpr = NULL;
+	uint32_t bits = 0;
+	int ret = -1;
+
+	if (rnp_key_get_alg(k->key, &alg) == RNP_SUCCESS &&
+	    strcmp(alg, RNP_ALGNAME_RSA) == 0 &&
+	    rnp_key_get_bits(k->key, &bits) == RNP_SUCCESS &&
+	    rnp_key_get_fprint(k->key, &fpr) == RNP_SUCCESS &&
+	    strlen(fpr) == PGP_FPR_LEN) {
+		snprintf(out, PGP_QFPR_MAX, "%uR/%s", (unsigned)bits, fpr);
+		ret = 0;
+	}
+	rnp_buffer_destroy(alg);
+	rnp_buffer_destroy(fpr);
+	return ret;
+}

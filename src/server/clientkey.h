@@ -19,5 +19,10 @@ int clientkey_load(const char *armored, size_t len, struct clientkey **out,
 int clientkey_encrypt(struct clientkey *k, const void *plain, size_t len,
     char **armored, size_t *outlen, char *err, size_t errlen);
 void clientkey_free(struct clientkey *k);
+/*
+ * The key's fingerprint as the legacy protocol writes it: "<bits>R/<40
+ * HEX>"; -1 when its primary is not RSA (all the protocol knows).
+ */
+int clientkey_qualified(struct clientkey *k, char out[PGP_QFPR_MAX]);
 
 #endif

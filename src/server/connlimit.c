@@ -75,3 +75,21 @@ conn_hello_cb(SSL *ssl, int *al, void *arg)
 	}
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
+
+int
+conn_admit_plain(struct server *srv)
+{
+	int n = atomic_fetch_add(&srv->nconns, 1) + 1;
+
+	if (srv->max_conns > 0 && n > srv->max_conns) {
+		atomic_fetch_sub(&srv->nconns, 1);
+		return 0;
+	}
+	return 1;
+}
+
+void
+conn_release_plain(struct server *srv)
+{
+	atomic_fetch_sub(&srv->nconns, 1);
+}

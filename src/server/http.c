@@ -76,6 +76,7 @@ struct http_conn {
 	int broken;	/* the peer is gone while a request is busy */
 	int continued;	/* 100 Continue sent for this request */
 	int refused;	/* closing after a refusal: linger */
+	int plain;	/* plain HTTP (the HKP listener): no TLS */
 	size_t headlen;	 /* the current request's parsed head, or 0 */
 	size_t consumed; /* the current request's bytes in the input */
 	char *split; /* the target, split into path and query */
@@ -214,8 +215,10 @@ http_reply(struct http_req *req, int status, const char *ctype,
 		httpio_num(io, len);
 		httpio_str(io,
 		    "\r\nCache-Control: no-store\r\n"
-		    "X-Content-Type-Options: nosniff\r\n"
-		    "Strict-Transport-Security: max-age=31536000\r\n");
+		    "X-Content-Type-Options: nosniff\r\n");
+		if (!c->plain)
+			httpio_str(io,
+			    "Strict-Transport-Security: max-age=31536000\r\n");
 		httpio_add(io, req->xhdr, req->xlen);
 		if (req->close)
 			httpio_str(io, "Connection: close\r\n");
@@ -287,7 +290,7 @@ conn_free(struct http_conn *c, int graceful)
 {
 	struct worker *w = c->w;
 
-	if (graceful && c->state != CONN_HANDSHAKE)
+	if (graceful && c->state != CONN_HANDSHAKE && !c->plain)
 		(void)SSL_shutdown(c->io.ssl);
 	ERR_clear_error();
 	if (c->prev != NULL)
@@ -299,6 +302,8 @@ conn_free(struct http_conn *c, int graceful)
 	event_free(c->ev);
 	event_free(c->tmo);
 	SSL_free(c->io.ssl); /* counted out of --max-connections */
+	if (c->plain)
+		conn_release_plain(w->srv);
 	atomic_fetch_sub(&w->nconns, 1);
 	close(c->io.fd);
 	httpio_free_buffers(&c->io);
@@ -436,7 +441,7 @@ conn_request(struct http_conn *c)
 	saved = req->m.body[req->m.bodylen];
 	req->m.body[req->m.bodylen] = '\0';
 	c->state = CONN_BUSY;
-	c->w->srv->handle(c->w, req);
+	(c->plain ? c->w->srv->handle_plain : c->w->srv->handle)(c->w, req);
 	req->m.body[req->m.bodylen] = saved;
 	if (req->replied)
 		conn_done(c);
@@ -471,7 +476,8 @@ conn_linger(struct http_conn *c)
 {
 	struct timeval tv = {HTTP_LINGER_SECS, 0};
 
-	(void)SSL_shutdown(c->io.ssl);
+	if (!c->plain)
+		(void)SSL_shutdown(c->io.ssl);
 	ERR_clear_error();
 	(void)shutdown(c->io.fd, SHUT_WR);
 	c->state = CONN_LINGER;
@@ -585,8 +591,31 @@ conn_timeout(evutil_socket_t fd, short what, void *arg)
 	conn_free(c, 0);
 }
 
+/* Plain HTTP: admitted or refused at once (no handshake to refuse at). */
+static int
+conn_new_plain(struct http_conn *c)
+{
+	struct worker *w = c->w;
+
+	if (conn_admit_plain(w->srv) != 1)
+		return -1;
+	if ((c->ev = event_new(w->base, c->io.fd,
+		 EV_READ | EV_WRITE | EV_ET | EV_PERSIST, conn_cb, c)) ==
+		NULL ||
+	    (c->tmo = evtimer_new(w->base, conn_timeout, c)) == NULL ||
+	    event_add(c->ev, NULL) == -1) {
+		if (c->ev != NULL)
+			event_free(c->ev);
+		conn_release_plain(w->srv);
+		return -1;
+	}
+	c->plain = 1;
+	c->state = CONN_IDLE;
+	return 0;
+}
+
 void
-http_conn_new(struct worker *w, int fd, const char *peer)
+http_conn_new(struct worker *w, int fd, const char *peer, int plain)
 {
 	struct http_conn *c;
 	SSL_CTX *ctx;
@@ -601,6 +630,17 @@ http_conn_new(struct worker *w, int fd, const char *peer)
 	c->io.fd = fd;
 	c->io.inmax = HTTP_IN_MAX;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	if (plain) {
+		if (conn_new_plain(c) == -1) {
+			if (c->tmo != NULL)
+				event_free(c->tmo);
+			atomic_fetch_sub(&w->nconns, 1);
+			close(fd);
+			free(c);
+			return;
+		}
+		goto serve;
+	}
 	/* TCP_NODELAY is inherited from the listening socket (main.c). */
 	ctx = server_ctx_get(w->srv);
 	c->io.ssl = SSL_new(ctx);
@@ -634,13 +674,14 @@ http_conn_new(struct worker *w, int fd, const char *peer)
 	SSL_set_mode(c->io.ssl,
 	    SSL_MODE_ENABLE_PARTIAL_WRITE |
 		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	c->state = CONN_HANDSHAKE;
+serve:
 	event_add(c->tmo, w->timeout);
 	c->next = w->conns;
 	if (w->conns != NULL)
 		w->conns->prev = c;
 	w->conns = c;
-	c->state = CONN_HANDSHAKE;
-	conn_run(c); /* the ClientHello is often there already */
+	conn_run(c); /* the ClientHello (the request) is often there already */
 }
 
 void

@@ -44,7 +44,8 @@ void http_reply_error(struct http_req *req, int status, const char *code,
 void http_reply_verdict(struct http_req *req, const struct verdict *v);
 
 /* The worker threads' connections (worker.c calls these). */
-void http_conn_new(struct worker *w, int fd, const char *peer);
+/* plain: from the HKP listener, no TLS. */
+void http_conn_new(struct worker *w, int fd, const char *peer, int plain);
 void http_conn_close_all(struct worker *w);
 
 #endif

@@ -58,27 +58,48 @@ httpio_num(struct httpio *io, size_t v)
 	httpio_add(io, d + i, sizeof(d) - i);
 }
 
+/*
+ * Write up to n bytes: the count, 0 when the socket is full, -1 failed.
+ * Over TLS, or plain (no SSL: the HKP listener).
+ */
+static int
+httpio_write(struct httpio *io, const char *p, size_t n)
+{
+	ssize_t w;
+	int r;
+
+	if (n > INT_MAX)
+		n = INT_MAX;
+	if (io->ssl == NULL) {
+		while ((w = write(io->fd, p, n)) == -1 && errno == EINTR)
+			;
+		if (w >= 0)
+			return (int)w;
+		return errno == EAGAIN ? 0 : -1;
+	}
+	if ((r = SSL_write(io->ssl, p, (int)n)) > 0)
+		return r;
+	switch (SSL_get_error(io->ssl, r)) {
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_WANT_READ:
+		return 0;
+	default:
+		ERR_clear_error();
+		return -1;
+	}
+}
+
 int
 httpio_flush(struct httpio *io)
 {
 	int n;
 
 	while (io->outoff < io->outlen) {
-		size_t left = io->outlen - io->outoff;
-		n = SSL_write(io->ssl, io->out + io->outoff,
-		    left > INT_MAX ? INT_MAX : (int)left);
-		if (n > 0) {
-			io->outoff += (size_t)n;
-			continue;
-		}
-		switch (SSL_get_error(io->ssl, n)) {
-		case SSL_ERROR_WANT_WRITE:
-		case SSL_ERROR_WANT_READ:
-			return 0;
-		default:
-			ERR_clear_error();
-			return -1;
-		}
+		n = httpio_write(io, io->out + io->outoff,
+		    io->outlen - io->outoff);
+		if (n <= 0)
+			return n;
+		io->outoff += (size_t)n;
 	}
 	/* Nor are the answers' bytes kept once sent. */
 	if (io->outlen > 0)
@@ -110,16 +131,34 @@ httpio_rebase(struct httpio *io, struct httpmsg *m, char *to)
 #undef REBASE
 }
 
-/* After an SSL_read of n: 0 it would block (drained), -1 it failed. */
+/*
+ * Read up to n bytes into p: the count (> 0); 0 it would block (drained);
+ * -1 closed or failed (close_notify, EOF, a reset or a TLS error).
+ */
 static int
-httpio_read_end(struct httpio *io, int n)
+httpio_recv(struct httpio *io, char *p, size_t n)
 {
-	switch (SSL_get_error(io->ssl, n)) {
+	ssize_t r;
+
+	if (io->ssl == NULL) {
+		while ((r = read(io->fd, p, n)) == -1 && errno == EINTR)
+			;
+		if (r > 0)
+			return (int)r;
+		if (r == -1 && errno == EAGAIN) {
+			io->drained = 1;
+			return 0;
+		}
+		return -1;
+	}
+	if ((r = SSL_read(io->ssl, p, (int)n)) > 0)
+		return (int)r;
+	switch (SSL_get_error(io->ssl, (int)r)) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
 		io->drained = 1;
 		return 0;
-	default: /* close_notify, EOF, a reset or a TLS error */
+	default:
 		ERR_clear_error();
 		return -1;
 	}
@@ -133,8 +172,8 @@ httpio_read(struct httpio *io, struct httpmsg *head)
 	/* An idle connection holds no buffer until a request comes. */
 	if (io->incap == 0) {
 		char first[HTTPIO_IN_MIN];
-		if ((n = SSL_read(io->ssl, first, sizeof(first) - 1)) <= 0)
-			return httpio_read_end(io, n);
+		if ((n = httpio_recv(io, first, sizeof(first) - 1)) <= 0)
+			return n;
 		if ((io->in = malloc(HTTPIO_IN_MIN)) == NULL) {
 			OPENSSL_cleanse(first, (size_t)n);
 			return -1;
@@ -162,14 +201,13 @@ httpio_read(struct httpio *io, struct httpmsg *head)
 			io->incap = cap;
 		}
 		/* One byte is kept free: the body is NUL-terminated there. */
-		n = SSL_read(io->ssl, io->in + io->inlen,
-		    (int)(io->incap - io->inlen - 1));
+		n = httpio_recv(io, io->in + io->inlen, io->incap - io->inlen - 1);
 		if (n > 0) {
 			io->inlen += (size_t)n;
 			got = 1;
 			continue;
 		}
-		if (httpio_read_end(io, n) == 0)
+		if (n == 0)
 			return got;
 		/* The peer is done sending: answer what it sent, then close. */
 		io->eof = 1;

@@ -207,6 +207,7 @@ serve_start(struct server *srv)
 	char err[512];
 
 	srv->handle = route_dispatch;
+	srv->handle_plain = route_dispatch_plain;
 	if (workers_init(srv, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if ((srv->auditq = auditq_start(srv)) == NULL ||
@@ -366,7 +367,7 @@ main(int argc, char **argv)
 		log_info("running as uid %ld", (long)owner);
 	}
 	memset(&srv, 0, sizeof(srv));
-	srv.lfd = -1;
+	srv.lfd = srv.hkp_lfd = -1;
 	pthread_mutex_init(&srv.ctx_mtx, NULL);
 	if (conf_load(confdir, &srv.conf, conf_warn, err, sizeof(err)) == -1)
 		fatalx("%s", err);
@@ -407,7 +408,12 @@ main(int argc, char **argv)
 	 * kept in the clients table only: no GnuPG home of theirs is made.
 	 */
 	pthread_mutex_init(&srv.pgp_mtx, NULL);
-	if ((srv.throttle = throttle_new()) == NULL)
+	if ((srv.throttle = throttle_new(5, 60,
+		 "too many failed registrations from this address; try again "
+		 "later")) == NULL ||
+	    (srv.hkp_throttle = throttle_new(20, 60,
+		 "too many keys posted from this address; try again later")) ==
+		NULL)
 		fatalx("out of memory");
 	if (srv.conf->db_connect == NULL)
 		log_warnx("%s: DB_CONNECT is not set; run 'ktadmin db "
@@ -435,7 +441,10 @@ main(int argc, char **argv)
 
 	if (evthread_use_pthreads() == -1)
 		fatalx("libevent has no pthreads support");
-	if ((srv.lfd = listen_socket(listen_addr, port)) == -1)
+	if ((srv.lfd = listen_socket(listen_addr, port)) == -1 ||
+	    (srv.conf->hkp_port != 0 &&
+		(srv.hkp_lfd = listen_socket(listen_addr,
+		     srv.conf->hkp_port)) == -1))
 		exit(1);
 	if ((srv.ha = ha_start(srv.conf, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
@@ -468,9 +477,12 @@ main(int argc, char **argv)
 	ha_stop(srv.ha);
 	keyproc_stop();
 	close(srv.lfd);
+	if (srv.hkp_lfd != -1)
+		close(srv.hkp_lfd);
 	SSL_CTX_free(srv.ctx);
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));
 	throttle_free(srv.throttle);
+	throttle_free(srv.hkp_throttle);
 	free(srv.pubkey);
 	conf_free(srv.conf);
 	free(defdir);

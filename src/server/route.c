@@ -16,6 +16,7 @@
 
 #include "api.h"
 #include "contact.h"
+#include "hkp.h"
 #include "http.h"
 #include "info.h"
 #include "route.h"
@@ -24,19 +25,24 @@
 
 static const struct route routes[] = {
     /* The /v1 JSON API (api_*.c). */
-    {ROUTE_M(HTTPMSG_POST), "/v1/register", NULL, NULL, api_register},
-    {ROUTE_M(HTTPMSG_GET), "/v1/deposits", NULL, NULL, api_deposit_list},
-    {ROUTE_M(HTTPMSG_POST), "/v1/deposits", NULL, NULL, api_deposit_create},
-    {ROUTE_M(HTTPMSG_GET), "/v1/deposits/{uuid}", NULL, NULL, api_deposit_get},
+    {ROUTE_M(HTTPMSG_POST), "/v1/register", NULL, NULL, api_register, 0},
+    {ROUTE_M(HTTPMSG_GET), "/v1/deposits", NULL, NULL, api_deposit_list, 0},
+    {ROUTE_M(HTTPMSG_POST), "/v1/deposits", NULL, NULL, api_deposit_create,
+	0},
+    {ROUTE_M(HTTPMSG_GET), "/v1/deposits/{uuid}", NULL, NULL, api_deposit_get,
+	0},
     {ROUTE_M(HTTPMSG_DELETE), "/v1/deposits/{uuid}", NULL, NULL,
-	api_deposit_delete},
+	api_deposit_delete, 0},
     /* What anyone may ask (info.c). */
-    {GET_HEAD, "/health", NULL, NULL, info_health},
+    {GET_HEAD, "/health", NULL, NULL, info_health, 0},
+    /* HKP, for the legacy clients (hkp.c); on the HKP_PORT listener too. */
+    {GET_HEAD, "/pks/lookup", NULL, NULL, hkp_lookup, ROUTE_PLAIN},
+    {ROUTE_M(HTTPMSG_POST), "/pks/add", NULL, NULL, hkp_add, ROUTE_PLAIN},
     /* The contact link: the page answers every method itself. */
-    {ROUTE_ANY, "/", "q", NULL, contact_page},
+    {ROUTE_ANY, "/", "q", NULL, contact_page, 0},
     /* The Key Trustee Server's actions: the last group of "/". */
-    {GET_HEAD, "/", "a", "fingerprint", info_fingerprint},
-    {GET_HEAD, "/", "a", "pubkey", info_pubkey},
+    {GET_HEAD, "/", "a", "fingerprint", info_fingerprint, 0},
+    {GET_HEAD, "/", "a", "pubkey", info_pubkey, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -118,12 +124,13 @@ group_values(const struct route *g, char *buf, size_t len)
  * has (or that has none), else the path's last group; NULL: no group.
  */
 static const struct route *
-route_group(const char *path, const struct evkeyvalq *q, const char **rest)
+route_group(const char *path, const struct evkeyvalq *q, unsigned need,
+    const char **rest)
 {
 	const struct route *r, *g = NULL;
 
 	for (r = routes; r < routes + NROUTES; r++) {
-		if (!path_match(r->path, path, rest))
+		if ((r->flags & need) != need || !path_match(r->path, path, rest))
 			continue;
 		g = r;
 		if (r->param == NULL ||
@@ -137,7 +144,8 @@ route_group(const char *path, const struct evkeyvalq *q, const char **rest)
 
 const struct route *
 route_find(enum httpmsg_method method, const char *path,
-    const struct evkeyvalq *q, struct handler_match *m, struct verdict *v)
+    const struct evkeyvalq *q, unsigned need, struct handler_match *m,
+    struct verdict *v)
 {
 	const struct route *g, *r;
 	const char *val = NULL;
@@ -146,7 +154,7 @@ route_find(enum httpmsg_method method, const char *path,
 	int named = 0;
 
 	memset(m, 0, sizeof(*m));
-	if ((g = route_group(path, q, &m->rest)) == NULL) {
+	if ((g = route_group(path, q, need, &m->rest)) == NULL) {
 		verdict_refuse(v, 404, "not_found", "no such resource");
 		return NULL;
 	}
@@ -155,7 +163,7 @@ route_find(enum httpmsg_method method, const char *path,
 	m->value = val;
 	/* The group's entries for this value (all, when it names none). */
 	for (r = routes; r < routes + NROUTES; r++) {
-		if (!same_group(g, r) ||
+		if (!same_group(g, r) || (r->flags & need) != need ||
 		    (val != NULL && r->value != NULL &&
 			strcmp(r->value, val) != 0))
 			continue;
@@ -187,8 +195,8 @@ route_find(enum httpmsg_method method, const char *path,
 	return NULL;
 }
 
-void
-route_dispatch(struct worker *w, struct http_req *req)
+static void
+dispatch(struct worker *w, struct http_req *req, unsigned need)
 {
 	const char *path = http_req_path(req), *query = http_req_query(req);
 	struct evkeyvalq q;
@@ -211,10 +219,22 @@ route_dispatch(struct worker *w, struct http_req *req)
 	TAILQ_INIT(&q);
 	r = route_find(http_req_method(req), path,
 	    query != NULL && evhttp_parse_query_str(query, &q) == 0 ? &q : NULL,
-	    &m, &v);
+	    need, &m, &v);
 	if (r != NULL)
 		r->fn(w, req, &m);
 	else
 		http_reply_verdict(req, &v);
 	evhttp_clear_headers(&q);
+}
+
+void
+route_dispatch(struct worker *w, struct http_req *req)
+{
+	dispatch(w, req, 0);
+}
+
+void
+route_dispatch_plain(struct worker *w, struct http_req *req)
+{
+	dispatch(w, req, ROUTE_PLAIN);
 }

@@ -23,16 +23,24 @@ struct route {
 	const char *param; /* "/" only: the query parameter that selects it */
 	const char *value; /* ... and its value (an action); NULL: any */
 	handler_fn *fn;
+	unsigned flags;
 };
+
+/* Served on the plain-HTTP HKP listener too (only these are). */
+#define ROUTE_PLAIN 1u
 
 /* Route req and call its handler, or answer 404/405/400/413. */
 void route_dispatch(struct worker *w, struct http_req *req);
+/* The same on the plain-HTTP HKP listener: only ROUTE_PLAIN routes. */
+void route_dispatch_plain(struct worker *w, struct http_req *req);
 /*
  * The route of method on path with the parsed query q (NULL: none or not
- * parsable): its entry with m filled, or NULL with v refusing (404, 405
- * with its Allow, 400 for an unknown action).
+ * parsable), among the routes with every flag of need: its entry with m
+ * filled, or NULL with v refusing (404, 405 with its Allow, 400 for an
+ * unknown action).
  */
 const struct route *route_find(enum httpmsg_method method, const char *path,
-    const struct evkeyvalq *q, struct handler_match *m, struct verdict *v);
+    const struct evkeyvalq *q, unsigned need, struct handler_match *m,
+    struct verdict *v);
 
 #endif

@@ -46,6 +46,7 @@ struct worker {
 	struct store *store;	       /* its database connection */
 	/* Its connections (http.c), and how they reach it (worker.c). */
 	struct evconnlistener *listener;
+	struct evconnlistener *hkp_listener; /* plain HTTP, or NULL */
 	struct http_conn *conns;       /* open connections */
 	atomic_int nconns;	       /* ... how many, and handed to it */
 	pthread_mutex_t hand_mtx;      /* guards hand_head */
@@ -67,9 +68,11 @@ struct server {
 	pthread_mutex_t ctx_mtx;
 	SSL_CTX *ctx;              /* current TLS context; swapped on SIGHUP */
 	int lfd;                   /* the listening socket, shared */
+	int hkp_lfd;               /* the plain-HTTP HKP one, or -1 */
 	int nworkers;
 	struct worker *workers;
 	server_handle_fn *handle;  /* every request goes there */
+	server_handle_fn *handle_plain; /* ... those of the HKP listener */
 	atomic_int draining;
 	int max_conns;             /* --max-connections; 0: no limit */
 	atomic_int nconns;         /* TLS connections open now */
@@ -77,6 +80,7 @@ struct server {
 	struct ha *ha;             /* role, replication, the write gate */
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time */
 	struct throttle *throttle; /* failed registrations per address */
+	struct throttle *hkp_throttle; /* keys posted to /pks/add */
 	struct auditq *auditq;     /* group commit of audit rows, deposits */
 	struct authcache *authcache; /* clients, kept exact by NOTIFY */
 	struct depcache *depcache; /* sealed deposits, kept exact the same way */

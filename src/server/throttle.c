@@ -1,8 +1,9 @@
 /*
- * throttle.c - failed registration attempts (a wrong org auth secret) per
- * remote address, in memory: more than THROTTLE_MAX failures inside a
- * THROTTLE_WINDOW-second window block that address until the window ends.
- * A fixed table; when it is full the oldest window is dropped.
+ * throttle.c - attempts per remote address, in memory: failed
+ * registrations (a wrong org auth secret), keys posted to /pks/add.  max
+ * of them inside a window of that many seconds block the address until the
+ * window ends.  A fixed table; when it is full the oldest window is
+ * dropped.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -12,8 +13,6 @@
 #include "throttle.h"
 
 #define THROTTLE_SLOTS 4096
-#define THROTTLE_MAX 5
-#define THROTTLE_WINDOW 60
 #define THROTTLE_ADDR_MAX 64
 
 struct throttle_slot {
@@ -24,16 +23,23 @@ struct throttle_slot {
 
 struct throttle {
 	pthread_mutex_t mtx;
+	unsigned max;
+	int window;
+	const char *refusal;
 	struct throttle_slot slot[THROTTLE_SLOTS];
 };
 
 struct throttle *
-throttle_new(void)
+throttle_new(unsigned max, int window, const char *refusal)
 {
 	struct throttle *t = calloc(1, sizeof(*t));
 
-	if (t != NULL)
-		pthread_mutex_init(&t->mtx, NULL);
+	if (t == NULL)
+		return NULL;
+	pthread_mutex_init(&t->mtx, NULL);
+	t->max = max;
+	t->window = window;
+	t->refusal = refusal;
 	return t;
 }
 
@@ -75,7 +81,7 @@ throttle_find(struct throttle *t, const char *addr, time_t now, int create)
 	/* Open addressing over a short probe run. */
 	for (i = 0; i < 16; i++) {
 		s = &t->slot[(h + i) % THROTTLE_SLOTS];
-		if (s->start != 0 && now - s->start >= THROTTLE_WINDOW)
+		if (s->start != 0 && now - s->start >= t->window)
 			s->start = 0;  /* expired */
 		if (s->start != 0 && strcmp(s->addr, addr) == 0)
 			return s;
@@ -103,9 +109,9 @@ throttle_blocked(struct throttle *t, const char *addr, int *retry)
 
 	pthread_mutex_lock(&t->mtx);
 	s = throttle_find(t, addr, now, 0);
-	if (s != NULL && s->failures >= THROTTLE_MAX) {
+	if (s != NULL && s->failures >= t->max) {
 		blocked = 1;
-		*retry = (int)(THROTTLE_WINDOW - (now - s->start));
+		*retry = (int)(t->window - (now - s->start));
 	}
 	pthread_mutex_unlock(&t->mtx);
 	return blocked;
@@ -118,9 +124,7 @@ throttle_check(struct throttle *t, const char *addr, struct verdict *v)
 
 	if (!throttle_blocked(t, addr, &retry))
 		return 0;
-	verdict_refuse(v, 429, "throttled",
-	    "too many failed registrations from this address; try again "
-	    "later");
+	verdict_refuse(v, 429, "throttled", t->refusal);
 	v->retry_after = retry > 0 ? retry : 1;
 	return -1;
 }
@@ -134,4 +138,13 @@ throttle_fail(struct throttle *t, const char *addr)
 	s = throttle_find(t, addr, throttle_now(), 1);
 	s->failures++;
 	pthread_mutex_unlock(&t->mtx);
+}
+
+int
+throttle_take(struct throttle *t, const char *addr, struct verdict *v)
+{
+	if (throttle_check(t, addr, v) == -1)
+		return -1;
+	throttle_fail(t, addr);
+	return 0;
 }

@@ -40,6 +40,7 @@ peer_text(const struct sockaddr *sa, char *out, size_t len)
 struct http_handoff {
 	struct http_handoff *next;
 	int fd;
+	int plain; /* from the HKP listener: no TLS */
 	char peer[INET6_ADDRSTRLEN];
 };
 
@@ -58,7 +59,7 @@ handoff_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&w->hand_mtx);
 	for (; h != NULL; h = next) {
 		next = h->next;
-		http_conn_new(w, h->fd, h->peer);
+		http_conn_new(w, h->fd, h->peer, h->plain);
 		free(h);
 	}
 }
@@ -71,16 +72,13 @@ handoff_cb(evutil_socket_t fd, short what, void *arg)
  * wake-up per connection.
  */
 static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+accept_on(struct worker *w, int fd, struct sockaddr *sa, int plain)
 {
-	struct worker *w = arg, *to = w;
+	struct worker *to = w;
 	struct http_handoff *h;
 	char peer[INET6_ADDRSTRLEN];
 	int i;
 
-	(void)l;
-	(void)salen;
 	peer_text(sa, peer, sizeof(peer));
 	for (i = 0; i < w->srv->nworkers; i++) {
 		struct worker *o = &w->srv->workers[i];
@@ -93,16 +91,36 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			atomic_fetch_sub(&to->nconns, 1);
 			atomic_fetch_add(&w->nconns, 1);
 		}
-		http_conn_new(w, fd, peer);
+		http_conn_new(w, fd, peer, plain);
 		return;
 	}
 	h->fd = fd;
+	h->plain = plain;
 	memcpy(h->peer, peer, sizeof(h->peer));
 	pthread_mutex_lock(&to->hand_mtx);
 	h->next = to->hand_head;
 	to->hand_head = h;
 	pthread_mutex_unlock(&to->hand_mtx);
 	event_active(to->hand_ev, EV_READ, 0);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	accept_on(arg, fd, sa, 0);
+}
+
+/* The plain-HTTP HKP listener's (HKP_PORT). */
+static void
+accept_hkp_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	accept_on(arg, fd, sa, 1);
 }
 
 static void
@@ -127,6 +145,10 @@ worker_stop(evutil_socket_t fd, short what, void *arg)
 	if (w->listener != NULL) {
 		evconnlistener_free(w->listener);
 		w->listener = NULL;
+	}
+	if (w->hkp_listener != NULL) {
+		evconnlistener_free(w->hkp_listener);
+		w->hkp_listener = NULL;
 	}
 	event_base_once(w->base, -1, EV_TIMEOUT, drain_done, w, &tv);
 }
@@ -184,7 +206,10 @@ worker_init(
 	/* Every worker accepts from the same socket; it is closed by main. */
 	w->listener = evconnlistener_new(
 	    w->base, accept_cb, w, LEV_OPT_CLOSE_ON_EXEC, 0, srv->lfd);
-	if (w->listener == NULL) {
+	if (w->listener == NULL ||
+	    (srv->hkp_lfd != -1 &&
+		(w->hkp_listener = evconnlistener_new(w->base, accept_hkp_cb,
+		     w, LEV_OPT_CLOSE_ON_EXEC, 0, srv->hkp_lfd)) == NULL)) {
 		snprintf(err, errlen, "cannot listen: %s", strerror(errno));
 		return -1;
 	}
@@ -252,6 +277,8 @@ workers_free(struct server *srv)
 		pthread_mutex_destroy(&w->hand_mtx);
 		if (w->listener != NULL)
 			evconnlistener_free(w->listener);
+		if (w->hkp_listener != NULL)
+			evconnlistener_free(w->hkp_listener);
 		if (w->stop_ev != NULL)
 			event_free(w->stop_ev);
 		if (w->base != NULL)

@@ -12,10 +12,13 @@
 
 #include "api.h"
 #include "contact.h"
+#include "hkp.h"
 #include "info.h"
 #include "route.h"
 
 /* route_find on a request target split as the HTTP layer splits it. */
+static unsigned need;
+
 static const struct route *
 find(enum httpmsg_method method, const char *path, const char *query,
     struct handler_match *m, struct verdict *v, struct evkeyvalq *q)
@@ -23,7 +26,7 @@ find(enum httpmsg_method method, const char *path, const char *query,
 	TAILQ_INIT(q);
 	return route_find(method, path,
 	    query != NULL && evhttp_parse_query_str(query, q) == 0 ? q : NULL,
-	    m, v);
+	    need, m, v);
 }
 
 #define FIND(method, path, query)                                           \
@@ -177,6 +180,39 @@ test_contact_link_takes_every_method(void **state)
 	}
 }
 
+static void
+test_hkp_and_the_plain_listener(void **state)
+{
+	const struct route *r;
+	struct handler_match m;
+	struct verdict v;
+	struct evkeyvalq q;
+
+	(void)state;
+	r = FIND(HTTPMSG_GET, "/pks/lookup", "op=get&search=0x0");
+	assert_ptr_equal(r->fn, hkp_lookup);
+	evhttp_clear_headers(&q);
+	r = FIND(HTTPMSG_POST, "/pks/add", NULL);
+	assert_ptr_equal(r->fn, hkp_add);
+	assert_null(FIND(HTTPMSG_GET, "/pks/add", NULL));
+	assert_int_equal(v.status, 405);
+	assert_string_equal(v.allow, "POST");
+	/* The HKP listener serves HKP and nothing else. */
+	need = ROUTE_PLAIN;
+	r = FIND(HTTPMSG_HEAD, "/pks/lookup", NULL);
+	assert_ptr_equal(r->fn, hkp_lookup);
+	r = FIND(HTTPMSG_POST, "/pks/add", NULL);
+	assert_ptr_equal(r->fn, hkp_add);
+	assert_null(FIND(HTTPMSG_GET, "/", "a=fingerprint"));
+	assert_int_equal(v.status, 404);
+	evhttp_clear_headers(&q);
+	assert_null(FIND(HTTPMSG_GET, "/health", NULL));
+	assert_int_equal(v.status, 404);
+	assert_null(FIND(HTTPMSG_POST, "/v1/register", NULL));
+	assert_int_equal(v.status, 404);
+	need = 0;
+}
+
 int
 main(void)
 {
@@ -186,6 +222,7 @@ main(void)
 	    cmocka_unit_test(test_not_found),
 	    cmocka_unit_test(test_actions),
 	    cmocka_unit_test(test_contact_link_takes_every_method),
+	    cmocka_unit_test(test_hkp_and_the_plain_listener),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,7 +13,7 @@
 static void
 test_blocks_after_five_failures_in_a_window(void **state)
 {
-	struct throttle *t = throttle_new();
+	struct throttle *t = throttle_new(5, 60, "too many");
 	struct verdict v;
 	int i, retry = -1;
 
@@ -29,6 +29,7 @@ test_blocks_after_five_failures_in_a_window(void **state)
 	assert_int_equal(throttle_check(t, "192.0.2.1", &v), -1);
 	assert_int_equal(v.status, 429);
 	assert_string_equal(v.code, "throttled");
+	assert_string_equal(v.msg, "too many");
 	assert_in_range(v.retry_after, 1, 60);
 	assert_null(v.allow);
 	/* Another address is not held for it. */
@@ -40,7 +41,7 @@ test_blocks_after_five_failures_in_a_window(void **state)
 static void
 test_a_full_table_drops_the_oldest(void **state)
 {
-	struct throttle *t = throttle_new();
+	struct throttle *t = throttle_new(5, 60, "too many");
 	struct verdict v;
 	char addr[64];
 	int i, k;
@@ -60,12 +61,31 @@ test_a_full_table_drops_the_oldest(void **state)
 	throttle_free(NULL);
 }
 
+static void
+test_take_counts_every_attempt(void **state)
+{
+	struct throttle *t = throttle_new(3, 60, "slow down");
+	struct verdict v;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(throttle_take(t, "192.0.2.9", &v), 0);
+	assert_int_equal(throttle_take(t, "192.0.2.9", &v), -1);
+	assert_int_equal(v.status, 429);
+	assert_string_equal(v.msg, "slow down");
+	/* A refused attempt is not counted again; others go on. */
+	assert_int_equal(throttle_take(t, "192.0.2.10", &v), 0);
+	throttle_free(t);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_blocks_after_five_failures_in_a_window),
 	    cmocka_unit_test(test_a_full_table_drops_the_oldest),
+	    cmocka_unit_test(test_take_counts_every_attempt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -186,6 +186,23 @@ enum store_result store_contact_key(struct store *st,
     const struct contact_token *t, const char *fpr, const char *pubkey,
     const char *remote);
 
+/* ---- HKP (store/hkp.c) -------------------------------------------------- */
+
+/*
+ * The armored public key of fingerprint fpr (a registered client's, or one
+ * posted to /pks/add in the last day): STORE_OK with *armored (malloc'd),
+ * STORE_NOT_FOUND, STORE_FAIL.
+ */
+enum store_result store_hkp_key(struct store *st, const char *fpr,
+    char **armored);
+/*
+ * Keep a key posted to /pks/add (again: the newest wins) with its audit
+ * row, and drop those no register claimed in a day; gated by the
+ * synchronous standby (STORE_NO_SYNC).
+ */
+enum store_result store_hkp_add(struct store *st, const char *fpr,
+    const char *armored, const char *remote);
+
 /* ---- replication (store/repl.c) ----------------------------------------- */
 
 /* What the database says of replication. */
