@@ -7,7 +7,7 @@ BUILD   ?= build
 CC      ?= cc
 
 PKGS := openssl libpq gpgme libevent libevent_openssl libevent_pthreads jansson \
-	libcurl yaml-0.1
+	libcurl yaml-0.1 zlib
 
 WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
 	-Wshadow -Werror

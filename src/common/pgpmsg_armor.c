@@ -190,8 +190,7 @@ pgpmsg_dearmor(const char *text, size_t len, const char *type,
 		return -1;
 	}
 	if ((want = armor_type(t, tlen)) == NULL) {
-		if (tlen >= 11 && memcmp(t + tlen - 11, "PRIVATE KEY", 11) ==
-		    0)
+		if (memmem(t, tlen, "PRIVATE KEY", 11) != NULL)
 			snprintf(err, errlen, "the armor holds a secret key; "
 			    "send the public key only");
 		else if (tlen == 14 && memcmp(t, "SIGNED MESSAGE", 14) == 0)
