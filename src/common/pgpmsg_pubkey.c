@@ -246,8 +246,8 @@ pgpmsg_pubkey_parse(const unsigned char *bin, size_t len,
 			}
 			if (pgpkey_read_public(bin + off + h, b, &cur->pub,
 			    why, sizeof(why)) == -1) {
-				snprintf(err, errlen, "%s%s", tag == TAG_PUBKEY ?
-				    "" : "a subkey: ", why);
+				snprintf(err, errlen, "%s%s",
+				    tag == TAG_PUBKEY ? "" : "a subkey: ", why);
 				goto fail;
 			}
 			cur->flags = -1;
@@ -283,8 +283,8 @@ pgpmsg_pubkey_parse(const unsigned char *bin, size_t len,
 		case TAG_TRUST:
 			break;
 		case TAG_SECSUBKEY:
-			snprintf(err, errlen, "a secret key was given; send the "
-			    "public key only");
+			snprintf(err, errlen, "a secret key was given; send "
+			    "the public key only");
 			goto fail;
 		default:
 			snprintf(err, errlen, "unexpected packet (tag %d) in a "

@@ -21,14 +21,15 @@
  */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "crypto.h"
 #include "pgpkey.h"
 #include "pgpmsg.h"
+#include "pgpmsg_rsa.h"
 #include "pgpsig.h"
 #include "util.h"
 
@@ -36,8 +37,7 @@ struct server {
 	EVP_PKEY *sign;    /* the primary */
 	EVP_PKEY *decrypt; /* the encryption subkey */
 	unsigned char fpr[PGPKEY_FPR_LEN];
-	unsigned char encfpr[PGPKEY_FPR_LEN];
-	unsigned char used[PGPKEY_KEYID_LEN];
+	struct rsa_keys keys; /* both, for the decryption callback */
 };
 
 static void
@@ -87,63 +87,15 @@ server_load(struct server *s, const char *seckey, const char *encfpr)
 	if (pgpkey_read_secret(buf, len, encfpr, &s->sign, &s->decrypt,
 	    s->fpr, err, sizeof(err)) == -1)
 		die(seckey, err);
-	if (pgpkey_fpr_from_hex(encfpr, s->encfpr) == -1)
-		die(encfpr, "not a fingerprint");
 	OPENSSL_clear_free(buf, len);
-}
-
-/* The key process's decryption: by key ID, primary or subkey. */
-static int
-server_decrypt(void *arg, const unsigned char keyid[PGPKEY_KEYID_LEN],
-    const unsigned char *ct, size_t ctlen, unsigned char *out,
-    size_t *outlen, char *err, size_t errlen)
-{
-	struct server *s = arg;
-	EVP_PKEY_CTX *pc;
-	EVP_PKEY *k = NULL;
-	int ok;
-
-	if (memcmp(keyid, s->fpr + 12, PGPKEY_KEYID_LEN) == 0)
-		k = s->sign;
-	else if (memcmp(keyid, s->encfpr + 12, PGPKEY_KEYID_LEN) == 0)
-		k = s->decrypt;
-	if (k == NULL) {
-		snprintf(err, errlen, "not a key of this server");
-		return -1;
-	}
-	ok = (pc = EVP_PKEY_CTX_new(k, NULL)) != NULL &&
-	    EVP_PKEY_decrypt_init(pc) > 0 &&
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) > 0 &&
-	    EVP_PKEY_decrypt(pc, out, outlen, ct, ctlen) > 0;
-	EVP_PKEY_CTX_free(pc);
-	if (!ok) {
-		snprintf(err, errlen, "RSA decryption failed");
-		return -1;
-	}
-	memcpy(s->used, keyid, PGPKEY_KEYID_LEN);
-	return 0;
-}
-
-/* The key process's signature, by the primary. */
-static int
-server_sign(void *arg, int hashalgo, const unsigned char *digest,
-    size_t dlen, unsigned char *sig, size_t *siglen, char *err,
-    size_t errlen)
-{
-	struct server *s = arg;
-	EVP_PKEY_CTX *pc;
-	int ok;
-
-	*siglen = PGPSIG_SIG_MAX;
-	ok = (pc = EVP_PKEY_CTX_new(s->sign, NULL)) != NULL &&
-	    EVP_PKEY_sign_init(pc) > 0 &&
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) > 0 &&
-	    EVP_PKEY_CTX_set_signature_md(pc, pgpkey_md(hashalgo)) > 0 &&
-	    EVP_PKEY_sign(pc, sig, siglen, digest, dlen) > 0;
-	EVP_PKEY_CTX_free(pc);
-	if (!ok)
-		snprintf(err, errlen, "RSA signing failed");
-	return ok ? 0 : -1;
+	/* The primary decrypts too: the zTrustee client encrypts to it. */
+	s->keys.key[0] = s->sign;
+	memcpy(s->keys.keyid[0], s->fpr + 12, PGPKEY_KEYID_LEN);
+	s->keys.key[1] = s->decrypt;
+	if (crypto_hex_decode(encfpr + 24, 16, s->keys.keyid[1],
+	    PGPKEY_KEYID_LEN) == -1)
+		die(encfpr, "not a fingerprint");
+	s->keys.n = 2;
 }
 
 static void
@@ -172,10 +124,10 @@ cmd_decrypt(struct server *s)
 	char err[256], id[2 * PGPKEY_KEYID_LEN + 1];
 
 	msg = load("-", PGPMSG_ARMOR_MESSAGE, &len);
-	if (pgpmsg_decrypt(msg, len, server_decrypt, s, &plain, &plen,
+	if (pgpmsg_decrypt(msg, len, rsa_decrypt, &s->keys, &plain, &plen,
 	    &integrity, err, sizeof(err)) == -1)
 		die("decrypt", err);
-	hex_encode(s->used, PGPKEY_KEYID_LEN, id, 1);
+	hex_encode(s->keys.used, PGPKEY_KEYID_LEN, id, 1);
 	fprintf(stderr, "integrity=%d\nkeyid=%s\n", integrity, id);
 	write_out(plain, plen);
 	OPENSSL_clear_free(plain, plen);
@@ -195,7 +147,7 @@ cmd_answer(struct server *s, const char *pubpath, int flags)
 	if (pgpmsg_pubkey_parse(pub, publen, &key, err, sizeof(err)) == -1)
 		die(pubpath, err);
 	data = load("-", NULL, &len);
-	if (pgpmsg_sign(data, len, s->fpr, time(NULL), flags, server_sign, s,
+	if (pgpmsg_sign(data, len, s->fpr, time(NULL), flags, rsa_sign, s->sign,
 	    &packets, &plen, err, sizeof(err)) == -1)
 		die("sign", err);
 	if (pgpmsg_encrypt(packets, plen, key, &msg, &mlen, err,
@@ -222,7 +174,7 @@ cmd_detach(struct server *s)
 	char err[256], *text;
 
 	data = load("-", NULL, &len);
-	if (pgpmsg_detached(data, len, s->fpr, time(NULL), server_sign, s,
+	if (pgpmsg_detached(data, len, s->fpr, time(NULL), rsa_sign, s->sign,
 	    &sig, &slen, err, sizeof(err)) == -1)
 		die("sign", err);
 	if (pgpmsg_armor(PGPMSG_ARMOR_SIGNATURE, NULL, sig, slen, &text,

@@ -30,6 +30,7 @@
 
 #include "pgpkey.h"
 #include "pgpmsg.h"
+#include "pgpmsg_rsa.h"
 #include "pgpsig.h"
 
 #define T0 1600000000u
@@ -38,12 +39,24 @@
 
 static EVP_PKEY *kp, *ks, *kx; /* primary, encryption subkey, a stranger */
 static unsigned char fprp[20], fprs[20], fprx[20];
+static struct rsa_keys srv; /* kp and ks: what the server decrypts with */
 static unsigned char pubkey[8192]; /* primary, uid, subkey, signatures */
 static size_t pubkeylen;
 
 /* --------------------------------------------------------------------
  * Writing packets (the test's own)
  */
+
+/* v, big-endian, at p: 4. */
+static size_t
+put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+	return 4;
+}
 
 static size_t
 put_mpi_bn(unsigned char *out, EVP_PKEY *k, const char *name)
@@ -80,10 +93,7 @@ key_packet(unsigned char *out, int tag, EVP_PKEY *k, uint32_t created,
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 
 	body[b++] = 4;
-	body[b++] = (unsigned char)(created >> 24);
-	body[b++] = (unsigned char)(created >> 16);
-	body[b++] = (unsigned char)(created >> 8);
-	body[b++] = (unsigned char)created;
+	b += put32(body + b, created);
 	body[b++] = (unsigned char)algo;
 	b += put_mpi_bn(body + b, k, OSSL_PKEY_PARAM_RSA_N);
 	b += put_mpi_bn(body + b, k, OSSL_PKEY_PARAM_RSA_E);
@@ -121,10 +131,7 @@ sig_packet(unsigned char *out, int type, uint32_t created, int flags,
 	b += 2;
 	body[b++] = 5;
 	body[b++] = 2;
-	body[b++] = (unsigned char)(created >> 24);
-	body[b++] = (unsigned char)(created >> 16);
-	body[b++] = (unsigned char)(created >> 8);
-	body[b++] = (unsigned char)created;
+	b += put32(body + b, created);
 	if (flags != -1) {
 		body[b++] = 2;
 		body[b++] = 0x80 | 27; /* critical, as gpg marks it */
@@ -133,10 +140,7 @@ sig_packet(unsigned char *out, int type, uint32_t created, int flags,
 	if (expires != 0) {
 		body[b++] = 5;
 		body[b++] = 9;
-		body[b++] = (unsigned char)(expires >> 24);
-		body[b++] = (unsigned char)(expires >> 16);
-		body[b++] = (unsigned char)(expires >> 8);
-		body[b++] = (unsigned char)expires;
+		b += put32(body + b, expires);
 	}
 	body[hl] = 0;
 	body[hl + 1] = (unsigned char)(b - hl - 2);
@@ -319,58 +323,9 @@ message(unsigned char *out, int tag, int algo, size_t keylen,
 }
 
 /* --------------------------------------------------------------------
- * Callbacks: the key process's work, done here
+ * Callbacks: the key process's work, done here (pgpmsg_rsa.h), and a
+ * signer that refuses
  */
-
-static int cb_calls;
-
-static int
-decrypt_cb(void *arg, const unsigned char keyid[PGPKEY_KEYID_LEN],
-    const unsigned char *ct, size_t ctlen, unsigned char *out,
-    size_t *outlen, char *err, size_t errlen)
-{
-	EVP_PKEY *k = NULL;
-	EVP_PKEY_CTX *pc;
-	int ok;
-
-	(void)arg;
-	cb_calls++;
-	assert_int_equal(*outlen, PGPMSG_DECRYPT_ROOM);
-	if (memcmp(keyid, fprp + 12, 8) == 0)
-		k = kp;
-	else if (memcmp(keyid, fprs + 12, 8) == 0)
-		k = ks;
-	if (k == NULL) {
-		snprintf(err, errlen, "not a key of this server");
-		return -1;
-	}
-	pc = EVP_PKEY_CTX_new(k, NULL);
-	ok = EVP_PKEY_decrypt_init(pc) > 0 &&
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) > 0 &&
-	    EVP_PKEY_decrypt(pc, out, outlen, ct, ctlen) > 0;
-	EVP_PKEY_CTX_free(pc);
-	if (!ok)
-		snprintf(err, errlen, "RSA decryption failed");
-	return ok ? 0 : -1;
-}
-
-static int
-sign_cb(void *arg, int hashalgo, const unsigned char *digest, size_t dlen,
-    unsigned char *sig, size_t *siglen, char *err, size_t errlen)
-{
-	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(arg, NULL);
-	int ok;
-
-	*siglen = PGPSIG_SIG_MAX;
-	ok = pc != NULL && EVP_PKEY_sign_init(pc) > 0 &&
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) > 0 &&
-	    EVP_PKEY_CTX_set_signature_md(pc, pgpkey_md(hashalgo)) > 0 &&
-	    EVP_PKEY_sign(pc, sig, siglen, digest, dlen) > 0;
-	EVP_PKEY_CTX_free(pc);
-	if (!ok)
-		snprintf(err, errlen, "signing failed");
-	return ok ? 0 : -1;
-}
 
 static int
 sign_refuses(void *arg, int hashalgo, const unsigned char *digest,
@@ -400,6 +355,11 @@ setup(void **state)
 		return -1;
 	pubkeylen = client_key(pubkey);
 	key_packet(scratch, 6, kx, T0, 1, fprx);
+	srv.key[0] = kp;
+	srv.key[1] = ks;
+	memcpy(srv.keyid[0], fprp + 12, 8);
+	memcpy(srv.keyid[1], fprs + 12, 8);
+	srv.n = 2;
 	return 0;
 }
 
@@ -422,7 +382,7 @@ decrypt_fails(const unsigned char *msg, size_t len, const char *want)
 	int integrity = 7;
 	char err[256] = "";
 
-	assert_int_equal(pgpmsg_decrypt(msg, len, decrypt_cb, NULL, &plain,
+	assert_int_equal(pgpmsg_decrypt(msg, len, rsa_decrypt, &srv, &plain,
 	    &plainlen, &integrity, err, sizeof(err)), -1);
 	assert_null(plain);
 	assert_int_equal(plainlen, 0);
@@ -440,7 +400,7 @@ decrypt_gives(const unsigned char *msg, size_t len,
 	int integrity = -1;
 	char err[256] = "";
 
-	if (pgpmsg_decrypt(msg, len, decrypt_cb, NULL, &plain, &plainlen,
+	if (pgpmsg_decrypt(msg, len, rsa_decrypt, &srv, &plain, &plainlen,
 	    &integrity, err, sizeof(err)) == -1)
 		fail_msg("decrypt: %s", err);
 	assert_int_equal(plainlen, n);
@@ -572,60 +532,57 @@ test_dearmor_forms(void **state)
 	free(bin);
 }
 
+#define BEGIN_MSG "-----BEGIN PGP MESSAGE-----\n"
+#define END_MSG "-----END PGP MESSAGE-----\n"
+
 static void
 test_dearmor_errors(void **state)
 {
+	static const struct {
+		const char *text, *type, *err;
+	} bad[] = {
+		/* the checksum of "hellp" is not that of "hello" */
+		{ BEGIN_MSG "\naGVsbHA=\n=R/WK\n" END_MSG, NULL,
+		    "checksum does not match" },
+		{ BEGIN_MSG "\naGVsbG8=\n=R/W\n" END_MSG, NULL,
+		    "checksum line is malformed" },
+		{ BEGIN_MSG "\naGVsbG8=\n=R/WK\nx\n" END_MSG, NULL,
+		    "after the checksum" },
+		/* strict base64: a foreign character, padding inside, a bad
+		 * length, bits set past the end; no empty line inside */
+		{ BEGIN_MSG "\naGVs*bG8=\n" END_MSG, NULL, "not base64" },
+		{ BEGIN_MSG "\naGV=bG8=\n" END_MSG, NULL,
+		    "base64 is malformed" },
+		{ BEGIN_MSG "\naGVsbG8\n" END_MSG, NULL,
+		    "base64 is malformed" },
+		{ BEGIN_MSG "\naGVsbG9=\n" END_MSG, NULL,
+		    "base64 is malformed" },
+		{ BEGIN_MSG "\naGVs\n\nbG8=\n" END_MSG, NULL,
+		    "empty line inside" },
+		/* the frame */
+		{ BEGIN_MSG "\naGVsbG8=\n", NULL, "no END line" },
+		{ BEGIN_MSG "\naGVsbG8=\n-----END PGP SIGNATURE-----\n", NULL,
+		    "does not match its BEGIN" },
+		{ BEGIN_MSG "\n" END_MSG, NULL, "holds no data" },
+		{ "hello", NULL, "no OpenPGP armor" },
+		{ BEGIN_MSG "\naGVsbG8=\n" END_MSG, PGPMSG_ARMOR_SIGNATURE,
+		    "is a PGP MESSAGE, not a PGP SIGNATURE" },
+		{ "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\naGVsbG8=\n"
+		    "-----END PGP PRIVATE KEY BLOCK-----\n", NULL,
+		    "secret key" },
+		{ "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nhi\n",
+		    NULL, "cleartext-signed" },
+		{ "-----BEGIN PGP ARMORED FILE-----\n\naGVsbG8=\n"
+		    "-----END PGP ARMORED FILE-----\n", NULL,
+		    "none of MESSAGE" },
+	};
 	unsigned char *bin = NULL;
 	size_t n = 0, i;
 	char *big;
 
 	(void)state;
-	/* the checksum of "hellp" is not that of "hello" */
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVsbHA=\n=R/WK\n"
-	    "-----END PGP MESSAGE-----\n", NULL, "checksum does not match",
-	    &bin, &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVsbG8=\n=R/W\n"
-	    "-----END PGP MESSAGE-----\n", NULL, "checksum line is malformed",
-	    &bin, &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVsbG8=\n=R/WK\nx\n"
-	    "-----END PGP MESSAGE-----\n", NULL, "after the checksum", &bin,
-	    &n);
-	/* strict base64: a foreign character, padding inside, bad length,
-	 * bits set past the end */
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVs*bG8=\n"
-	    "-----END PGP MESSAGE-----\n", NULL, "not base64", &bin, &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGV=bG8=\n"
-	    "-----END PGP MESSAGE-----\n", NULL, "base64 is malformed", &bin,
-	    &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVsbG8\n"
-	    "-----END PGP MESSAGE-----\n", NULL, "base64 is malformed", &bin,
-	    &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVsbG9=\n"
-	    "-----END PGP MESSAGE-----\n", NULL, "base64 is malformed", &bin,
-	    &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVs\n\nbG8=\n"
-	    "-----END PGP MESSAGE-----\n", NULL, "empty line inside", &bin,
-	    &n);
-	/* the frame */
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVsbG8=\n", NULL,
-	    "no END line", &bin, &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVsbG8=\n"
-	    "-----END PGP SIGNATURE-----\n", NULL, "does not match its BEGIN",
-	    &bin, &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\n-----END PGP MESSAGE-----\n",
-	    NULL, "holds no data", &bin, &n);
-	dearmor("hello", NULL, "no OpenPGP armor", &bin, &n);
-	dearmor("-----BEGIN PGP MESSAGE-----\n\naGVsbG8=\n"
-	    "-----END PGP MESSAGE-----\n", PGPMSG_ARMOR_SIGNATURE,
-	    "is a PGP MESSAGE, not a PGP SIGNATURE", &bin, &n);
-	dearmor("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\naGVsbG8=\n"
-	    "-----END PGP PRIVATE KEY BLOCK-----\n", NULL, "secret key", &bin,
-	    &n);
-	dearmor("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nhi\n",
-	    NULL, "cleartext-signed", &bin, &n);
-	dearmor("-----BEGIN PGP ARMORED FILE-----\n\naGVsbG8=\n"
-	    "-----END PGP ARMORED FILE-----\n", NULL, "none of MESSAGE", &bin,
-	    &n);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		dearmor(bad[i].text, bad[i].type, bad[i].err, &bin, &n);
 	/* bounded: a text over PGPMSG_ARMOR_MAX is refused unread */
 	big = malloc(PGPMSG_ARMOR_MAX + 2);
 	assert_non_null(big);
@@ -633,14 +590,14 @@ test_dearmor_errors(void **state)
 	big[PGPMSG_ARMOR_MAX + 1] = '\0';
 	dearmor(big, NULL, "too long", &bin, &n);
 	/* and base64 of more than PGPMSG_MAX octets, within that */
-	n = (size_t)sprintf(big, "-----BEGIN PGP MESSAGE-----\n\n");
+	n = (size_t)sprintf(big, BEGIN_MSG "\n");
 	for (i = 0; i < (PGPMSG_MAX + 300) / 48; i++) {
 		memset(big + n, 'A', 64);
 		big[n + 64] = '\n';
 		n += 65;
 	}
 	assert_true(n < PGPMSG_ARMOR_MAX - 100);
-	strcpy(big + n, "-----END PGP MESSAGE-----\n");
+	strcpy(big + n, END_MSG);
 	dearmor(big, NULL, "armored data is too long", &bin, &n);
 	free(big);
 }
@@ -857,7 +814,7 @@ test_decrypt_tag9_needs_resync(void **state)
 		char err[256];
 
 		assert_int_equal(pgpmsg_decrypt(msg, o + h + 18 +
-		    sizeof(data), decrypt_cb, NULL, &plain, &plainlen,
+		    sizeof(data), rsa_decrypt, &srv, &plain, &plainlen,
 		    &integrity, err, sizeof(err)), 0);
 		assert_int_equal(plainlen, sizeof(data));
 		assert_memory_not_equal(plain, data, sizeof(data));
@@ -884,24 +841,28 @@ test_decrypt_tag18(void **state)
 static void
 test_decrypt_tampered(void **state)
 {
+	static const struct {
+		int tag, flaw;
+		const char *err;
+	} flawed[] = {
+		{ 18, FLAW_MDC, "modification detection code" },
+		{ 18, FLAW_CHECKSUM, "checksum is wrong" },
+		{ 9, FLAW_CHECKSUM, "checksum is wrong" },
+		{ 9, FLAW_QUICK, "quick check" },
+		{ 18, FLAW_QUICK, "quick check" },
+		{ 9, FLAW_ALGO, "algorithm (3)" },
+	};
 	unsigned char msg[4096], data[500];
-	size_t n, o, h, b;
+	size_t n, o, h, b, i;
 	int tag;
 
 	(void)state;
 	memset(data, 'd', sizeof(data));
-	n = message(msg, 18, 9, 32, data, sizeof(data), FLAW_MDC);
-	decrypt_fails(msg, n, "modification detection code");
-	n = message(msg, 18, 9, 32, data, sizeof(data), FLAW_CHECKSUM);
-	decrypt_fails(msg, n, "checksum is wrong");
-	n = message(msg, 9, 9, 32, data, sizeof(data), FLAW_CHECKSUM);
-	decrypt_fails(msg, n, "checksum is wrong");
-	n = message(msg, 9, 9, 32, data, sizeof(data), FLAW_QUICK);
-	decrypt_fails(msg, n, "quick check");
-	n = message(msg, 18, 9, 32, data, sizeof(data), FLAW_QUICK);
-	decrypt_fails(msg, n, "quick check");
-	n = message(msg, 9, 9, 32, data, sizeof(data), FLAW_ALGO);
-	decrypt_fails(msg, n, "algorithm (3)");
+	for (i = 0; i < sizeof(flawed) / sizeof(flawed[0]); i++) {
+		n = message(msg, flawed[i].tag, 9, 32, data, sizeof(data),
+		    flawed[i].flaw);
+		decrypt_fails(msg, n, flawed[i].err);
+	}
 	/* one bit of the ciphertext of a tag 18 packet: the MDC says so */
 	n = message(msg, 18, 9, 32, data, sizeof(data), 0);
 	msg[n - 100] ^= 0x01;
@@ -936,9 +897,9 @@ test_decrypt_recipients(void **state)
 	o += pkesk(msg + o, kx, fprx + 12, 9, key, 32, 0);
 	o += pkesk(msg + o, kp, fprp + 12, 9, key, 32, 0);
 	n = o + sealed(msg + o, 9, key, 32, data, sizeof(data), 0);
-	cb_calls = 0;
+	srv.calls = 0;
 	decrypt_gives(msg, n, data, sizeof(data), 0);
-	assert_int_equal(cb_calls, 2);
+	assert_int_equal(srv.calls, 2);
 	/* only the stranger: the callback's refusal is the reason */
 	o = pkesk(msg, kx, fprx + 12, 9, key, 32, 0);
 	n = o + sealed(msg + o, 9, key, 32, data, sizeof(data), 0);
@@ -974,7 +935,7 @@ test_decrypt_truncated_oversize(void **state)
 		int integrity;
 		char err[256];
 
-		assert_int_equal(pgpmsg_decrypt(msg, i, decrypt_cb, NULL,
+		assert_int_equal(pgpmsg_decrypt(msg, i, rsa_decrypt, &srv,
 		    &plain, &pl, &integrity, err, sizeof(err)), -1);
 		assert_null(plain);
 	}
@@ -1164,13 +1125,13 @@ test_sign(void **state)
 	int tag;
 
 	(void)state;
-	assert_int_equal(pgpmsg_sign(data, len, fprp, WHEN, 0, sign_cb, kp, &p,
+	assert_int_equal(pgpmsg_sign(data, len, fprp, WHEN, 0, rsa_sign, kp, &p,
 	    &n, err, sizeof(err)), 0);
 	check_signed(p, n, data, len);
 	/* compressed: one ZLIB packet holding the same (RSA v1.5 signatures
 	 * are deterministic) */
 	assert_int_equal(pgpmsg_sign(data, len, fprp, WHEN, PGPMSG_ZLIB,
-	    sign_cb, kp, &z, &zn, err, sizeof(err)), 0);
+	    rsa_sign, kp, &z, &zn, err, sizeof(err)), 0);
 	assert_int_equal(pgpkey_packet(z, zn, &tag, &h, &b), 0);
 	assert_int_equal(tag, 8);
 	assert_int_equal(h + b, zn);
@@ -1201,7 +1162,7 @@ test_detached(void **state)
 	int tag;
 
 	(void)state;
-	assert_int_equal(pgpmsg_detached(data, 8, fprp, WHEN, sign_cb, kp,
+	assert_int_equal(pgpmsg_detached(data, 8, fprp, WHEN, rsa_sign, kp,
 	    &sig, &n, err, sizeof(err)), 0);
 	assert_int_equal(pgpkey_packet(sig, n, &tag, &h, &b), 0);
 	assert_int_equal(tag, 2);
@@ -1339,7 +1300,7 @@ test_round_trip(void **state)
 	for (z = 0; z <= PGPMSG_ZLIB; z += PGPMSG_ZLIB) {
 		/* the server's answer, armored as it goes on the wire */
 		key = parse_ok(pubkey, pubkeylen);
-		assert_int_equal(pgpmsg_sign(data, len, fprp, WHEN, z, sign_cb,
+		assert_int_equal(pgpmsg_sign(data, len, fprp, WHEN, z, rsa_sign,
 		    kp, &p, &pl, err, sizeof(err)), 0);
 		assert_int_equal(pgpmsg_encrypt(p, pl, key, &m, &ml, err,
 		    sizeof(err)), 0);
@@ -1348,8 +1309,8 @@ test_round_trip(void **state)
 		/* and read back as the client would: the same packets */
 		assert_int_equal(pgpmsg_dearmor(text, tl, PGPMSG_ARMOR_MESSAGE,
 		    &bin, &bl, err, sizeof(err)), 0);
-		assert_int_equal(pgpmsg_decrypt(bin, bl, decrypt_cb, NULL, &dec,
-		    &dl, &integrity, err, sizeof(err)), 0);
+		assert_int_equal(pgpmsg_decrypt(bin, bl, rsa_decrypt, &srv,
+		    &dec, &dl, &integrity, err, sizeof(err)), 0);
 		assert_int_equal(integrity, 1);
 		assert_int_equal(dl, pl);
 		assert_memory_equal(dec, p, pl);
