@@ -7,7 +7,7 @@ BUILD   ?= build
 CC      ?= cc
 
 PKGS := openssl libpq gpgme libevent libevent_openssl libevent_pthreads jansson \
-	libcurl yaml-0.1
+	libcurl yaml-0.1 zlib
 
 WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
 	-Wshadow -Werror
@@ -173,7 +173,14 @@ unit: $(UNIT_BINS)
 unit-san:
 	@$(MAKE) --no-print-directory SAN=1 unit
 
-system: all
+# The driver of pgpmsg for tests/system/test_pgpmsg_interop.py (GnuPG and
+# librnp against src/common/pgpmsg*.c).
+PGPMSG_TOOL := $(BUILD)/tests/pgpmsg_tool
+$(PGPMSG_TOOL): tests/unit/pgpmsg_tool.c $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+system: all $(PGPMSG_TOOL)
 	/usr/bin/python3 -m pytest -q tests/system
 
 check: deps

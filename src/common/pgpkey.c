@@ -10,8 +10,6 @@
 
 #define PGPKEY_TAG_SECKEY 5
 #define PGPKEY_TAG_SECSUBKEY 7
-/* RSA n of up to 16384 bits: the largest GnuPG makes. */
-#define PGPKEY_MPI_MAX 2048
 
 const EVP_MD *
 pgpkey_md(int hashalgo)
@@ -31,33 +29,49 @@ pgpkey_md(int hashalgo)
 }
 
 int
-pgpkey_packet(const unsigned char *buf, size_t len, int *tag,
-    size_t *hdrlen, size_t *bodylen)
+pgpkey_length(const unsigned char *buf, size_t len, size_t *lenlen,
+    size_t *bodylen, int *more)
+{
+	if (len < 1)
+		return -1;
+	*more = PGPKEY_LEN_DEFINITE;
+	if (buf[0] < 192) {
+		*lenlen = 1;
+		*bodylen = buf[0];
+	} else if (buf[0] < 224) {
+		if (len < 2)
+			return -1;
+		*lenlen = 2;
+		*bodylen = ((size_t)(buf[0] - 192) << 8) + buf[1] + 192;
+	} else if (buf[0] == 255) {
+		if (len < 5)
+			return -1;
+		*lenlen = 5;
+		*bodylen = (size_t)buf[1] << 24 | (size_t)buf[2] << 16 |
+		    (size_t)buf[3] << 8 | buf[4];
+	} else {
+		*lenlen = 1;
+		*bodylen = (size_t)1 << (buf[0] & 0x1f);
+		*more = PGPKEY_LEN_PARTIAL;
+	}
+	return 0;
+}
+
+int
+pgpkey_packet_start(const unsigned char *buf, size_t len, int *tag,
+    size_t *hdrlen, size_t *bodylen, int *more)
 {
 	size_t h, b;
 
 	if (len < 2 || (buf[0] & 0x80) == 0)
 		return -1;
+	*more = PGPKEY_LEN_DEFINITE;
 	if (buf[0] & 0x40) {
-		/* New format: one, two or five octet lengths. */
+		/* New format: one, two or five octet lengths, or partial. */
 		*tag = buf[0] & 0x3f;
-		if (buf[1] < 192) {
-			h = 2;
-			b = buf[1];
-		} else if (buf[1] < 224) {
-			if (len < 3)
-				return -1;
-			h = 3;
-			b = ((size_t)(buf[1] - 192) << 8) + buf[2] + 192;
-		} else if (buf[1] == 255) {
-			if (len < 6)
-				return -1;
-			h = 6;
-			b = (size_t)buf[2] << 24 | (size_t)buf[3] << 16 |
-			    (size_t)buf[4] << 8 | buf[5];
-		} else {
-			return -1; /* a partial body length */
-		}
+		if (pgpkey_length(buf + 1, len - 1, &h, &b, more) == -1)
+			return -1;
+		h++;
 	} else {
 		*tag = (buf[0] >> 2) & 0x0f;
 		switch (buf[0] & 3) {
@@ -79,13 +93,28 @@ pgpkey_packet(const unsigned char *buf, size_t len, int *tag,
 			    (size_t)buf[3] << 8 | buf[4];
 			break;
 		default:
-			return -1; /* indeterminate length */
+			h = 1;
+			b = len - 1;
+			*more = PGPKEY_LEN_OPEN;
+			break;
 		}
 	}
 	if (b > len - h)
 		return -1;
 	*hdrlen = h;
 	*bodylen = b;
+	return 0;
+}
+
+int
+pgpkey_packet(const unsigned char *buf, size_t len, int *tag,
+    size_t *hdrlen, size_t *bodylen)
+{
+	int more;
+
+	if (pgpkey_packet_start(buf, len, tag, hdrlen, bodylen, &more) == -1 ||
+	    more != PGPKEY_LEN_DEFINITE)
+		return -1;
 	return 0;
 }
 
@@ -145,33 +174,85 @@ pgpkey_fpr_from_hex(const char *hex, unsigned char fpr[PGPKEY_FPR_LEN])
 	return 0;
 }
 
+int
+pgpkey_mpi_read(const unsigned char **p, const unsigned char *end,
+    const unsigned char **val, size_t *n)
+{
+	size_t bits;
+
+	if (end - *p < 2)
+		return -1;
+	bits = (size_t)(*p)[0] << 8 | (*p)[1];
+	*n = (bits + 7) / 8;
+	if (*n == 0 || *n > PGPKEY_MPI_MAX || (size_t)(end - *p - 2) < *n)
+		return -1;
+	*val = *p + 2;
+	*p += 2 + *n;
+	return 0;
+}
+
+size_t
+pgpkey_mpi_write(const unsigned char *v, size_t n, unsigned char *out)
+{
+	size_t skip = 0, bits, bit;
+
+	while (skip < n - 1 && v[skip] == 0)
+		skip++;
+	bits = (n - skip) * 8;
+	for (bit = 0x80; bit > 0 && (v[skip] & bit) == 0; bit >>= 1)
+		bits--;
+	out[0] = (unsigned char)(bits >> 8);
+	out[1] = (unsigned char)bits;
+	memcpy(out + 2, v + skip, n - skip);
+	return 2 + n - skip;
+}
+
 /* One MPI at *p (advanced past it) as a BIGNUM; NULL when malformed. */
 static BIGNUM *
 pgpkey_mpi(const unsigned char **p, const unsigned char *end, int secret)
 {
-	size_t bits, n;
+	const unsigned char *val;
+	size_t n;
 	BIGNUM *bn;
 
-	if (end - *p < 2)
-		return NULL;
-	bits = (size_t)(*p)[0] << 8 | (*p)[1];
-	n = (bits + 7) / 8;
-	if (n == 0 || n > PGPKEY_MPI_MAX || (size_t)(end - *p - 2) < n)
+	if (pgpkey_mpi_read(p, end, &val, &n) == -1)
 		return NULL;
 	bn = secret ? BN_secure_new() : BN_new();
-	if (bn == NULL || BN_bin2bn(*p + 2, (int)n, bn) == NULL) {
+	if (bn == NULL || BN_bin2bn(val, (int)n, bn) == NULL) {
 		BN_clear_free(bn);
 		return NULL;
 	}
 	if (secret)
 		BN_set_flags(bn, BN_FLG_CONSTTIME);
-	*p += 2 + n;
 	return bn;
 }
 
-/* The parts of one RSA secret (sub)key packet. */
+int
+pgpkey_fpr(const unsigned char *pub, size_t publen,
+    unsigned char fpr[PGPKEY_FPR_LEN])
+{
+	unsigned char hdr[3];
+	EVP_MD_CTX *md;
+	int ok;
+
+	if (publen > 0xffff)
+		return -1;
+	hdr[0] = 0x99;
+	hdr[1] = (unsigned char)(publen >> 8);
+	hdr[2] = (unsigned char)publen;
+	ok = (md = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestInit_ex(md, EVP_sha1(), NULL) &&
+	    EVP_DigestUpdate(md, hdr, 3) && EVP_DigestUpdate(md, pub, publen) &&
+	    EVP_DigestFinal_ex(md, fpr, NULL);
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+/* The parts of one RSA (sub)key packet; d, p, q only in a secret one. */
 struct pgpkey_rsa {
 	unsigned char fpr[PGPKEY_FPR_LEN];
+	int algo;
+	uint32_t created;
 	BIGNUM *n, *e, *d, *p, *q;
 };
 
@@ -186,44 +267,59 @@ pgpkey_rsa_clear(struct pgpkey_rsa *k)
 	memset(k, 0, sizeof(*k));
 }
 
+/*
+ * The public part of a v4 RSA key packet body (what, "public key" or
+ * "secret key", names it in errors) into k: its length, or 0 with err.
+ */
+static size_t
+pgpkey_parse_public(const unsigned char *body, size_t len,
+    struct pgpkey_rsa *k, const char *what, char *err, size_t errlen)
+{
+	const unsigned char *p = body + 6, *end = body + len;
+
+	memset(k, 0, sizeof(*k));
+	if (len < 6 || body[0] != 4) {
+		snprintf(err, errlen, "the %s is not a version 4 key", what);
+		return 0;
+	}
+	k->algo = body[5];
+	k->created = (uint32_t)body[1] << 24 | (uint32_t)body[2] << 16 |
+	    (uint32_t)body[3] << 8 | body[4];
+	if (k->algo != PGPKEY_PK_RSA && k->algo != PGPKEY_PK_RSA_E &&
+	    k->algo != PGPKEY_PK_RSA_S) {
+		snprintf(err, errlen, "the %s is not RSA (OpenPGP "
+		    "algorithm %d)", what, k->algo);
+		return 0;
+	}
+	if ((k->n = pgpkey_mpi(&p, end, 0)) == NULL ||
+	    (k->e = pgpkey_mpi(&p, end, 0)) == NULL) {
+		snprintf(err, errlen, "the %s packet is malformed", what);
+		pgpkey_rsa_clear(k);
+		return 0;
+	}
+	if (pgpkey_fpr(body, (size_t)(p - body), k->fpr) == -1) {
+		snprintf(err, errlen, "SHA-1 is not available");
+		pgpkey_rsa_clear(k);
+		return 0;
+	}
+	return (size_t)(p - body);
+}
+
 /* A v4 RSA secret key packet body: 0, or -1 with err. */
 static int
 pgpkey_parse_rsa(const unsigned char *body, size_t len,
     struct pgpkey_rsa *k, char *err, size_t errlen)
 {
-	const unsigned char *p = body + 6, *end = body + len, *sec;
-	unsigned char hdr[3];
+	const unsigned char *p, *end = body + len, *sec;
 	unsigned sum = 0, want;
 	BIGNUM *u = NULL;
-	EVP_MD_CTX *md = NULL;
 	size_t publen;
 	int ret = -1;
 
-	memset(k, 0, sizeof(*k));
-	if (len < 6 || body[0] != 4) {
-		snprintf(err, errlen, "the secret key is not a version 4 key");
+	if ((publen = pgpkey_parse_public(body, len, k, "secret key", err,
+	    errlen)) == 0)
 		return -1;
-	}
-	if (body[5] != PGPKEY_PK_RSA) {
-		snprintf(err, errlen, "the secret key is not RSA (OpenPGP "
-		    "algorithm %d)", body[5]);
-		return -1;
-	}
-	if ((k->n = pgpkey_mpi(&p, end, 0)) == NULL ||
-	    (k->e = pgpkey_mpi(&p, end, 0)) == NULL)
-		goto bad;
-	publen = (size_t)(p - body);
-	hdr[0] = 0x99;
-	hdr[1] = (unsigned char)(publen >> 8);
-	hdr[2] = (unsigned char)publen;
-	if ((md = EVP_MD_CTX_new()) == NULL ||
-	    !EVP_DigestInit_ex(md, EVP_sha1(), NULL) ||
-	    !EVP_DigestUpdate(md, hdr, 3) ||
-	    !EVP_DigestUpdate(md, body, publen) ||
-	    !EVP_DigestFinal_ex(md, k->fpr, NULL)) {
-		snprintf(err, errlen, "SHA-1 is not available");
-		goto out;
-	}
+	p = body + publen;
 	if (p == end)
 		goto bad;
 	if (*p++ != 0) {
@@ -250,7 +346,6 @@ bad:
 	snprintf(err, errlen, "the secret key packet is malformed");
 out:
 	BN_clear_free(u);
-	EVP_MD_CTX_free(md);
 	if (ret == -1)
 		pgpkey_rsa_clear(k);
 	return ret;
@@ -270,7 +365,10 @@ pgpkey_params_free(OSSL_PARAM *params)
 	OSSL_PARAM_free(params);
 }
 
-/* The EVP_PKEY of k, with the CRT values OpenSSL wants; NULL on error. */
+/*
+ * The EVP_PKEY of k: a key pair with the CRT values OpenSSL wants, or the
+ * public key alone when k has no d.  NULL on error.
+ */
 static EVP_PKEY *
 pgpkey_rsa_pkey(const struct pgpkey_rsa *k, char *err, size_t errlen)
 {
@@ -281,42 +379,51 @@ pgpkey_rsa_pkey(const struct pgpkey_rsa *k, char *err, size_t errlen)
 	EVP_PKEY_CTX *pc = NULL;
 	EVP_PKEY *pkey = NULL;
 
-	if ((bc = BN_CTX_secure_new()) == NULL)
-		goto fail;
-	BN_CTX_start(bc);
-	pm1 = BN_CTX_get(bc);
-	qm1 = BN_CTX_get(bc);
-	dp = BN_CTX_get(bc);
-	dq = BN_CTX_get(bc);
-	qinv = BN_CTX_get(bc);
-	if ((nn = BN_CTX_get(bc)) == NULL)
-		goto fail;
-	BN_set_flags(qinv, BN_FLG_CONSTTIME);
-	/* A damaged export is caught here rather than by a wrong signature. */
-	if (!BN_mul(nn, k->p, k->q, bc) || BN_cmp(nn, k->n) != 0) {
-		snprintf(err, errlen, "the secret key's factors do not match "
-		    "its modulus");
-		goto out;
-	}
-	if (!BN_sub(pm1, k->p, BN_value_one()) ||
-	    !BN_sub(qm1, k->q, BN_value_one()) ||
-	    !BN_mod(dp, k->d, pm1, bc) || !BN_mod(dq, k->d, qm1, bc) ||
-	    BN_mod_inverse(qinv, k->q, k->p, bc) == NULL)
-		goto fail;
 	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
 	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, k->n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, k->e) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, k->d) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1, k->p) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2, k->q) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1, dp) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2, dq) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
-	    qinv) || (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, k->e))
 		goto fail;
-	if ((pc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	if (k->d != NULL) {
+		if ((bc = BN_CTX_secure_new()) == NULL)
+			goto fail;
+		BN_CTX_start(bc);
+		pm1 = BN_CTX_get(bc);
+		qm1 = BN_CTX_get(bc);
+		dp = BN_CTX_get(bc);
+		dq = BN_CTX_get(bc);
+		qinv = BN_CTX_get(bc);
+		if ((nn = BN_CTX_get(bc)) == NULL)
+			goto fail;
+		BN_set_flags(qinv, BN_FLG_CONSTTIME);
+		/* A damaged export is caught here, not by a bad signature. */
+		if (!BN_mul(nn, k->p, k->q, bc) || BN_cmp(nn, k->n) != 0) {
+			snprintf(err, errlen, "the secret key's factors do "
+			    "not match its modulus");
+			goto out;
+		}
+		if (!BN_sub(pm1, k->p, BN_value_one()) ||
+		    !BN_sub(qm1, k->q, BN_value_one()) ||
+		    !BN_mod(dp, k->d, pm1, bc) || !BN_mod(dq, k->d, qm1, bc) ||
+		    BN_mod_inverse(qinv, k->q, k->p, bc) == NULL)
+			goto fail;
+		if (!OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, k->d) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1,
+		    k->p) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2,
+		    k->q) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1,
+		    dp) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2,
+		    dq) ||
+		    !OSSL_PARAM_BLD_push_BN(bld,
+		    OSSL_PKEY_PARAM_RSA_COEFFICIENT1, qinv))
+			goto fail;
+	}
+	if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (pc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
 	    EVP_PKEY_fromdata_init(pc) <= 0 ||
-	    EVP_PKEY_fromdata(pc, &pkey, EVP_PKEY_KEYPAIR, params) <= 0)
+	    EVP_PKEY_fromdata(pc, &pkey, k->d != NULL ? EVP_PKEY_KEYPAIR :
+	    EVP_PKEY_PUBLIC_KEY, params) <= 0)
 		goto fail;
 	goto out;
 fail:
@@ -330,6 +437,25 @@ out:
 		BN_CTX_free(bc);
 	}
 	return pkey;
+}
+
+int
+pgpkey_read_public(const unsigned char *body, size_t len,
+    struct pgpkey_public *pub, char *err, size_t errlen)
+{
+	struct pgpkey_rsa k;
+
+	memset(pub, 0, sizeof(*pub));
+	if (pgpkey_parse_public(body, len, &k, "public key", err, errlen) == 0)
+		return -1;
+	pub->pkey = pgpkey_rsa_pkey(&k, err, errlen);
+	memcpy(pub->fpr, k.fpr, PGPKEY_FPR_LEN);
+	memcpy(pub->keyid, k.fpr + PGPKEY_FPR_LEN - PGPKEY_KEYID_LEN,
+	    PGPKEY_KEYID_LEN);
+	pub->algo = k.algo;
+	pub->created = k.created;
+	pgpkey_rsa_clear(&k);
+	return pub->pkey != NULL ? 0 : -1;
 }
 
 int

@@ -1,4 +1,4 @@
-/* pgpsig.c - OpenPGP cleartext signatures (see pgpsig.h). */
+/* pgpsig.c - OpenPGP signatures and cleartext signatures (see pgpsig.h). */
 #include "pgpsig.h"
 
 #include <openssl/crypto.h>
@@ -8,18 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto.h"
+#include "pgpmsg_armor.h"
 
 #define PGPSIG_TAG 2
-#define PGPSIG_TYPE_TEXT 0x01
 #define PGPSIG_SUB_CREATED 2
 #define PGPSIG_SUB_ISSUER 16
 #define PGPSIG_SUB_ISSUER_FPR 33
 /* version .. hashed subpackets: 6 + (1 + 1 + 1 + 20) + (1 + 1 + 4) */
 #define PGPSIG_HASHED_LEN 35
-/* the packet: hashed part, unhashed (2 + 10), left 16 bits, the MPI */
-#define PGPSIG_PACKET_MAX (PGPSIG_HASHED_LEN + 12 + 2 + 2 + PGPSIG_SIG_MAX)
-#define PGPSIG_ARMOR_LINE 48 /* bytes per 64-character base64 line */
 
 /* Length of the line at p (up to '\n') without trailing blanks and CR. */
 static size_t
@@ -66,71 +62,23 @@ pgpsig_text(const char *text, size_t len, char *out, EVP_MD_CTX *md)
 	return o;
 }
 
-/* The armored signature packet pkt into out; returns the bytes written. */
-static size_t
-pgpsig_armor(const unsigned char *pkt, size_t len, char *out)
-{
-	static const char begin[] = "-----BEGIN PGP SIGNATURE-----\n\n";
-	static const char end[] = "-----END PGP SIGNATURE-----\n";
-	unsigned char crc[3];
-	uint32_t c = pgpkey_crc24(pkt, len);
-	size_t o = 0, off, n;
-
-	memcpy(out, begin, sizeof(begin) - 1);
-	o += sizeof(begin) - 1;
-	for (off = 0; off < len; off += n) {
-		n = len - off < PGPSIG_ARMOR_LINE ? len - off :
-		    PGPSIG_ARMOR_LINE;
-		o += crypto_b64_encode_into(pkt + off, n, out + o);
-		out[o++] = '\n';
-	}
-	crc[0] = (unsigned char)(c >> 16);
-	crc[1] = (unsigned char)(c >> 8);
-	crc[2] = (unsigned char)c;
-	out[o++] = '=';
-	o += crypto_b64_encode_into(crc, 3, out + o);
-	out[o++] = '\n';
-	memcpy(out + o, end, sizeof(end) - 1);
-	return o + sizeof(end) - 1;
-}
-
-int
-pgpsig_clearsign(const char *text, size_t len,
+size_t
+pgpsig_packet(EVP_MD_CTX *md, int sigtype, int hashalgo,
     const unsigned char fpr[PGPKEY_FPR_LEN], time_t created,
-    pgpsig_sign_fn *sign, void *arg, char **out, size_t *outlen, char *err,
+    pgpsig_sign_fn *sign, void *arg, unsigned char *pkt, char *err,
     size_t errlen)
 {
-	static const char head[] =
-	    "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n";
 	unsigned char body[PGPSIG_PACKET_MAX], sig[PGPSIG_SIG_MAX];
-	unsigned char pkt[PGPSIG_PACKET_MAX + 6], trailer[6];
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
-	size_t b = 0, siglen = 0, skip = 0, bits, h, o, cap;
+	unsigned char trailer[6], digest[EVP_MAX_MD_SIZE];
 	unsigned long t = (unsigned long)created;
-	EVP_MD_CTX *md = NULL;
-	char *buf = NULL;
-	int ret = -1;
-
-	*out = NULL;
-	if (len > (SIZE_MAX - 8192) / 2) {
-		snprintf(err, errlen, "the text is too long to sign");
-		return -1;
-	}
-	/* Armor of the packet: base64 (4/3), a newline per 48 bytes. */
-	cap = sizeof(head) + 2 * len + 2 + 2 * sizeof(pkt) + 128;
-	if ((buf = malloc(cap)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	memcpy(buf, head, sizeof(head) - 1);
-	o = sizeof(head) - 1;
+	unsigned int dlen = 0;
+	size_t b = 0, siglen = 0, h;
 
 	/* Version, type, algorithms, then the hashed subpackets. */
 	body[b++] = 4;
-	body[b++] = PGPSIG_TYPE_TEXT;
+	body[b++] = (unsigned char)sigtype;
 	body[b++] = PGPKEY_PK_RSA;
-	body[b++] = PGPKEY_HASH_SHA256;
+	body[b++] = (unsigned char)hashalgo;
 	body[b++] = 0;
 	body[b++] = PGPSIG_HASHED_LEN - 6;
 	body[b++] = 1 + 1 + PGPKEY_FPR_LEN;
@@ -150,22 +98,17 @@ pgpsig_clearsign(const char *text, size_t len,
 	trailer[2] = trailer[3] = trailer[4] = 0;
 	trailer[5] = (unsigned char)b;
 
-	if ((md = EVP_MD_CTX_new()) == NULL ||
-	    !EVP_DigestInit_ex(md, pgpkey_md(PGPKEY_HASH_SHA256), NULL) ||
-	    (h = pgpsig_text(text, len, buf + o, md)) == 0 ||
-	    !EVP_DigestUpdate(md, body, b) ||
+	if (!EVP_DigestUpdate(md, body, b) ||
 	    !EVP_DigestUpdate(md, trailer, sizeof(trailer)) ||
 	    !EVP_DigestFinal_ex(md, digest, &dlen)) {
-		snprintf(err, errlen, "SHA-256 failed");
-		goto out;
+		snprintf(err, errlen, "hashing the signed data failed");
+		return 0;
 	}
-	o += h;
-	if (sign(arg, PGPKEY_HASH_SHA256, digest, dlen, sig, &siglen, err,
-	    errlen) == -1)
-		goto out;
+	if (sign(arg, hashalgo, digest, dlen, sig, &siglen, err, errlen) == -1)
+		return 0;
 	if (siglen == 0 || siglen > sizeof(sig)) {
 		snprintf(err, errlen, "the signer returned %zu bytes", siglen);
-		goto out;
+		return 0;
 	}
 	/* The unhashed issuer key ID: the fingerprint's last 8 bytes. */
 	body[b++] = 0;
@@ -177,20 +120,53 @@ pgpsig_clearsign(const char *text, size_t len,
 	b += PGPKEY_KEYID_LEN;
 	body[b++] = digest[0];
 	body[b++] = digest[1];
-	/* The signature as an MPI: no leading zero bytes, a bit count. */
-	while (skip < siglen - 1 && sig[skip] == 0)
-		skip++;
-	bits = (siglen - skip) * 8;
-	for (h = 0x80; h > 0 && (sig[skip] & h) == 0; h >>= 1)
-		bits--;
-	body[b++] = (unsigned char)(bits >> 8);
-	body[b++] = (unsigned char)bits;
-	memcpy(body + b, sig + skip, siglen - skip);
-	b += siglen - skip;
+	b += pgpkey_mpi_write(sig, siglen, body + b);
 
 	h = pgpkey_header(PGPSIG_TAG, b, pkt);
 	memcpy(pkt + h, body, b);
-	o += pgpsig_armor(pkt, h + b, buf + o);
+	return h + b;
+}
+
+int
+pgpsig_clearsign(const char *text, size_t len,
+    const unsigned char fpr[PGPKEY_FPR_LEN], time_t created,
+    pgpsig_sign_fn *sign, void *arg, char **out, size_t *outlen, char *err,
+    size_t errlen)
+{
+	static const char head[] =
+	    "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n";
+	unsigned char pkt[PGPSIG_PACKET_MAX];
+	size_t h, o, cap, plen;
+	EVP_MD_CTX *md = NULL;
+	char *buf = NULL;
+	int ret = -1;
+
+	*out = NULL;
+	if (len > (SIZE_MAX - 8192) / 2) {
+		snprintf(err, errlen, "the text is too long to sign");
+		return -1;
+	}
+	cap = sizeof(head) + 2 * len + 2 + pgpmsg_armor_size(
+	    PGPMSG_ARMOR_SIGNATURE, NULL, sizeof(pkt));
+	if ((buf = malloc(cap)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(buf, head, sizeof(head) - 1);
+	o = sizeof(head) - 1;
+
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    !EVP_DigestInit_ex(md, pgpkey_md(PGPKEY_HASH_SHA256), NULL) ||
+	    (h = pgpsig_text(text, len, buf + o, md)) == 0) {
+		snprintf(err, errlen, "SHA-256 failed");
+		goto out;
+	}
+	o += h;
+	if ((plen = pgpsig_packet(md, PGPSIG_TYPE_TEXT, PGPKEY_HASH_SHA256,
+	    fpr, created, sign, arg, pkt, err, errlen)) == 0)
+		goto out;
+	o += pgpmsg_armor_into(PGPMSG_ARMOR_SIGNATURE, NULL, pkt, plen,
+	    buf + o);
 	buf[o] = '\0';
 	*out = buf;
 	buf = NULL;
