@@ -24,15 +24,6 @@
 #define API_NAME_MAX 255
 #define API_DESC_MAX 1024
 #define API_CONTENT_MAX (64 * 1024)
-#define API_AAD_LEN (CRYPTO_UUID_LEN + PGP_FPR_LEN)
-
-static void
-dep_aad(char aad[API_AAD_LEN + 1], const char *uuid, const char *fpr)
-{
-	memcpy(aad, uuid, CRYPTO_UUID_LEN);
-	memcpy(aad + CRYPTO_UUID_LEN, fpr, PGP_FPR_LEN);
-	aad[API_AAD_LEN] = '\0';
-}
 
 /* The audit row of client c's action on object from req. */
 #define DEP_ROW(c, req, act, obj, res)                                      \
@@ -182,7 +173,7 @@ api_deposit_create(struct worker *w, struct http_req *req,
 	struct dep_pending *p = NULL;
 	const unsigned char *body;
 	unsigned char *plain = NULL, *ct = NULL, nonce[CRYPTO_NONCE_LEN];
-	char uuid[CRYPTO_UUID_LEN + 1], aad[API_AAD_LEN + 1], *text = NULL;
+	char uuid[CRYPTO_UUID_LEN + 1], *text = NULL;
 	size_t len, plainlen = 0;
 	struct deposit_row row;
 	json_t *ans = NULL;
@@ -207,9 +198,8 @@ api_deposit_create(struct worker *w, struct http_req *req,
 	if (crypto_uuid4(uuid) == -1 ||
 	    (ct = malloc(plainlen + CRYPTO_TAG_LEN)) == NULL)
 		goto internal;
-	dep_aad(aad, uuid, c.fpr);
-	if (crypto_seal(w->srv->datakey, aad, API_AAD_LEN, plain, plainlen,
-		nonce, ct) == -1 ||
+	if (deposit_seal(w->srv->datakey, uuid, c.fpr, plain, plainlen, nonce,
+		ct) == -1 ||
 	    (ans = json_pack("{s:s}", "uuid", uuid)) == NULL ||
 	    (text = json_dumps(ans, JSON_COMPACT)) == NULL)
 		goto internal;
@@ -307,8 +297,7 @@ void
 api_deposit_get(struct worker *w, struct http_req *req,
     const struct handler_match *m)
 {
-	const unsigned char *ct, *nonce;
-	char uuid[CRYPTO_UUID_LEN + 1], aad[API_AAD_LEN + 1], *text = NULL;
+	char uuid[CRYPTO_UUID_LEN + 1], *text = NULL;
 	unsigned char *plain = NULL;
 	struct auth_client c;
 	struct deposit *d = NULL;
@@ -329,14 +318,10 @@ api_deposit_get(struct worker *w, struct http_req *req,
 		verdict_refuse(&v, 404, "not_found", "no such deposit");
 		goto refuse;
 	}
-	ct = d->ct;
 	ctlen = d->ctlen;
-	nonce = d->nonce;
 	if ((plain = malloc(ctlen)) == NULL)
 		goto internal;
-	dep_aad(aad, uuid, c.fpr);
-	if (crypto_open(w->srv->datakey, aad, API_AAD_LEN, nonce, ct, ctlen,
-		plain) == -1) {
+	if (deposit_open(w->srv->datakey, d, plain) == -1) {
 		log_warnx("deposit %s of client %s: integrity check failed; "
 			  "the stored row was altered or damaged",
 		    uuid, c.fpr);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -405,5 +406,149 @@ clientkey_qualified(struct clientkey *k, char out[PGP_QFPR_MAX])
 	}
 	rnp_buffer_destroy(alg);
 	rnp_buffer_destroy(fpr);
+	return ret;
+}
+
+/* The key provider's context: who finds a key, and whether it did. */
+struct ck_provider {
+	clientkey_lookup_fn *lookup;
+	void *arg;
+	int tried;
+};
+
+/* librnp asks for the key of a signature: import the one lookup finds. */
+static void
+ck_provide(rnp_ffi_t ffi, void *ctx, const char *type, const char *id,
+    bool secret)
+{
+	struct ck_provider *p = ctx;
+	rnp_input_t in = NULL;
+	char *armored;
+
+	if (secret || p->tried || strcmp(type, "keyid") != 0 ||
+	    strlen(id) != 16)
+		return;
+	p->tried = 1; /* one signature, one key: never a second look-up */
+	if ((armored = p->lookup(p->arg, id)) == NULL)
+		return;
+	if (rnp_input_from_memory(&in, (const uint8_t *)armored,
+		strlen(armored), false) == RNP_SUCCESS)
+		(void)rnp_import_keys(ffi, in, RNP_LOAD_SAVE_PUBLIC_KEYS, NULL);
+	rnp_input_destroy(in);
+	free(armored);
+}
+
+/* The one good signature of op: its signer's primary and its time. */
+static int
+ck_signer(rnp_op_verify_t op, char signer[PGP_FPR_LEN + 1], time_t *created,
+    char *err, size_t errlen)
+{
+	rnp_op_verify_signature_t sig = NULL;
+	rnp_key_handle_t key = NULL;
+	char *fpr = NULL;
+	bool primary = false;
+	uint32_t t = 0;
+	size_t n = 0, i;
+	int ret = -1;
+
+	if (rnp_op_verify_get_signature_count(op, &n) != RNP_SUCCESS ||
+	    n != 1) {
+		snprintf(err, errlen, "%s", n == 0 ? "the payload is not signed"
+						   : "more than one signature");
+		return -1;
+	}
+	if (rnp_op_verify_get_signature_at(op, 0, &sig) != RNP_SUCCESS ||
+	    rnp_op_verify_signature_get_status(sig) != RNP_SUCCESS ||
+	    rnp_op_verify_signature_get_key(sig, &key) != RNP_SUCCESS ||
+	    key == NULL) {
+		snprintf(err, errlen, "the signature does not verify against "
+				      "a registered client's key");
+		goto out;
+	}
+	if (rnp_key_is_primary(key, &primary) != RNP_SUCCESS ||
+	    (primary ? rnp_key_get_fprint(key, &fpr)
+		     : rnp_key_get_primary_fprint(key, &fpr)) != RNP_SUCCESS ||
+	    fpr == NULL || strlen(fpr) != PGP_FPR_LEN ||
+	    rnp_op_verify_signature_get_times(sig, &t, NULL) != RNP_SUCCESS) {
+		snprintf(err, errlen, "the signer's key cannot be read");
+		goto out;
+	}
+	for (i = 0; i < PGP_FPR_LEN; i++)
+		signer[i] = (char)toupper((unsigned char)fpr[i]);
+	signer[PGP_FPR_LEN] = '\0';
+	*created = (time_t)t;
+	ret = 0;
+out:
+	rnp_buffer_destroy(fpr);
+	rnp_key_handle_destroy(key);
+	return ret;
+}
+
+int
+clientkey_verify(const unsigned char *msg, size_t len,
+    const unsigned char *sig, size_t siglen, clientkey_lookup_fn *lookup,
+    void *arg, unsigned char **data, size_t *datalen,
+    char signer[PGP_FPR_LEN + 1], time_t *created, time_t ahead, char *err,
+    size_t errlen)
+{
+	struct ck_provider p = {lookup, arg, 0};
+	rnp_input_t in = NULL, sigin = NULL;
+	rnp_output_t out = NULL;
+	rnp_op_verify_t op = NULL;
+	rnp_ffi_t ffi = NULL;
+	rnp_result_t e;
+	uint8_t *buf;
+	size_t n = 0;
+	int ret = -1;
+
+	if (data != NULL)
+		*data = NULL;
+	if ((e = rnp_ffi_create(&ffi, "GPG", "GPG")) != RNP_SUCCESS) {
+		ffi = NULL;
+		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
+		goto out;
+	}
+	if ((e = rnp_ffi_set_key_provider(ffi, ck_provide, &p)) !=
+		RNP_SUCCESS ||
+	    (ahead > 0 && (e = rnp_set_timestamp(ffi,
+			       (uint64_t)(time(NULL) + ahead))) != RNP_SUCCESS) ||
+	    (e = rnp_input_from_memory(&in, msg, len, false)) != RNP_SUCCESS) {
+		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
+		goto out;
+	}
+	if (sig != NULL)
+		e = rnp_input_from_memory(&sigin, sig, siglen, false);
+	else
+		e = rnp_output_to_memory(&out, 0);
+	if (e == RNP_SUCCESS)
+		e = sig != NULL
+		    ? rnp_op_verify_detached_create(&op, ffi, in, sigin)
+		    : rnp_op_verify_create(&op, ffi, in, out);
+	if (e != RNP_SUCCESS) {
+		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
+		goto out;
+	}
+	/* Its result says what failed; the signature's status, which one. */
+	(void)rnp_op_verify_execute(op);
+	if (ck_signer(op, signer, created, err, errlen) == -1)
+		goto out;
+	if (sig == NULL) {
+		if (rnp_output_memory_get_buf(out, &buf, &n, false) !=
+			RNP_SUCCESS ||
+		    (*data = malloc(n + 1)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		memcpy(*data, buf, n);
+		(*data)[n] = '\0';
+		*datalen = n;
+	}
+	ret = 0;
+out:
+	rnp_op_verify_destroy(op);
+	rnp_output_destroy(out);
+	rnp_input_destroy(sigin);
+	rnp_input_destroy(in);
+	rnp_ffi_destroy(ffi);
 	return ret;
 }

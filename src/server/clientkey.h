@@ -3,6 +3,7 @@
 #define KT_CLIENTKEY_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "pgp.h"
 
@@ -24,5 +25,24 @@ void clientkey_free(struct clientkey *k);
  * HEX>"; -1 when its primary is not RSA (all the protocol knows).
  */
 int clientkey_qualified(struct clientkey *k, char out[PGP_QFPR_MAX]);
+
+/*
+ * Who signed a request, with librnp: msg is a signed message (one-pass
+ * signed literal data, compressed or not: what pgpmsg_decrypt finds in a
+ * json-encrypt payload), or, sig given, the data of sig's detached
+ * signature (json-sign).  The signer's key is what lookup gives for its
+ * key ID (16 upper-case hex digits): a malloc'd armored key, or NULL.  0
+ * with exactly one good signature: its signer's primary fingerprint, its
+ * creation time and (msg only) the signed data in *data (malloc'd,
+ * NUL-terminated, *datalen octets); else -1 with err.  A signature made
+ * up to ahead seconds ahead of this clock verifies (librnp refuses any
+ * made in its future): the caller judges its time.
+ */
+typedef char *clientkey_lookup_fn(void *arg, const char *keyid);
+int clientkey_verify(const unsigned char *msg, size_t len,
+    const unsigned char *sig, size_t siglen, clientkey_lookup_fn *lookup,
+    void *arg, unsigned char **data, size_t *datalen,
+    char signer[PGP_FPR_LEN + 1], time_t *created, time_t ahead, char *err,
+    size_t errlen);
 
 #endif

@@ -82,6 +82,37 @@ deposit_unref(struct deposit *d)
 	free(d);
 }
 
+#define DEPOSIT_AAD_LEN (CRYPTO_UUID_LEN + PGP_FPR_LEN)
+
+static void
+deposit_aad(char aad[DEPOSIT_AAD_LEN], const char *uuid, const char *owner)
+{
+	memcpy(aad, uuid, CRYPTO_UUID_LEN);
+	memcpy(aad + CRYPTO_UUID_LEN, owner, PGP_FPR_LEN);
+}
+
+int
+deposit_seal(const unsigned char datakey[CRYPTO_KEY_LEN], const char *uuid,
+    const char *owner, const unsigned char *plain, size_t len,
+    unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *ct)
+{
+	char aad[DEPOSIT_AAD_LEN];
+
+	deposit_aad(aad, uuid, owner);
+	return crypto_seal(datakey, aad, sizeof(aad), plain, len, nonce, ct);
+}
+
+int
+deposit_open(const unsigned char datakey[CRYPTO_KEY_LEN],
+    const struct deposit *d, unsigned char *plain)
+{
+	char aad[DEPOSIT_AAD_LEN];
+
+	deposit_aad(aad, d->uuid, d->owner);
+	return crypto_open(datakey, aad, sizeof(aad), d->nonce, d->ct,
+	    d->ctlen, plain);
+}
+
 char *
 deposit_answer(const struct deposit *d, const unsigned char *plain,
     size_t plainlen, size_t *len)

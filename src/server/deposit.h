@@ -38,6 +38,16 @@ struct deposit *deposit_new(const char *uuid, const char *owner,
     const char *created);
 void deposit_ref(struct deposit *d);
 void deposit_unref(struct deposit *d);
+/*
+ * A deposit's content sealed at rest (AES-256-GCM under the data key, the
+ * AAD its uuid and owner): ct gets len + CRYPTO_TAG_LEN octets.  0, -1.
+ */
+int deposit_seal(const unsigned char datakey[CRYPTO_KEY_LEN],
+    const char *uuid, const char *owner, const unsigned char *plain,
+    size_t len, unsigned char nonce[CRYPTO_NONCE_LEN], unsigned char *ct);
+/* Open d's content into plain (d->ctlen - CRYPTO_TAG_LEN octets): 0, -1. */
+int deposit_open(const unsigned char datakey[CRYPTO_KEY_LEN],
+    const struct deposit *d, unsigned char *plain);
 /* The GET answer with plain as its content (malloc'd), or NULL. */
 char *deposit_answer(const struct deposit *d, const unsigned char *plain,
     size_t plainlen, size_t *len);
