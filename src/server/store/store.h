@@ -203,6 +203,153 @@ enum store_result store_hkp_key(struct store *st, const char *fpr,
 enum store_result store_hkp_add(struct store *st, const char *fpr,
     const char *armored, const char *remote);
 
+/* ---- the legacy protocol (store/legacy.c, store/policy.c) ---------------- */
+
+/* A client as the legacy protocol sees it. */
+struct legacy_client {
+	char fpr[PGP_FPR_LEN + 1];
+	char qualified[PGP_QFPR_MAX]; /* "2048R/<FPR>" */
+	char state[12];		      /* unverified, verified, active, ... */
+	char org[72];		      /* "" until its activation */
+	char org_id[24];
+	char protocol[16]; /* v1, json-encrypt, json-sign */
+	int token_sync;
+	char token[65]; /* the token it must send next ("" at first) */
+	int token_reset;
+	char challenge[2 * 64 + 1]; /* hex SHA-512 until verified, or "" */
+	char *pubkey;		    /* armored, malloc'd */
+};
+/*
+ * The client of fingerprint fpr, or (fpr NULL) of the 16 hex digit key
+ * ID keyid: STORE_OK with *out (store_legacy_client_clear it),
+ * STORE_NOT_FOUND (also when two clients share the key ID), STORE_FAIL.
+ */
+enum store_result store_legacy_client(struct store *st, const char *fpr,
+    const char *keyid, struct legacy_client *out);
+void store_legacy_client_clear(struct legacy_client *c);
+
+struct legacy_register {
+	const char *fpr, *qualified, *hostname, *pubkey, *protocol;
+	const char *token; /* "" with token sync, NULL without */
+	const char *challenge_sha512, *org, *remote;
+	const unsigned char *nonce, *ct; /* a sealed KT1 secret, unused */
+};
+/*
+ * A client registers (unverified), or registers again (keeping its state
+ * and org), taking its key out of hkp_keys; with its audit row.
+ */
+enum store_result store_legacy_register(struct store *st,
+    const struct legacy_register *r);
+/* The challenge answered: verified; STORE_NOT_FOUND when none was open. */
+enum store_result store_legacy_verified(struct store *st, const char *fpr,
+    const char *remote);
+
+struct legacy_activation {
+	const char *fpr, *org, *org_id, *state, *remote;
+	const char *subject, *body; /* the notice to the org's contacts */
+};
+/* A verified (or already activated) client joins org in state. */
+enum store_result store_legacy_activate(struct store *st,
+    const struct legacy_activation *a);
+/*
+ * Advance fpr's token from `from` to `to` (or from whatever it is after a
+ * reset): STORE_OK, or STORE_NOT_FOUND when `from` is not its token.
+ */
+enum store_result store_legacy_token(struct store *st, const char *fpr,
+    const char *from, const char *to);
+/*
+ * Remember a request signature's digest: STORE_OK the first time,
+ * STORE_CONFLICT when it was seen in the last 10 minutes (a replay),
+ * STORE_READONLY on a standby.
+ */
+enum store_result store_seen(struct store *st, const unsigned char *digest,
+    size_t len);
+
+/* A legacy deposit to keep, with its policy. */
+struct legacy_put {
+	const char *uuid, *owner, *org, *handle, *desc; /* desc may be NULL */
+	const unsigned char *nonce;			 /* sealed, as /v1 */
+	const unsigned char *ct;
+	size_t ctlen;
+	const char *readers;  /* comma-joined fingerprints, "" none */
+	const char *trustees; /* likewise */
+	int votes;	      /* -1: every trustee */
+	int retrievals;	      /* -1: unlimited */
+	long ttl;	      /* seconds; -1: for ever */
+	long ttb;	      /* seconds before it may be released */
+	int archive, recoverable;
+	const char *url, *recoverable_sig, *group; /* NULL: none */
+	const char *remote;
+};
+enum store_result store_legacy_put(struct store *st,
+    const struct legacy_put *p);
+
+/* A legacy deposit as a request and a release need it. */
+struct legacy_deposit {
+	char uuid[CRYPTO_UUID_LEN + 1];
+	char owner[PGP_FPR_LEN + 1];
+	char owner_qualified[PGP_QFPR_MAX];
+	int may_read; /* the reader asked about is its owner or a reader */
+	int votes, trustees, retrievals /* -1 unlimited */, released;
+	int archive, recoverable, disabled;
+	int expired; /* past its ttl */
+	int early;   /* before its ttb */
+	char not_before[32];
+	char *recoverable_sig, *url; /* malloc'd or NULL */
+	struct deposit *sealed;	     /* its content, still sealed */
+};
+/*
+ * The deposit of uuid, else of url, else the newest of handle that reader
+ * may read: STORE_OK with *out (store_legacy_deposit_clear it),
+ * STORE_NOT_FOUND, STORE_FAIL, STORE_INTEGRITY.  uuid: canonical.
+ */
+enum store_result store_legacy_deposit(struct store *st, const char *uuid,
+    const char *handle, const char *url, const char *reader,
+    struct legacy_deposit *out);
+void store_legacy_deposit_clear(struct legacy_deposit *d);
+/* A request of requester to release deposit dep_uuid, timeout seconds. */
+enum store_result store_legacy_request_new(struct store *st,
+    const char *req_uuid, const char *dep_uuid, const char *requester,
+    const char *justification, long timeout, const char *org,
+    const char *remote);
+struct legacy_request {
+	char deposit[CRYPTO_UUID_LEN + 1];
+	int expired;
+	int approvals, denials;
+};
+/* requester's request req_uuid: STORE_OK, STORE_NOT_FOUND, STORE_FAIL. */
+enum store_result store_legacy_request(struct store *st,
+    const char *req_uuid, const char *requester, struct legacy_request *out);
+/*
+ * Release the deposit for the request: one of its retrievals, while its
+ * policy still allows it (STORE_NOT_FOUND otherwise), disabling it after
+ * when disable; with its audit row.
+ */
+enum store_result store_legacy_release(struct store *st,
+    const char *req_uuid, const char *dep_uuid, int disable,
+    const char *requester, const char *org, const char *remote);
+/* A trustee's vote: STORE_NOT_FOUND when it is not one or voted already. */
+enum store_result store_legacy_vote(struct store *st, const char *req_uuid,
+    const char *trustee, int approve, const char *org, const char *remote);
+/*
+ * op ("enable", "disable", "purge") on the owner's deposits uuids
+ * (comma-joined canonical uuids): all of them, or none
+ * (STORE_NOT_FOUND) when one is not the owner's.
+ */
+enum store_result store_legacy_manage(struct store *st, const char *owner,
+    const char *uuids, const char *op, const char *org, const char *remote);
+/*
+ * The deposits reader may read matching text (in handle or description;
+ * NULL: all), created in [after, before) (ISO; NULL: open), of group:
+ * the legacy "matches" array.
+ */
+enum store_result store_legacy_search(struct store *st, const char *reader,
+    const char *text, const char *after, const char *before,
+    const char *group, json_t **out);
+/* The requests waiting for trustee's vote: the legacy "requests" array. */
+enum store_result store_legacy_pending(struct store *st, const char *trustee,
+    json_t **out);
+
 /* ---- replication (store/repl.c) ----------------------------------------- */
 
 /* What the database says of replication. */
