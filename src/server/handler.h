@@ -13,6 +13,7 @@
 struct handler_match {
 	const char *rest;  /* the segment a "/{name}" at its end matched */
 	const char *value; /* the selecting query parameter's value */
+	const void *arg;   /* the route's argument (the handler's own) */
 };
 
 typedef void handler_fn(struct worker *w, struct http_req *req,

@@ -34,6 +34,7 @@
 #include "mail.h"
 #include "mailer.h"
 #include "pgp.h"
+#include "pgpmsg.h"
 #include "route.h"
 #include "server.h"
 #include "store/store.h"
@@ -239,6 +240,21 @@ serve_stop(struct server *srv)
 	workers_free(srv);
 }
 
+/* The server's public key, read: its key IDs, for the legacy protocol. */
+static struct pgpmsg_pubkey *
+self_key(const char *armored, char *err, size_t errlen)
+{
+	struct pgpmsg_pubkey *key = NULL;
+	unsigned char *bin = NULL;
+	size_t len = 0;
+
+	if (pgpmsg_dearmor(armored, strlen(armored), PGPMSG_ARMOR_PUBKEY,
+		&bin, &len, err, errlen) == 0)
+		(void)pgpmsg_pubkey_parse(bin, len, &key, err, errlen);
+	free(bin);
+	return key;
+}
+
 static void
 reload_tls(struct server *srv)
 {
@@ -398,6 +414,8 @@ main(int argc, char **argv)
 	memcpy(srv.qfpr, kinfo.qfpr, sizeof(srv.qfpr));
 	srv.pubkey = kinfo.pubkey;
 	srv.pubkeylen = kinfo.pubkeylen;
+	if ((srv.self_key = self_key(srv.pubkey, err, sizeof(err))) == NULL)
+		fatalx("the server's OpenPGP public key: %s", err);
 	/* GPGME still encrypts mail to the contacts' keys. */
 	if (pgp_init() == -1)
 		fatalx("GnuPG is not usable through GPGME (is gnupg installed?)");
@@ -484,6 +502,7 @@ main(int argc, char **argv)
 	throttle_free(srv.throttle);
 	throttle_free(srv.hkp_throttle);
 	free(srv.pubkey);
+	pgpmsg_pubkey_free(srv.self_key);
 	conf_free(srv.conf);
 	free(defdir);
 	log_info("stopped");

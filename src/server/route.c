@@ -19,30 +19,53 @@
 #include "hkp.h"
 #include "http.h"
 #include "info.h"
+#include "legacy.h"
 #include "route.h"
 
 #define GET_HEAD (ROUTE_M(HTTPMSG_GET) | ROUTE_M(HTTPMSG_HEAD))
 
+/* A route: methods, path, [param, value,] handler, flags, argument. */
+#define R(m, path, fn) {(m), (path), NULL, NULL, (fn), 0, NULL}
+#define A(m, action, fn, arg) {(m), "/", "a", (action), (fn), 0, (arg)}
+#define POST ROUTE_M(HTTPMSG_POST)
+
 static const struct route routes[] = {
     /* The /v1 JSON API (api_*.c). */
-    {ROUTE_M(HTTPMSG_POST), "/v1/register", NULL, NULL, api_register, 0},
-    {ROUTE_M(HTTPMSG_GET), "/v1/deposits", NULL, NULL, api_deposit_list, 0},
-    {ROUTE_M(HTTPMSG_POST), "/v1/deposits", NULL, NULL, api_deposit_create,
-	0},
-    {ROUTE_M(HTTPMSG_GET), "/v1/deposits/{uuid}", NULL, NULL, api_deposit_get,
-	0},
-    {ROUTE_M(HTTPMSG_DELETE), "/v1/deposits/{uuid}", NULL, NULL,
-	api_deposit_delete, 0},
+    R(POST, "/v1/register", api_register),
+    R(ROUTE_M(HTTPMSG_GET), "/v1/deposits", api_deposit_list),
+    R(POST, "/v1/deposits", api_deposit_create),
+    R(ROUTE_M(HTTPMSG_GET), "/v1/deposits/{uuid}", api_deposit_get),
+    R(ROUTE_M(HTTPMSG_DELETE), "/v1/deposits/{uuid}", api_deposit_delete),
     /* What anyone may ask (info.c). */
-    {GET_HEAD, "/health", NULL, NULL, info_health, 0},
+    R(GET_HEAD, "/health", info_health),
     /* HKP, for the legacy clients (hkp.c); on the HKP_PORT listener too. */
-    {GET_HEAD, "/pks/lookup", NULL, NULL, hkp_lookup, ROUTE_PLAIN},
-    {ROUTE_M(HTTPMSG_POST), "/pks/add", NULL, NULL, hkp_add, ROUTE_PLAIN},
+    {GET_HEAD, "/pks/lookup", NULL, NULL, hkp_lookup, ROUTE_PLAIN, NULL},
+    {POST, "/pks/add", NULL, NULL, hkp_add, ROUTE_PLAIN, NULL},
     /* The contact link: the page answers every method itself. */
-    {ROUTE_ANY, "/", "q", NULL, contact_page, 0},
-    /* The Key Trustee Server's actions: the last group of "/". */
-    {GET_HEAD, "/", "a", "fingerprint", info_fingerprint, 0},
-    {GET_HEAD, "/", "a", "pubkey", info_pubkey, 0},
+    {ROUTE_ANY, "/", "q", NULL, contact_page, 0, NULL},
+    /* A legacy url deposit (legacy.c). */
+    {POST, "/", "d", NULL, legacy_url, 0, NULL},
+    /*
+     * The actions: the Key Trustee Server's own, and the legacy
+     * protocol's (legacy*.c; each names its part in its argument).  The
+     * last group of "/".
+     */
+    A(GET_HEAD, "fingerprint", info_fingerprint, NULL),
+    A(GET_HEAD, "pubkey", info_pubkey, NULL),
+    A(POST, "register", legacy_action, &legacy_register),
+    A(POST, "verify", legacy_action, &legacy_verify),
+    A(POST, "request_activation", legacy_action, &legacy_activation),
+    A(POST, "put", legacy_action, &legacy_put),
+    A(POST, "request", legacy_action, &legacy_request),
+    A(POST, "get", legacy_action, &legacy_get),
+    A(POST, "search", legacy_action, &legacy_search),
+    A(POST, "pending", legacy_action, &legacy_pending),
+    A(POST, "authorize", legacy_action, &legacy_authorize),
+    A(POST, "deny", legacy_action, &legacy_deny),
+    A(POST, "enable", legacy_action, &legacy_enable),
+    A(POST, "disable", legacy_action, &legacy_disable),
+    A(POST, "purge", legacy_action, &legacy_purge),
+    A(POST, "entropy", legacy_action, &legacy_entropy),
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -170,8 +193,10 @@ route_find(enum httpmsg_method method, const char *path,
 		named = 1;
 		allow |= r->methods;
 		if ((r->methods & ROUTE_M(method)) &&
-		    (val != NULL || g->param == NULL))
+		    (val != NULL || g->param == NULL)) {
+			m->arg = r->arg;
 			return r;
+		}
 	}
 	if (!named) {
 		verdict_refuse(v, 400, "unknown_action", v->buf);

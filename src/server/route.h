@@ -24,6 +24,7 @@ struct route {
 	const char *value; /* ... and its value (an action); NULL: any */
 	handler_fn *fn;
 	unsigned flags;
+	const void *arg; /* handed to fn in its match */
 };
 
 /* Served on the plain-HTTP HKP listener too (only these are). */

@@ -29,6 +29,7 @@ struct ha;
 struct http_conn;
 struct http_handoff;
 struct http_req;
+struct pgpmsg_pubkey;
 struct store;
 struct store_listener;
 struct throttle;
@@ -63,6 +64,7 @@ struct server {
 	char qfpr[PGP_QFPR_MAX];   /* "4096R/<fingerprint>" */
 	char *pubkey;              /* armored public key */
 	size_t pubkeylen;
+	struct pgpmsg_pubkey *self_key; /* the same, read (pgpmsg.h) */
 	unsigned char datakey[CRYPTO_KEY_LEN];  /* seals deposits, secrets */
 	/* The HTTPS front. */
 	pthread_mutex_t ctx_mtx;

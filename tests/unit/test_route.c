@@ -14,6 +14,7 @@
 #include "contact.h"
 #include "hkp.h"
 #include "info.h"
+#include "legacy.h"
 #include "route.h"
 
 /* route_find on a request target split as the HTTP layer splits it. */
@@ -65,14 +66,15 @@ test_method_not_allowed_names_the_methods(void **state)
 		enum httpmsg_method m;
 		const char *path, *allow;
 	} cases[] = {
+	    {HTTPMSG_PUT, "/", "GET, HEAD, POST"},
 	    {HTTPMSG_GET, "/v1/register", "POST"},
 	    {HTTPMSG_PUT, "/v1/deposits", "GET, POST"},
 	    {HTTPMSG_DELETE, "/v1/deposits", "GET, POST"},
 	    {HTTPMSG_HEAD, "/v1/deposits", "GET, POST"},
 	    {HTTPMSG_POST, "/v1/deposits/u", "GET, DELETE"},
 	    {HTTPMSG_POST, "/health", "GET, HEAD"},
-	    {HTTPMSG_DELETE, "/", "GET, HEAD"},
-	    {HTTPMSG_OTHER, "/", "GET, HEAD"},
+	    {HTTPMSG_DELETE, "/", "GET, HEAD, POST"},
+	    {HTTPMSG_OTHER, "/", "GET, HEAD, POST"},
 	};
 	struct handler_match m;
 	struct verdict v;
@@ -135,7 +137,10 @@ test_actions(void **state)
 	assert_int_equal(v.status, 400);
 	assert_string_equal(v.code, "unknown_action");
 	assert_string_equal(v.msg,
-	    "unknown action in parameter a (known: fingerprint, pubkey)");
+	    "unknown action in parameter a (known: fingerprint, pubkey, "
+	    "register, verify, request_activation, put, request, get, "
+	    "search, pending, authorize, deny, enable, disable, purge, "
+	    "entropy)");
 	assert_null(strchr(v.msg, '<'));
 	evhttp_clear_headers(&q);
 
@@ -143,6 +148,20 @@ test_actions(void **state)
 	assert_null(FIND(HTTPMSG_POST, "/", "a=fingerprint"));
 	assert_int_equal(v.status, 405);
 	assert_string_equal(v.allow, "GET, HEAD");
+	evhttp_clear_headers(&q);
+	assert_null(FIND(HTTPMSG_GET, "/", "a=put"));
+	assert_int_equal(v.status, 405);
+	assert_string_equal(v.allow, "POST");
+	evhttp_clear_headers(&q);
+
+	/* The legacy actions take their part as the route's argument. */
+	r = FIND(HTTPMSG_POST, "/", "a=put");
+	assert_ptr_equal(r->fn, legacy_action);
+	assert_ptr_equal(m.arg, &legacy_put);
+	evhttp_clear_headers(&q);
+	r = FIND(HTTPMSG_POST, "/", "d=abc");
+	assert_ptr_equal(r->fn, legacy_url);
+	assert_string_equal(m.value, "abc");
 	evhttp_clear_headers(&q);
 
 	/* "/" naming nothing (or a query that does not parse). */
