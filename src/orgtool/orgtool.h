@@ -22,6 +22,7 @@ int cmd_list(int argc, char **argv);
 int cmd_disable_client(int argc, char **argv);
 int cmd_enable_client(int argc, char **argv);
 int cmd_set_auth(int argc, char **argv);
+int cmd_activate_client(int argc, char **argv);
 int cmd_reset_token(int argc, char **argv);
 
 /*
