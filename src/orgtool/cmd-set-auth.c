@@ -37,10 +37,7 @@ set_auth(PGconn *db, const char *name, const char *secret)
 		goto out;
 	}
 	if (PQntuples(res) != 1) {
-		cli_error("no organization named \"%s\"", name);
-		cli_hint("'%s list' shows the organizations; '%s add' "
-			 "creates one",
-		    ORGTOOL_PROGNAME, ORGTOOL_PROGNAME);
+		orgtool_unknown_org(name);
 		goto out;
 	}
 	/* What kind of change, never the code itself. */

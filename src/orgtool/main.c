@@ -12,7 +12,10 @@
 
 const char *orgtool_confdir;
 
-/* The guide's Table 4, in its order. */
+/*
+ * The guide's Table 4, in its order, then the vendor's verbs for the
+ * legacy clients (docs/legacy.md).
+ */
 static const struct cmdtab_cmd cmds[] = {
     {"add", "add [-h] -n NAME -c CONTACTS",
 	"Adds a new organization and administrators for the organization.",
@@ -34,6 +37,17 @@ static const struct cmdtab_cmd cmds[] = {
 	"Sets the authorization code to a new string, or to blank to allow "
 	"automatic\napprovals without the code.",
 	cmd_set_auth},
+    {"activate-client",
+	"activate-client [-h] -n NAME --fingerprint FINGERPRINT",
+	"Activates a client that answered its registration challenge, or is "
+	"pending,\nin the organization, without its authorization code, and "
+	"mails the\norganization's contacts.",
+	cmd_activate_client},
+    {"reset-token", "reset-token [-h] --fingerprint FINGERPRINT",
+	"Makes the server accept whatever token a client with token sync "
+	"sends next\n(a client restored from a backup), and go on from "
+	"there.",
+	cmd_reset_token},
 };
 
 static const struct cmdtab tab = {

@@ -76,6 +76,14 @@ orgtool_check_name(const char *name)
 	return -1;
 }
 
+void
+orgtool_unknown_org(const char *name)
+{
+	cli_error("no organization named \"%s\"", name);
+	cli_hint("'%s list' shows the organizations; '%s add' creates one",
+	    ORGTOOL_PROGNAME, ORGTOOL_PROGNAME);
+}
+
 /* RFC 5322 atext, plus '.' between atoms. */
 static int
 local_char_ok(unsigned char c)

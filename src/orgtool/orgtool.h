@@ -22,6 +22,8 @@ int cmd_list(int argc, char **argv);
 int cmd_disable_client(int argc, char **argv);
 int cmd_enable_client(int argc, char **argv);
 int cmd_set_auth(int argc, char **argv);
+int cmd_activate_client(int argc, char **argv);
+int cmd_reset_token(int argc, char **argv);
 
 /*
  * A verb's --help: "usage: keytrustee-orgtool [--confdir DIR] USAGE", its
@@ -50,6 +52,8 @@ int orgtool_require_root(void);
 int orgtool_name_ok(const char *name);
 /* 0 when valid, -1 and the error printed when not. */
 int orgtool_check_name(const char *name);
+/* "error: no organization named NAME" and a hint. */
+void orgtool_unknown_org(const char *name);
 /* A plausible mail address; NULL when fine, else the reason. */
 const char *orgtool_contact_problem(const char *addr);
 /*
@@ -77,11 +81,42 @@ int orgtool_audit(PGconn *db, const char *org, const char *action,
     const char *object, const char *result);
 
 /*
- * enable-client and disable-client: parse argv (--fingerprint), then set the
- * client's state to `state` with an audit row `action`.  Returns the exit
- * code.
+ * client.c: the client verbs (enable-client, disable-client,
+ * activate-client, reset-token).  Each names a client by --fingerprint
+ * (and activate-client an organization by -n); the client's row is read
+ * locked, and the verb's change made, in one transaction.
  */
-int orgtool_client_cmd(const char *cmd, int argc, char **argv,
+struct orgtool_client {
+	char fpr[ORGTOOL_FPR_LEN + 1];
+	/* active, pending, disabled; unverified, verified (legacy) */
+	char state[16];
+	char *org; /* NULL until it is activated in an organization */
+	char *hostname;
+	int token_sync;	 /* a legacy client with token sync (token set) */
+	int token_reset; /* the server takes whatever token it sends next */
+};
+
+struct orgtool_client_verb {
+	const char *cmd;
+	int takes_name; /* -n NAME: an organization */
+	/*
+	 * The change, in the transaction, to the locked client c; name is
+	 * -n's (NULL when the verb takes none).  0, or -1 after the error.
+	 */
+	int (*run)(PGconn *db, const struct kt_conf *conf, const char *name,
+	    const struct orgtool_client *c);
+};
+
+/* Parse argv, connect and run v's change; returns the exit code. */
+int orgtool_client_cmd(
+    const struct orgtool_client_verb *v, int argc, char **argv);
+
+/*
+ * enable-client and disable-client: set the state of a client that is in
+ * an organization, with an audit row action ("unchanged" when it was so
+ * already).  A client not activated yet is refused: activate-client.
+ */
+int orgtool_client_set_state(PGconn *db, const struct orgtool_client *c,
     const char *state, const char *action);
 
 #endif
