@@ -1,15 +1,17 @@
 #!/bin/sh
 # Install, idempotently, the Debian packages keytrustee builds and tests with
-# (DESIGN.md §2), and man-db and groff-base, which render docs/man/ for the
-# docs test.  Only what is missing is installed; `apt-get update` runs
-# once, and only when something is missing.  Creates the `keytrustee` service
-# account PostgreSQL runs as.
+# (DESIGN.md §2), man-db and groff-base, which render docs/man/ for the
+# docs test, and python3-cryptography, which the legacy protocol's test
+# client (tests/system/ztclient.py) is written over.  Only what is missing
+# is installed; `apt-get update` runs once, and only when something is
+# missing.  Creates the `keytrustee` service account PostgreSQL runs as.
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev openssl libpq-dev postgresql
 libgpgme-dev gnupg libyaml-dev libcurl4-openssl-dev cron libevent-dev
 libjansson-dev libcmocka-dev python3 python3-pytest softhsm2 curl ca-certificates
-procps psmisc zip unzip python3-aiosmtpd rsync librnp-dev man-db groff-base"
+procps psmisc zip unzip python3-aiosmtpd python3-cryptography rsync librnp-dev man-db
+groff-base"
 
 missing=""
 for p in $PKGS; do
