@@ -41,7 +41,6 @@ import http.client
 import json
 import os
 import re
-import secrets
 import ssl
 import struct
 import time
@@ -719,7 +718,8 @@ class ClientKey:
     def qualified(self):
         return self.pkey.qualified
 
-    def _self_sig(self):
+    def _self_sig(self, uid=None):
+        uid = self.uid if uid is None else uid
         pk = self.pkey
         hashed = [
             subpacket(SP_ISSUER_FPR, b"\x04" + bytes.fromhex(pk.fpr)),
@@ -731,7 +731,7 @@ class ClientKey:
             subpacket(SP_FEATURES, b"\x01"),
             subpacket(SP_KS_PREFS, b"\x80"),
         ]
-        material = pk.hash_material() + b"\xb4" + struct.pack(">I", len(self.uid)) + self.uid
+        material = pk.hash_material() + b"\xb4" + struct.pack(">I", len(uid)) + uid
         return make_signature(self.primary_priv, pk.keyid, 0x13, material, hashed,
                               [subpacket(SP_ISSUER, pk.keyid)])
 
@@ -746,20 +746,27 @@ class ClientKey:
         return make_signature(self.primary_priv, pk.keyid, 0x18, material, hashed,
                               [subpacket(SP_ISSUER, pk.keyid)])
 
-    def public_packets(self):
-        if self._packets is None:
-            self._packets = (packet(T_PUBKEY, self.pkey.body) + packet(T_UID, self.uid) +
-                             packet(T_SIG, self._self_sig()) +
-                             packet(T_PUBSUB, self.skey.body) +
-                             packet(T_SIG, self._binding_sig()))
-        return self._packets
+    def public_packets(self, subkey=True, extra_uids=()):
+        """The public key's packets; without the encryption subkey, or with
+        more user IDs (each self-signed), on request."""
+        if subkey and not extra_uids and self._packets is not None:
+            return self._packets
+        out = packet(T_PUBKEY, self.pkey.body) + packet(T_UID, self.uid) + \
+            packet(T_SIG, self._self_sig())
+        for uid in extra_uids:
+            out += packet(T_UID, uid) + packet(T_SIG, self._self_sig(uid))
+        if subkey:
+            out += packet(T_PUBSUB, self.skey.body) + packet(T_SIG, self._binding_sig())
+        if subkey and not extra_uids:
+            self._packets = out
+        return out
 
     def public_key(self):
         """The public half as a Key."""
         return parse_keys(self.public_packets())[0]
 
-    def export_public(self):
-        return armor("PUBLIC KEY BLOCK", self.public_packets())
+    def export_public(self, **kw):
+        return armor("PUBLIC KEY BLOCK", self.public_packets(**kw))
 
     def export_secret(self):
         """Unprotected secret key packets (s2k usage 0), for gpg --import."""
@@ -1241,12 +1248,16 @@ class Answer:
         self.data = data
         self.signer = signer
         self.opened = opened
+        # Where the reason came from: 'form' (a reason= body), 'data' (the
+        # answer's JSON), 'body' (raw text), 'status' (the status line).
+        self.reason_source = "form" if reason is not None else None
         if reason is None and isinstance(data, dict) and "reason" in data:
-            reason = data["reason"]
+            reason, self.reason_source = data["reason"], "data"
         if reason is None and resp.body and resp.status >= 400:
-            reason = resp.body.decode("utf-8", "replace")
+            reason, self.reason_source = resp.body.decode("utf-8", "replace"), "body"
         if reason is None and resp.status >= 400:
             reason = "%d %s" % (resp.status, resp.reason_phrase)
+            self.reason_source = "status"
         self.reason = reason
 
     @property
@@ -1285,11 +1296,17 @@ class Client:
     token file (a new temporary one if None); source: local address to
     connect from (each test client has its own, so per-address limits of
     one do not touch another); hkp_retry: the 3.5 library's 10 tries
-    sleeping 1..10 s (off by default), sleep: the sleep function it uses."""
+    sleeping 1..10 s (off by default), sleep: the sleep function it uses;
+    distinct_sig_times: give each request's signature a creation time of
+    its own (the next second when requests come faster than one a second):
+    RSA PKCS#1 v1.5 signatures are deterministic and dated to the second,
+    so two identical requests in one second -- which a real client, seconds
+    apart, does not make -- would carry one signature, a replay."""
 
     def __init__(self, url, name="client", host="host.example.com", bits=2048,
                  protocol="json-encrypt", token_sync=True, home=None, source=None,
-                 hkp_url=None, hkp_retry=False, sleep=time.sleep, key=None, timeout=30):
+                 hkp_url=None, hkp_retry=False, sleep=time.sleep, key=None, timeout=30,
+                 distinct_sig_times=False):
         assert protocol in ("json-encrypt", "json-sign")
         self.url = url.rstrip("/")
         self.hkp_url = (hkp_url or url).rstrip("/")
@@ -1311,6 +1328,8 @@ class Client:
         self.server_key = None
         self.challenge = None
         self.keycache = {}
+        self.distinct_sig_times = distinct_sig_times
+        self.last_sig_time = 0
 
     # identity
     @property
@@ -1501,6 +1520,9 @@ class Client:
         protocol (default: the client's).  kw: payload()'s options."""
         protocol = protocol or self.protocol
         body = raw if raw is not None else json_bytes(data)
+        if sig_time is None and self.distinct_sig_times:
+            sig_time = max(int(time.time()), self.last_sig_time + 1)
+            self.last_sig_time = sig_time
         if protocol == "json-encrypt":
             return [("payload", self.payload(body, signer=signer, sig_time=sig_time,
                                              corrupt_sig=corrupt_sig, **kw))]
