@@ -2,17 +2,18 @@
 # Install, idempotently, the Debian packages keytrustee builds and tests with
 # (DESIGN.md §2), man-db and groff-base, which render docs/man/ for the
 # docs test, zlib1g-dev for the ZLIB packets of OpenPGP messages
-# (pgpmsg.c) and rnp, librnp's CLI, for their interoperability test.  Only
-# what is missing is installed; `apt-get update` runs once, and only when
-# something is missing.  Creates the `keytrustee` service account PostgreSQL
-# runs as.
+# (pgpmsg.c), rnp, librnp's CLI, for their interoperability test, and
+# python3-cryptography, which the legacy protocol's test client
+# (tests/system/ztclient.py) is written over.  Only what is missing is
+# installed; `apt-get update` runs once, and only when something is
+# missing.  Creates the `keytrustee` service account PostgreSQL runs as.
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev openssl libpq-dev postgresql
 libgpgme-dev gnupg libyaml-dev libcurl4-openssl-dev cron libevent-dev
 libjansson-dev libcmocka-dev python3 python3-pytest softhsm2 curl ca-certificates
-procps psmisc zip unzip python3-aiosmtpd rsync librnp-dev man-db groff-base
-zlib1g-dev rnp"
+procps psmisc zip unzip python3-aiosmtpd python3-cryptography rsync librnp-dev
+man-db groff-base zlib1g-dev rnp"
 
 missing=""
 for p in $PKGS; do
