@@ -8,9 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PGPKEY_TAG_SECKEY 5
-#define PGPKEY_TAG_SECSUBKEY 7
-
 const EVP_MD *
 pgpkey_md(int hashalgo)
 {

@@ -17,6 +17,24 @@
 /* RSA n of up to 16384 bits: the largest GnuPG makes. */
 #define PGPKEY_MPI_MAX 2048
 
+/* Packet tags (RFC 4880 4.3). */
+#define PGPKEY_TAG_PKESK 1
+#define PGPKEY_TAG_SIG 2
+#define PGPKEY_TAG_SKESK 3
+#define PGPKEY_TAG_ONEPASS 4
+#define PGPKEY_TAG_SECKEY 5
+#define PGPKEY_TAG_PUBKEY 6
+#define PGPKEY_TAG_SECSUBKEY 7
+#define PGPKEY_TAG_COMPRESSED 8
+#define PGPKEY_TAG_SED 9
+#define PGPKEY_TAG_MARKER 10
+#define PGPKEY_TAG_LITERAL 11
+#define PGPKEY_TAG_TRUST 12
+#define PGPKEY_TAG_UID 13
+#define PGPKEY_TAG_PUBSUBKEY 14
+#define PGPKEY_TAG_UATTR 17
+#define PGPKEY_TAG_SEIPD 18
+
 /* RFC 4880 9.1 and 9.4. */
 #define PGPKEY_PK_RSA 1
 #define PGPKEY_PK_RSA_E 2 /* encrypt-only (deprecated, still read) */

@@ -12,15 +12,7 @@
 
 #include "crypto.h"
 
-/* RFC 4880 4.3, 9.2, 9.3. */
-#define TAG_PKESK 1
-#define TAG_SKESK 3
-#define TAG_ONEPASS 4
-#define TAG_COMPRESSED 8
-#define TAG_SED 9
-#define TAG_MARKER 10
-#define TAG_LITERAL 11
-#define TAG_SEIPD 18
+/* RFC 4880 9.2, 9.3. */
 #define SYM_AES128 7
 #define SYM_AES192 8
 #define SYM_AES256 9
@@ -204,7 +196,7 @@ msg_decrypt_data(int tag, const unsigned char *body, size_t blen,
 	EVP_MD_CTX *md = NULL;
 	int ret = -1;
 
-	if (tag == TAG_SEIPD) {
+	if (tag == PGPKEY_TAG_SEIPD) {
 		if (blen < 1 || body[0] != 1) {
 			snprintf(err, errlen, "the SEIPD packet's version (%d) "
 			    "is not 1", blen < 1 ? -1 : body[0]);
@@ -213,11 +205,11 @@ msg_decrypt_data(int tag, const unsigned char *body, size_t blen,
 		body++;
 		blen--;
 	}
-	if (blen < BS + 2 + (tag == TAG_SEIPD ? MDC_LEN : 0) + 1) {
+	if (blen < BS + 2 + (tag == PGPKEY_TAG_SEIPD ? MDC_LEN : 0) + 1) {
 		snprintf(err, errlen, "the encrypted data is too short");
 		return -1;
 	}
-	if (tag == TAG_SEIPD) {
+	if (tag == PGPKEY_TAG_SEIPD) {
 		/* Plain CFB throughout: prefix, data, MDC packet. */
 		if (msg_cfb(c, key, NULL, 0, body, blen, out) == -1)
 			goto fail;
@@ -234,7 +226,7 @@ msg_decrypt_data(int tag, const unsigned char *body, size_t blen,
 		goto out;
 	}
 	*n = blen - BS - 2;
-	if (tag == TAG_SEIPD) {
+	if (tag == PGPKEY_TAG_SEIPD) {
 		*n -= MDC_LEN;
 		if ((md = EVP_MD_CTX_new()) == NULL ||
 		    !EVP_DigestInit_ex(md, EVP_sha1(), NULL) ||
@@ -289,7 +281,7 @@ pgpmsg_decrypt(const unsigned char *msg, size_t len,
 			    "%zu is malformed or truncated", off);
 			return -1;
 		}
-		if (tag == TAG_SED || tag == TAG_SEIPD) {
+		if (tag == PGPKEY_TAG_SED || tag == PGPKEY_TAG_SEIPD) {
 			if (msg_join(msg + off, len - off, h, b, more, &body,
 			    &blen, &used, err, errlen) == -1)
 				return -1;
@@ -300,13 +292,13 @@ pgpmsg_decrypt(const unsigned char *msg, size_t len,
 			}
 			break;
 		}
-		if (more != PGPKEY_LEN_DEFINITE || (tag != TAG_PKESK &&
-		    tag != TAG_SKESK && tag != TAG_MARKER)) {
+		if (more != PGPKEY_LEN_DEFINITE || (tag != PGPKEY_TAG_PKESK &&
+		    tag != PGPKEY_TAG_SKESK && tag != PGPKEY_TAG_MARKER)) {
 			snprintf(err, errlen, "unexpected packet (tag %d) in "
 			    "an encrypted message", tag);
 			return -1;
 		}
-		if (tag == TAG_PKESK && npk < PKESK_MAX) {
+		if (tag == PGPKEY_TAG_PKESK && npk < PKESK_MAX) {
 			pk[npk][0] = off + h;
 			pk[npk++][1] = b;
 		}
@@ -325,7 +317,7 @@ pgpmsg_decrypt(const unsigned char *msg, size_t len,
 		goto out;
 	*plain = out;
 	*plainlen = n;
-	*integrity = tag == TAG_SEIPD;
+	*integrity = tag == PGPKEY_TAG_SEIPD;
 	out = NULL;
 	ret = 0;
 out:
@@ -404,7 +396,7 @@ msg_zlib(const unsigned char *in, size_t n, unsigned char **out,
 	}
 	buf[6] = ZIP_ZLIB;
 	/* The header right before the body: no second copy. */
-	h = pgpkey_header(TAG_COMPRESSED, 1 + zlen, hdr);
+	h = pgpkey_header(PGPKEY_TAG_COMPRESSED, 1 + zlen, hdr);
 	memcpy(buf + 6 - h, hdr, h);
 	memmove(buf, buf + 6 - h, h + 1 + zlen);
 	OPENSSL_cleanse(buf + h + 1 + zlen, 6 - h);
@@ -435,7 +427,7 @@ pgpmsg_sign(const unsigned char *data, size_t len,
 		return -1;
 	}
 	/* One-pass signature: v3, binary, SHA-512, RSA, key ID, last. */
-	o += pgpkey_header(TAG_ONEPASS, 13, buf + o);
+	o += pgpkey_header(PGPKEY_TAG_ONEPASS, 13, buf + o);
 	buf[o++] = 3;
 	buf[o++] = PGPSIG_TYPE_BINARY;
 	buf[o++] = PGPKEY_HASH_SHA512;
@@ -445,7 +437,7 @@ pgpmsg_sign(const unsigned char *data, size_t len,
 	o += PGPKEY_KEYID_LEN;
 	buf[o++] = 1;
 	/* Literal data: binary, no file name, the date. */
-	o += pgpkey_header(TAG_LITERAL, 6 + len, buf + o);
+	o += pgpkey_header(PGPKEY_TAG_LITERAL, 6 + len, buf + o);
 	buf[o++] = 'b';
 	buf[o++] = 0;
 	buf[o++] = (unsigned char)(t >> 24);
@@ -503,7 +495,7 @@ msg_pkesk(const struct pgpmsg_key *k, const unsigned char *block,
 	b += PGPKEY_KEYID_LEN;
 	body[b++] = (unsigned char)k->pub.algo;
 	b += pgpkey_mpi_write(ct, ctlen, body + b);
-	h = pgpkey_header(TAG_PKESK, b, out);
+	h = pgpkey_header(PGPKEY_TAG_PKESK, b, out);
 	memcpy(out + h, body, b);
 	return h + b;
 }
@@ -561,7 +553,7 @@ pgpmsg_encrypt(const unsigned char *packets, size_t len,
 		snprintf(err, errlen, "SHA-1 failed");
 		goto out;
 	}
-	o += pgpkey_header(TAG_SEIPD, 1 + ptlen, buf + o);
+	o += pgpkey_header(PGPKEY_TAG_SEIPD, 1 + ptlen, buf + o);
 	buf[o++] = 1;
 	if (msg_cfb(msg_cipher(SYM_AES256, &n), sk, NULL, 1, pt, ptlen,
 	    buf + o) == -1) {

@@ -6,15 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TAG_SIG 2
-#define TAG_SECKEY 5
-#define TAG_PUBKEY 6
-#define TAG_SECSUBKEY 7
-#define TAG_TRUST 12
-#define TAG_UID 13
-#define TAG_PUBSUBKEY 14
-#define TAG_UATTR 17
-
 /* RFC 4880 5.2.1 and 5.2.3.1. */
 #define SIG_CERT_FIRST 0x10 /* 0x10..0x13: certifications of a user ID */
 #define SIG_CERT_LAST 0x13
@@ -221,21 +212,21 @@ pgpmsg_pubkey_parse(const unsigned char *bin, size_t len,
 			    "offset %zu is malformed or truncated", off);
 			goto fail;
 		}
-		if (off == 0 && tag != TAG_PUBKEY) {
-			snprintf(err, errlen, "%s", tag == TAG_SECKEY ?
+		if (off == 0 && tag != PGPKEY_TAG_PUBKEY) {
+			snprintf(err, errlen, "%s", tag == PGPKEY_TAG_SECKEY ?
 			    "a secret key was given; send the public key only" :
 			    "the data does not start with a public key packet");
 			goto fail;
 		}
 		switch (tag) {
-		case TAG_PUBKEY:
-		case TAG_PUBSUBKEY:
-			if (tag == TAG_PUBKEY && cur != NULL) {
+		case PGPKEY_TAG_PUBKEY:
+		case PGPKEY_TAG_PUBSUBKEY:
+			if (tag == PGPKEY_TAG_PUBKEY && cur != NULL) {
 				snprintf(err, errlen, "the data holds more "
 				    "than one public key");
 				goto fail;
 			}
-			if (tag == TAG_PUBKEY) {
+			if (tag == PGPKEY_TAG_PUBKEY) {
 				cur = &key->primary;
 			} else if (key->nsubkeys == PGPMSG_SUBKEYS_MAX) {
 				snprintf(err, errlen, "the public key has more "
@@ -247,18 +238,18 @@ pgpmsg_pubkey_parse(const unsigned char *bin, size_t len,
 			if (pgpkey_read_public(bin + off + h, b, &cur->pub,
 			    why, sizeof(why)) == -1) {
 				snprintf(err, errlen, "%s%s",
-				    tag == TAG_PUBKEY ? "" : "a subkey: ", why);
+				    tag == PGPKEY_TAG_PUBKEY ? "" : "a subkey: ", why);
 				goto fail;
 			}
 			cur->flags = -1;
 			snewest = 0;
 			break;
-		case TAG_UID:
-		case TAG_UATTR:
+		case PGPKEY_TAG_UID:
+		case PGPKEY_TAG_UATTR:
 			/* Their certifications speak of the primary. */
 			cur = &key->primary;
 			break;
-		case TAG_SIG:
+		case PGPKEY_TAG_SIG:
 			if ((r = sig_read(bin + off + h, b, &s)) == -1) {
 				snprintf(err, errlen, "a signature packet of "
 				    "the public key is malformed");
@@ -280,9 +271,9 @@ pgpmsg_pubkey_parse(const unsigned char *bin, size_t len,
 				    SIG_KEY_REVOCATION);
 			}
 			break;
-		case TAG_TRUST:
+		case PGPKEY_TAG_TRUST:
 			break;
-		case TAG_SECSUBKEY:
+		case PGPKEY_TAG_SECSUBKEY:
 			snprintf(err, errlen, "a secret key was given; send "
 			    "the public key only");
 			goto fail;
