@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -63,6 +64,7 @@ struct http_req {
 	size_t xlen;
 	int close;   /* answer with Connection: close, then close */
 	int replied; /* an answer was built */
+	int form;    /* refusals as "reason=<text>": -1 not asked yet, 0, 1 */
 };
 
 struct http_conn {
@@ -255,10 +257,40 @@ void
 http_reply_error(
     struct http_req *req, int status, const char *code, const char *msg)
 {
-	json_t *o = json_pack("{s:s, s:s}", "error", msg, "code", code);
+	struct verdict v;
 
-	http_reply_json(req, status, o);
-	json_decref(o);
+	verdict_refuse(&v, status, code, msg);
+	http_reply_verdict(req, &v);
+}
+
+/* Are this request's refusals forms (the route table says)? */
+static int
+refuses_as_form(struct http_req *req)
+{
+	server_form_fn *fn = req->c->w->srv->refuses_as_form;
+
+	if (req->form == -1)
+		req->form = req->path != NULL && fn != NULL &&
+		    fn((int)req->m.method, req->path, req->query);
+	return req->form;
+}
+
+/* A refusal as the legacy clients read it: "reason=<URL-encoded text>". */
+static void
+reply_reason(struct http_req *req, const struct verdict *v)
+{
+	char buf[sizeof(v->buf) + 64], *enc, *body = NULL;
+	const char *text = verdict_text(v, buf, sizeof(buf));
+
+	if ((enc = evhttp_uriencode(text, -1, 1)) != NULL &&
+	    (body = malloc(strlen(enc) + 8)) != NULL) {
+		snprintf(body, strlen(enc) + 8, "reason=%s", enc);
+		http_reply(req, v->status, HTTP_FORM_CTYPE, body, strlen(body));
+	} else
+		http_reply(req, 500, HTTP_FORM_CTYPE, "reason=out+of+memory",
+		    strlen("reason=out+of+memory"));
+	free(enc);
+	free(body);
 }
 
 void
@@ -275,6 +307,10 @@ http_reply_verdict(struct http_req *req, const struct verdict *v)
 		http_add_header(req, "Allow", v->allow);
 	if (v->close)
 		req->close = 1;
+	if (refuses_as_form(req)) {
+		reply_reason(req, v);
+		return;
+	}
 	o = json_pack("{s:s, s:s}", "error", v->msg, "code", v->code);
 	if (o != NULL && v->active != NULL)
 		json_object_set_new(o, "active", json_string(v->active));
@@ -405,6 +441,7 @@ conn_request(struct http_conn *c)
 	if (c->headlen == 0) {
 		memset(req, 0, sizeof(*req));
 		req->c = c;
+		req->form = -1;
 		r = httpmsg_head(
 		    io->in, io->inlen, HTTP_MAX_HEADERS, HTTP_MAX_BODY, &req->m);
 		if (r == 0)
@@ -449,6 +486,10 @@ conn_request(struct http_conn *c)
 refuse:
 	req->close = 1;
 	c->refused = 1;
+	/* Its route, when it names one, says how the refusal is written. */
+	if (req->m.target != NULL && req->path == NULL &&
+	    conn_split(c, req) == 0)
+		(void)refuses_as_form(req);
 	req->m.method = HTTPMSG_OTHER; /* the answer has its body */
 	c->consumed = io->inlen;
 	c->state = CONN_BUSY;

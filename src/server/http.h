@@ -37,10 +37,15 @@ void http_add_header(struct http_req *req, const char *name,
 void http_reply(struct http_req *req, int status, const char *ctype,
     const char *body, size_t len);
 void http_reply_json(struct http_req *req, int status, json_t *obj);
-/* Errors name what is wrong; they never echo the request. */
+/*
+ * Errors name what is wrong; they never echo the request.  A refusal is
+ * JSON {"error", "code"[, "active"]} with its headers (Retry-After,
+ * Allow), or, where the route table says its clients read that
+ * (server_form_fn), the form "reason=<text>".
+ */
+#define HTTP_FORM_CTYPE "application/x-www-form-urlencoded"
 void http_reply_error(struct http_req *req, int status, const char *code,
     const char *msg);
-/* A check's refusal: its JSON error and headers (Retry-After, Allow). */
 void http_reply_verdict(struct http_req *req, const struct verdict *v);
 
 /* The worker threads' connections (worker.c calls these). */

@@ -209,6 +209,7 @@ serve_start(struct server *srv)
 
 	srv->handle = route_dispatch;
 	srv->handle_plain = route_dispatch_plain;
+	srv->refuses_as_form = route_refuses_as_form;
 	if (workers_init(srv, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if ((srv->auditq = auditq_start(srv)) == NULL ||

@@ -27,6 +27,10 @@
 /* A route: methods, path, [param, value,] handler, flags, argument. */
 #define R(m, path, fn) {(m), (path), NULL, NULL, (fn), 0, NULL}
 #define A(m, action, fn, arg) {(m), "/", "a", (action), (fn), 0, (arg)}
+/* A legacy action: POST, its part the argument, its refusals forms. */
+#define L(action, part)                                                     \
+	{ROUTE_M(HTTPMSG_POST), "/", "a", (action), legacy_action, ROUTE_FORM, \
+	    &(part)}
 #define POST ROUTE_M(HTTPMSG_POST)
 
 static const struct route routes[] = {
@@ -39,12 +43,13 @@ static const struct route routes[] = {
     /* What anyone may ask (info.c). */
     R(GET_HEAD, "/health", info_health),
     /* HKP, for the legacy clients (hkp.c); on the HKP_PORT listener too. */
-    {GET_HEAD, "/pks/lookup", NULL, NULL, hkp_lookup, ROUTE_PLAIN, NULL},
-    {POST, "/pks/add", NULL, NULL, hkp_add, ROUTE_PLAIN, NULL},
+    {GET_HEAD, "/pks/lookup", NULL, NULL, hkp_lookup, ROUTE_PLAIN | ROUTE_FORM,
+	NULL},
+    {POST, "/pks/add", NULL, NULL, hkp_add, ROUTE_PLAIN | ROUTE_FORM, NULL},
     /* The contact link: the page answers every method itself. */
     {ROUTE_ANY, "/", "q", NULL, contact_page, 0, NULL},
     /* A legacy url deposit (legacy.c). */
-    {POST, "/", "d", NULL, legacy_url, 0, NULL},
+    {POST, "/", "d", NULL, legacy_url, ROUTE_FORM, NULL},
     /*
      * The actions: the Key Trustee Server's own, and the legacy
      * protocol's (legacy*.c; each names its part in its argument).  The
@@ -52,20 +57,20 @@ static const struct route routes[] = {
      */
     A(GET_HEAD, "fingerprint", info_fingerprint, NULL),
     A(GET_HEAD, "pubkey", info_pubkey, NULL),
-    A(POST, "register", legacy_action, &legacy_register),
-    A(POST, "verify", legacy_action, &legacy_verify),
-    A(POST, "request_activation", legacy_action, &legacy_activation),
-    A(POST, "put", legacy_action, &legacy_put),
-    A(POST, "request", legacy_action, &legacy_request),
-    A(POST, "get", legacy_action, &legacy_get),
-    A(POST, "search", legacy_action, &legacy_search),
-    A(POST, "pending", legacy_action, &legacy_pending),
-    A(POST, "authorize", legacy_action, &legacy_authorize),
-    A(POST, "deny", legacy_action, &legacy_deny),
-    A(POST, "enable", legacy_action, &legacy_enable),
-    A(POST, "disable", legacy_action, &legacy_disable),
-    A(POST, "purge", legacy_action, &legacy_purge),
-    A(POST, "entropy", legacy_action, &legacy_entropy),
+    L("register", legacy_register),
+    L("verify", legacy_verify),
+    L("request_activation", legacy_activation),
+    L("put", legacy_put),
+    L("request", legacy_request),
+    L("get", legacy_get),
+    L("search", legacy_search),
+    L("pending", legacy_pending),
+    L("authorize", legacy_authorize),
+    L("deny", legacy_deny),
+    L("enable", legacy_enable),
+    L("disable", legacy_disable),
+    L("purge", legacy_purge),
+    L("entropy", legacy_entropy),
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -218,6 +223,29 @@ route_find(enum httpmsg_method method, const char *path,
 	snprintf(v->buf, sizeof(v->buf), "no such resource; try /?%s=%s",
 	    r->param, r->value != NULL ? r->value : "");
 	return NULL;
+}
+
+int
+route_refuses_as_form(int method, const char *path, const char *query)
+{
+	const struct route *g, *r;
+	const char *rest;
+	struct evkeyvalq q;
+	int form = 0;
+
+	TAILQ_INIT(&q);
+	g = route_group(*path != '\0' ? path : "/",
+	    query != NULL && evhttp_parse_query_str(query, &q) == 0 ? &q : NULL,
+	    0, &rest);
+	/* A group whose routes for this method are all the clients' forms. */
+	for (r = routes; g != NULL && r < routes + NROUTES; r++)
+		if (same_group(g, r) && (r->methods & ROUTE_M(method))) {
+			form = (r->flags & ROUTE_FORM) != 0;
+			if (!form)
+				break;
+		}
+	evhttp_clear_headers(&q);
+	return form;
 }
 
 static void

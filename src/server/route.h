@@ -29,6 +29,8 @@ struct route {
 
 /* Served on the plain-HTTP HKP listener too (only these are). */
 #define ROUTE_PLAIN 1u
+/* Its clients read refusals as the form "reason=<text>", not JSON. */
+#define ROUTE_FORM 2u
 
 /* Route req and call its handler, or answer 404/405/400/413. */
 void route_dispatch(struct worker *w, struct http_req *req);
@@ -43,5 +45,11 @@ void route_dispatch_plain(struct worker *w, struct http_req *req);
 const struct route *route_find(enum httpmsg_method method, const char *path,
     const struct evkeyvalq *q, unsigned need, struct handler_match *m,
     struct verdict *v);
+/*
+ * server_form_fn: a request of method (enum httpmsg_method) to
+ * path?query falls in a group whose routes for method are ROUTE_FORM (a
+ * POST to "/?a=" of any action, "/?d=", HKP).
+ */
+int route_refuses_as_form(int method, const char *path, const char *query);
 
 #endif

@@ -37,6 +37,12 @@ struct worker;
 
 /* What the HTTP layer calls with every parsed request (route_dispatch). */
 typedef void server_handle_fn(struct worker *w, struct http_req *req);
+/*
+ * Are refusals of a request of method to path?query (query NULL: none)
+ * answered as the legacy clients read them, a form "reason=<text>",
+ * rather than JSON?  (route.c's table says, route_refuses_as_form.)
+ */
+typedef int server_form_fn(int method, const char *path, const char *query);
 
 /* One event loop thread; everything in it is used by that thread only. */
 struct worker {
@@ -75,6 +81,7 @@ struct server {
 	struct worker *workers;
 	server_handle_fn *handle;  /* every request goes there */
 	server_handle_fn *handle_plain; /* ... those of the HKP listener */
+	server_form_fn *refuses_as_form; /* how refusals are written */
 	atomic_int draining;
 	int max_conns;             /* --max-connections; 0: no limit */
 	atomic_int nconns;         /* TLS connections open now */

@@ -26,6 +26,20 @@ verdict_ok(const struct verdict *v)
 	return v->status == 0;
 }
 
+/*
+ * Its message as one line for a client that reads nothing else (the
+ * legacy protocol's reason): with the active server's URL, when a
+ * passive names it.  v->msg, or out.
+ */
+static inline const char *
+verdict_text(const struct verdict *v, char *out, size_t len)
+{
+	if (v->active == NULL)
+		return v->msg;
+	snprintf(out, len, "%s: %s", v->msg, v->active);
+	return out;
+}
+
 /* Refuse with status, code and a static message; returns -1. */
 static inline int
 verdict_refuse(struct verdict *v, int status, const char *code,
