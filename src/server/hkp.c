@@ -19,6 +19,7 @@
 #include "hkp.h"
 #include "http.h"
 #include "log.h"
+#include "pgpmsg.h"
 #include "throttle.h"
 #include "util.h"
 
@@ -99,6 +100,31 @@ out:
 	evhttp_clear_headers(&q);
 }
 
+/*
+ * Can the server answer the key's client: a key pgpmsg reads (RSA keys
+ * only), with a key to encrypt to?  0, or -1 with err.
+ */
+static int
+answerable(const char *armored, char *err, size_t errlen)
+{
+	struct pgpmsg_pubkey *key = NULL;
+	unsigned char *bin = NULL;
+	size_t len = 0;
+	int ret = -1;
+
+	if (pgpmsg_dearmor(armored, strlen(armored), PGPMSG_ARMOR_PUBKEY, &bin,
+		&len, err, errlen) == 0 &&
+	    pgpmsg_pubkey_parse(bin, len, &key, err, errlen) == 0) {
+		if (key->encrypt == NULL)
+			snprintf(err, errlen, "the key cannot encrypt");
+		else
+			ret = 0;
+	}
+	pgpmsg_pubkey_free(key);
+	free(bin);
+	return ret;
+}
+
 void
 hkp_add(struct worker *w, struct http_req *req, const struct handler_match *m)
 {
@@ -128,7 +154,8 @@ hkp_add(struct worker *w, struct http_req *req, const struct handler_match *m)
 	}
 	if (clientkey_load(key, strlen(key), &k, fpr, err, sizeof(err)) ==
 		-1 ||
-	    clientkey_qualified(k, qfpr) == -1) {
+	    clientkey_qualified(k, qfpr) == -1 ||
+	    answerable(key, err, sizeof(err)) == -1) {
 		log_debug("HKP add: key refused: %s", err);
 		audit(w->srv->ha, w->store,
 		    AUDIT_ROW(.action = "hkp.add", .remote = peer,

@@ -29,9 +29,9 @@
 #include "util.h"
 
 #define LEGACY_MAX_BODY (128 * 1024)
+#define LEGACY_MAX_FIELDS 16 /* register has the most: 4 */
 #define LEGACY_SKEW 300     /* seconds a signature may be off the clock */
 #define LEGACY_TOKEN_LEN 64 /* hex digits of 32 random octets */
-#define FORM_CTYPE "application/x-www-form-urlencoded"
 
 /* ---- what a signed request must be --------------------------------------- */
 
@@ -145,19 +145,13 @@ legacy_int(struct legacy_req *r, const char *key, long long min,
     long long max, long long dflt, long long *out, struct verdict *v)
 {
 	json_t *m = json_object_get(r->data, key);
-	char *end;
 
 	*out = dflt;
-	if (m == NULL || json_is_null(m))
+	if ((m == NULL || json_is_null(m)) && dflt != LEGACY_REQUIRED)
 		return 0;
-	if (json_is_integer(m))
-		*out = json_integer_value(m);
-	else if (json_is_string(m) && *json_string_value(m) != '\0') {
-		*out = strtoll(json_string_value(m), &end, 10);
-		if (*end != '\0')
-			return bad_member(v, key, "an integer");
-	} else
+	if (!json_is_integer(m))
 		return bad_member(v, key, "an integer");
+	*out = json_integer_value(m);
 	if (*out < min || *out > max) {
 		verdict_refuse(v, 400, "bad_request", v->buf);
 		snprintf(v->buf, sizeof(v->buf), "%s must be from %lld to %lld",
@@ -225,20 +219,6 @@ form_append(char **body, const char *k, const char *val, size_t len)
 	*body = nb;
 	free(enc);
 	return 0;
-}
-
-/* A refusal of a request not traced to a client: "reason=<text>". */
-static void
-legacy_reason(struct http_req *req, int status, const char *reason)
-{
-	char *body = NULL;
-
-	if (form_append(&body, "reason", reason, strlen(reason)) == -1) {
-		http_reply_error(req, 500, "internal", "out of memory");
-		return;
-	}
-	http_reply(req, status, FORM_CTYPE, body, strlen(body));
-	free(body);
 }
 
 /* The server's fingerprint, binary. */
@@ -331,10 +311,11 @@ legacy_answer(struct legacy_req *r, const char *protocol, json_t *ans,
 		NULL) {
 		log_warnx("legacy %s: cannot answer: %s", r->part->name,
 		    err[0] != '\0' ? err : "out of memory");
-		legacy_reason(r->req, 500, "the answer cannot be made");
+		http_reply_error(r->req, 500, "internal",
+		    "the answer cannot be made");
 		goto out;
 	}
-	http_reply(r->req, status, FORM_CTYPE, body, strlen(body));
+	http_reply(r->req, status, HTTP_FORM_CTYPE, body, strlen(body));
 out:
 	if (data != NULL)
 		OPENSSL_clear_free(data, strlen(data));
@@ -349,8 +330,9 @@ static void
 legacy_refuse(struct legacy_req *r, const char *protocol, const char *next,
     const struct verdict *v)
 {
-	json_t *ans = json_pack("{s:s, s:i}", "reason", v->msg, "status",
-	    v->status);
+	char buf[sizeof(v->buf) + 64];
+	json_t *ans = json_pack("{s:s, s:i}", "reason",
+	    verdict_text(v, buf, sizeof(buf)), "status", v->status);
 
 	if (ans != NULL && next[0] != '\0' &&
 	    json_object_set_new(ans, "next_token", json_string(next)) != 0) {
@@ -358,7 +340,7 @@ legacy_refuse(struct legacy_req *r, const char *protocol, const char *next,
 		ans = NULL;
 	}
 	if (ans == NULL) {
-		legacy_reason(r->req, v->status, v->msg);
+		http_reply_verdict(r->req, v);
 		return;
 	}
 	if (v->retry_after > 0) {
@@ -391,6 +373,43 @@ legacy_decrypt_sk(void *arg, const unsigned char keyid[PGPKEY_KEYID_LEN],
 		return -1;
 	}
 	return keyproc_pgp_decrypt(which, ct, ctlen, out, outlen, err, errlen);
+}
+
+/* Is bin exactly one OpenPGP signature packet? */
+static int
+one_signature(const unsigned char *bin, size_t len)
+{
+	size_t hdrlen, bodylen;
+	int tag;
+
+	return pgpkey_packet(bin, len, &tag, &hdrlen, &bodylen) == 0 &&
+	    tag == PGPKEY_TAG_SIG && hdrlen + bodylen == len;
+}
+
+/*
+ * The signed JSON as the protocol has it: its version a string, and flat
+ * (every member a string, number, boolean, null, or an array of those).
+ */
+static int
+request_shape(json_t *data, struct verdict *v)
+{
+	const char *key;
+	json_t *m, *e;
+	size_t i;
+
+	if (!json_is_string(json_object_get(data, "version")))
+		return verdict_refuse(v, 400, "bad_request",
+		    "the request names no version (a string)");
+	json_object_foreach(data, key, m) {
+		if (json_is_object(m))
+			return bad_member(v, key, "a string, number or array");
+		json_array_foreach(m, i, e) {
+			if (json_is_object(e) || json_is_array(e))
+				return bad_member(v, key,
+				    "an array of strings or numbers");
+		}
+	}
+	return 0;
 }
 
 /* clientkey_lookup_fn: the key of the registered client of a key ID. */
@@ -431,6 +450,11 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 		verdict_refuse(v, 400, "bad_request", "no payload");
 		goto out;
 	}
+	if (sig == NULL && named != NULL) { /* json-sign, and unsigned */
+		verdict_refuse(v, 401, "bad_signature",
+		    "payload_sig is missing: the request is not signed");
+		goto out;
+	}
 	*proto = sig != NULL ? "json-sign" : "json-encrypt";
 	if ((r->part->flags & LEGACY_ENCRYPT) && sig != NULL) {
 		verdict_refuse(v, 400, "bad_request",
@@ -461,7 +485,8 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 			goto out;
 		}
 		if (pgpmsg_dearmor(sig, strlen(sig), PGPMSG_ARMOR_SIGNATURE,
-			&sigbin, &siglen, err, sizeof(err)) == -1) {
+			&sigbin, &siglen, err, sizeof(err)) == -1 ||
+		    !one_signature(sigbin, siglen)) {
 			verdict_refuse(v, 400, "bad_signature",
 			    "payload_sig is not an armored signature");
 			goto out;
@@ -493,6 +518,8 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 		    "the payload is not a JSON object");
 		goto out;
 	}
+	if (request_shape(r->data, v) == -1)
+		goto out;
 	sigfpr = json_string_value(json_object_get(r->data, "sig_fingerprint"));
 	if (sigfpr == NULL || legacy_fpr(sigfpr, fpr) == -1 ||
 	    strcmp(fpr, signer) != 0) {
@@ -618,6 +645,41 @@ legacy_admit(struct legacy_req *r, char next[LEGACY_TOKEN_LEN + 1],
 	}
 }
 
+/*
+ * The request's form: a form body of at most LEGACY_MAX_BODY octets, a
+ * few fields (LEGACY_MAX_FIELDS), each once.  0 with form filled, or -1
+ * with v refusing.
+ */
+static int
+legacy_form(const char *ctype, const unsigned char *body, size_t len,
+    struct evkeyvalq *form, struct verdict *v)
+{
+	struct evkeyval *f, *g;
+	int n = 0;
+
+	if (len > LEGACY_MAX_BODY)
+		return verdict_refuse(
+		    v, 413, "too_large", "the request is over 128 KiB");
+	if (ctype == NULL ||
+	    strncasecmp(ctype, HTTP_FORM_CTYPE, strlen(HTTP_FORM_CTYPE)) != 0 ||
+	    evhttp_parse_query_str((const char *)body, form) != 0)
+		return verdict_refuse(v, 400, "bad_request",
+		    "the body must be a form (" HTTP_FORM_CTYPE ")");
+	TAILQ_FOREACH(f, form, next)
+	if (++n > LEGACY_MAX_FIELDS)
+		return verdict_refuse(v, 400, "bad_request",
+		    "the form has too many fields");
+	TAILQ_FOREACH(f, form, next)
+	for (g = TAILQ_NEXT(f, next); g != NULL; g = TAILQ_NEXT(g, next))
+		if (strcmp(f->key, g->key) == 0) {
+			verdict_refuse(v, 400, "bad_request", v->buf);
+			snprintf(v->buf, sizeof(v->buf),
+			    "the form names %.64s more than once", f->key);
+			return -1;
+		}
+	return 0;
+}
+
 static void
 legacy_serve(struct legacy_req *r)
 {
@@ -634,28 +696,21 @@ legacy_serve(struct legacy_req *r)
 	TAILQ_INIT(&form);
 	r->form = &form;
 	body = http_req_body(r->req, &len);
-	if (len > LEGACY_MAX_BODY) {
-		legacy_reason(r->req, 413, "the request is over 128 KiB");
-		goto out;
-	}
-	if (ctype == NULL || strncasecmp(ctype, FORM_CTYPE,
-				 strlen(FORM_CTYPE)) != 0 ||
-	    evhttp_parse_query_str((const char *)body, &form) != 0) {
-		legacy_reason(r->req, 400, "the body must be a form "
-					   "(" FORM_CTYPE ")");
+	if (legacy_form(ctype, body, len, &form, &v) == -1) {
+		http_reply_verdict(r->req, &v);
 		goto out;
 	}
 	if (r->part->flags & LEGACY_CLEAR) {
 		/* register: its fields in the clear, its answer JSON. */
 		if (r->part->run(r, &ans, &status, &v) == -1)
-			legacy_reason(r->req, v.status, v.msg);
+			http_reply_verdict(r->req, &v);
 		else
 			http_reply_json(r->req, status, ans);
 		goto out;
 	}
 	if (legacy_identify(r, &proto, &v) == -1) {
 		legacy_audit(r, NULL, v.code);
-		legacy_reason(r->req, v.status, v.msg);
+		http_reply_verdict(r->req, &v);
 		goto out;
 	}
 	/* Traced to its client: answered in its protocol from now on. */

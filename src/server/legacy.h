@@ -10,6 +10,7 @@
 #define KT_LEGACY_H
 
 #include <jansson.h>
+#include <limits.h>
 
 struct evkeyvalq;
 
@@ -61,9 +62,11 @@ extern const struct legacy_part legacy_register, legacy_verify,
 
 /*
  * A member of the request's data: a string (or NULL when absent or null
- * and optional), an integer (dflt when absent or null), a boolean (also
- * "true"/"false", "1"/"0"): 0, or -1 with v refusing (400, naming it).
+ * and optional), an integer (dflt when absent or null, unless
+ * LEGACY_REQUIRED), a boolean (also "true"/"false", "1"/"0"): 0, or -1
+ * with v refusing (400, naming it).
  */
+#define LEGACY_REQUIRED LLONG_MIN
 int legacy_str(struct legacy_req *r, const char *key, int optional,
     const char **out, struct verdict *v);
 int legacy_int(struct legacy_req *r, const char *key, long long min,

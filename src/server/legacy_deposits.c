@@ -63,6 +63,27 @@ fpr_list(const char *in, char **out, struct verdict *v, const char *key)
 	return 0;
 }
 
+/* Has s a control character (C0 or DEL)? */
+static int
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* How many entries a comma-joined list has. */
+static long long
+list_len(const char *s)
+{
+	long long n = *s != '\0';
+
+	for (; *s != '\0'; s++)
+		n += *s == ',';
+	return n;
+}
+
 /* Lower-case hex SHA-512 of s: does it equal want (either case)? */
 static int
 sha512_is(const char *s, const char *want)
@@ -90,6 +111,15 @@ canon_uuid(const char *in, char out[CRYPTO_UUID_LEN + 1])
 		out[i] = (char)(in[i] >= 'A' && in[i] <= 'F' ? in[i] + 32
 							     : in[i]);
 	return crypto_uuid_ok(out) ? 0 : -1;
+}
+
+/* A refusal of a member that is not a uuid. */
+static int
+bad_uuid(struct verdict *v, const char *key)
+{
+	verdict_refuse(v, 400, "bad_request", v->buf);
+	snprintf(v->buf, sizeof(v->buf), "%s must be a uuid", key);
+	return -1;
 }
 
 /* A store result that is not OK, as the client sees it. */
@@ -138,18 +168,23 @@ put_fields(struct legacy_req *r, struct put_fields *f, struct verdict *v)
 	    legacy_bool(r, "recoverable", 0, &f->recoverable, v) == -1 ||
 	    legacy_bool(r, "url", 0, &f->url, v) == -1)
 		return -1;
-	/* archive: "1"/"0" as the library sends it, or an integer. */
+	/* archive: "1"/"0" as the library sends it, or 1/0. */
 	f->archive = 0;
-	if (a != NULL && !json_is_null(a) &&
+	if (json_is_string(a) && (strcmp(json_string_value(a), "1") == 0 ||
+				     strcmp(json_string_value(a), "0") == 0))
+		f->archive = json_string_value(a)[0] == '1';
+	else if (a != NULL && !json_is_null(a) &&
 	    legacy_int(r, "archive", 0, 1, 0, &f->archive, v) == -1)
 		return -1;
 	if (f->recoverable &&
 	    (legacy_str(r, "recoverable_signature", 0, &f->rsig, v) == -1 ||
 		legacy_str(r, "deposit_group", 1, &f->group, v) == -1))
 		return -1;
-	if (*f->handle == '\0' || strlen(f->handle) > HANDLE_MAX)
+	if (*f->handle == '\0' || strlen(f->handle) > HANDLE_MAX ||
+	    has_control(f->handle))
 		return verdict_refuse(v, 400, "bad_request",
-		    "handle must be 1 to 255 characters");
+		    "handle must be 1 to 255 characters, none a control "
+		    "character");
 	if (f->desc != NULL && strlen(f->desc) > DESC_MAX)
 		return verdict_refuse(v, 400, "bad_request",
 		    "description must be at most 1024 characters");
@@ -178,6 +213,11 @@ put_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 	    fpr_list(f.clients, &readers, v, "clients") == -1 ||
 	    fpr_list(f.trustees, &trustees, v, "trustees") == -1)
 		goto out;
+	if (f.votes > list_len(trustees)) {
+		verdict_refuse(v, 400, "bad_request",
+		    "votes is more than the deposit has trustees");
+		goto out;
+	}
 	len = strlen(f.content);
 	if (crypto_uuid4(uuid) == -1 || (f.url && crypto_alnum(url, URL_LEN) ==
 						      -1) ||
@@ -187,7 +227,7 @@ put_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 		VERDICT_INTERNAL(v);
 		goto out;
 	}
-	if (store_legacy_put(r->w->store,
+	switch (store_legacy_put(r->w->store,
 		&(struct legacy_put){.uuid = uuid, .owner = r->c.fpr,
 		    .org = r->c.org, .handle = f.handle, .desc = f.desc,
 		    .nonce = nonce, .ct = ct, .ctlen = len + CRYPTO_TAG_LEN,
@@ -196,7 +236,15 @@ put_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 		    .ttl = (long)f.ttl, .ttb = (long)f.ttb,
 		    .archive = (int)f.archive, .recoverable = f.recoverable,
 		    .url = f.url ? url : NULL, .recoverable_sig = f.rsig,
-		    .group = f.group, .remote = r->peer}) != STORE_OK) {
+		    .group = f.group, .remote = r->peer})) {
+	case STORE_OK:
+		break;
+	case STORE_NOT_FOUND:
+		verdict_refuse(v, 400, "unknown_client",
+		    "clients or trustees names a client this server does not "
+		    "know");
+		goto out;
+	default:
 		store_refusal(STORE_FAIL, v, "deposit");
 		goto out;
 	}
@@ -270,7 +318,7 @@ request_run(struct legacy_req *r, json_t **ans, int *status,
 		return verdict_refuse(v, 400, "bad_request",
 		    "deposit_uuid or handle names the deposit");
 	if (id != NULL && canon_uuid(id, uuid) == -1)
-		return store_refusal(STORE_NOT_FOUND, v, "deposit");
+		return bad_uuid(v, "deposit_uuid");
 	if (find_readable(r, id != NULL ? uuid : NULL, handle, NULL, &d, v) ==
 	    -1)
 		return -1;
@@ -370,7 +418,7 @@ get_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 		if (legacy_str(r, "request_uuid", 0, &id, v) == -1)
 			return -1;
 		if (canon_uuid(id, req) == -1)
-			return store_refusal(STORE_NOT_FOUND, v, "request");
+			return bad_uuid(v, "request_uuid");
 		if ((s = store_legacy_request(r->w->store, req, r->c.fpr,
 			 &q)) != STORE_OK)
 			return store_refusal(s, v, "request");
@@ -386,21 +434,38 @@ get_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 
 /* ---- search, pending, votes ---------------------------------------------------- */
 
-/* A search date: "yyyy-MM-ddTHH:mm:ssZ" (UTC, whole seconds), or NULL. */
+/*
+ * A search date, whole seconds, as Java's yyyy-MM-dd'T'HH:mm:ssZ writes
+ * it ("+0000", or the client's offset) or in UTC with "Z"; or NULL.  A
+ * day that is not in the calendar (February 30th) is refused here, not
+ * by the database.
+ */
 static int
 iso_date_ok(const char *s)
 {
-	static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
-	size_t i;
+	struct tm tm, back;
+	const char *end;
+	time_t t;
+	int i;
 
 	if (s == NULL)
 		return 1;
-	if (strlen(s) != sizeof(shape) - 1)
+	memset(&tm, 0, sizeof(tm));
+	if (strlen(s) < 19 || s[4] != '-' || s[10] != 'T' ||
+	    (end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) != s + 19)
 		return 0;
-	for (i = 0; shape[i] != '\0'; i++)
-		if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != shape[i])
+	if (strcmp(end, "Z") != 0) {
+		if ((end[0] != '+' && end[0] != '-') || strlen(end) != 5)
 			return 0;
-	return 1;
+		for (i = 1; i < 5; i++)
+			if (end[i] < '0' || end[i] > '9')
+				return 0;
+	}
+	back = tm;
+	if ((t = timegm(&back)) == (time_t)-1 || gmtime_r(&t, &back) == NULL)
+		return 0;
+	return back.tm_mday == tm.tm_mday && back.tm_mon == tm.tm_mon &&
+	    back.tm_sec == tm.tm_sec;
 }
 
 static int
@@ -419,7 +484,8 @@ search_run(struct legacy_req *r, json_t **ans, int *status,
 		return -1;
 	if (!iso_date_ok(after) || !iso_date_ok(before))
 		return verdict_refuse(v, 400, "bad_request",
-		    "after and before are yyyy-MM-ddTHH:mm:ssZ");
+		    "after and before are yyyy-MM-ddTHH:mm:ss and Z or an "
+		    "offset (+0000)");
 	if ((s = store_legacy_search(r->w->store, r->c.fpr,
 		 text != NULL && *text != '\0' ? text : NULL, after, before,
 		 group, &matches)) != STORE_OK)
@@ -455,9 +521,12 @@ vote(struct legacy_req *r, int approve, json_t **ans, struct verdict *v)
 	if (legacy_str(r, "r", 0, &id, v) == -1)
 		return -1;
 	if (canon_uuid(id, req) == -1)
-		return store_refusal(STORE_NOT_FOUND, v, "request");
+		return bad_uuid(v, "r");
 	s = store_legacy_vote(r->w->store, req, r->c.fpr, approve, r->c.org,
 	    r->peer);
+	if (s == STORE_FORBIDDEN)
+		return verdict_refuse(v, 403, "not_a_trustee",
+		    "this client is not a trustee of the request's deposit");
 	if (s == STORE_NOT_FOUND)
 		return verdict_refuse(v, 404, "not_found",
 		    "no such request waiting for this trustee's vote");
@@ -505,7 +574,7 @@ manage(struct legacy_req *r, const char *op, json_t **ans, struct verdict *v)
 	json_array_foreach(arr, i, e) {
 		if (canon_uuid(json_string_value(e), uuid) == -1) {
 			free(list);
-			return store_refusal(STORE_NOT_FOUND, v, "deposit");
+			return bad_uuid(v, "each of deposit_uuids");
 		}
 		if (i > 0)
 			strcat(list, ",");
@@ -514,9 +583,12 @@ manage(struct legacy_req *r, const char *op, json_t **ans, struct verdict *v)
 	s = store_legacy_manage(r->w->store, r->c.fpr, list, op, r->c.org,
 	    r->peer);
 	free(list);
+	if (s == STORE_FORBIDDEN)
+		return verdict_refuse(v, 403, "not_the_owner",
+		    "a deposit named is not this client's");
 	if (s == STORE_NOT_FOUND)
 		return verdict_refuse(v, 404, "not_found",
-		    "a deposit named is not this client's");
+		    "a deposit named does not exist");
 	if (s != STORE_OK)
 		return store_refusal(s, v, "deposit");
 	*ans = json_object();

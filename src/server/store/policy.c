@@ -47,7 +47,11 @@ legacy_write(struct store *st, const char *what, const char *sql, int n,
 	return ret;
 }
 
-/* legacy_write, and STORE_NOT_FOUND when column 1 counts nothing. */
+/*
+ * legacy_write, and when column 1 counts nothing STORE_NOT_FOUND, or
+ * STORE_FORBIDDEN when a column 2 says the rows are there (not the
+ * caller's).
+ */
 static enum store_result
 legacy_write_count(struct store *st, const char *what, const char *sql,
     int n, const char *const *params)
@@ -57,8 +61,12 @@ legacy_write_count(struct store *st, const char *what, const char *sql,
 
 	if ((ret = legacy_write(st, what, sql, n, params, &res)) != STORE_OK)
 		return ret;
-	ret = strcmp(PQgetvalue(res, 0, 1), "0") != 0 ? STORE_OK
-						       : STORE_NOT_FOUND;
+	if (strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+		ret = STORE_OK;
+	else if (PQnfields(res) > 2 && strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+		ret = STORE_FORBIDDEN;
+	else
+		ret = STORE_NOT_FOUND;
 	PQclear(res);
 	return ret;
 }
@@ -107,6 +115,11 @@ store_legacy_put(struct store *st, const struct legacy_put *p)
 	res = store_exec_bounded(st, NULL,
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "t AS (SELECT string_to_array(nullif($8, ''), ',') AS tr), "
+	    /* Every reader and trustee a client of this server. */
+	    "u AS (SELECT count(*) AS n FROM unnest(coalesce("
+	    "string_to_array(nullif($7, ''), ','), '{}') || "
+	    "coalesce((SELECT tr FROM t), '{}')) f WHERE NOT EXISTS "
+	    "(SELECT 1 FROM clients c WHERE c.fingerprint = f)), "
 	    "d AS (INSERT INTO deposits (uuid, owner, name, description, "
 	    "nonce, content, kind, readers, trustees, votes, retrievals, "
 	    "expires, not_before, archive, url, recoverable, recoverable_sig, "
@@ -118,10 +131,11 @@ store_legacy_put(struct store *st, const struct legacy_put *p)
 	    "$11::bigint * interval '1 second' END, now() + $12::bigint * "
 	    "interval '1 second', $13::int, $14, $15::boolean, $16, $17 "
 	    "FROM t WHERE " DB_SERVER_ORIGIN " AND (SELECT ok FROM g) "
-	    "RETURNING uuid), "
+	    "AND (SELECT n FROM u) = 0 RETURNING uuid), "
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $18, "
 	    "'deposit_create', uuid::text, $19, 'ok' FROM d) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM d)",
+	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM d), "
+	    "(SELECT n FROM u)",
 	    19, params, lens, fmts, &timed_out);
 	if (timed_out)
 		ret = STORE_NO_SYNC;
@@ -129,6 +143,8 @@ store_legacy_put(struct store *st, const struct legacy_put *p)
 		log_warnx("legacy put: %s", store_error(res, st->db));
 	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 		ret = STORE_NO_SYNC;
+	else if (strcmp(PQgetvalue(res, 0, 2), "0") != 0)
+		ret = STORE_NOT_FOUND;
 	else
 		ret = strcmp(PQgetvalue(res, 0, 1), "1") == 0 ? STORE_OK
 							       : STORE_FAIL;
@@ -314,7 +330,10 @@ store_legacy_vote(struct store *st, const char *req_uuid,
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $4, CASE WHEN "
 	    "$3::boolean THEN 'authorize' ELSE 'deny' END, request::text, $5, "
 	    "'ok' FROM v) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM v)",
+	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM v), "
+	    "EXISTS (SELECT 1 FROM legacy_requests r JOIN deposits d ON "
+	    "d.uuid = r.deposit WHERE r.uuid = $1::uuid AND "
+	    "NOT $2 = ANY(d.trustees))",
 	    5, params);
 }
 
@@ -345,7 +364,9 @@ store_legacy_manage(struct store *st, const char *owner, const char *uuids,
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $1, $4, 'deposit_' || $3, "
 	    "uuid::text, $5, 'ok' FROM (SELECT uuid FROM s UNION ALL "
 	    "SELECT uuid FROM p) x) "
-	    "SELECT (SELECT ok FROM g), (SELECT ok FROM o)::int",
+	    "SELECT (SELECT ok FROM g), (SELECT ok FROM o)::int, "
+	    "(SELECT count(*) FROM deposits d JOIN u USING (uuid) WHERE "
+	    "d.kind = 'legacy') = (SELECT count(*) FROM u)",
 	    5, params);
 }
 
@@ -413,7 +434,10 @@ store_legacy_pending(struct store *st, const char *trustee, json_t **out)
 	*out = NULL;
 	if (store_db(st) == NULL)
 		return STORE_FAIL;
-	/* Live requests for a deposit $1 is a trustee of, not voted yet. */
+	/*
+	 * Live requests for a deposit $1 is a trustee of that still wait for
+	 * votes: not voted on by $1, denied by none, short of the votes.
+	 */
 	res = PQexecParams(st->db,
 	    "SELECT r.uuid::text, " ISO("r.created") ", " ISO("r.expires") ", "
 	    "coalesce(c.qualified, r.requester), r.deposit::text, "
@@ -422,7 +446,9 @@ store_legacy_pending(struct store *st, const char *trustee, json_t **out)
 	    "LEFT JOIN clients c ON c.fingerprint = r.requester "
 	    "WHERE $1 = ANY(d.trustees) AND r.expires > now() AND "
 	    "NOT r.released AND NOT EXISTS (SELECT 1 FROM legacy_votes v "
-	    "WHERE v.request = r.uuid AND v.trustee = $1) "
+	    "WHERE v.request = r.uuid AND (v.trustee = $1 OR NOT v.approve)) "
+	    "AND (SELECT count(*) FROM legacy_votes v WHERE v.request = "
+	    "r.uuid) < d.votes "
 	    "ORDER BY r.created, r.uuid",
 	    1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {

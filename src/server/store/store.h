@@ -32,6 +32,7 @@ enum store_result {
 	STORE_OK = 0,
 	STORE_NOT_FOUND = 1,  /* no such row (or not the caller's) */
 	STORE_CONFLICT = 2,   /* lost a race with a concurrent writer */
+	STORE_FORBIDDEN = 3,  /* the row is there, not the caller's to change */
 	STORE_FAIL = -1,      /* the database is down or refused it */
 	STORE_NO_SYNC = -2,   /* a write found no synchronous standby */
 	STORE_READONLY = -3,  /* the database is a read-only standby */
@@ -281,6 +282,7 @@ struct legacy_put {
 	const char *url, *recoverable_sig, *group; /* NULL: none */
 	const char *remote;
 };
+/* STORE_NOT_FOUND: a reader or trustee is no client of this server. */
 enum store_result store_legacy_put(struct store *st,
     const struct legacy_put *p);
 
@@ -328,13 +330,17 @@ enum store_result store_legacy_request(struct store *st,
 enum store_result store_legacy_release(struct store *st,
     const char *req_uuid, const char *dep_uuid, int disable,
     const char *requester, const char *org, const char *remote);
-/* A trustee's vote: STORE_NOT_FOUND when it is not one or voted already. */
+/*
+ * A trustee's vote: STORE_FORBIDDEN when the client is no trustee of the
+ * request's deposit, STORE_NOT_FOUND when there is no such live request
+ * or the trustee voted already.
+ */
 enum store_result store_legacy_vote(struct store *st, const char *req_uuid,
     const char *trustee, int approve, const char *org, const char *remote);
 /*
  * op ("enable", "disable", "purge") on the owner's deposits uuids
- * (comma-joined canonical uuids): all of them, or none
- * (STORE_NOT_FOUND) when one is not the owner's.
+ * (comma-joined canonical uuids): all of them, or none: STORE_NOT_FOUND
+ * when one is no deposit, STORE_FORBIDDEN when one is not the owner's.
  */
 enum store_result store_legacy_manage(struct store *st, const char *owner,
     const char *uuids, const char *op, const char *org, const char *remote);
