@@ -23,8 +23,6 @@
 #include "log.h"
 #include "util.h"
 
-#define AUTH_SKEW 300
-
 static const char *
 auth_method(enum httpmsg_method cmd)
 {

@@ -11,6 +11,12 @@
 #include "server.h"
 #include "verdict.h"
 
+/*
+ * Seconds a signed request may be off this server's clock, either way:
+ * /v1's timestamp, and the legacy protocol's signature (legacy.c).
+ */
+#define AUTH_SKEW 300
+
 /* A client whose request signature verified. */
 struct auth_client {
 	char fpr[PGP_FPR_LEN + 1];

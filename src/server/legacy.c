@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "auth.h"
 #include "clientkey.h"
 #include "ha.h"
 #include "keyproc.h"
@@ -30,7 +31,6 @@
 
 #define LEGACY_MAX_BODY (128 * 1024)
 #define LEGACY_MAX_FIELDS 16 /* register has the most: 4 */
-#define LEGACY_SKEW 300     /* seconds a signature may be off the clock */
 #define LEGACY_TOKEN_LEN 64 /* hex digits of 32 random octets */
 
 /* ---- what a signed request must be --------------------------------------- */
@@ -65,7 +65,7 @@ seen_in_memory(const unsigned char d[CRYPTO_HASH_LEN])
 	}
 	if (free_slot != -1) {
 		memcpy(seen_mem.d[free_slot], d, CRYPTO_HASH_LEN);
-		seen_mem.until[free_slot] = now + 2 * LEGACY_SKEW;
+		seen_mem.until[free_slot] = now + 2 * AUTH_SKEW;
 		ret = 0;
 	}
 out:
@@ -476,7 +476,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 		}
 		if (clientkey_verify(plain, plainlen, NULL, 0,
 			legacy_client_key, r, &data, &datalen, signer, &created,
-			LEGACY_SKEW, err, sizeof(err)) == -1)
+			AUTH_SKEW, err, sizeof(err)) == -1)
 			goto unsigned_;
 	} else {
 		if (named == NULL || legacy_fpr(named, fpr) == -1) {
@@ -493,7 +493,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 		}
 		if (clientkey_verify((const unsigned char *)payload,
 			strlen(payload), sigbin, siglen, legacy_client_key, r,
-			NULL, NULL, signer, &created, LEGACY_SKEW, err,
+			NULL, NULL, signer, &created, AUTH_SKEW, err,
 			sizeof(err)) == -1)
 			goto unsigned_;
 		if (strcmp(signer, fpr) != 0) {
@@ -527,7 +527,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 		    "sig_fingerprint is not the signer");
 		goto out;
 	}
-	if (created < now - LEGACY_SKEW || created > now + LEGACY_SKEW) {
+	if (created < now - AUTH_SKEW || created > now + AUTH_SKEW) {
 		verdict_refuse(v, 401, "stale",
 		    "the request's signature is more than 300 seconds from the "
 		    "server's clock");
@@ -731,6 +731,24 @@ out:
 	store_legacy_client_clear(&r->c);
 	evhttp_clear_headers(&form);
 }
+
+/*
+ * An action the protocol does not have, posted by a client: refused in
+ * its protocol, as every answer to it is (route.c's catch-all).
+ */
+static int
+unknown_run(struct legacy_req *r, json_t **ans, int *status,
+    struct verdict *v)
+{
+	(void)r;
+	(void)ans;
+	(void)status;
+	return verdict_refuse(v, 400, "unknown_action",
+	    "unknown action in parameter a (docs/legacy.md lists them)");
+}
+
+const struct legacy_part legacy_unknown = {"unknown", LEGACY_ANY_STATE,
+    unknown_run};
 
 void
 legacy_action(struct worker *w, struct http_req *req,

@@ -56,7 +56,7 @@ handler_fn legacy_url;	  /* POST /?d=URL */
 extern const struct legacy_part legacy_register, legacy_verify,
     legacy_activation, legacy_put, legacy_request, legacy_get, legacy_search,
     legacy_pending, legacy_authorize, legacy_deny, legacy_enable,
-    legacy_disable, legacy_purge, legacy_entropy;
+    legacy_disable, legacy_purge, legacy_entropy, legacy_unknown;
 
 /* ---- for the parts ------------------------------------------------------ */
 

@@ -314,7 +314,8 @@ entropy_run(struct legacy_req *r, json_t **ans, int *status,
 	char *b64;
 
 	(void)status;
-	if (legacy_int(r, "count", 1, ENTROPY_MAX, LEGACY_REQUIRED, &count, v) == -1)
+	if (legacy_int(r, "count", 1, ENTROPY_MAX, LEGACY_REQUIRED, &count,
+		v) == -1)
 		return -1;
 	if (crypto_random(buf, (size_t)count) == -1 ||
 	    (b64 = crypto_b64_encode(buf, (size_t)count)) == NULL)

@@ -71,6 +71,8 @@ static const struct route routes[] = {
     L("disable", legacy_disable),
     L("purge", legacy_purge),
     L("entropy", legacy_entropy),
+    /* Any other action posted: refused in the client's protocol. */
+    L(NULL, legacy_unknown),
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -175,10 +177,10 @@ route_find(enum httpmsg_method method, const char *path,
     const struct evkeyvalq *q, unsigned need, struct handler_match *m,
     struct verdict *v)
 {
-	const struct route *g, *r;
+	const struct route *g, *r, *any = NULL;
 	const char *val = NULL;
 	char values[160];
-	unsigned allow = 0;
+	unsigned allow = 0, anyallow = 0;
 	int named = 0;
 
 	memset(m, 0, sizeof(*m));
@@ -189,11 +191,21 @@ route_find(enum httpmsg_method method, const char *path,
 	if (g->param != NULL && q != NULL)
 		val = evhttp_find_header(q, g->param);
 	m->value = val;
-	/* The group's entries for this value (all, when it names none). */
+	/*
+	 * The group's entries for this value (all, when it names none); a
+	 * value no entry names falls to the group's catch-all (an entry of
+	 * no value) for its method, if it has one.
+	 */
 	for (r = routes; r < routes + NROUTES; r++) {
-		if (!same_group(g, r) || (r->flags & need) != need ||
-		    (val != NULL && r->value != NULL &&
-			strcmp(r->value, val) != 0))
+		if (!same_group(g, r) || (r->flags & need) != need)
+			continue;
+		if (val != NULL && r->value == NULL) {
+			if (any == NULL && (r->methods & ROUTE_M(method)))
+				any = r;
+			anyallow |= r->methods;
+			continue;
+		}
+		if (val != NULL && strcmp(r->value, val) != 0)
 			continue;
 		named = 1;
 		allow |= r->methods;
@@ -202,6 +214,15 @@ route_find(enum httpmsg_method method, const char *path,
 			m->arg = r->arg;
 			return r;
 		}
+	}
+	if (!named && any != NULL) {
+		m->arg = any->arg;
+		return any;
+	}
+	/* A group of nothing but a catch-all (/?d=): its methods. */
+	if (!named && *group_values(g, values, sizeof(values)) == '\0') {
+		named = 1;
+		allow = anyallow;
 	}
 	if (!named) {
 		verdict_refuse(v, 400, "unknown_action", v->buf);

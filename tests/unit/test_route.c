@@ -163,6 +163,32 @@ test_actions(void **state)
 	assert_ptr_equal(r->fn, legacy_url);
 	assert_string_equal(m.value, "abc");
 	evhttp_clear_headers(&q);
+	/* Any other action posted is the client's to be refused in. */
+	r = FIND(HTTPMSG_POST, "/", "a=nosuchaction");
+	assert_ptr_equal(r->fn, legacy_action);
+	assert_ptr_equal(m.arg, &legacy_unknown);
+	evhttp_clear_headers(&q);
+	r = FIND(HTTPMSG_POST, "/", "a=");
+	assert_ptr_equal(m.arg, &legacy_unknown);
+	evhttp_clear_headers(&q);
+	assert_null(FIND(HTTPMSG_GET, "/", "d=abc"));
+	assert_int_equal(v.status, 405);
+	assert_string_equal(v.allow, "POST");
+	evhttp_clear_headers(&q);
+
+	/* Whose refusals are forms (reason=...), and whose JSON. */
+	assert_true(route_refuses_as_form(HTTPMSG_POST, "/", "a=put"));
+	assert_true(route_refuses_as_form(HTTPMSG_POST, "/", "a=nosuch"));
+	assert_true(route_refuses_as_form(HTTPMSG_POST, "/", "d=abc"));
+	assert_true(route_refuses_as_form(HTTPMSG_POST, "/pks/add", NULL));
+	assert_true(route_refuses_as_form(HTTPMSG_GET, "/pks/lookup",
+	    "op=get&search=0x00"));
+	assert_false(route_refuses_as_form(HTTPMSG_GET, "/", "a=nosuch"));
+	assert_false(route_refuses_as_form(HTTPMSG_GET, "/", "a=fingerprint"));
+	assert_false(route_refuses_as_form(HTTPMSG_POST, "/v1/register", NULL));
+	assert_false(route_refuses_as_form(HTTPMSG_GET, "/v1/deposits/x", NULL));
+	assert_false(route_refuses_as_form(HTTPMSG_GET, "/nowhere", NULL));
+	assert_false(route_refuses_as_form(HTTPMSG_POST, "/", "q=TOKEN"));
 
 	/* "/" naming nothing (or a query that does not parse). */
 	assert_null(FIND(HTTPMSG_GET, "/", NULL));
