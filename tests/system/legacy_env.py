@@ -197,11 +197,14 @@ class LegacyEnv:
         assert not oks, "%s: expected no audit row saying ok, got %r" % (what, oks)
 
 
-def start_env(registry, template, name, mail=False, conf=None):
+def start_env(registry, template, name, mail=False, conf=None, prepare=None):
     """A module environment: its own cluster (bootstrapped into a copy of
-    the session's initialized conf dir), an SMTP sink when mail, and a
-    started server.  Returns (env, stop)."""
+    the session's initialized conf dir, prepare(confdir) done to it
+    first), an SMTP sink when mail, and a started server.  Returns (env,
+    stop)."""
     confdir = copy_confdir(registry, template.confdir, name)
+    if prepare is not None:
+        prepare(confdir)
     rootdir = os.path.join(registry.mkdtemp(name + "-pg-"), "pgdata")
     cluster = Cluster(registry, rootdir, free_port())
     proc = cluster.bootstrap(confdir)
