@@ -17,6 +17,7 @@
 #include "clientkey.h"
 #include "ha.h"
 #include "log.h"
+#include "orgauth.h"
 #include "throttle.h"
 #include "util.h"
 
@@ -41,22 +42,6 @@ reg_audit(struct worker *w, struct http_req *req, const char *actor,
 	audit(w->srv->ha, w->store,
 	    AUDIT_ROW(.actor = actor, .org = org, .action = "register",
 		.object = actor, .remote = http_peer(req), .result = why));
-}
-
-/* Is the given auth secret the org's?  Length-safe, constant time. */
-static int
-reg_auth_equal(const char *given, const char *want)
-{
-	unsigned char a[CRYPTO_HASH_LEN], b[CRYPTO_HASH_LEN];
-	int eq;
-
-	if (crypto_sha256(given, strlen(given), a) == -1 ||
-	    crypto_sha256(want, strlen(want), b) == -1)
-		return 0;
-	eq = CRYPTO_memcmp(a, b, sizeof(a)) == 0;
-	OPENSSL_cleanse(a, sizeof(a));
-	OPENSSL_cleanse(b, sizeof(b));
-	return eq;
 }
 
 static int
@@ -101,17 +86,9 @@ reg_org(struct worker *w, struct http_req *req, struct reg *r,
 		return VERDICT_DB_DOWN(v);
 	}
 	snprintf(r->orgid, sizeof(r->orgid), "%s", o.id);
-	if (*o.auth_secret == '\0')
-		r->state = "active";
-	else if (r->auth == NULL || *r->auth == '\0')
-		r->state = "pending";
-	else if (reg_auth_equal(r->auth, o.auth_secret))
-		r->state = "active";
-	else {
-		throttle_fail(w->srv->throttle, http_peer(req));
+	if (orgauth_state(w->srv->throttle, http_peer(req), &o, r->auth,
+		&r->state, v) == -1) {
 		reg_audit(w, req, NULL, r->org, "bad_auth");
-		verdict_refuse(v, 403, "bad_auth",
-		    "wrong authorization secret for this organization");
 		goto out;
 	}
 	ret = 0;

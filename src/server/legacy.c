@@ -190,6 +190,23 @@ legacy_bool(
 	return 0;
 }
 
+int
+legacy_store_refusal(enum store_result s, struct verdict *v, const char *what)
+{
+	switch (s) {
+	case STORE_NOT_FOUND:
+		verdict_refuse(v, 404, "not_found", v->buf);
+		snprintf(v->buf, sizeof(v->buf), "no such %s", what);
+		return -1;
+	case STORE_NO_SYNC:
+		return ha_no_sync(v);
+	case STORE_INTEGRITY:
+		return VERDICT_INTEGRITY(v);
+	default:
+		return VERDICT_DB_DOWN(v);
+	}
+}
+
 void
 legacy_audit(struct legacy_req *r, const char *object, const char *why)
 {

@@ -81,6 +81,13 @@ int legacy_fpr(const char *qualified, char fpr[PGP_FPR_LEN + 1]);
  */
 char *legacy_message(struct legacy_req *r, const char *pubkey,
     const char *data, size_t len, char *err, size_t errlen);
+/*
+ * A store result that is not STORE_OK as the client sees it: -1 with v
+ * refusing (404 "no such <what>", 503 no standby, 500 integrity or the
+ * database down).
+ */
+int legacy_store_refusal(enum store_result s, struct verdict *v,
+    const char *what);
 /* Audit the request's action on object, its outcome or refusal why. */
 void legacy_audit(struct legacy_req *r, const char *object, const char *why);
 

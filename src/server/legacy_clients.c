@@ -18,6 +18,7 @@
 #include "legacy.h"
 #include "log.h"
 #include "mail.h"
+#include "orgauth.h"
 #include "throttle.h"
 #include "util.h"
 
@@ -93,6 +94,7 @@ register_run(struct legacy_req *r, json_t **ans, int *status,
 	char err[256], *armored = NULL, *msg = NULL;
 	struct clientkey *key = NULL;
 	struct org_row o = {"", NULL};
+	enum store_result s;
 	int tsync = sync != NULL && (strcmp(sync, "1") == 0 ||
 				     strcasecmp(sync, "true") == 0);
 	int ret = -1;
@@ -113,18 +115,10 @@ register_run(struct legacy_req *r, json_t **ans, int *status,
 	if (ha_write_gate(r->w->srv->ha, v) == -1 ||
 	    register_key(r, field(r, "fingerprint"), &armored, &key, v) == -1)
 		goto out;
-	if (org != NULL && *org != '\0') {
-		switch (store_org_get(r->w->store, org, &o)) {
-		case STORE_OK:
-			break;
-		case STORE_NOT_FOUND:
-			verdict_refuse(v, 404, "unknown_org",
-			    "no such organization");
-			goto out;
-		default:
-			VERDICT_DB_DOWN(v);
-			goto out;
-		}
+	if (org != NULL && *org != '\0' &&
+	    (s = store_org_get(r->w->store, org, &o)) != STORE_OK) {
+		legacy_store_refusal(s, v, "organization");
+		goto out;
 	}
 	token[0] = '\0';
 	if (crypto_random(rnd, sizeof(rnd)) == -1 ||
@@ -152,20 +146,14 @@ register_run(struct legacy_req *r, json_t **ans, int *status,
 		VERDICT_INTERNAL(v);
 		goto out;
 	}
-	switch (store_legacy_register(r->w->store,
-	    &(struct legacy_register){.fpr = r->c.fpr,
-		.qualified = r->c.qualified, .hostname = r->peer,
-		.pubkey = armored, .protocol = proto,
-		.token = tsync ? token : NULL, .challenge_sha512 = sha,
-		.org = o.id[0] != '\0' ? org : NULL, .remote = r->peer,
-		.nonce = nonce, .ct = ct})) {
-	case STORE_OK:
-		break;
-	case STORE_NO_SYNC:
-		ha_no_sync(v);
-		goto out;
-	default:
-		VERDICT_DB_DOWN(v);
+	if ((s = store_legacy_register(r->w->store,
+		 &(struct legacy_register){.fpr = r->c.fpr,
+		     .qualified = r->c.qualified, .hostname = r->peer,
+		     .pubkey = armored, .protocol = proto,
+		     .token = tsync ? token : NULL, .challenge_sha512 = sha,
+		     .org = o.id[0] != '\0' ? org : NULL, .remote = r->peer,
+		     .nonce = nonce, .ct = ct})) != STORE_OK) {
+		legacy_store_refusal(s, v, "client");
 		goto out;
 	}
 	*ans = json_pack("{s:s, s:s}", "challenge", msg, "sha512", sha);
@@ -191,6 +179,7 @@ verify_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 {
 	const char *response;
 	char sha[2 * 64 + 1];
+	enum store_result s;
 
 	(void)status;
 	if (legacy_str(r, "response", 0, &response, v) == -1)
@@ -203,35 +192,14 @@ verify_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 	if (strcasecmp(sha, r->c.challenge) != 0)
 		return verdict_refuse(v, 403, "bad_response",
 		    "the response is not the challenge's plaintext");
-	switch (store_legacy_verified(r->w->store, r->c.fpr, r->peer)) {
-	case STORE_OK:
-		break;
-	case STORE_NOT_FOUND:
+	s = store_legacy_verified(r->w->store, r->c.fpr, r->peer);
+	if (s == STORE_NOT_FOUND)
 		return verdict_refuse(v, 403, "no_challenge",
 		    "this client has no open challenge (register again)");
-	case STORE_NO_SYNC:
-		return ha_no_sync(v);
-	default:
-		return VERDICT_DB_DOWN(v);
-	}
+	if (s != STORE_OK)
+		return legacy_store_refusal(s, v, "client");
 	*ans = json_pack("{s:s}", "verified", "true");
 	return *ans != NULL ? 0 : VERDICT_INTERNAL(v);
-}
-
-/* Is the given auth secret the org's?  Length-safe, constant time. */
-static int
-auth_equal(const char *given, const char *want)
-{
-	unsigned char a[CRYPTO_HASH_LEN], b[CRYPTO_HASH_LEN];
-	int eq;
-
-	if (crypto_sha256(given, strlen(given), a) == -1 ||
-	    crypto_sha256(want, strlen(want), b) == -1)
-		return 0;
-	eq = CRYPTO_memcmp(a, b, sizeof(a)) == 0;
-	OPENSSL_cleanse(a, sizeof(a));
-	OPENSSL_cleanse(b, sizeof(b));
-	return eq;
 }
 
 static int
@@ -241,6 +209,7 @@ activation_run(struct legacy_req *r, json_t **ans, int *status,
 	const char *org, *auth, *state;
 	char *subject = NULL, *body = NULL;
 	struct org_row o = {"", NULL};
+	enum store_result s;
 	int ret = -1;
 
 	(void)status;
@@ -248,48 +217,27 @@ activation_run(struct legacy_req *r, json_t **ans, int *status,
 	    legacy_str(r, "auth", 1, &auth, v) == -1 ||
 	    throttle_check(r->w->srv->throttle, r->peer, v) == -1)
 		return -1;
-	switch (store_org_get(r->w->store, org, &o)) {
-	case STORE_OK:
-		break;
-	case STORE_NOT_FOUND:
-		return verdict_refuse(
-		    v, 404, "unknown_org", "no such organization");
-	default:
-		return VERDICT_DB_DOWN(v);
-	}
-	/* As /v1/register decides (api_register.c). */
-	if (*o.auth_secret == '\0')
-		state = "active";
-	else if (auth == NULL || *auth == '\0')
-		state = "pending";
-	else if (auth_equal(auth, o.auth_secret))
-		state = "active";
-	else {
-		throttle_fail(r->w->srv->throttle, r->peer);
-		verdict_refuse(v, 403, "bad_auth",
-		    "wrong authorization secret for this organization");
+	if ((s = store_org_get(r->w->store, org, &o)) != STORE_OK)
+		return legacy_store_refusal(s, v, "organization");
+	if (orgauth_state(r->w->srv->throttle, r->peer, &o, auth, &state, v) ==
+	    -1)
 		goto out;
-	}
 	if (mail_client_notice(r->w->srv->conf, org, r->c.fpr, r->peer, state,
 		&subject, &body) == -1) {
 		VERDICT_INTERNAL(v);
 		goto out;
 	}
-	switch (store_legacy_activate(r->w->store,
+	s = store_legacy_activate(r->w->store,
 	    &(struct legacy_activation){.fpr = r->c.fpr, .org = org,
 		.org_id = o.id, .state = state, .remote = r->peer,
-		.subject = subject, .body = body})) {
-	case STORE_OK:
-		break;
-	case STORE_NOT_FOUND: /* disabled meanwhile */
+		.subject = subject, .body = body});
+	if (s == STORE_NOT_FOUND) { /* disabled meanwhile */
 		verdict_refuse(v, 403, "client_disabled",
 		    "this client is disabled");
 		goto out;
-	case STORE_NO_SYNC:
-		ha_no_sync(v);
-		goto out;
-	default:
-		VERDICT_DB_DOWN(v);
+	}
+	if (s != STORE_OK) {
+		legacy_store_refusal(s, v, "client");
 		goto out;
 	}
 	log_info("legacy activation: client %s in org %s: %s", r->c.fpr, org,

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "deposit.h"
-#include "ha.h"
 #include "legacy.h"
 #include "log.h"
 #include "util.h"
@@ -122,24 +121,6 @@ bad_uuid(struct verdict *v, const char *key)
 	return -1;
 }
 
-/* A store result that is not OK, as the client sees it. */
-static int
-store_refusal(enum store_result s, struct verdict *v, const char *what)
-{
-	switch (s) {
-	case STORE_NOT_FOUND:
-		verdict_refuse(v, 404, "not_found", v->buf);
-		snprintf(v->buf, sizeof(v->buf), "no such %s", what);
-		return -1;
-	case STORE_NO_SYNC:
-		return ha_no_sync(v);
-	case STORE_INTEGRITY:
-		return VERDICT_INTEGRITY(v);
-	default:
-		return VERDICT_DB_DOWN(v);
-	}
-}
-
 /* ---- put -------------------------------------------------------------------- */
 
 struct put_fields {
@@ -245,7 +226,7 @@ put_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 		    "know");
 		goto out;
 	default:
-		store_refusal(STORE_FAIL, v, "deposit");
+		legacy_store_refusal(STORE_FAIL, v, "deposit");
 		goto out;
 	}
 	/* Always a url, or the client prints "?d=null". */
@@ -270,10 +251,10 @@ find_readable(struct legacy_req *r, const char *uuid, const char *handle,
 
 	s = store_legacy_deposit(r->w->store, uuid, handle, url, r->c.fpr, d);
 	if (s != STORE_OK)
-		return store_refusal(s, v, "deposit");
+		return legacy_store_refusal(s, v, "deposit");
 	if (d->expired) {
 		store_legacy_deposit_clear(d);
-		return store_refusal(STORE_NOT_FOUND, v, "deposit");
+		return legacy_store_refusal(STORE_NOT_FOUND, v, "deposit");
 	}
 	if (!d->may_read) {
 		store_legacy_deposit_clear(d);
@@ -295,7 +276,7 @@ new_request(struct legacy_req *r, const struct legacy_deposit *d,
 		return VERDICT_INTERNAL(v);
 	s = store_legacy_request_new(r->w->store, req, d->uuid, r->c.fpr,
 	    justification, timeout, r->c.org, r->peer);
-	return s == STORE_OK ? 0 : store_refusal(s, v, "deposit");
+	return s == STORE_OK ? 0 : legacy_store_refusal(s, v, "deposit");
 }
 
 static int
@@ -373,7 +354,7 @@ release(struct legacy_req *r, const char *req, const struct legacy_request *q,
 		return verdict_refuse(v, 403, "refused",
 		    "this deposit's policy no longer allows its release");
 	if (s != STORE_OK)
-		return store_refusal(s, v, "deposit");
+		return legacy_store_refusal(s, v, "deposit");
 	if ((plain = malloc(len + 1)) == NULL ||
 	    deposit_open(r->w->srv->datakey, d->sealed, plain) == -1) {
 		log_warnx("legacy deposit %s: integrity check failed",
@@ -421,9 +402,9 @@ get_run(struct legacy_req *r, json_t **ans, int *status, struct verdict *v)
 			return bad_uuid(v, "request_uuid");
 		if ((s = store_legacy_request(r->w->store, req, r->c.fpr,
 			 &q)) != STORE_OK)
-			return store_refusal(s, v, "request");
+			return legacy_store_refusal(s, v, "request");
 		if (q.expired)
-			return store_refusal(STORE_NOT_FOUND, v, "request");
+			return legacy_store_refusal(STORE_NOT_FOUND, v, "request");
 		if (find_readable(r, q.deposit, NULL, NULL, &d, v) == -1)
 			return -1;
 	}
@@ -489,7 +470,7 @@ search_run(struct legacy_req *r, json_t **ans, int *status,
 	if ((s = store_legacy_search(r->w->store, r->c.fpr,
 		 text != NULL && *text != '\0' ? text : NULL, after, before,
 		 group, &matches)) != STORE_OK)
-		return store_refusal(s, v, "deposit");
+		return legacy_store_refusal(s, v, "deposit");
 	legacy_audit(r, text, "ok");
 	*ans = json_pack("{s:o}", "matches", matches);
 	return *ans != NULL ? 0 : VERDICT_INTERNAL(v);
@@ -505,7 +486,7 @@ pending_run(struct legacy_req *r, json_t **ans, int *status,
 	(void)status;
 	if ((s = store_legacy_pending(r->w->store, r->c.fpr, &reqs)) !=
 	    STORE_OK)
-		return store_refusal(s, v, "request");
+		return legacy_store_refusal(s, v, "request");
 	legacy_audit(r, NULL, "ok");
 	*ans = json_pack("{s:o}", "requests", reqs);
 	return *ans != NULL ? 0 : VERDICT_INTERNAL(v);
@@ -531,7 +512,7 @@ vote(struct legacy_req *r, int approve, json_t **ans, struct verdict *v)
 		return verdict_refuse(v, 404, "not_found",
 		    "no such request waiting for this trustee's vote");
 	if (s != STORE_OK)
-		return store_refusal(s, v, "request");
+		return legacy_store_refusal(s, v, "request");
 	*ans = json_object();
 	return *ans != NULL ? 0 : VERDICT_INTERNAL(v);
 }
@@ -590,7 +571,7 @@ manage(struct legacy_req *r, const char *op, json_t **ans, struct verdict *v)
 		return verdict_refuse(v, 404, "not_found",
 		    "a deposit named does not exist");
 	if (s != STORE_OK)
-		return store_refusal(s, v, "deposit");
+		return legacy_store_refusal(s, v, "deposit");
 	*ans = json_object();
 	return *ans != NULL ? 0 : VERDICT_INTERNAL(v);
 }

@@ -45,6 +45,8 @@ def make_old_style(confdir):
     assert primary_usage(confdir) == "sc", \
         "expected the primary to sign and certify only, got %r" % primary_usage(confdir)
     assert gpg_fingerprints(confdir)[0] == fpr
+    # The agent gpg started runs as root; the server starts its own.
+    run([tool("gpgconf"), "--homedir", confdir, "--kill", "all"], check=True)
 
 
 @pytest.fixture(scope="module")

@@ -242,6 +242,52 @@ store_is_readonly(PGresult *res)
 	return state != NULL && strcmp(state, "25006") == 0;
 }
 
+enum store_result
+store_gated(struct store *st, const char *what, const char *sql, int n,
+    const char *const *params, const int *lens, const int *fmts,
+    PGresult **out)
+{
+	enum store_result ret = STORE_FAIL;
+	PGresult *res;
+	int timed_out;
+
+	*out = NULL;
+	res = store_exec_bounded(
+	    st, NULL, sql, n, params, lens, fmts, &timed_out);
+	if (timed_out)
+		ret = STORE_NO_SYNC;
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
+		log_warnx("%s: %s", what, store_error(res, st->db));
+	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		ret = STORE_NO_SYNC;
+	else {
+		*out = res;
+		return STORE_OK;
+	}
+	PQclear(res);
+	return ret;
+}
+
+enum store_result
+store_gated_count(struct store *st, const char *what, const char *sql,
+    int n, const char *const *params, const int *lens, const int *fmts)
+{
+	enum store_result ret;
+	PGresult *res;
+
+	if ((ret = store_gated(st, what, sql, n, params, lens, fmts, &res)) !=
+	    STORE_OK)
+		return ret;
+	if (PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+		ret = STORE_OK;
+	else if (PQnfields(res) > 2 && strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+		ret = STORE_FORBIDDEN;
+	else
+		ret = STORE_NOT_FOUND;
+	PQclear(res);
+	return ret;
+}
+
 const char *
 store_text(const char *s)
 {

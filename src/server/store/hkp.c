@@ -37,12 +37,11 @@ store_hkp_add(struct store *st, const char *fpr, const char *armored,
     const char *remote)
 {
 	const char *params[3] = {fpr, armored, store_text(remote)};
-	enum store_result ret = STORE_FAIL;
+	enum store_result ret;
 	PGresult *res;
-	int timed_out;
 
 	/* The key, its audit row, and the keys nobody claimed in a day. */
-	res = store_exec_bounded(st, NULL,
+	ret = store_gated(st, "HKP add",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "x AS (DELETE FROM hkp_keys WHERE added <= now() - " HKP_KEEP
 	    " AND (SELECT ok FROM g)), "
@@ -54,14 +53,7 @@ store_hkp_add(struct store *st, const char *fpr, const char *armored,
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), NULL, NULL, 'hkp.add', "
 	    "fingerprint, $3, 'ok' FROM k) "
 	    "SELECT (SELECT ok FROM g)",
-	    3, params, NULL, NULL, &timed_out);
-	if (timed_out)
-		ret = STORE_NO_SYNC;
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-		log_warnx("HKP add: %s", store_error(res, st->db));
-	else
-		ret = strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? STORE_OK
-							       : STORE_NO_SYNC;
+	    3, params, NULL, NULL, &res);
 	PQclear(res);
 	return ret;
 }

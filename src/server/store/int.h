@@ -89,6 +89,22 @@ int store_prepare(struct store *st, const struct store_stmt *s);
 PGresult *store_exec_bounded(struct store *st, const struct store_stmt *s,
     const char *sql, int n, const char *const *params, const int *lens,
     const int *fmts, int *timed_out);
+/*
+ * store_exec_bounded of a statement whose column 0 says whether the
+ * standby gate (HA_SYNC_OK) let it write ("t"): STORE_OK with *out (the
+ * caller PQclears it), STORE_NO_SYNC, or STORE_FAIL (logged as what).
+ */
+enum store_result store_gated(struct store *st, const char *what,
+    const char *sql, int n, const char *const *params, const int *lens,
+    const int *fmts, PGresult **out);
+/*
+ * store_gated, then column 1's count: STORE_OK when it is not 0, else
+ * STORE_FORBIDDEN when a column 2 is true (the rows are there, not the
+ * caller's), else STORE_NOT_FOUND.
+ */
+enum store_result store_gated_count(struct store *st, const char *what,
+    const char *sql, int n, const char *const *params, const int *lens,
+    const int *fmts);
 /* libpq's primary message only: its detail may quote the row's values. */
 const char *store_error(PGresult *res, PGconn *db);
 /* 1 when res is an error because the database is read-only now. */

@@ -79,9 +79,7 @@ enum store_result
 store_legacy_register(struct store *st, const struct legacy_register *r)
 {
 	const char *params[11];
-	int lens[11] = {0}, fmts[11] = {0}, timed_out;
-	enum store_result ret = STORE_FAIL;
-	PGresult *res;
+	int lens[11] = {0}, fmts[11] = {0};
 
 	params[0] = r->fpr;
 	params[1] = r->qualified;
@@ -103,7 +101,7 @@ store_legacy_register(struct store *st, const struct legacy_register *r)
 	 * again, restored) keeps its state and org but takes the new
 	 * challenge, protocol and token.  The key leaves hkp_keys.
 	 */
-	res = store_exec_bounded(st, NULL,
+	return store_gated_count(st, "legacy register",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "c AS (INSERT INTO clients (fingerprint, qualified, org_id, "
 	    "hostname, pubkey, secret_nonce, secret_ct, state, protocol, "
@@ -121,60 +119,7 @@ store_legacy_register(struct store *st, const struct legacy_register *r)
 	    "'register', c.fingerprint, $11, CASE WHEN c.new THEN 'created' "
 	    "ELSE 'again' END FROM c) "
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
-	    11, params, lens, fmts, &timed_out);
-	if (timed_out)
-		ret = STORE_NO_SYNC;
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-		log_warnx("legacy register: %s", store_error(res, st->db));
-	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-		ret = STORE_NO_SYNC;
-	else
-		ret = strcmp(PQgetvalue(res, 0, 1), "1") == 0 ? STORE_OK
-							       : STORE_FAIL;
-	PQclear(res);
-	return ret;
-}
-
-/* A write of one statement gated by the standby: the result's column 0. */
-static enum store_result
-gated(struct store *st, const char *what, const char *sql, int n,
-    const char *const *params, PGresult **out)
-{
-	enum store_result ret = STORE_FAIL;
-	PGresult *res;
-	int timed_out;
-
-	*out = NULL;
-	res = store_exec_bounded(
-	    st, NULL, sql, n, params, NULL, NULL, &timed_out);
-	if (timed_out)
-		ret = STORE_NO_SYNC;
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
-		log_warnx("%s: %s", what, store_error(res, st->db));
-	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-		ret = STORE_NO_SYNC;
-	else {
-		*out = res;
-		return STORE_OK;
-	}
-	PQclear(res);
-	return ret;
-}
-
-/* The count in column 1 of a gated statement's result: OK or NOT_FOUND. */
-static enum store_result
-gated_count(struct store *st, const char *what, const char *sql, int n,
-    const char *const *params)
-{
-	enum store_result ret;
-	PGresult *res;
-
-	if ((ret = gated(st, what, sql, n, params, &res)) != STORE_OK)
-		return ret;
-	ret = strcmp(PQgetvalue(res, 0, 1), "0") != 0 ? STORE_OK
-						       : STORE_NOT_FOUND;
-	PQclear(res);
-	return ret;
+	    11, params, lens, fmts);
 }
 
 enum store_result
@@ -182,7 +127,7 @@ store_legacy_verified(struct store *st, const char *fpr, const char *remote)
 {
 	const char *params[2] = {fpr, store_text(remote)};
 
-	return gated_count(st, "legacy verify",
+	return store_gated_count(st, "legacy verify",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "c AS (UPDATE clients SET challenge_sha512 = NULL, state = CASE "
 	    "WHEN state = 'unverified' THEN 'verified' ELSE state END "
@@ -191,7 +136,7 @@ store_legacy_verified(struct store *st, const char *fpr, const char *remote)
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), fingerprint, NULL, "
 	    "'verify', fingerprint, $2, 'ok' FROM c) "
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
-	    2, params);
+	    2, params, NULL, NULL);
 }
 
 enum store_result
@@ -201,7 +146,7 @@ store_legacy_activate(struct store *st, const struct legacy_activation *a)
 	    store_text(a->remote), a->subject, a->body};
 
 	/* The client's org and state, its audit row, its org's notice. */
-	return gated_count(st, "legacy activation",
+	return store_gated_count(st, "legacy activation",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "c AS (UPDATE clients SET org_id = $2::bigint, state = $3 "
 	    "WHERE fingerprint = $1 AND state IN ('verified', 'pending', "
@@ -214,7 +159,7 @@ store_legacy_activate(struct store *st, const struct legacy_activation *a)
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c), "
 	    "CASE WHEN EXISTS (SELECT 1 FROM m) "
 	    "THEN pg_notify('" MAIL_CHANNEL "', 'client')::text END",
-	    7, params);
+	    7, params, NULL, NULL);
 }
 
 enum store_result
@@ -227,14 +172,14 @@ store_legacy_token(struct store *st, const char *fpr, const char *from,
 	 * Compare and swap: only one of two requests with one token gets
 	 * to go on; after a reset (orgtool reset-token) whatever it sends.
 	 */
-	return gated_count(st, "token",
+	return store_gated_count(st, "token",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "c AS (UPDATE clients SET token = $3, token_reset = false "
 	    "WHERE fingerprint = $1 AND token IS NOT NULL AND "
 	    "(token = $2 OR token_reset) AND (SELECT ok FROM g) "
 	    "RETURNING 1) "
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
-	    3, params);
+	    3, params, NULL, NULL);
 }
 
 enum store_result

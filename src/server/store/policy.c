@@ -21,63 +21,13 @@
 /* A deposit not gone: not past its ttl. */
 #define ALIVE "(d.expires IS NULL OR d.expires > now())"
 
-/* A write gated by the standby whose first column says if it ran. */
-static enum store_result
-legacy_write(struct store *st, const char *what, const char *sql, int n,
-    const char *const *params, PGresult **out)
-{
-	enum store_result ret = STORE_FAIL;
-	PGresult *res;
-	int timed_out;
-
-	*out = NULL;
-	res = store_exec_bounded(
-	    st, NULL, sql, n, params, NULL, NULL, &timed_out);
-	if (timed_out)
-		ret = STORE_NO_SYNC;
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
-		log_warnx("%s: %s", what, store_error(res, st->db));
-	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-		ret = STORE_NO_SYNC;
-	else {
-		*out = res;
-		return STORE_OK;
-	}
-	PQclear(res);
-	return ret;
-}
-
-/*
- * legacy_write, and when column 1 counts nothing STORE_NOT_FOUND, or
- * STORE_FORBIDDEN when a column 2 says the rows are there (not the
- * caller's).
- */
-static enum store_result
-legacy_write_count(struct store *st, const char *what, const char *sql,
-    int n, const char *const *params)
-{
-	enum store_result ret;
-	PGresult *res;
-
-	if ((ret = legacy_write(st, what, sql, n, params, &res)) != STORE_OK)
-		return ret;
-	if (strcmp(PQgetvalue(res, 0, 1), "0") != 0)
-		ret = STORE_OK;
-	else if (PQnfields(res) > 2 && strcmp(PQgetvalue(res, 0, 2), "t") == 0)
-		ret = STORE_FORBIDDEN;
-	else
-		ret = STORE_NOT_FOUND;
-	PQclear(res);
-	return ret;
-}
-
 enum store_result
 store_legacy_put(struct store *st, const struct legacy_put *p)
 {
 	char votes[16], retrievals[16], ttl[24], ttb[24], archive[16];
 	const char *params[19];
-	int lens[19] = {0}, fmts[19] = {0}, timed_out;
-	enum store_result ret = STORE_FAIL;
+	int lens[19] = {0}, fmts[19] = {0};
+	enum store_result ret;
 	PGresult *res;
 
 	snprintf(votes, sizeof(votes), "%d", p->votes);
@@ -112,7 +62,7 @@ store_legacy_put(struct store *st, const struct legacy_put *p)
 	 * readers, trustees: comma-joined fingerprints ("" none); votes -1:
 	 * every trustee; retrievals -1: unlimited; ttl -1: for ever.
 	 */
-	res = store_exec_bounded(st, NULL,
+	ret = store_gated(st, "legacy put",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "t AS (SELECT string_to_array(nullif($8, ''), ',') AS tr), "
 	    /* Every reader and trustee a client of this server. */
@@ -136,18 +86,13 @@ store_legacy_put(struct store *st, const struct legacy_put *p)
 	    "'deposit_create', uuid::text, $19, 'ok' FROM d) "
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM d), "
 	    "(SELECT n FROM u)",
-	    19, params, lens, fmts, &timed_out);
-	if (timed_out)
-		ret = STORE_NO_SYNC;
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-		log_warnx("legacy put: %s", store_error(res, st->db));
-	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-		ret = STORE_NO_SYNC;
-	else if (strcmp(PQgetvalue(res, 0, 2), "0") != 0)
+	    19, params, lens, fmts, &res);
+	if (ret != STORE_OK)
+		return ret;
+	if (strcmp(PQgetvalue(res, 0, 2), "0") != 0)
 		ret = STORE_NOT_FOUND;
-	else
-		ret = strcmp(PQgetvalue(res, 0, 1), "1") == 0 ? STORE_OK
-							       : STORE_FAIL;
+	else if (strcmp(PQgetvalue(res, 0, 1), "1") != 0)
+		ret = STORE_FAIL;
 	PQclear(res);
 	return ret;
 }
@@ -244,7 +189,7 @@ store_legacy_request_new(struct store *st, const char *req_uuid,
 	    tmo, org, store_text(remote)};
 
 	snprintf(tmo, sizeof(tmo), "%ld", timeout);
-	return legacy_write_count(st, "legacy request",
+	return store_gated_count(st, "legacy request",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "r AS (INSERT INTO legacy_requests (uuid, deposit, requester, "
 	    "justification, expires) SELECT $1::uuid, $2::uuid, $3, $4, "
@@ -253,7 +198,7 @@ store_legacy_request_new(struct store *st, const char *req_uuid,
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $3, $6, "
 	    "'deposit_request', $2, $7, 'ok' FROM r) "
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM r)",
-	    7, params);
+	    7, params, NULL, NULL);
 }
 
 enum store_result
@@ -295,7 +240,7 @@ store_legacy_release(struct store *st, const char *req_uuid,
 	 * One of its retrievals, only while the policy still allows it (a
 	 * concurrent release may have taken the last one).
 	 */
-	return legacy_write_count(st, "legacy release",
+	return store_gated_count(st, "legacy release",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "d AS (UPDATE deposits d SET released = released + 1, disabled = "
 	    "disabled OR $3::boolean WHERE d.uuid = $2::uuid AND "
@@ -308,7 +253,7 @@ store_legacy_release(struct store *st, const char *req_uuid,
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $4, $5, 'deposit_read', "
 	    "uuid::text, $6, 'ok' FROM d) "
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM d)",
-	    6, params);
+	    6, params, NULL, NULL);
 }
 
 enum store_result
@@ -319,7 +264,7 @@ store_legacy_vote(struct store *st, const char *req_uuid,
 	    store_text(remote)};
 
 	/* A trustee of the deposit votes once on a live request. */
-	return legacy_write_count(st, "legacy vote",
+	return store_gated_count(st, "legacy vote",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "v AS (INSERT INTO legacy_votes (request, trustee, approve) "
 	    "SELECT r.uuid, $2, $3::boolean FROM legacy_requests r JOIN "
@@ -334,7 +279,7 @@ store_legacy_vote(struct store *st, const char *req_uuid,
 	    "EXISTS (SELECT 1 FROM legacy_requests r JOIN deposits d ON "
 	    "d.uuid = r.deposit WHERE r.uuid = $1::uuid AND "
 	    "NOT $2 = ANY(d.trustees))",
-	    5, params);
+	    5, params, NULL, NULL);
 }
 
 enum store_result
@@ -347,7 +292,7 @@ store_legacy_manage(struct store *st, const char *owner, const char *uuids,
 	 * enable, disable or purge: every deposit named must be the
 	 * owner's, or nothing is done.  uuids: comma-joined, checked.
 	 */
-	return legacy_write_count(st, "legacy manage",
+	return store_gated_count(st, "legacy manage",
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
 	    "u AS (SELECT DISTINCT x::uuid AS uuid FROM "
 	    "unnest(string_to_array($2, ',')) x), "
@@ -367,7 +312,59 @@ store_legacy_manage(struct store *st, const char *owner, const char *uuids,
 	    "SELECT (SELECT ok FROM g), (SELECT ok FROM o)::int, "
 	    "(SELECT count(*) FROM deposits d JOIN u USING (uuid) WHERE "
 	    "d.kind = 'legacy') = (SELECT count(*) FROM u)",
-	    5, params);
+	    5, params, NULL, NULL);
+}
+
+/* Column col of row i as JSON: its text, or null. */
+static json_t *
+text_or_null(PGresult *res, int i, int col)
+{
+	return PQgetisnull(res, i, col) ? json_null()
+					: json_string(PQgetvalue(res, i, col));
+}
+
+/*
+ * The rows of a read as a JSON array, each made by row (NULL: out of
+ * memory): STORE_OK with *out, or STORE_FAIL (logged as what).
+ */
+static enum store_result
+rows_json(struct store *st, const char *what, const char *sql, int n,
+    const char *const *params, json_t *(*row)(PGresult *, int), json_t **out)
+{
+	enum store_result ret = STORE_FAIL;
+	json_t *arr = NULL;
+	PGresult *res;
+	int i;
+
+	*out = NULL;
+	if (store_db(st) == NULL)
+		return STORE_FAIL;
+	res = PQexecParams(st->db, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("%s: %s", what, store_error(res, st->db));
+		goto out;
+	}
+	if ((arr = json_array()) == NULL)
+		goto out;
+	for (i = 0; i < PQntuples(res); i++)
+		if (json_array_append_new(arr, row(res, i)) == -1)
+			goto out;
+	*out = arr;
+	arr = NULL;
+	ret = STORE_OK;
+out:
+	json_decref(arr);
+	PQclear(res);
+	return ret;
+}
+
+static json_t *
+search_row(PGresult *res, int i)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "state",
+	    PQgetvalue(res, i, 0), "creation", PQgetvalue(res, i, 1), "uuid",
+	    PQgetvalue(res, i, 2), "url", PQgetvalue(res, i, 3), "description",
+	    text_or_null(res, i, 4), "handle", PQgetvalue(res, i, 5));
 }
 
 enum store_result
@@ -375,15 +372,8 @@ store_legacy_search(struct store *st, const char *reader, const char *text,
     const char *after, const char *before, const char *group, json_t **out)
 {
 	const char *params[5] = {reader, text, after, before, group};
-	enum store_result ret = STORE_FAIL;
-	PGresult *res;
-	json_t *arr = NULL, *m;
-	int i;
 
-	*out = NULL;
-	if (store_db(st) == NULL)
-		return STORE_FAIL;
-	res = PQexecParams(st->db,
+	return rows_json(st, "legacy search",
 	    "SELECT CASE WHEN d.disabled THEN 'disabled' WHEN d.archive <> 0 "
 	    "THEN 'archived' ELSE 'active' END, " ISO("d.created") ", "
 	    "d.uuid::text, coalesce(d.url, ''), d.description, d.name "
@@ -395,50 +385,30 @@ store_legacy_search(struct store *st, const char *reader, const char *text,
 	    "($4::timestamptz IS NULL OR d.created < $4::timestamptz) AND "
 	    "($5::text IS NULL OR d.deposit_group = $5) "
 	    "ORDER BY d.created, d.uuid",
-	    5, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("legacy search: %s", store_error(res, st->db));
-		goto out;
-	}
-	if ((arr = json_array()) == NULL)
-		goto out;
-	for (i = 0; i < PQntuples(res); i++) {
-		m = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "state",
-		    PQgetvalue(res, i, 0), "creation", PQgetvalue(res, i, 1),
-		    "uuid", PQgetvalue(res, i, 2), "url", PQgetvalue(res, i, 3),
-		    "description",
-		    PQgetisnull(res, i, 4) ? json_null()
-					   : json_string(PQgetvalue(res, i, 4)),
-		    "handle", PQgetvalue(res, i, 5));
-		if (m == NULL || json_array_append_new(arr, m) == -1)
-			goto out;
-	}
-	*out = arr;
-	arr = NULL;
-	ret = STORE_OK;
-out:
-	json_decref(arr);
-	PQclear(res);
-	return ret;
+	    5, params, search_row, out);
+}
+
+static json_t *
+pending_row(PGresult *res, int i)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
+	    "request_uuid", PQgetvalue(res, i, 0), "role", "trustee",
+	    "creation", PQgetvalue(res, i, 1), "expiration",
+	    PQgetvalue(res, i, 2), "client_fingerprint", PQgetvalue(res, i, 3),
+	    "uuid", PQgetvalue(res, i, 4), "justification",
+	    text_or_null(res, i, 5));
 }
 
 enum store_result
 store_legacy_pending(struct store *st, const char *trustee, json_t **out)
 {
 	const char *params[1] = {trustee};
-	enum store_result ret = STORE_FAIL;
-	PGresult *res;
-	json_t *arr = NULL, *m;
-	int i;
 
-	*out = NULL;
-	if (store_db(st) == NULL)
-		return STORE_FAIL;
 	/*
 	 * Live requests for a deposit $1 is a trustee of that still wait for
 	 * votes: not voted on by $1, denied by none, short of the votes.
 	 */
-	res = PQexecParams(st->db,
+	return rows_json(st, "legacy pending",
 	    "SELECT r.uuid::text, " ISO("r.created") ", " ISO("r.expires") ", "
 	    "coalesce(c.qualified, r.requester), r.deposit::text, "
 	    "r.justification FROM legacy_requests r "
@@ -450,30 +420,5 @@ store_legacy_pending(struct store *st, const char *trustee, json_t **out)
 	    "AND (SELECT count(*) FROM legacy_votes v WHERE v.request = "
 	    "r.uuid) < d.votes "
 	    "ORDER BY r.created, r.uuid",
-	    1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("legacy pending: %s", store_error(res, st->db));
-		goto out;
-	}
-	if ((arr = json_array()) == NULL)
-		goto out;
-	for (i = 0; i < PQntuples(res); i++) {
-		m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
-		    "request_uuid", PQgetvalue(res, i, 0), "role", "trustee",
-		    "creation", PQgetvalue(res, i, 1), "expiration",
-		    PQgetvalue(res, i, 2), "client_fingerprint",
-		    PQgetvalue(res, i, 3), "uuid", PQgetvalue(res, i, 4),
-		    "justification",
-		    PQgetisnull(res, i, 5) ? json_null()
-					   : json_string(PQgetvalue(res, i, 5)));
-		if (m == NULL || json_array_append_new(arr, m) == -1)
-			goto out;
-	}
-	*out = arr;
-	arr = NULL;
-	ret = STORE_OK;
-out:
-	json_decref(arr);
-	PQclear(res);
-	return ret;
+	    1, params, pending_row, out);
 }
