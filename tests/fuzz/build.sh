@@ -8,6 +8,7 @@
 #   sh tests/fuzz/build.sh descriptor only fuzz_descriptor (the YAML descriptor)
 #   sh tests/fuzz/build.sh clientkey  only fuzz_clientkey (a client's public key)
 #   sh tests/fuzz/build.sh httpmsg    only fuzz_httpmsg (HTTP requests)
+#   sh tests/fuzz/build.sh pgpmsg     only fuzz_pgpmsg (a legacy client's OpenPGP)
 #   FUZZ_TIME=300 sh tests/fuzz/build.sh     run longer (seconds per target)
 #   FUZZ_BUILD_ONLY=1 sh tests/fuzz/build.sh build, do not run
 #
@@ -69,6 +70,10 @@ sources_for() {
 	clientkey) echo src/server/clientkey.c -lrnp ;;
 	# The HTTP request parser: self-contained.
 	httpmsg) echo src/common/httpmsg.c ;;
+	# Armor, public keys and messages of the legacy protocol.
+	pgpmsg) echo src/common/pgpmsg.c src/common/pgpmsg_armor.c \
+	    src/common/pgpmsg_pubkey.c src/common/pgpkey.c src/common/pgpsig.c \
+	    src/common/crypto.c src/common/util.c src/common/log.c -lz ;;
 	*) echo src/common/conf.c src/common/util.c src/common/log.c ;;
 	esac
 }
