@@ -685,11 +685,20 @@ http {
 # the table
 
 
+def median_or_none(values):
+    """The median, or None when a run has none (openssl's and the legacy
+    registrations' rows have no latency)."""
+    values = list(values)
+    return None if None in values or not values else statistics.median(values)
+
+
 def summarize(runs):
     rps = [r["rps"] for r in runs]
     return {"rps_median": statistics.median(rps), "rps_min": min(rps), "rps_max": max(rps),
-            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "p50_ms": median_or_none(r["p50_ms"] for r in runs),
+            "p99_ms": median_or_none(r["p99_ms"] for r in runs),
+            "server_cpu_ms_per_req": median_or_none(r.get("server_cpu_ms_per_req")
+                                                    for r in runs),
             "errors": sum(r.get("errors", 0) for r in runs),
             "cpu_us_per_req": statistics.median(r.get("cpu_us_per_req", 0) for r in runs),
             "steal_pct_max": max(r.get("steal_pct", 0) for r in runs),
@@ -707,8 +716,11 @@ def fmt_row(name, s):
     if "skipped" in s:
         return "%-34s %s" % (name, s["skipped"])
     stall, wal = s.get("disk_stall_ms_max"), s.get("wal_segments_new_median")
-    return "%-34s %9.0f  %8.0f-%-8.0f %7.2f %8.2f %6d %8.0f %6.0f %8s %7s" % (
-        name, s["rps_median"], s["rps_min"], s["rps_max"], s["p50_ms"], s["p99_ms"],
+
+    def ms(v):
+        return "-" if v is None else "%.2f" % v
+    return "%-34s %9.0f  %8.0f-%-8.0f %7s %8s %6d %8.0f %6.0f %8s %7s" % (
+        name, s["rps_median"], s["rps_min"], s["rps_max"], ms(s["p50_ms"]), ms(s["p99_ms"]),
         s["errors"], s.get("cpu_us_per_req", 0), s.get("steal_pct_max", 0),
         "-" if stall is None else "%.0f" % stall, "-" if wal is None else "%g" % wal)
 
@@ -770,6 +782,8 @@ def main():
         if ONLY:
             peer.why = "BENCH_ONLY"
 
+        import legacy
+        lg = legacy.Legacy(env, wrk, host_cpu, host_share, log, DUR, QUICK, SIZE)
         plan = [("baseline_a_nginx_static", loads.nginx_static),
                 ("ours_get", loads.ours_get),
                 ("ours_get_nofsync", loads.ours_get_nofsync),
@@ -781,8 +795,13 @@ def main():
         if peer_ok:
             plan += [("barbican_store", lambda: peer.load("store", DUR)),
                      ("barbican_fetch", lambda: peer.load("fetch", DUR))]
+        plan += lg.plan()
         if ONLY:
             plan = [(k, fn) for k, fn in plan if k in ONLY]
+        if any(k.startswith("legacy_") and k != "legacy_rsa4096_openssl" for k, _ in plan):
+            if "legacy_rsa4096_openssl" not in [k for k, _ in plan]:
+                plan.insert(0, ("legacy_rsa4096_openssl", lg.openssl))
+            lg.setup()
         raw = {k: [] for k, _ in plan}
         for rnd in range(ROUNDS):
             for name, fn in plan:
@@ -795,6 +814,7 @@ def main():
             results["loads"]["barbican_fetch"] = {"skipped": "not run: " + peer.why}
         if peer_ok:
             peer.stop()
+        lg.ratios(results["loads"], results)
         if ONLY:
             return report(results, t_start)
 
@@ -865,7 +885,11 @@ def report(results, t_start):
              ("nginx: full TLS handshakes", "nginx_handshake"),
              ("ours: full TLS handshakes", "ours_handshake"),
              ("Barbican: store 32 B (HTTP)", "barbican_store"),
-             ("Barbican: fetch 32 B (HTTP)", "barbican_fetch")]
+             ("Barbican: fetch 32 B (HTTP)", "barbican_fetch"),
+             ("machine: openssl rsa4096 sign/s", "legacy_rsa4096_openssl"),
+             ("legacy: put 2 KiB (json-encrypt)", "legacy_put"),
+             ("legacy: request+get (json-enc.)", "legacy_request_get"),
+             ("legacy: registrations (new/s)", "legacy_register")]
     for label, k in names:
         if k in L or not ONLY:
             print(fmt_row(label, L.get(k)))
@@ -879,11 +903,30 @@ def report(results, t_start):
           " is a diagnostic, never a target: what the GET costs without the disk's flush)")
     targets = {"get_over_nginx_static": 0.5, "put_over_pgbench_insert": 0.8,
                "handshake_over_nginx": 0.8, "get_over_barbican_fetch": 50,
-               "put_over_barbican_store": 50, "get_largest_over_smallest": 0.8}
+               "put_over_barbican_store": 50, "get_largest_over_smallest": 0.8,
+               "legacy_put_over_rsa4096": 0.8, "legacy_request_get_over_rsa4096": 0.8}
     print("\nratio                              value   target")
     for k, v in results["ratios"].items():
-        print("%-34s %6.2f   >= %g %s" % (k, v, targets.get(k, 0),
-                                          "ok" if v >= targets.get(k, 0) else "MISSED"))
+        if k not in targets:
+            print("%-34s %6.2f   (no target)" % (k, v))
+            continue
+        print("%-34s %6.2f   >= %g %s" % (k, v, targets[k],
+                                          "ok" if v >= targets[k] else "MISSED"))
+    lrows = [k for k in ("legacy_put", "legacy_request_get", "legacy_register")
+             if "rps_median" in L.get(k, {})]
+    if lrows and "rps_median" in L.get("legacy_rsa4096_openssl", {}):
+        import legacy
+        rsa = L["legacy_rsa4096_openssl"]["rps_median"]
+        print("\nlegacy protocol: the rows over the machine's RSA-4096 private ops "
+              "(openssl speed, %d cores: %.0f/s, %.2f ms each on one core)"
+              % (os.cpu_count(), rsa, 1000.0 * os.cpu_count() / rsa))
+        print("%-22s %8s %8s %8s %7s %16s" % ("row", "req/s", "ops/req", "ceiling", "ratio",
+                                             "server cpu ms/req"))
+        for k in lrows:
+            cpu = L[k].get("server_cpu_ms_per_req")
+            print("%-22s %8.0f %8d %8.0f %7.2f %16s" % (
+                k, L[k]["rps_median"], legacy.OPS[k], rsa / legacy.OPS[k],
+                L[k]["rps_median"] / (rsa / legacy.OPS[k]), "-" if cpu is None else "%.2f" % cpu))
     g = L.get("ours_get", {})
     if "p99_ms" in g:
         why = []

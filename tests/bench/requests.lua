@@ -4,7 +4,8 @@
 --
 -- FILE: one request a line, "METHOD<TAB>TARGET<TAB>HEADERS<TAB>BODY", HEADERS
 -- "Name: value" separated by "|" (ktbench sign writes the Authorization
--- header there; HEADERS and BODY may be empty).  Thread k
+-- header there, legacy.py a form's Content-Type; HEADERS and BODY may be
+-- empty; a BODY without a Content-Type is sent as application/json).  Thread k
 -- of T takes lines k, k+T, ... so no two threads send the same line (each
 -- registration body is a new client).  "close" adds Connection: close, so
 -- every request is a new connection and a full TLS handshake.  At the end
@@ -46,7 +47,8 @@ function init(args)
             local k, v = kv:match("^([^:]+): (.*)$")
             if k then h[k] = v end
          end
-         if b ~= "" then h["Content-Type"] = "application/json" end
+         -- a body is JSON unless its line names its own Content-Type
+         if b ~= "" and h["Content-Type"] == nil then h["Content-Type"] = "application/json" end
          if close then h["Connection"] = "close" end
          reqs[#reqs + 1] = wrk.format(m, p, h, b ~= "" and b or nil)
       end

@@ -1530,12 +1530,13 @@ class Client:
         return [("payload", body), ("payload_sig", sig),
                 ("client_fingerprint", self.fingerprint)]
 
-    def call(self, action, fields=None, send_protocol=None, auth_token=None, target=None,
-             mutate=None, **kw):
-        """Send action with fields (a dict) and read the answer.  mutate, if
-        given, changes the request's data (a dict) before it is encoded, or
-        the form fields (a list of pairs) after: mutate(kind, value) returns
-        the new value, kind being 'data' or 'form'."""
+    def build(self, action, fields=None, send_protocol=None, auth_token=None, target=None,
+              mutate=None, **kw):
+        """The request of action with fields (a dict), unsent: (target, form
+        body).  mutate, if given, changes the request's data (a dict) before
+        it is encoded, or the form fields (a list of pairs) after:
+        mutate(kind, value) returns the new value, kind being 'data' or
+        'form'."""
         data = self.request_data(fields or {}, auth_token)
         if mutate is not None:
             data = mutate("data", data)
@@ -1543,7 +1544,12 @@ class Client:
             else self.encode(None, send_protocol, raw=data, **kw)
         if mutate is not None:
             form = mutate("form", form)
-        return self.post(target or "/?a=" + action, form_encode(form))
+        return target or "/?a=" + action, form_encode(form)
+
+    def call(self, action, fields=None, **kw):
+        """Send action with fields (a dict; build()'s options) and read the
+        answer."""
+        return self.post(*self.build(action, fields, **kw))
 
     def post(self, target, body, ctype=FORM):
         """POST body to target and read the answer in the client's protocol."""
@@ -1618,10 +1624,18 @@ class Client:
     def put(self, content, handle, clients=(), trustees=(), description=None,
             recoverable=False, url=False, retrievals=None, ttl=None, ttb=None, votes=None,
             archive=False, deposit_group=None, sha512=None, extra=None, **kw):
-        """Deposit content (bytes).  Not recoverable: an armored message
-        encrypted to this client and the listed clients (keys fetched by
-        HKP); recoverable: base64 in 76-column CRLF lines, with its detached
-        signature."""
+        """Deposit content (bytes): put_fields() sent."""
+        return self.call("put", self.put_fields(
+            content, handle, clients, trustees, description, recoverable, url, retrievals,
+            ttl, ttb, votes, archive, deposit_group, sha512, extra), **kw)
+
+    def put_fields(self, content, handle, clients=(), trustees=(), description=None,
+                   recoverable=False, url=False, retrievals=None, ttl=None, ttb=None,
+                   votes=None, archive=False, deposit_group=None, sha512=None, extra=None):
+        """The fields of a put of content (bytes).  Not recoverable: an
+        armored message encrypted to this client and the listed clients
+        (keys fetched by HKP); recoverable: base64 in 76-column CRLF lines,
+        with its detached signature."""
         clients = [c.fingerprint if isinstance(c, Client) else c for c in clients]
         trustees = [c.fingerprint if isinstance(c, Client) else c for c in trustees]
         if recoverable:
@@ -1646,7 +1660,7 @@ class Client:
         elif deposit_group is not None:
             fields["deposit_group"] = deposit_group
         fields.update(extra or {})
-        return self.call("put", fields, **kw)
+        return fields
 
     def request(self, deposit_uuid=None, handle=None, client=None, group_name=None,
                 timeout=43200, justification="", **kw):
