@@ -25,6 +25,18 @@
 #define MAIL_CONTACTS_HOME ".contacts-gnupg"
 #define MAIL_SUBJECT_CONTACT "KeyTrustee Contact Registration"
 
+/*
+ * SQL: the CTE "m" queueing the client notice (subject S, body B: parameter
+ * references) to each contact of the organization "o" matching WHERE, joined
+ * with FROM ("c, ": the client row the same statement changed, so nothing
+ * is queued when it changed none); it returns each mail's id and rcpt.
+ * The server's registrations and the orgtool's activate-client queue it so.
+ */
+#define MAIL_NOTICE_CTE(FROM, WHERE, S, B)                                   \
+	"m AS (INSERT INTO mail_outbox (org_id, rcpt, kind, subject, body) " \
+	"SELECT o.id, unnest(o.contacts), 'client_registration', " S ", " B \
+	" FROM " FROM "orgs o WHERE " WHERE " RETURNING id, rcpt)"
+
 /* curl_global_init; call once, before any thread starts. */
 int mail_init(void);
 

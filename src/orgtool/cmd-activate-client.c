@@ -36,9 +36,7 @@ activate_mail(PGconn *db, const struct kt_conf *conf, const char *org,
 	params[1] = subject;
 	params[2] = body;
 	res = PQexecParams(db,
-	    "WITH m AS (INSERT INTO mail_outbox (org_id, rcpt, kind, subject, "
-	    "body) SELECT id, unnest(contacts), 'client_registration', $2, $3 "
-	    "FROM orgs WHERE name = $1 RETURNING id, rcpt) "
+	    "WITH " MAIL_NOTICE_CTE("", "o.name = $1", "$2", "$3") " "
 	    "SELECT rcpt, pg_notify('" MAIL_CHANNEL "', id::text) FROM m "
 	    "ORDER BY id",
 	    3, NULL, params, NULL, NULL, 0);

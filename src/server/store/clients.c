@@ -137,9 +137,7 @@ store_client_insert(struct store *st, const struct client_new *c)
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), c.fingerprint, $9, "
 	    "'register', c.fingerprint, $8, 'created_' || $7 FROM c "
 	    "RETURNING id), "
-	    "m AS (INSERT INTO mail_outbox (org_id, rcpt, kind, subject, body) "
-	    "SELECT o.id, unnest(o.contacts), 'client_registration', $10, $11 "
-	    "FROM c, orgs o WHERE o.id = $2::bigint RETURNING id) "
+	    MAIL_NOTICE_CTE("c, ", "o.id = $2::bigint", "$10", "$11") " "
 	    "SELECT (SELECT count(*) FROM a), (SELECT ok FROM g), "
 	    "CASE WHEN EXISTS (SELECT 1 FROM a) "
 	    "THEN pg_notify('" MAIL_CHANNEL "', 'client')::text END",

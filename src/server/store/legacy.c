@@ -153,9 +153,7 @@ store_legacy_activate(struct store *st, const struct legacy_activation *a)
 	    "'active') AND (SELECT ok FROM g) RETURNING fingerprint), "
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), fingerprint, $4, "
 	    "'request_activation', fingerprint, $5, $3 FROM c), "
-	    "m AS (INSERT INTO mail_outbox (org_id, rcpt, kind, subject, body) "
-	    "SELECT o.id, unnest(o.contacts), 'client_registration', $6, $7 "
-	    "FROM c, orgs o WHERE o.id = $2::bigint RETURNING id) "
+	    MAIL_NOTICE_CTE("c, ", "o.id = $2::bigint", "$6", "$7") " "
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c), "
 	    "CASE WHEN EXISTS (SELECT 1 FROM m) "
 	    "THEN pg_notify('" MAIL_CHANNEL "', 'client')::text END",
