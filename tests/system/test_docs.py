@@ -25,7 +25,7 @@ PAGES = {
     "ktadmin": ("ktadmin.8", [[], ["init"], ["db"], ["promote"], ["restore"], ["mail"]]),
     "keytrustee-orgtool": ("keytrustee-orgtool.8",
                            [[], ["add"], ["list"], ["disable-client"], ["enable-client"],
-                            ["set-auth"]]),
+                            ["set-auth"], ["activate-client"], ["reset-token"]]),
     "keytrustee-client": ("keytrustee-client.1",
                           [[], ["register"], ["put"], ["get"], ["list"], ["delete"],
                            ["backup"], ["restore"]]),
