@@ -82,7 +82,7 @@ sources_for() {
 	    src/common/log.c ;;
 	descriptor) echo agent/descriptor.c src/common/util.c src/common/log.c ;;
 	# The client key check: clientkey.c over librnp.
-	clientkey) echo src/server/clientkey.c -lrnp ;;
+	clientkey) echo src/server/clientkey.c src/common/pgpkey.c -lrnp ;;
 	# The HTTP request parser: self-contained.
 	httpmsg) echo src/common/httpmsg.c ;;
 	# Armor, public keys and messages of the legacy protocol.
