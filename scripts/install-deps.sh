@@ -4,7 +4,9 @@
 # docs test, zlib1g-dev for the ZLIB packets of OpenPGP messages
 # (pgpmsg.c), rnp, librnp's CLI, for their interoperability test, and
 # python3-cryptography, which the legacy protocol's test client
-# (tests/system/ztclient.py) is written over.  Only what is missing is
+# (tests/system/ztclient.py) is written over, and clang with libFuzzer's
+# runtime (libclang-rt-dev), which tests/fuzz/build.sh builds the fuzz
+# targets with (make fuzz; make check's short pass).  Only what is missing is
 # installed; `apt-get update` runs once, and only when something is
 # missing.  Creates the `keytrustee` service account PostgreSQL runs as.
 set -eu
@@ -13,7 +15,7 @@ PKGS="build-essential pkg-config libssl-dev openssl libpq-dev postgresql
 libgpgme-dev gnupg libyaml-dev libcurl4-openssl-dev cron libevent-dev
 libjansson-dev libcmocka-dev python3 python3-pytest softhsm2 curl ca-certificates
 procps psmisc zip unzip python3-aiosmtpd python3-cryptography rsync librnp-dev
-man-db groff-base zlib1g-dev rnp"
+man-db groff-base zlib1g-dev rnp clang libclang-rt-dev"
 
 missing=""
 for p in $PKGS; do

@@ -1,9 +1,12 @@
 /* api.c - reading the JSON bodies of the /v1 API (see api.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api.h"
+#include "crypto.h"
+#include "util.h"
 
 #define API_MAX_DEPTH 16
 
@@ -32,9 +35,8 @@ api_depth_ok(const unsigned char *p, size_t n)
 }
 
 int
-api_ctype_json(struct http_req *req)
+api_ctype_json(const char *ct)
 {
-	const char *ct = http_req_header(req, "Content-Type");
 	size_t n = strlen("application/json");
 
 	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
@@ -46,13 +48,12 @@ api_ctype_json(struct http_req *req)
 }
 
 json_t *
-api_json(struct http_req *req, const unsigned char *body, size_t len,
-    struct verdict *v)
+api_json(int json, const unsigned char *body, size_t len, struct verdict *v)
 {
 	json_error_t jerr;
 	json_t *o;
 
-	if (!api_ctype_json(req)) {
+	if (!json) {
 		verdict_refuse(v, 415, "unsupported_media_type",
 		    "the body must be application/json");
 		return NULL;
@@ -218,4 +219,68 @@ api_flat_body(const unsigned char *body, size_t len, const char *const *keys,
 			return 0;
 	}
 	return p < end && *p++ == '}' && flat_ws(p, end) == end;
+}
+
+int
+api_deposit_body(int json, int jansson_only, const unsigned char *body,
+    size_t len, struct api_deposit_body *d, struct verdict *v)
+{
+	static const char *const keys[3] = {"name", "content", "description"};
+	const unsigned char *vals[3];
+	const char *b64;
+	size_t lens[3], b64len;
+
+	memset(d, 0, sizeof(*d));
+	if (json && !jansson_only &&
+	    api_flat_body(body, len, keys, 3, vals, lens) && vals[0] != NULL &&
+	    vals[1] != NULL) {
+		if ((d->name = strndup((const char *)vals[0], lens[0])) == NULL ||
+		    (vals[2] != NULL &&
+			(d->desc = strndup((const char *)vals[2], lens[2])) ==
+			    NULL))
+			return VERDICT_INTERNAL(v);
+		d->cname = d->name;
+		d->cdesc = d->desc;
+		b64 = (const char *)vals[1];
+		b64len = lens[1];
+	} else {
+		/* Any other shape, or a missing name: jansson says which. */
+		if ((d->o = api_json(json, body, len, v)) == NULL ||
+		    api_member(d->o, "name", 0, &d->cname, v) == -1 ||
+		    api_member(d->o, "content", 0, &b64, v) == -1 ||
+		    api_member(d->o, "description", 1, &d->cdesc, v) == -1)
+			return -1;
+		b64len = strlen(b64);
+	}
+	if (!api_text_ok(d->cname, API_NAME_MAX, 0))
+		return verdict_refuse(v, 400, "bad_name",
+		    "name must be 1-255 characters without control characters");
+	if (d->cdesc != NULL && *d->cdesc != '\0' &&
+	    !api_text_ok(d->cdesc, API_DESC_MAX, 1))
+		return verdict_refuse(v, 400, "bad_description",
+		    "description must be at most 1024 characters without "
+		    "control characters");
+	if (b64len > (API_CONTENT_MAX + 2) / 3 * 4)
+		return verdict_refuse(
+		    v, 413, "too_large", "content is larger than 64 KiB");
+	/* The length check above bounds the result to the limit + 2. */
+	if (crypto_b64_decode(b64, b64len, API_CONTENT_MAX + 2, &d->plain,
+		&d->plainlen) == -1)
+		return verdict_refuse(v, 400, "bad_content",
+		    "content must be standard base64 (with padding)");
+	if (d->plainlen > API_CONTENT_MAX)
+		return verdict_refuse(
+		    v, 413, "too_large", "content is larger than 64 KiB");
+	return 0;
+}
+
+void
+api_deposit_body_clear(struct api_deposit_body *d)
+{
+	if (d->plain != NULL)
+		freezero(d->plain, d->plainlen);
+	free(d->name);
+	free(d->desc);
+	json_decref(d->o);
+	memset(d, 0, sizeof(*d));
 }

@@ -21,10 +21,6 @@
 #include "log.h"
 #include "util.h"
 
-#define API_NAME_MAX 255
-#define API_DESC_MAX 1024
-#define API_CONTENT_MAX (64 * 1024)
-
 /* The audit row of client c's action on object from req. */
 #define DEP_ROW(c, req, act, obj, res)                                      \
 	AUDIT_ROW(.actor = (c)->fpr, .org = (c)->org, .action = (act),      \
@@ -113,93 +109,34 @@ create_done(void *arg, int result)
 	pending_free(p);
 }
 
-/* Name, description and content of the body; 0, or -1 with v. */
-struct dep_new {
-	json_t *o;	    /* the body, when jansson read it */
-	char *name, *desc;  /* copies, when the fast path read it */
-	const char *cname, *cdesc, *b64;
-	size_t b64len;
-};
-
-static int
-dep_new_parse(struct http_req *req, const unsigned char *body, size_t len,
-    struct dep_new *d, struct verdict *v)
-{
-	static const char *const keys[3] = {"name", "content", "description"};
-	const unsigned char *vals[3];
-	size_t lens[3];
-
-	if (api_ctype_json(req) && api_flat_body(body, len, keys, 3, vals, lens) &&
-	    vals[0] != NULL && vals[1] != NULL) {
-		if ((d->name = strndup((const char *)vals[0], lens[0])) == NULL ||
-		    (vals[2] != NULL &&
-			(d->desc = strndup((const char *)vals[2], lens[2])) ==
-			    NULL))
-			return VERDICT_INTERNAL(v);
-		d->cname = d->name;
-		d->cdesc = d->desc;
-		d->b64 = (const char *)vals[1];
-		d->b64len = lens[1];
-	} else {
-		/* Any other shape, or a missing name: jansson says which. */
-		if ((d->o = api_json(req, body, len, v)) == NULL ||
-		    api_member(d->o, "name", 0, &d->cname, v) == -1 ||
-		    api_member(d->o, "content", 0, &d->b64, v) == -1 ||
-		    api_member(d->o, "description", 1, &d->cdesc, v) == -1)
-			return -1;
-		d->b64len = strlen(d->b64);
-	}
-	if (!api_text_ok(d->cname, API_NAME_MAX, 0))
-		return verdict_refuse(v, 400, "bad_name",
-		    "name must be 1-255 characters without control characters");
-	if (d->cdesc != NULL && *d->cdesc != '\0' &&
-	    !api_text_ok(d->cdesc, API_DESC_MAX, 1))
-		return verdict_refuse(v, 400, "bad_description",
-		    "description must be at most 1024 characters without "
-		    "control characters");
-	if (d->b64len > (API_CONTENT_MAX + 2) / 3 * 4)
-		return verdict_refuse(
-		    v, 413, "too_large", "content is larger than 64 KiB");
-	return 0;
-}
-
 void
 api_deposit_create(struct worker *w, struct http_req *req,
     const struct handler_match *m)
 {
-	struct dep_new d = {NULL, NULL, NULL, NULL, NULL, NULL, 0};
+	struct api_deposit_body d;
 	struct auth_client c;
 	struct verdict v;
 	struct dep_pending *p = NULL;
 	const unsigned char *body;
-	unsigned char *plain = NULL, *ct = NULL, nonce[CRYPTO_NONCE_LEN];
+	unsigned char *ct = NULL, nonce[CRYPTO_NONCE_LEN];
 	char uuid[CRYPTO_UUID_LEN + 1], *text = NULL;
-	size_t len, plainlen = 0;
+	size_t len;
 	struct deposit_row row;
 	json_t *ans = NULL;
 	enum store_result r;
 
+	memset(&d, 0, sizeof(d));
 	body = http_req_body(req, &len);
 	if (dep_request(w, req, m, 1, &c, uuid, &v) == -1 ||
-	    dep_new_parse(req, body, len, &d, &v) == -1)
+	    api_deposit_body(
+		api_ctype_json(http_req_header(req, "Content-Type")), 0, body,
+		len, &d, &v) == -1)
 		goto refuse;
-	/* The length check above bounds the result to the limit + 2. */
-	if (crypto_b64_decode(d.b64, d.b64len, API_CONTENT_MAX + 2, &plain,
-		&plainlen) == -1) {
-		verdict_refuse(&v, 400, "bad_content",
-		    "content must be standard base64 (with padding)");
-		goto refuse;
-	}
-	if (plainlen > API_CONTENT_MAX) {
-		verdict_refuse(
-		    &v, 413, "too_large", "content is larger than 64 KiB");
-		goto refuse;
-	}
 	if (crypto_uuid4(uuid) == -1 ||
-	    (ct = malloc(plainlen + CRYPTO_TAG_LEN)) == NULL)
+	    (ct = malloc(d.plainlen + CRYPTO_TAG_LEN)) == NULL)
 		goto internal;
-	if (deposit_seal(w->srv->datakey, uuid, c.fpr, plain, plainlen, nonce,
-		ct) == -1 ||
+	if (deposit_seal(w->srv->datakey, uuid, c.fpr, d.plain, d.plainlen,
+		nonce, ct) == -1 ||
 	    (ans = json_pack("{s:s}", "uuid", uuid)) == NULL ||
 	    (text = json_dumps(ans, JSON_COMPACT)) == NULL)
 		goto internal;
@@ -208,7 +145,7 @@ api_deposit_create(struct worker *w, struct http_req *req,
 		goto internal;
 	}
 	row = (struct deposit_row){uuid, c.fpr, c.org, d.cname, d.cdesc, nonce,
-	    ct, plainlen + CRYPTO_TAG_LEN};
+	    ct, d.plainlen + CRYPTO_TAG_LEN};
 	/* With the other deposits waiting: one commit for all. */
 	if (auditq_create(w->srv->auditq, w, &row, http_peer(req), create_done,
 		p) == 0)
@@ -225,12 +162,8 @@ internal:
 refuse:
 	http_reply_verdict(req, &v);
 out:
-	if (plain != NULL)
-		freezero(plain, plainlen);
 	free(ct);
-	free(d.name);
-	free(d.desc);
-	json_decref(d.o);
+	api_deposit_body_clear(&d);
 	json_decref(ans);
 }
 

@@ -223,7 +223,8 @@ api_register(struct worker *w, struct http_req *req,
 	(void)m;
 	memset(&r, 0, sizeof(r));
 	body = http_req_body(req, &len);
-	if ((o = api_json(req, body, len, &v)) == NULL ||
+	if ((o = api_json(api_ctype_json(http_req_header(req, "Content-Type")),
+		 body, len, &v)) == NULL ||
 	    reg_parse(o, &r, &v) == -1)
 		goto refuse;
 	if (throttle_check(w->srv->throttle, http_peer(req), &v) == -1) {

@@ -10,13 +10,10 @@
  */
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/queue.h>
 
 #include "audit.h"
 #include "contact.h"
@@ -27,34 +24,6 @@
 #include "util.h"
 
 #define CONTACT_KEY_MAX (100 * 1024)
-#define CONTACT_BEGIN "-----BEGIN PGP PUBLIC KEY BLOCK-----"
-#define CONTACT_END "-----END PGP PUBLIC KEY BLOCK-----"
-
-static void
-html_escape(struct evbuffer *b, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '<':
-			evbuffer_add(b, "&lt;", 4);
-			break;
-		case '>':
-			evbuffer_add(b, "&gt;", 4);
-			break;
-		case '&':
-			evbuffer_add(b, "&amp;", 5);
-			break;
-		case '"':
-			evbuffer_add(b, "&quot;", 6);
-			break;
-		case '\'':
-			evbuffer_add(b, "&#39;", 5);
-			break;
-		default:
-			evbuffer_add(b, s, 1);
-		}
-	}
-}
 
 static int
 contact_wants_json(struct http_req *req)
@@ -114,7 +83,7 @@ contact_fail(struct http_req *req, int status, const char *code,
 	}
 	page_head(b, title);
 	evbuffer_add_printf(b, "<p>");
-	html_escape(b, msg);
+	contact_html_escape(b, msg);
 	evbuffer_add_printf(b, "</p>\n");
 	page_send(req, status, b);
 	evbuffer_free(b);
@@ -154,9 +123,9 @@ contact_form(struct worker *w, struct http_req *req,
 	}
 	page_head(b, "Key Trustee Server: register your GPG public key");
 	evbuffer_add_printf(b, "<p>Contact <strong>");
-	html_escape(b, t->contact);
+	contact_html_escape(b, t->contact);
 	evbuffer_add_printf(b, "</strong> of organization <strong>");
-	html_escape(b, t->org);
+	contact_html_escape(b, t->org);
 	evbuffer_add_printf(b,
 	    "</strong>. This link expires at %s UTC and registers one "
 	    "key.</p>\n"
@@ -172,57 +141,10 @@ contact_form(struct worker *w, struct http_req *req,
 	    "(<code>gpg --import</code>). Fingerprint: <code>%s</code></p>\n"
 	    "<pre>",
 	    t->expires, token, w->srv->qfpr);
-	html_escape(b, w->srv->pubkey);
+	contact_html_escape(b, w->srv->pubkey);
 	evbuffer_add_printf(b, "</pre>\n");
 	page_send(req, 200, b);
 	evbuffer_free(b);
-}
-
-/* The key from the body (form field "key" or the raw body), malloc'd. */
-static char *
-contact_body_key(struct http_req *req)
-{
-	const char *ct = http_req_header(req, "Content-Type");
-	size_t len;
-	const unsigned char *in = http_req_body(req, &len);
-	struct evkeyvalq q;
-	const char *v;
-	char *body, *key = NULL;
-
-	if ((body = malloc(len + 1)) == NULL)
-		return NULL;
-	memcpy(body, in, len);
-	body[len] = '\0';
-	if (ct == NULL ||
-	    strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)
-		return body;
-	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(body, &q) == 0 &&
-	    (v = evhttp_find_header(&q, "key")) != NULL)
-		key = strdup(v);
-	evhttp_clear_headers(&q);
-	free(body);
-	return key;
-}
-
-/* A whole armored public key block and nothing else; 1 when fine. */
-static int
-contact_armor_ok(char *key)
-{
-	size_t n;
-	char *p = key;
-
-	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-		p++;
-	memmove(key, p, strlen(p) + 1);
-	n = strlen(key);
-	while (n > 0 &&
-	    (key[n - 1] == ' ' || key[n - 1] == '\t' || key[n - 1] == '\r' ||
-		key[n - 1] == '\n'))
-		key[--n] = '\0';
-	return strncmp(key, CONTACT_BEGIN, strlen(CONTACT_BEGIN)) == 0 &&
-	    n > strlen(CONTACT_END) &&
-	    strcmp(key + n - strlen(CONTACT_END), CONTACT_END) == 0;
 }
 
 static void
@@ -231,10 +153,15 @@ contact_store(struct worker *w, struct http_req *req,
 {
 	char fpr[PGP_FPR_LEN + 1], err[512], *key = NULL;
 	const char *peer = http_peer(req);
+	const unsigned char *body;
 	struct evbuffer *b = NULL;
+	size_t len;
 	int e;
 
-	if ((key = contact_body_key(req)) == NULL || *key == '\0') {
+	body = http_req_body(req, &len);
+	if ((key = contact_form_key(http_req_header(req, "Content-Type"), body,
+		 len)) == NULL ||
+	    *key == '\0') {
 		contact_fail(req, 400, "bad_pubkey", "No key given",
 		    "paste your public key into the form");
 		goto out;
@@ -295,9 +222,9 @@ contact_store(struct worker *w, struct http_req *req,
 	page_head(b, "Key registered");
 	evbuffer_add_printf(
 	    b, "<p>Key <code>%s</code> is registered for ", fpr);
-	html_escape(b, t->contact);
+	contact_html_escape(b, t->contact);
 	evbuffer_add_printf(b, " of organization ");
-	html_escape(b, t->org);
+	contact_html_escape(b, t->org);
 	evbuffer_add_printf(b,
 	    ". Mail from this server to you is now encrypted to it and "
 	    "signed by <code>%s</code>.</p>\n",
@@ -317,7 +244,6 @@ contact_page(struct worker *w, struct http_req *req,
 	enum httpmsg_method cmd = http_req_method(req);
 	const char *token = m->value;
 	struct contact_token t;
-	size_t i;
 	int r;
 
 	memset(&t, 0, sizeof(t));
@@ -329,12 +255,7 @@ contact_page(struct worker *w, struct http_req *req,
 		    "Method not allowed", "method not allowed on this link");
 		return;
 	}
-	for (i = 0; token[i] != '\0'; i++)
-		if (!((token[i] >= 'A' && token[i] <= 'Z') ||
-			(token[i] >= 'a' && token[i] <= 'z') ||
-			(token[i] >= '0' && token[i] <= '9')))
-			break;
-	if (token[i] != '\0' || i != MAIL_TOKEN_LEN) {
+	if (!contact_token_ok(token)) {
 		contact_fail(req, 404, "unknown_link", "Unknown link",
 		    "this registration link is not known to this server");
 		return;

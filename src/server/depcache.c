@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "depcache.h"
+#include "depcache_int.h"
 #include "deposit.h"
 #include "log.h"
 #include "util.h"
@@ -60,6 +61,7 @@ struct depcache {
 	size_t limit;
 	pthread_rwlock_t lock[DC_STRIPES];
 	struct deposit **b; /* swapped only with every stripe locked */
+	unsigned nbuckets;  /* DC_BUCKETS (fewer in the fuzzer) */
 	atomic_size_t bytes, n;
 	atomic_size_t retiring; /* bytes of retired entries not yet freed */
 	atomic_ulong gen;
@@ -67,16 +69,27 @@ struct depcache {
 	/* the filler, which also frees what flushes retired */
 	pthread_mutex_t mtx;
 	pthread_cond_t cond;
-	int fill_wanted, stop, filling;
+	int fill_wanted, stop, filling, threaded;
 	struct dc_array *retired;
 	struct dc_array *spare;
 	pthread_t thread;
 };
 
 static unsigned
-dc_hash(const char *uuid)
+dc_hash(const struct depcache *dc, const char *uuid)
 {
-	return str_hash(uuid) & (DC_BUCKETS - 1);
+	return str_hash(uuid) & (dc->nbuckets - 1);
+}
+
+/*
+ * Is e the deposit uuid names?  The whole string: a notification's payload
+ * may be any text, shorter than a uuid or longer (fuzz_depcache found a
+ * comparison of the first 36 octets reading past a short one).
+ */
+static int
+dc_is(const struct deposit *e, const char *uuid)
+{
+	return strcmp(e->uuid, uuid) == 0;
 }
 
 static pthread_rwlock_t *
@@ -93,10 +106,10 @@ depcache_get(struct depcache *dc, const char *uuid)
 
 	if (dc == NULL || !atomic_load(&dc->live))
 		return NULL;
-	h = dc_hash(uuid);
+	h = dc_hash(dc, uuid);
 	pthread_rwlock_rdlock(dc_stripe(dc, h));
 	for (e = dc->b[h]; e != NULL; e = e->next)
-		if (memcmp(e->uuid, uuid, CRYPTO_UUID_LEN) == 0) {
+		if (dc_is(e, uuid)) {
 			deposit_ref(e);
 			break;
 		}
@@ -133,7 +146,7 @@ dc_evict(struct depcache *dc, unsigned h)
 	unsigned k, b;
 
 	for (k = 0; k < DC_EVICT_SCAN; k++) {
-		b = (h + k * DC_STRIPES) & (DC_BUCKETS - 1);
+		b = (h + k * DC_STRIPES) & (dc->nbuckets - 1);
 		if (dc->b[b] != NULL) {
 			dc_unlink(dc, &dc->b[b]);
 			return 0;
@@ -142,14 +155,8 @@ dc_evict(struct depcache *dc, unsigned h)
 	return -1;
 }
 
-/*
- * Keep e (the cache takes a reference of its own) unless an invalidation
- * overtook it since gen was read, or it is there already.  When full:
- * evict=1 makes room in e's lock stripe (dc_evict), else e is not kept.
- * 1 kept, 0 not (stale or present), -1 no room.
- */
-static int
-dc_put(
+int
+depcache_keep(
     struct depcache *dc, struct deposit *e, unsigned long gen, int evict)
 {
 	struct deposit **pp;
@@ -158,12 +165,12 @@ dc_put(
 
 	if (dc == NULL || dc->limit == 0 || !atomic_load(&dc->live))
 		return 0;
-	h = dc_hash(e->uuid);
+	h = dc_hash(dc, e->uuid);
 	pthread_rwlock_wrlock(dc_stripe(dc, h));
 	if (atomic_load(&dc->gen) != gen || !atomic_load(&dc->live))
 		goto out;
 	for (pp = &dc->b[h]; *pp != NULL; pp = &(*pp)->next)
-		if (memcmp((*pp)->uuid, e->uuid, CRYPTO_UUID_LEN) == 0)
+		if (dc_is(*pp, e->uuid))
 			goto out;
 	while (atomic_load(&dc->bytes) + atomic_load(&dc->retiring) + e->size >
 	    dc->limit)
@@ -185,7 +192,7 @@ out:
 void
 depcache_put(struct depcache *dc, struct deposit *e, unsigned long gen)
 {
-	(void)dc_put(dc, e, gen, 1);
+	(void)depcache_keep(dc, e, gen, 1);
 }
 
 void
@@ -196,26 +203,26 @@ depcache_drop(struct depcache *dc, const char *uuid)
 
 	if (dc == NULL)
 		return;
-	h = dc_hash(uuid);
+	h = dc_hash(dc, uuid);
 	pthread_rwlock_wrlock(dc_stripe(dc, h));
 	atomic_fetch_add(&dc->gen, 1);
 	for (pp = &dc->b[h]; *pp != NULL; pp = &(*pp)->next)
-		if (memcmp((*pp)->uuid, uuid, CRYPTO_UUID_LEN) == 0) {
+		if (dc_is(*pp, uuid)) {
 			dc_unlink(dc, pp);
 			break;
 		}
 	pthread_rwlock_unlock(dc_stripe(dc, h));
 }
 
-/* Unreference every entry of a bucket array, leaving it empty. */
+/* Unreference every entry of a bucket array of n, leaving it empty. */
 static void
-dc_empty_buckets(struct deposit **b)
+dc_empty_buckets(struct deposit **b, unsigned n)
 {
 	struct deposit *e, *next;
 	size_t h;
 
 	/* Writing only where there were entries: pages never used stay so. */
-	for (h = 0; h < DC_BUCKETS; h++) {
+	for (h = 0; h < n; h++) {
 		if (b[h] == NULL)
 			continue;
 		for (e = b[h]; e != NULL; e = next) {
@@ -249,7 +256,7 @@ dc_array_take(struct depcache *dc)
 	dc->spare = NULL;
 	pthread_mutex_unlock(&dc->mtx);
 	if (a == NULL && (a = calloc(1, sizeof(*a))) != NULL &&
-	    (a->b = calloc(DC_BUCKETS, sizeof(*a->b))) == NULL) {
+	    (a->b = calloc(dc->nbuckets, sizeof(*a->b))) == NULL) {
 		free(a);
 		a = NULL;
 	}
@@ -267,7 +274,7 @@ dc_free_retired(struct depcache *dc, struct dc_array *a)
 
 	for (; a != NULL; a = next) {
 		next = a->next;
-		dc_empty_buckets(a->b);
+		dc_empty_buckets(a->b, dc->nbuckets);
 		atomic_fetch_sub(&dc->retiring, a->bytes);
 		a->bytes = 0;
 		pthread_mutex_lock(&dc->mtx);
@@ -312,7 +319,7 @@ depcache_flush(struct depcache *dc)
 		a->bytes = atomic_exchange(&dc->bytes, 0);
 		atomic_fetch_add(&dc->retiring, a->bytes);
 	} else if (atomic_load(&dc->n) > 0) {
-		dc_empty_buckets(dc->b);
+		dc_empty_buckets(dc->b, dc->nbuckets);
 		atomic_store(&dc->bytes, 0);
 	}
 	atomic_store(&dc->n, 0);
@@ -361,7 +368,7 @@ static int
 dc_fill_one(void *arg, struct deposit *d)
 {
 	struct dc_fill *f = arg;
-	int r = dc_put(f->dc, d, f->gen, 0);
+	int r = depcache_keep(f->dc, d, f->gen, 0);
 
 	if (r == -1)
 		f->full = 1;
@@ -465,31 +472,53 @@ depcache_stats(struct depcache *dc, size_t *n, size_t *bytes, size_t *limit,
 }
 
 struct depcache *
-depcache_start(const struct kt_conf *conf, size_t limit)
+depcache_new(size_t limit, unsigned nbuckets)
 {
 	struct depcache *dc;
 	int i;
 
-	if ((dc = calloc(1, sizeof(*dc))) == NULL)
+	if (nbuckets == 0 || (nbuckets & (nbuckets - 1)) != 0 ||
+	    (dc = calloc(1, sizeof(*dc))) == NULL)
 		return NULL;
-	if ((dc->b = calloc(DC_BUCKETS, sizeof(*dc->b))) == NULL ||
-	    (dc->store = store_new(conf, "deposit cache fill")) == NULL) {
-		free(dc->b);
+	if ((dc->b = calloc(nbuckets, sizeof(*dc->b))) == NULL) {
 		free(dc);
 		return NULL;
 	}
+	dc->nbuckets = nbuckets;
 	dc->limit = limit;
 	for (i = 0; i < DC_STRIPES; i++)
 		pthread_rwlock_init(&dc->lock[i], NULL);
 	pthread_mutex_init(&dc->mtx, NULL);
 	pthread_cond_init(&dc->cond, NULL);
-	if (pthread_create(&dc->thread, NULL, dc_main, dc) != 0) {
-		store_free(dc->store);
-		free(dc->b);
-		free(dc);
+	return dc;
+}
+
+struct depcache *
+depcache_start(const struct kt_conf *conf, size_t limit)
+{
+	struct depcache *dc;
+
+	if ((dc = depcache_new(limit, DC_BUCKETS)) == NULL)
+		return NULL;
+	if ((dc->store = store_new(conf, "deposit cache fill")) == NULL ||
+	    pthread_create(&dc->thread, NULL, dc_main, dc) != 0) {
+		depcache_stop(dc);
 		return NULL;
 	}
+	dc->threaded = 1;
 	return dc;
+}
+
+void
+depcache_reap(struct depcache *dc)
+{
+	struct dc_array *retired;
+
+	pthread_mutex_lock(&dc->mtx);
+	retired = dc->retired;
+	dc->retired = NULL;
+	pthread_mutex_unlock(&dc->mtx);
+	dc_free_retired(dc, retired);
 }
 
 void
@@ -503,10 +532,11 @@ depcache_stop(struct depcache *dc)
 	dc->stop = 1;
 	pthread_cond_signal(&dc->cond);
 	pthread_mutex_unlock(&dc->mtx);
-	pthread_join(dc->thread, NULL);
+	if (dc->threaded)
+		pthread_join(dc->thread, NULL);
 	atomic_store(&dc->live, 0);
 	dc_free_retired(dc, dc->retired);
-	dc_empty_buckets(dc->b);
+	dc_empty_buckets(dc->b, dc->nbuckets);
 	free(dc->b);
 	dc_array_free(dc->spare);
 	for (i = 0; i < DC_STRIPES; i++)

@@ -9,12 +9,24 @@
 #   sh tests/fuzz/build.sh clientkey  only fuzz_clientkey (a client's public key)
 #   sh tests/fuzz/build.sh httpmsg    only fuzz_httpmsg (HTTP requests)
 #   sh tests/fuzz/build.sh pgpmsg     only fuzz_pgpmsg (a legacy client's OpenPGP)
+#   sh tests/fuzz/build.sh depbody    only fuzz_depbody (POST /v1/deposits's body:
+#                                     the fast path against jansson's reading)
+#   sh tests/fuzz/build.sh contact    only fuzz_contact (the contact link's token,
+#                                     its form's key, armor check, HTML escaping)
+#   sh tests/fuzz/build.sh depcache   only fuzz_depcache (the deposit cache's
+#                                     table against a model of its contents)
 #   FUZZ_TIME=300 sh tests/fuzz/build.sh     run longer (seconds per target)
 #   FUZZ_BUILD_ONLY=1 sh tests/fuzz/build.sh build, do not run
 #
 # Target tests/fuzz/fuzz_NAME.c uses the seeds in tests/fuzz/corpus/NAME/.
 # The committed corpus is only read; what libFuzzer finds goes to
-# build/fuzz/corpus-NAME/, crashes to build/fuzz/crash-NAME-*.
+# build/fuzz/corpus-NAME/, crashes to build/fuzz/crash-NAME-*.  An input
+# that once failed is kept in the corpus (regress-*), so every run tries
+# it again.  Targets that check a property (fuzz.h) abort when it fails,
+# which libFuzzer reports like any crash.  Exit status: 0 all ran clean,
+# 1 a target failed (or did not build), 77 no clang or no libFuzzer
+# runtime (tests/system/test_fuzz_smoke.py, make check's short pass with
+# FUZZ_TIME=5, skips then; scripts/install-deps.sh installs both).
 set -eu
 
 cd "$(dirname "$0")/../.."
@@ -26,9 +38,11 @@ CC_FUZZ=${CC_FUZZ:-clang}
 error() {
 	echo "error: $1" >&2
 	[ $# -lt 2 ] || echo "hint: $2" >&2
-	exit 1
+	exit "$fail"
 }
 
+# No fuzzer toolchain: exit 77, which the smoke test reports as a skip.
+fail=77
 command -v "$CC_FUZZ" >/dev/null 2>&1 ||
 	error "$CC_FUZZ not found" "apt-get install -y clang"
 
@@ -42,6 +56,7 @@ printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
 "$CC_FUZZ" -fsanitize=fuzzer -o "$probe/p" "$probe/p.c" >/dev/null 2>&1 ||
 	error "$CC_FUZZ cannot link a libFuzzer target (no libclang_rt.fuzzer)" \
 	    "apt-get install -y --no-install-recommends libclang-rt-$("$CC_FUZZ" -dumpversion | cut -d. -f1)-dev"
+fail=1
 
 # The same packages and include paths as the top Makefile.
 # shellcheck disable=SC2016
@@ -67,13 +82,25 @@ sources_for() {
 	    src/common/log.c ;;
 	descriptor) echo agent/descriptor.c src/common/util.c src/common/log.c ;;
 	# The client key check: clientkey.c over librnp.
-	clientkey) echo src/server/clientkey.c -lrnp ;;
+	clientkey) echo src/server/clientkey.c src/common/pgpkey.c -lrnp ;;
 	# The HTTP request parser: self-contained.
 	httpmsg) echo src/common/httpmsg.c ;;
 	# Armor, public keys and messages of the legacy protocol.
 	pgpmsg) echo src/common/pgpmsg.c src/common/pgpmsg_armor.c \
 	    src/common/pgpmsg_pubkey.c src/common/pgpkey.c src/common/pgpsig.c \
 	    src/common/crypto.c src/common/util.c src/common/log.c -lz ;;
+	# The contact page's token, form key, armor check and escaping.
+	contact) echo src/server/contact_form.c src/common/crypto.c \
+	    src/common/util.c src/common/log.c ;;
+	# The body of POST /v1/deposits: api.c over jansson.
+	depbody) echo src/server/api.c src/common/crypto.c src/common/util.c \
+	    src/common/log.c ;;
+	# The deposit cache's table and the deposits it holds; the store
+	# only for the filler thread the target does not start.
+	depcache) echo src/server/depcache.c src/server/deposit.c \
+	    src/server/store/conn.c src/server/store/deposits.c src/common/db.c \
+	    src/common/crypto.c src/common/util.c \
+	    src/common/log.c ;;
 	*) echo src/common/conf.c src/common/util.c src/common/log.c ;;
 	esac
 }

@@ -108,7 +108,7 @@ static void
 test_flush_and_channel(void **state)
 {
 	struct depcache *dc = depcache_start(&conf, 1 << 20);
-	struct deposit *d[3];
+	struct deposit *d[3], *got;
 	struct store_channel ch;
 	size_t n, bytes, limit;
 	int live, filling, i;
@@ -124,6 +124,11 @@ test_flush_and_channel(void **state)
 	/* A deleted row's uuid, as migration 6's trigger sends it. */
 	ch.fn(ch.arg, d[0]->uuid);
 	assert_null(depcache_get(dc, d[0]->uuid));
+	/* Any other payload drops nothing (nor reads past a short one). */
+	ch.fn(ch.arg, "x");
+	got = depcache_get(dc, d[1]->uuid);
+	assert_ptr_equal(got, d[1]);
+	deposit_unref(got);
 	/* DDL or TRUNCATE: everything goes at once. */
 	ch.fn(ch.arg, "*");
 	for (i = 0; i < 3; i++)
