@@ -269,51 +269,34 @@ def test_active_stall_past_timeout_reads_from_passive(ha, conf, cert, deposit, b
         broken.close()
 
 
-def test_passive_not_ready_at_first_is_tried_again(ha, conf, cert, deposit):
-    """The active is gone (refused) and the passive answers the first read
-    503 (a passive that is not ready at that instant): the client tries the
-    round again after a pause instead of giving up, and reads from it."""
+def first_fails_then_passive(ha, first):
+    """A listener whose first connection fails as first() says and whose
+    later ones are piped to the real passive server (TLS end to end)."""
 
-    def first_503_then_passive(srv, conn, n):
+    def behave(srv, conn, n):
         if n == 0:
-            return answer_503(srv, conn, n)
+            return first(srv, conn, n)
         up = socket.create_connection(("127.0.0.1", ha.passive.port))
         try:
             pipe(conn, up)
         finally:
             up.close()
             conn.close()
+    return behave
 
-    broken = Broken(cert, first_503_then_passive)
+
+@pytest.mark.parametrize("first", [answer_503, refuse_tcp], ids=["503", "reset"])
+def test_passive_not_ready_at_first_is_tried_again(ha, conf, cert, deposit, first):
+    """The active is gone (refused) and the passive fails the first read (a
+    passive not ready at that instant: 503, or a reset): the client tries
+    the round again after a pause instead of giving up, and reads from it."""
+    broken = Broken(cert, first_fails_then_passive(ha, first))
     try:
         write_client_conf(ha.client, dict(conf, SERVER=dead_url(),
                                           PASSIVE_SERVER=broken.url))
         proc = ok(get(ha, deposit, "--no-cache"))
         assert proc.stdout == b"fo" and "passive server" in err(proc)
         assert broken.count == 2
-    finally:
-        broken.close()
-
-
-def test_passive_reset_at_first_is_tried_again(ha, conf, cert, deposit):
-    """The same when the passive resets the first connection."""
-
-    def first_reset_then_passive(srv, conn, n):
-        if n == 0:
-            return reset(conn)
-        up = socket.create_connection(("127.0.0.1", ha.passive.port))
-        try:
-            pipe(conn, up)
-        finally:
-            up.close()
-            conn.close()
-
-    broken = Broken(cert, first_reset_then_passive)
-    try:
-        write_client_conf(ha.client, dict(conf, SERVER=dead_url(),
-                                          PASSIVE_SERVER=broken.url))
-        proc = ok(get(ha, deposit, "--no-cache"))
-        assert proc.stdout == b"fo" and "passive server" in err(proc)
     finally:
         broken.close()
 
