@@ -23,15 +23,6 @@
 #define KT_READ_ROUNDS 3
 #define KT_ROUND_PAUSE_MS 250
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Append s to the string in dst (size bytes), cut to fit. */
 static void
 append(char *dst, size_t size, const char *s)
@@ -60,7 +51,7 @@ request(struct kt_client *c, const char *method, const char *target,
 	char errs[KT_ERRLEN];
 	size_t i, n = 0;
 	int ret = KT_ENET, round, flags = KT_HTTP_SIGN;
-	long long start = now_ms(), limit;
+	long long start = mono_ms(), limit;
 	struct timespec pause = { 0, 0 };
 
 	kt_clearerr(c);
@@ -78,7 +69,7 @@ request(struct kt_client *c, const char *method, const char *target,
 	for (round = 0; ret == KT_ENET; round++) {
 		if (round > 0) {
 			if (!failover || round == KT_READ_ROUNDS ||
-			    now_ms() - start >= limit)
+			    mono_ms() - start >= limit)
 				break;
 			pause.tv_nsec = (long)round * KT_ROUND_PAUSE_MS *
 			    1000000L;
