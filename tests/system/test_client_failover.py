@@ -354,3 +354,20 @@ def test_bad_timeout_is_refused(ha, conf, deposit, value):
     proc = get(ha, deposit, "--no-cache")
     assert proc.returncode == 1
     assert "keytrustee.conf: TIMEOUT: " in err(proc), err(proc)
+
+
+def test_timeout_kept_when_register_rewrites_the_conf(ha, deposit):
+    """TIMEOUT is set by hand; register (again) writes the conf anew from
+    its options and keeps it."""
+    from test_client import register
+    c = read_client_conf(ha.client)
+    write_client_conf(ha.client, dict(c, TIMEOUT=7))
+    try:
+        ok(register(ha.client, ha.active.url, "ha-org", "--skip-ssl-check",
+                    "--passive-server", ha.passive.url))
+        assert read_client_conf(ha.client)["TIMEOUT"] == 7
+        assert ok(get(ha, deposit, "--no-cache")).stdout == b"fo"
+    finally:
+        c = read_client_conf(ha.client)
+        c.pop("TIMEOUT", None)
+        write_client_conf(ha.client, c)
