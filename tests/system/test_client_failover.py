@@ -216,12 +216,13 @@ def test_kill9_active_at_random_every_read_succeeds(ha, deposit):
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    failed = []
+    failed, by_passive = [], 0
     try:
         for i in range(100):
             proc = get(ha, deposit, "--no-cache")
             if proc.returncode != 0 or proc.stdout != b"fo":
                 failed.append((i, proc.returncode, err(proc)))
+            by_passive += "comes from the passive server" in err(proc)
     finally:
         stop.set()
         t.join(60)
@@ -229,6 +230,8 @@ def test_kill9_active_at_random_every_read_succeeds(ha, deposit):
             ha.active.start()
     assert len(kills) >= 5, kills
     assert failed == []
+    # The kills fell among the reads: both servers answered some.
+    assert 0 < by_passive < 100, by_passive
 
 
 # --------------------------------------------------------------------------
