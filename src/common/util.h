@@ -35,6 +35,8 @@ int hex_valid(const char *s, size_t n);
 void freezero(void *p, size_t len);
 /* FNV-1a of a string: the in-memory caches' bucket hash. */
 unsigned str_hash(const char *s);
+/* CLOCK_MONOTONIC in milliseconds: for deadlines and ages, not dates. */
+long long mono_ms(void);
 
 /* Look up the service account; -1 when it does not exist. */
 int account_lookup(const char *name, uid_t *uid, gid_t *gid);

@@ -123,9 +123,11 @@ KT_EXPORT int kt_put(struct kt_client *c, const char *name,
 
 /*
  * Fetch and decrypt a deposit into *data (malloc'd, *len bytes, NUL added
- * after the end).  Reads go to SERVER, then to PASSIVE_SERVER on connection
- * failure or 5xx, then to the cache unless KT_GET_NO_CACHE.  *src (may be
- * NULL) says which answered.  A 404 from the server drops the cache entry.
+ * after the end).  Reads go to SERVER, then to PASSIVE_SERVER when it gives
+ * no answer (refused, reset, cut short, nothing within the conf's TIMEOUT)
+ * or a 5xx, in up to three rounds a short pause apart, then to the cache
+ * unless KT_GET_NO_CACHE.  *src (may be NULL) says which answered.  A 404
+ * from the server drops the cache entry.
  */
 KT_EXPORT int kt_get(struct kt_client *c, const char *uuid, int flags,
     unsigned char **data, size_t *len, enum kt_source *src);

@@ -80,6 +80,7 @@ conf_clear(struct kt_client *c)
 	c->local_fingerprint = c->server = c->passive_server = c->org = NULL;
 	c->secret_hex = c->state = c->cacert = NULL;
 	c->ssl_insecure = 0;
+	c->timeout = 0;
 	c->registered = 0;
 	c->fpr[0] = '\0';
 }
@@ -175,6 +176,14 @@ conf_load(struct kt_client *c)
 		goto out;
 	}
 	c->ssl_insecure = v != NULL && json_is_true(v);
+	v = json_object_get(doc, "TIMEOUT");
+	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > KT_TIMEOUT_MAX)) {
+		kt_seterr(c, "%s: TIMEOUT: must be a whole number of seconds "
+		    "from 1 to %d", c->confpath, KT_TIMEOUT_MAX);
+		goto out;
+	}
+	c->timeout = v != NULL ? (int)json_integer_value(v) : 0;
 	c->registered = 1;
 	ret = KT_OK;
 out:
@@ -198,6 +207,12 @@ kt_conf_save(struct kt_client *c)
 	    "PASSIVE_SERVER", c->passive_server, "ORG", c->org,
 	    "SECRET", c->secret_hex, "STATE", c->state,
 	    "SSL_INSECURE", c->ssl_insecure, "CACERT", c->cacert);
+	/* An operator's TIMEOUT stays; the default is not written. */
+	if (doc != NULL && c->timeout > 0 && json_object_set_new(doc,
+	    "TIMEOUT", json_integer(c->timeout)) == -1) {
+		json_decref(doc);
+		doc = NULL;
+	}
 	if (doc == NULL ||
 	    (text = json_dumps(doc, JSON_INDENT(4) | JSON_PRESERVE_ORDER)) ==
 	    NULL) {
@@ -333,7 +348,7 @@ kt_register(struct kt_client *c, const struct kt_register_opts *o)
 	json_error_t jerr;
 	struct kt_resp r = { 0 };
 	const char *state;
-	int ret = KT_ERR, e;
+	int ret = KT_ERR, e, timeout;
 
 	kt_clearerr(c);
 	if (o->server == NULL || o->org == NULL) {
@@ -366,8 +381,13 @@ kt_register(struct kt_client *c, const struct kt_register_opts *o)
 	    sizeof(c->err)) != 0)
 		goto out;
 
-	/* The new settings take effect now: kt_http reads them from c. */
+	/*
+	 * The new settings take effect now: kt_http reads them from c.  A
+	 * TIMEOUT the operator set is no option of register: it stays.
+	 */
+	timeout = c->timeout;
 	conf_clear(c);
+	c->timeout = timeout;
 	if (dup_opt(c, &c->server, o->server) ||
 	    dup_opt(c, &c->passive_server, o->passive_server) ||
 	    dup_opt(c, &c->org, o->org) || dup_opt(c, &c->cacert, o->cacert))

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "crypto.h"
 #include "kt-int.h"
@@ -13,9 +14,33 @@
 #define KT_CIPHER_MAX ((size_t)192 * 1024 * 1024)
 
 /*
- * Send a signed request.  Reads (failover set) go to PASSIVE_SERVER when
- * SERVER cannot be reached or answers 5xx.  KT_OK: an answer (< 500) is in r;
- * KT_ENET: no server gave one (message in c); other codes: local errors.
+ * Reads that no server answered are tried again, up to KT_READ_ROUNDS
+ * rounds, after a pause of KT_ROUND_PAUSE_MS, 2 * that, ...: the instant
+ * after the active is killed, the passive may itself not be ready (a
+ * restart, a 503 of a database not up yet), and half a second later it is.
+ * No new round starts once TIMEOUT has passed since the first.
+ */
+#define KT_READ_ROUNDS 3
+#define KT_ROUND_PAUSE_MS 250
+
+/* Append s to the string in dst (size bytes), cut to fit. */
+static void
+append(char *dst, size_t size, const char *s)
+{
+	size_t used = strlen(dst), n = strlen(s);
+
+	if (n > size - 1 - used)
+		n = size - 1 - used;
+	memcpy(dst + used, s, n);
+	dst[used + n] = '\0';
+}
+
+/*
+ * Send a signed request.  A read (failover set) goes to SERVER, then to
+ * PASSIVE_SERVER when SERVER's answer is a failure kt_resp_failover names,
+ * in rounds as above; a write goes to SERVER only, once.  KT_OK: an answer
+ * (< 500) is in r; KT_ENET: no server gave one (each server's failure in c,
+ * in the order tried); other codes: local errors.
  */
 static int
 request(struct kt_client *c, const char *method, const char *target,
@@ -23,8 +48,11 @@ request(struct kt_client *c, const char *method, const char *target,
     enum kt_source *src)
 {
 	const char *bases[2];
+	char errs[KT_ERRLEN];
 	size_t i, n = 0;
-	int ret = KT_ENET;
+	int ret = KT_ENET, round, flags = KT_HTTP_SIGN;
+	long long start = mono_ms(), limit;
+	struct timespec pause = { 0, 0 };
 
 	kt_clearerr(c);
 	if (!c->registered) {
@@ -35,18 +63,44 @@ request(struct kt_client *c, const char *method, const char *target,
 	bases[n++] = c->server;
 	if (failover && c->passive_server != NULL)
 		bases[n++] = c->passive_server;
-	for (i = 0; i < n; i++) {
-		kt_resp_free(r);
-		if (kt_http(c, bases[i], method, target, body, len, 1, r) != 0)
-			return KT_ERR;
-		if (!r->net_failed && r->status < 500) {
-			if (src != NULL)
-				*src = i == 0 ? KT_SRC_ACTIVE : KT_SRC_PASSIVE;
-			ret = KT_OK;
-			break;
+	if (failover)
+		flags |= KT_HTTP_READ;
+	limit = 1000LL * (c->timeout > 0 ? c->timeout : KT_READ_TIMEOUT);
+	for (round = 0; ret == KT_ENET; round++) {
+		if (round > 0) {
+			if (!failover || round == KT_READ_ROUNDS ||
+			    mono_ms() - start >= limit)
+				break;
+			pause.tv_nsec = (long)round * KT_ROUND_PAUSE_MS *
+			    1000000L;
+			nanosleep(&pause, NULL);
 		}
-		if (!r->net_failed)
-			(void)kt_http_error(c, bases[i], r);
+		errs[0] = '\0';
+		for (i = 0; i < n; i++) {
+			kt_resp_free(r);
+			if (kt_http(c, bases[i], method, target, body, len,
+			    flags, r) != 0)
+				return KT_ERR;
+			if (!kt_resp_failover(r)) {
+				if (src != NULL)
+					*src = i == 0 ? KT_SRC_ACTIVE :
+					    KT_SRC_PASSIVE;
+				ret = KT_OK;
+				break;
+			}
+			if (!r->net_failed)
+				(void)kt_http_error(c, bases[i], r);
+			/* Each server's failure, in the order tried. */
+			if (i > 0)
+				append(errs, sizeof(errs), "; then ");
+			append(errs, sizeof(errs), c->err);
+		}
+	}
+	if (ret == KT_ENET) {
+		if (round > 1)
+			kt_seterr(c, "%s (tried %d times)", errs, round);
+		else
+			kt_seterr(c, "%s", errs);
 	}
 	if (ret == KT_OK && r->status / 100 == 2 && c->state != NULL &&
 	    strcmp(c->state, "active") != 0) {

@@ -64,6 +64,12 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+int
+kt_resp_failover(const struct kt_resp *r)
+{
+	return r->net_failed || r->status >= 500;
+}
+
 void
 kt_resp_free(struct kt_resp *r)
 {
@@ -74,7 +80,7 @@ kt_resp_free(struct kt_resp *r)
 
 int
 kt_http(struct kt_client *c, const char *base, const char *method,
-    const char *target, const char *body, size_t bodylen, int sign,
+    const char *target, const char *body, size_t bodylen, int flags,
     struct kt_resp *r)
 {
 	CURL *h = NULL;
@@ -98,7 +104,7 @@ kt_http(struct kt_client *c, const char *base, const char *method,
 	if (body != NULL)
 		hdrs = curl_slist_append(hdrs,
 		    "Content-Type: application/json");
-	if (sign) {
+	if (flags & KT_HTTP_SIGN) {
 		snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
 		if (c->secret_hex == NULL || kt_sign(c->secret_hex, method,
 		    target, ts, body, body != NULL ? bodylen : 0, sig) != 0) {
@@ -133,7 +139,21 @@ kt_http(struct kt_client *c, const char *base, const char *method,
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+	if (flags & KT_HTTP_READ) {
+		/*
+		 * A server that takes the connection and then says nothing
+		 * (stopped, hung, a dead host's half-open socket) must not
+		 * hold a read that the next server can answer: no TLS
+		 * handshake, or no byte of the answer, within TIMEOUT is a
+		 * failure like a refused connection.
+		 */
+		long secs = c->timeout > 0 ? c->timeout : KT_READ_TIMEOUT;
+
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, secs);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, secs);
+	} else
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "keytrustee-client/1");

@@ -24,6 +24,7 @@ struct kt_client {
 	char *state;
 	int ssl_insecure;
 	char *cacert;
+	int timeout;              /* TIMEOUT (seconds); 0: KT_READ_TIMEOUT */
 	int registered;
 	/* last error */
 	char err[KT_ERRLEN];
@@ -49,15 +50,26 @@ int kt_conf_save(struct kt_client *c);
 int kt_file_mode_ok(struct kt_client *c, const char *path);
 
 /* kt-http.c */
+#define KT_READ_TIMEOUT 10   /* seconds: TIMEOUT's default */
+#define KT_TIMEOUT_MAX 3600
+#define KT_HTTP_SIGN 0x1     /* sign with the client's secret */
+#define KT_HTTP_READ 0x2     /* a read: give up on a stalled server after
+				TIMEOUT, the next one may answer */
 int kt_http_init(void);
 /*
- * One request to base + target.  Signed when c has a secret and sign is set.
- * Returns 0 when an answer came back (any status) or on network failure
- * (r->net_failed set); -1 on a local error (message in c).
+ * One request to base + target, as flags say.  Returns 0 when an answer
+ * came back (any status) or on network failure (r->net_failed set); -1 on
+ * a local error (message in c).
  */
 int kt_http(struct kt_client *c, const char *base, const char *method,
-    const char *target, const char *body, size_t bodylen, int sign,
+    const char *target, const char *body, size_t bodylen, int flags,
     struct kt_resp *r);
+/*
+ * Did this request fail in a way another server (or a later try) may not:
+ * no answer at all (refused, reset, EOF mid-answer, TLS failure, timeout)
+ * or a 5xx?  The one place a read decides to go on.
+ */
+int kt_resp_failover(const struct kt_resp *r);
 void kt_resp_free(struct kt_resp *r);
 /* Map an error answer to a KT_E* code and a message (uses the JSON body). */
 int kt_http_error(struct kt_client *c, const char *what, struct kt_resp *r);

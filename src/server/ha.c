@@ -46,15 +46,6 @@ struct ha {
 	int journal_fd; /* the passive's audit journal, or -1 */
 };
 
-static long long
-ha_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The rows of a journal, pointing into the JSON objects kept with them. */
 struct journal {
 	struct audit_row *rows;
@@ -179,7 +170,7 @@ ha_refresh(struct ha *ha)
 	st.db_up = ok;
 	if (ok)
 		st.known = 1; /* when down, the last known role stays */
-	st.checked_ms = ha_now_ms();
+	st.checked_ms = mono_ms();
 	pthread_mutex_lock(&ha->mtx);
 	ha->st = st;
 	pthread_mutex_unlock(&ha->mtx);
@@ -342,7 +333,7 @@ ha_health(struct ha *ha, int *writes)
 	}
 	if (r != NULL)
 		json_object_set_new(r, "checked_ms_ago",
-		    json_integer(ha_now_ms() - st.checked_ms));
+		    json_integer(mono_ms() - st.checked_ms));
 	return r;
 }
 

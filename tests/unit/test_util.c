@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -316,6 +317,22 @@ test_freezero_null(void **state)
 }
 
 static void
+test_mono_ms(void **state)
+{
+	struct timespec pause = { 0, 50 * 1000000L };
+	long long a, b;
+
+	(void)state;
+	a = mono_ms();
+	assert_true(a >= 0);
+	assert_int_equal(nanosleep(&pause, NULL), 0);
+	b = mono_ms();
+	/* Milliseconds: 50 ms later reads at least 50 more, and not seconds. */
+	assert_true(b - a >= 50);
+	assert_true(b - a < 5000);
+}
+
+static void
 test_account_lookup(void **state)
 {
 	uid_t uid = 42;
@@ -389,6 +406,7 @@ main(void)
 		cmocka_unit_test(test_hex_encode),
 		cmocka_unit_test(test_path_join),
 		cmocka_unit_test(test_freezero_null),
+		cmocka_unit_test(test_mono_ms),
 		cmocka_unit_test(test_account_lookup),
 		cmocka_unit_test(test_parse_int),
 		cmocka_unit_test(test_rm_tree),

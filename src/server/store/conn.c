@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "db.h"
 #include "int.h"
 #include "log.h"
+#include "util.h"
 
 /* How long a commit may wait for the synchronous standby. */
 #define STORE_COMMIT_MSECS 2000
@@ -140,20 +140,11 @@ store_row(struct store *st, const char *what, const struct store_stmt *s,
 	return STORE_OK;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The result of the statement just sent, its wait bounded. */
 static PGresult *
 store_wait(struct store *st, int *timed_out)
 {
-	long long deadline = now_ms() + STORE_COMMIT_MSECS, left;
+	long long deadline = mono_ms() + STORE_COMMIT_MSECS, left;
 	PGresult *res, *last = NULL;
 	struct pollfd pfd;
 	PGcancel *cancel;
@@ -162,7 +153,7 @@ store_wait(struct store *st, int *timed_out)
 	pfd.fd = PQsocket(st->db);
 	pfd.events = POLLIN;
 	while (PQisBusy(st->db)) {
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left <= 0 && !*timed_out) {
 			/*
 			 * A commit waiting for a standby that went away: cancel
@@ -178,7 +169,7 @@ store_wait(struct store *st, int *timed_out)
 				(void)PQcancel(cancel, err, sizeof(err));
 				PQfreeCancel(cancel);
 			}
-			deadline = now_ms() + STORE_COMMIT_MSECS;
+			deadline = mono_ms() + STORE_COMMIT_MSECS;
 			continue;
 		}
 		if (left <= 0) {
