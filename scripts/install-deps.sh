@@ -4,8 +4,7 @@
 # docs test, zlib1g-dev for the ZLIB packets of OpenPGP messages
 # (pgpmsg.c), rnp, librnp's CLI, for their interoperability test, and
 # python3-cryptography, which the legacy protocol's test client
-# (tests/system/ztclient.py) is written over, and testssl.sh, which checks
-# the server's TLS policy from outside (tests/system/test_tls_ciphers.py).  Only what is missing is
+# (tests/system/ztclient.py) is written over.  Only what is missing is
 # installed; `apt-get update` runs once, and only when something is
 # missing.  Creates the `keytrustee` service account PostgreSQL runs as.
 set -eu
@@ -14,7 +13,11 @@ PKGS="build-essential pkg-config libssl-dev openssl libpq-dev postgresql
 libgpgme-dev gnupg libyaml-dev libcurl4-openssl-dev cron libevent-dev
 libjansson-dev libcmocka-dev python3 python3-pytest softhsm2 curl ca-certificates
 procps psmisc zip unzip python3-aiosmtpd python3-cryptography rsync librnp-dev
-man-db groff-base zlib1g-dev rnp testssl.sh"
+man-db groff-base zlib1g-dev rnp"
+
+# testssl.sh checks the server's TLS policy from outside
+# (tests/system/test_tls_ciphers.py).
+PKGS="$PKGS testssl.sh"
 
 missing=""
 for p in $PKGS; do
