@@ -17,6 +17,10 @@ libjansson-dev libcmocka-dev python3 python3-pytest softhsm2 curl ca-certificate
 procps psmisc zip unzip python3-aiosmtpd python3-cryptography rsync librnp-dev
 man-db groff-base zlib1g-dev rnp clang libclang-rt-dev"
 
+# testssl.sh checks the server's TLS policy from outside
+# (tests/system/test_tls_ciphers.py).
+PKGS="$PKGS testssl.sh"
+
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -19,7 +19,7 @@ struct kt_conf {
 	char *ssl_ca;                 /* NULL when not set */
 	char *tls_min_version_name;   /* "tlsv1.2" */
 	int tls_min_version;          /* OpenSSL's TLS1_2_VERSION etc. */
-	char *ssl_ciphers;            /* "" = platform default */
+	char *ssl_ciphers;            /* "" = ECDHE+AEAD (tls.c) */
 	int port;
 	int db_port;
 	int hkp_port;                 /* plain-HTTP HKP listener; 0: none */
