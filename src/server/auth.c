@@ -23,7 +23,8 @@
 #include "log.h"
 #include "util.h"
 
-_Static_assert(AUTH_SKEW + AUTH_AHEAD < STORE_SEEN_KEEP,
+_Static_assert(AUTH_SKEW + AUTH_AHEAD < STORE_SEEN_KEEP &&
+	2 * AUTH_SKEW < STORE_SEEN_KEEP,
     "a request's signature must be remembered as long as it is valid");
 
 static const char *

@@ -493,7 +493,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 		}
 		if (clientkey_verify(plain, plainlen, NULL, 0,
 			legacy_client_key, r, &data, &datalen, signer, &created,
-			AUTH_AHEAD, err, sizeof(err)) == -1)
+			AUTH_SKEW, err, sizeof(err)) == -1)
 			goto unsigned_;
 	} else {
 		if (named == NULL || legacy_fpr(named, fpr) == -1) {
@@ -510,7 +510,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 		}
 		if (clientkey_verify((const unsigned char *)payload,
 			strlen(payload), sigbin, siglen, legacy_client_key, r,
-			NULL, NULL, signer, &created, AUTH_AHEAD, err,
+			NULL, NULL, signer, &created, AUTH_SKEW, err,
 			sizeof(err)) == -1)
 			goto unsigned_;
 		if (strcmp(signer, fpr) != 0) {
@@ -544,10 +544,10 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 		    "sig_fingerprint is not the signer");
 		goto out;
 	}
-	if (created < now - AUTH_SKEW || created > now + AUTH_AHEAD) {
+	if (created < now - AUTH_SKEW || created > now + AUTH_SKEW) {
 		verdict_refuse(v, 401, "stale",
-		    "the request's signature is more than 300 seconds behind "
-		    "or 60 seconds ahead of the server's clock");
+		    "the request's signature is more than 300 seconds from the "
+		    "server's clock");
 		goto out;
 	}
 	if (seen_digest(signer, created, data, datalen, digest) == -1)

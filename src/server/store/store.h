@@ -94,7 +94,7 @@ void store_batch_close(struct store *st);
  * request is valid (auth.h's window, both ways), so that a replay is
  * known for as long as it could be accepted.
  */
-#define STORE_SEEN_KEEP 600
+#define STORE_SEEN_KEEP 900
 
 /*
  * A write's answer, kept with the write in its transaction under its
