@@ -245,6 +245,18 @@ def test_window_is_300_s_behind_and_60_s_ahead(env, dave):
         assert deposits_named(env, dave, name) == 1
 
 
+def test_expired_seen_rows_are_forgotten_by_the_next_writes(env, dave):
+    env.psql("INSERT INTO seen_signatures (digest, expires, status, body) "
+             "SELECT decode(md5(i::text) || md5(i::text), 'hex'), now() - interval '1 s', "
+             "201, '{}' FROM generate_series(1, 300) i")
+    expired = "SELECT count(*) FROM seen_signatures WHERE expires < now()"
+    assert int(env.psql(expired)) >= 300
+    assert send(env.port, new_deposit_req(dave, "purge-%s" % os.urandom(4).hex()))[0] == 201
+    status, ans = dave.put(env.port, "purge-%s" % os.urandom(4).hex(), b"x")
+    assert send(env.port, signed(dave, "DELETE", "/v1/deposits/" + ans["uuid"]))[0] == 200
+    assert int(env.psql(expired)) == 0
+
+
 def test_replayed_get_is_a_read_that_writes_no_seen_row(env, dave):
     status, ans = dave.put(env.port, "read-%s" % os.urandom(4).hex(), b"read me")
     assert status == 201

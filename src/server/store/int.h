@@ -58,13 +58,14 @@ struct store {
 	"result) "
 /*
  * The request signatures seen (store/seen.c), one table for both
- * protocols: the expired rows, a few at a time, skipping those another
- * transaction holds (a CTE of any statement that claims one), and when a
- * row claimed now expires.
+ * protocols: the expired rows, skipping those another transaction holds
+ * (a CTE of every statement that claims one), up to more than a batch of
+ * new deposits claims (auditq.c's 500), so that the table does not grow
+ * under a steady load; and when a row claimed now expires.
  */
 #define STORE_SEEN_PURGE                                                    \
 	"DELETE FROM seen_signatures WHERE digest IN (SELECT digest FROM "   \
-	"seen_signatures WHERE expires < now() LIMIT 64 FOR UPDATE SKIP "    \
+	"seen_signatures WHERE expires < now() LIMIT 1000 FOR UPDATE SKIP "  \
 	"LOCKED)"
 #define STORE_SEEN_INSERT                                                   \
 	"INSERT INTO seen_signatures (digest, expires, status, location, "   \
