@@ -21,8 +21,8 @@ replay_answer(struct worker *w, struct http_req *req,
 	struct verdict v;
 	int status;
 
-	switch (store_seen_answer(w->store, c->seen, sizeof(c->seen), &status,
-	    &location, &body)) {
+	switch (store_seen_answer(
+	    w->store, c->seen, sizeof(c->seen), &status, &location, &body)) {
 	case STORE_OK:
 		result = "answered";
 		break;

@@ -33,15 +33,16 @@ store_seen(struct store *st, const unsigned char *digest, size_t len)
 	    1, params, lens, fmts, &timed_out);
 	if (timed_out)
 		ret = STORE_NO_SYNC;
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    PQntuples(res) != 1) {
 		if (store_is_readonly(res))
 			ret = STORE_READONLY;
 		else
-			log_warnx("seen signatures: %s",
-			    store_error(res, st->db));
+			log_warnx(
+			    "seen signatures: %s", store_error(res, st->db));
 	} else
 		ret = strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? STORE_OK
-							       : STORE_CONFLICT;
+							      : STORE_CONFLICT;
 	PQclear(res);
 	return ret;
 }
@@ -75,8 +76,8 @@ store_seen_answer(struct store *st, const unsigned char *digest, size_t len,
 	*status = atoi(PQgetvalue(res, 0, 0));
 	if ((!PQgetisnull(res, 0, 1) &&
 		(*location = strdup(PQgetvalue(res, 0, 1))) == NULL) ||
-	    (*body = strdup(PQgetisnull(res, 0, 2) ? ""
-						   : PQgetvalue(res, 0, 2))) ==
+	    (*body = strdup(
+		 PQgetisnull(res, 0, 2) ? "" : PQgetvalue(res, 0, 2))) ==
 		NULL) {
 		log_warnx("seen answer: out of memory");
 		free(*location);
