@@ -302,6 +302,16 @@ static const struct db_migration db_migrations[] = {
 	" digest bytea PRIMARY KEY,"
 	" expires timestamptz NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS seen_signatures_expires ON seen_signatures (expires);"},
+    {9, "seen_answers",
+	/*
+	 * A /v1 write keeps its answer with its request's signature, in its
+	 * own transaction: a replay of the request is answered the same and
+	 * writes nothing (docs/api.md, "Replayed requests").  The legacy
+	 * protocol's rows have none (its replays are refused).
+	 */
+	"ALTER TABLE seen_signatures ADD COLUMN IF NOT EXISTS status integer;"
+	"ALTER TABLE seen_signatures ADD COLUMN IF NOT EXISTS location text;"
+	"ALTER TABLE seen_signatures ADD COLUMN IF NOT EXISTS body text;"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -19,6 +19,7 @@
 #include "depcache.h"
 #include "ha.h"
 #include "log.h"
+#include "replay.h"
 #include "util.h"
 
 /* The audit row of client c's action on object from req. */
@@ -58,20 +59,25 @@ dep_request(struct worker *w, struct http_req *req,
 
 /* An answer set aside until its audit row commits (auditq.c). */
 struct dep_pending {
+	struct worker *w;
 	struct http_req *req;
+	struct auth_client c;
 	char *body;
 	size_t len;
 	char uuid[CRYPTO_UUID_LEN + 1]; /* a new deposit's */
 };
 
 static struct dep_pending *
-pending_new(struct http_req *req, char *body, size_t len, const char *uuid)
+pending_new(struct worker *w, struct http_req *req,
+    const struct auth_client *c, char *body, size_t len, const char *uuid)
 {
 	struct dep_pending *p;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
+	p->w = w;
 	p->req = req;
+	p->c = *c;
 	p->body = body;
 	p->len = len;
 	snprintf(p->uuid, sizeof(p->uuid), "%s", uuid);
@@ -99,6 +105,9 @@ create_done(void *arg, int result)
 		snprintf(loc, sizeof(loc), "/v1/deposits/%s", p->uuid);
 		http_add_header(p->req, "Location", loc);
 		http_reply(p->req, 201, "application/json", p->body, p->len);
+	} else if (result == 2) {
+		/* A replay: its first answer, nothing stored. */
+		replay_answer(p->w, p->req, &p->c, NULL);
 	} else {
 		if (result == -1)
 			ha_no_sync(&v); /* the standby went away just now */
@@ -119,11 +128,12 @@ api_deposit_create(struct worker *w, struct http_req *req,
 	struct dep_pending *p = NULL;
 	const unsigned char *body;
 	unsigned char *ct = NULL, nonce[CRYPTO_NONCE_LEN];
-	char uuid[CRYPTO_UUID_LEN + 1], *text = NULL;
+	char uuid[CRYPTO_UUID_LEN + 1], *text = NULL, loc[64];
 	size_t len;
 	struct deposit_row row;
 	json_t *ans = NULL;
 	enum store_result r;
+	int seen = 0;
 
 	memset(&d, 0, sizeof(d));
 	body = http_req_body(req, &len);
@@ -140,21 +150,25 @@ api_deposit_create(struct worker *w, struct http_req *req,
 	    (ans = json_pack("{s:s}", "uuid", uuid)) == NULL ||
 	    (text = json_dumps(ans, JSON_COMPACT)) == NULL)
 		goto internal;
-	if ((p = pending_new(req, text, strlen(text), uuid)) == NULL) {
+	if ((p = pending_new(w, req, &c, text, strlen(text), uuid)) == NULL) {
 		free(text);
 		goto internal;
 	}
+	/* Its answer is kept with it, for a replay of its request. */
+	snprintf(loc, sizeof(loc), "/v1/deposits/%s", uuid);
 	row = (struct deposit_row){uuid, c.fpr, c.org, d.cname, d.cdesc, nonce,
-	    ct, d.plainlen + CRYPTO_TAG_LEN};
+	    ct, d.plainlen + CRYPTO_TAG_LEN, {c.seen, 201, loc, text}};
 	/* With the other deposits waiting: one commit for all. */
 	if (auditq_create(w->srv->auditq, w, &row, http_peer(req), create_done,
 		p) == 0)
 		ct = NULL; /* the queue's now */
 	else {
 		/* No queue: the row and its audit entry commit right now. */
-		r = store_deposit_insert(
-		    w->store, &row, (const char *const[]){http_peer(req)}, 1);
-		create_done(p, r == STORE_OK ? 1 : r == STORE_NO_SYNC ? -1 : 0);
+		r = store_deposit_insert(w->store, &row,
+		    (const char *const[]){http_peer(req)}, 1, &seen);
+		create_done(p, r == STORE_OK ? 1 + seen
+			: r == STORE_NO_SYNC ? -1
+					     : 0);
 	}
 	goto out;
 internal:
@@ -269,7 +283,7 @@ api_deposit_get(struct worker *w, struct http_req *req,
 	if ((text = deposit_answer(d, plain, ctlen - CRYPTO_TAG_LEN, &len)) ==
 	    NULL)
 		goto internal;
-	if ((p = pending_new(req, text, len, uuid)) == NULL) {
+	if ((p = pending_new(w, req, &c, text, len, uuid)) == NULL) {
 		freezero(text, len);
 		goto internal;
 	}
@@ -352,18 +366,28 @@ void
 api_deposit_delete(struct worker *w, struct http_req *req,
     const struct handler_match *m)
 {
-	char uuid[CRYPTO_UUID_LEN + 1];
+	char uuid[CRYPTO_UUID_LEN + 1], *text = NULL;
 	struct auth_client c;
 	struct verdict v;
-	json_t *ans;
+	json_t *ans = NULL;
 
 	if (dep_request(w, req, m, 1, &c, uuid, &v) == -1)
 		goto refuse;
-	/* The deletion and its audit row commit together. */
-	switch (store_deposit_delete(
-	    w->store, uuid, DEP_ROW(&c, req, "deposit_delete", uuid, NULL))) {
+	if ((ans = json_pack("{s:s}", "deleted", uuid)) == NULL ||
+	    (text = json_dumps(ans, JSON_COMPACT)) == NULL) {
+		VERDICT_INTERNAL(&v);
+		goto refuse;
+	}
+	/* The deletion, its audit row and its answer commit together. */
+	switch (store_deposit_delete(w->store, uuid,
+	    DEP_ROW(&c, req, "deposit_delete", uuid, NULL),
+	    &(const struct store_answer){c.seen, 200, NULL, text})) {
 	case STORE_OK:
 		break;
+	case STORE_CONFLICT:
+		/* A replay: its first answer, nothing deleted. */
+		replay_answer(w, req, &c, uuid);
+		goto out;
 	case STORE_NOT_FOUND:
 		verdict_refuse(&v, 404, "not_found", "no such deposit");
 		goto refuse;
@@ -376,13 +400,11 @@ api_deposit_delete(struct worker *w, struct http_req *req,
 	}
 	/* Gone for every worker before the answer says so. */
 	depcache_drop(w->srv->depcache, uuid);
-	if ((ans = json_pack("{s:s}", "deleted", uuid)) == NULL) {
-		VERDICT_INTERNAL(&v);
-		goto refuse;
-	}
-	http_reply_json(req, 200, ans);
-	json_decref(ans);
-	return;
+	http_reply(req, 200, "application/json", text, strlen(text));
+	goto out;
 refuse:
 	http_reply_verdict(req, &v);
+out:
+	free(text);
+	json_decref(ans);
 }

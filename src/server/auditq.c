@@ -46,7 +46,7 @@ struct auditq_item {
 	struct worker *w;
 	auditq_done_fn *done;
 	void *arg;
-	int result; /* 1 committed, 0 failed, -1 refused (no sync standby) */
+	int result; /* 1 committed, 2 seen before, 0 failed, -1 refused */
 	char actor[PGP_FPR_LEN + 1];
 	char org[72];
 	char object[CRYPTO_UUID_LEN + 1];
@@ -56,6 +56,9 @@ struct auditq_item {
 	unsigned char nonce[CRYPTO_NONCE_LEN];
 	unsigned char *ct;
 	size_t ctlen;
+	unsigned char seen[CRYPTO_HASH_LEN]; /* its request's answer */
+	int status;
+	char *location, *body;
 };
 
 /*
@@ -74,6 +77,7 @@ struct auditq_lane {
 	struct store *store;
 	struct deposit_row rows[AUDITQ_BATCH_MAX];
 	const char *remote[AUDITQ_BATCH_MAX];
+	int seen[AUDITQ_BATCH_MAX];
 };
 
 /*
@@ -110,6 +114,8 @@ item_free(struct auditq_item *it)
 	free(it->name);
 	free(it->desc);
 	free(it->ct); /* sealed */
+	free(it->location);
+	free(it->body);
 	free(it);
 }
 
@@ -159,11 +165,11 @@ items_done(struct auditq_item *list)
 /* ---- the deposits' lane ------------------------------------------------- */
 
 /*
- * Hand each result back to its worker's loop: one lock and one wake-up
- * per worker for the whole batch.
+ * Hand each result (it->result) back to its worker's loop: one lock and
+ * one wake-up per worker for the whole batch.
  */
 static void
-lane_deliver(struct auditq *q, struct auditq_item *batch, int result)
+lane_deliver(struct auditq *q, struct auditq_item *batch)
 {
 	struct auditq_item *mine, **mt, *rest, **rt, *it, *next;
 	struct auditq_worker *aw;
@@ -177,7 +183,6 @@ lane_deliver(struct auditq *q, struct auditq_item *batch, int result)
 			next = it->next;
 			it->next = NULL;
 			if (it->w == batch->w) {
-				it->result = result;
 				*mt = it;
 				mt = &it->next;
 			} else {
@@ -194,26 +199,37 @@ lane_deliver(struct auditq *q, struct auditq_item *batch, int result)
 	}
 }
 
-/* The batch's deposits in one statement: 1 committed, -1 refused, 0. */
+/*
+ * The batch's deposits in one statement, each item's result set: 1
+ * committed (2 for a request seen before), else all -1 refused or 0
+ * failed, which is returned.
+ */
 static int
 lane_insert(struct auditq_lane *l, struct auditq_item *batch)
 {
 	struct auditq_item *it;
-	int n = 0;
+	int n = 0, r;
 
 	for (it = batch; it != NULL; it = it->next, n++) {
 		l->rows[n] = (struct deposit_row){it->object, it->actor,
-		    it->org, it->name, it->desc, it->nonce, it->ct, it->ctlen};
+		    it->org, it->name, it->desc, it->nonce, it->ct, it->ctlen,
+		    {it->seen, it->status, it->location, it->body}};
 		l->remote[n] = it->remote;
 	}
-	switch (store_deposit_insert(l->store, l->rows, l->remote, n)) {
+	switch (store_deposit_insert(l->store, l->rows, l->remote, n,
+	    l->seen)) {
 	case STORE_OK:
-		return 1;
+		r = 1;
+		break;
 	case STORE_NO_SYNC:
-		return -1;
+		r = -1;
+		break;
 	default:
-		return 0;
+		r = 0;
 	}
+	for (it = batch, n = 0; it != NULL; it = it->next, n++)
+		it->result = r == 1 && l->seen[n] ? 2 : r;
+	return r;
 }
 
 /* Insert the batch of new deposits; hand back. */
@@ -221,18 +237,17 @@ static void
 lane_run(struct auditq *q, struct auditq_item *batch)
 {
 	struct auditq_item *it, *next;
-	int r;
 
-	r = lane_insert(&q->lane, batch);
-	if (r != 0 || batch->next == NULL) {
-		lane_deliver(q, batch, r);
+	if (lane_insert(&q->lane, batch) != 0 || batch->next == NULL) {
+		lane_deliver(q, batch);
 		return;
 	}
 	/* One of them is refused: find which, one by one. */
 	for (it = batch; it != NULL; it = next) {
 		next = it->next;
 		it->next = NULL;
-		lane_deliver(q, it, lane_insert(&q->lane, it));
+		lane_insert(&q->lane, it);
+		lane_deliver(q, it);
 	}
 }
 
@@ -577,6 +592,14 @@ auditq_create(struct auditq *q, struct worker *w, const struct deposit_row *d,
 		item_free(it);
 		return -1;
 	}
+	if ((d->ans.location != NULL &&
+		(it->location = strdup(d->ans.location)) == NULL) ||
+	    (it->body = strdup(d->ans.body)) == NULL) {
+		item_free(it);
+		return -1;
+	}
+	memcpy(it->seen, d->ans.seen, CRYPTO_HASH_LEN);
+	it->status = d->ans.status;
 	memcpy(it->nonce, d->nonce, CRYPTO_NONCE_LEN);
 	it->ct = d->ct; /* taken over: the caller forgets it */
 	it->ctlen = d->ctlen;

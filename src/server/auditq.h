@@ -12,7 +12,9 @@
 
 /*
  * What became of a queued row: 1 committed, 0 not (the database failed),
- * -1 refused (a write found no synchronous standby).
+ * -1 refused (a write found no synchronous standby), 2 a new deposit's
+ * request was seen before (nothing written: its first answer is kept,
+ * store_seen_answer).
  */
 typedef void auditq_done_fn(void *arg, int result);
 
@@ -33,8 +35,9 @@ void auditq_stop(struct auditq *q);
 int auditq_read(struct auditq *q, struct worker *w, const struct audit_row *r,
     auditq_done_fn *done, void *arg);
 /*
- * Queue the new deposit d with its deposit_create row (from remote):
- * done(arg, 1, 0 or -1) once it committed, as one of a batch.  d is
+ * Queue the new deposit d with its deposit_create row (from remote) and
+ * its request's answer: done(arg, 1, 2, 0 or -1) once it committed, as one
+ * of a batch.  d is
  * copied, but for its ciphertext d->ct, which is taken over (the caller
  * forgets it) when 0 is returned.  -1 when there is no queue: the caller
  * inserts it itself, and done is never called.

@@ -23,6 +23,10 @@
 #include "log.h"
 #include "util.h"
 
+_Static_assert(AUTH_SKEW + AUTH_AHEAD < STORE_SEEN_KEEP &&
+	2 * AUTH_SKEW < STORE_SEEN_KEEP,
+    "a request's signature must be remembered as long as it is valid");
+
 static const char *
 auth_method(enum httpmsg_method cmd)
 {
@@ -51,6 +55,21 @@ auth_secret_open(const unsigned char datakey[CRYPTO_KEY_LEN],
 	    ctlen != CRYPTO_KEY_LEN + CRYPTO_TAG_LEN)
 		return -1;
 	return crypto_open(datakey, fpr, strlen(fpr), nonce, ct, ctlen, secret);
+}
+
+/* The digest of a verified request: who, when, its signature. */
+static int
+auth_seen_digest(const struct authhdr *h, unsigned char out[CRYPTO_HASH_LEN])
+{
+	unsigned char buf[4 + PGP_FPR_LEN + 1 + sizeof(h->ts) + 1 +
+	    CRYPTO_MAC_LEN];
+	int n;
+
+	n = snprintf((char *)buf, sizeof(buf), "KT1\n%s\n%s\n", h->fpr, h->ts);
+	if (n < 0 || (size_t)n + CRYPTO_MAC_LEN > sizeof(buf))
+		return -1;
+	memcpy(buf + n, h->sig, CRYPTO_MAC_LEN);
+	return crypto_sha256(buf, (size_t)n + CRYPTO_MAC_LEN, out);
 }
 
 /* Audit the client's refusal why and refuse with status, code and msg. */
@@ -123,10 +142,10 @@ auth_request(struct worker *w, struct http_req *req,
 		return auth_fail(w, req, v, 401, "unauthorized",
 		    "malformed Authorization header", NULL, NULL, "malformed");
 	now = (long long)time(NULL);
-	if (h.tsval < now - AUTH_SKEW || h.tsval > now + AUTH_SKEW)
+	if (h.tsval < now - AUTH_SKEW || h.tsval > now + AUTH_AHEAD)
 		return auth_fail(w, req, v, 401, "unauthorized",
-		    "request timestamp is more than 300 seconds from the "
-		    "server's clock",
+		    "request timestamp is more than 300 seconds behind or 60 "
+		    "seconds ahead of the server's clock",
 		    h.fpr, NULL, "stale");
 	if (auth_lookup(w, req, h.fpr, &e, v) == -1)
 		goto out;
@@ -161,6 +180,10 @@ auth_request(struct worker *w, struct http_req *req,
 			      "(keytrustee-orgtool enable-client)"
 			    : "this client is disabled",
 		    h.fpr, e.org, pending ? "client_pending" : "client_disabled");
+		goto out;
+	}
+	if (auth_seen_digest(&h, out->seen) == -1) {
+		VERDICT_INTERNAL(v);
 		goto out;
 	}
 	memcpy(out->fpr, h.fpr, sizeof(out->fpr));

@@ -65,7 +65,7 @@ seen_in_memory(const unsigned char d[CRYPTO_HASH_LEN])
 	}
 	if (free_slot != -1) {
 		memcpy(seen_mem.d[free_slot], d, CRYPTO_HASH_LEN);
-		seen_mem.until[free_slot] = now + 2 * AUTH_SKEW;
+		seen_mem.until[free_slot] = now + STORE_SEEN_KEEP;
 		ret = 0;
 	}
 out:

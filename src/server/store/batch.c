@@ -24,20 +24,23 @@
  * their element type.
  */
 #define OID_BYTEA 17
+#define OID_INT4 23
 #define OID_TEXT 25
 #define OID_UUID 2950
 #define OID_BYTEA_ARRAY 1001
+#define OID_INT4_ARRAY 1007
 #define OID_TEXT_ARRAY 1009
 #define OID_UUID_ARRAY 2951
 
 #define READ_COLS 4
-#define DEPOSIT_COLS 8
+#define DEPOSIT_COLS 12
 
 static const Oid read_types[READ_COLS] = {
     OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY};
 static const Oid deposit_types[DEPOSIT_COLS] = {OID_UUID_ARRAY,
     OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_BYTEA_ARRAY,
-    OID_BYTEA_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY};
+    OID_BYTEA_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_BYTEA_ARRAY,
+    OID_INT4_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY};
 
 /* Like store_audit's rows: an audit row alone never waits for a standby. */
 static const struct store_stmt stmt_reads = {STMT_AUDIT_READS,
@@ -50,20 +53,34 @@ static const struct store_stmt stmt_reads = {STMT_AUDIT_READS,
     READ_COLS, read_types};
 
 /*
- * The deposits and their deposit_create rows commit together, or nothing
- * when HA_SYNC_OK is false.  Only the audit columns are unnested twice,
+ * The deposits, their deposit_create rows and their requests' answers
+ * commit together, or nothing when HA_SYNC_OK is false.  A deposit goes in
+ * only when its request's digest ($9, distinct in a batch) was claimed now
+ * (s): a replay, or the twin of a request still committing (whose claim
+ * this one waits for), inserts nothing, and is named in the result by its
+ * ordinal.  Only the audit columns and the digests are unnested twice,
  * not the contents.
  */
 static const struct store_stmt stmt_deposits = {STMT_DEPOSITS_NEW,
     "kt_deposits_new",
-    "WITH d AS (INSERT INTO deposits (uuid, owner, name, description, "
-    "nonce, content) SELECT * FROM unnest($1::uuid[], $2::text[], "
-    "$3::text[], $4::text[], $5::bytea[], $6::bytea[]) "
-    "WHERE " DB_SERVER_ORIGIN " AND " HA_SYNC_OK " RETURNING uuid) "
-    STORE_AUDIT_INSERT
+    "WITH g AS (SELECT " DB_SERVER_ORIGIN " AND " HA_SYNC_OK " AS ok), "
+    "x AS (" STORE_SEEN_PURGE "), "
+    "s AS (" STORE_SEEN_INSERT "SELECT k, " STORE_SEEN_EXPIRES ", st, l, "
+    "b FROM unnest($9::bytea[], $10::int[], $11::text[], $12::text[]) "
+    "AS t (k, st, l, b) WHERE (SELECT ok FROM g) "
+    "ON CONFLICT (digest) DO NOTHING RETURNING digest), "
+    "d AS (INSERT INTO deposits (uuid, owner, name, description, "
+    "nonce, content) SELECT u, o, n, de, no, c FROM unnest($1::uuid[], "
+    "$2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], "
+    "$9::bytea[]) AS t (u, o, n, de, no, c, k) "
+    "WHERE k IN (SELECT digest FROM s) RETURNING uuid), "
+    "a AS (" STORE_AUDIT_INSERT
     "SELECT now(), a.owner, a.org, 'deposit_create', a.uuid::text, "
     "a.remote, 'ok' FROM unnest($1::uuid[], $2::text[], $7::text[], "
-    "$8::text[]) AS a (uuid, owner, org, remote) JOIN d USING (uuid)",
+    "$8::text[]) AS a (uuid, owner, org, remote) JOIN d USING (uuid)) "
+    "SELECT (SELECT ok FROM g), (SELECT string_agg(i::text, ',') FROM "
+    "unnest($9::bytea[]) WITH ORDINALITY AS t (k, i) "
+    "WHERE (SELECT ok FROM g) AND k NOT IN (SELECT digest FROM s))",
     DEPOSIT_COLS, deposit_types};
 
 /* A one-dimensional array in PostgreSQL's binary format (array_recv). */
@@ -131,6 +148,17 @@ pgarr_add(struct pgarr *a, const void *v, size_t len)
 	a->len += len;
 }
 
+/* An int4. */
+static void
+pgarr_add_int(struct pgarr *a, int v)
+{
+	unsigned char b[4] = {(unsigned char)((uint32_t)v >> 24),
+	    (unsigned char)((uint32_t)v >> 16), (unsigned char)((uint32_t)v >> 8),
+	    (unsigned char)v};
+
+	pgarr_add(a, b, sizeof(b));
+}
+
 /* Text, NULL as NULL. */
 static void
 pgarr_add_str(struct pgarr *a, const char *v)
@@ -190,28 +218,74 @@ arrays_params(
 
 /* ---- new deposits -------------------------------------------------------- */
 
+/* Row i's request is one of rows 0..i-1's (a twin in one batch). */
+static int
+seen_earlier(const struct deposit_row *rows, int i)
+{
+	int j;
+
+	for (j = 0; j < i; j++)
+		if (memcmp(rows[j].ans.seen, rows[i].ans.seen,
+			CRYPTO_HASH_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+/* Mark the rows named by the ordinals list ("2,5") of the rows sent. */
+static void
+seen_mark(const char *list, const int *sent, int nsent, int *seen)
+{
+	char *end;
+	long k;
+
+	while (*list != '\0') {
+		k = strtol(list, &end, 10);
+		if (end == list)
+			break;
+		if (k >= 1 && k <= nsent)
+			seen[sent[k - 1]] = 1;
+		list = *end == ',' ? end + 1 : end;
+	}
+}
+
 enum store_result
 store_deposit_insert(struct store *st, const struct deposit_row *rows,
-    const char *const *remote, int n)
+    const char *const *remote, int n, int *seen)
 {
 	static const Oid elem[DEPOSIT_COLS] = {OID_UUID, OID_TEXT, OID_TEXT,
-	    OID_TEXT, OID_BYTEA, OID_BYTEA, OID_TEXT, OID_TEXT};
+	    OID_TEXT, OID_BYTEA, OID_BYTEA, OID_TEXT, OID_TEXT, OID_BYTEA,
+	    OID_INT4, OID_TEXT, OID_TEXT};
 	const char *params[DEPOSIT_COLS];
-	int lens[DEPOSIT_COLS], fmts[DEPOSIT_COLS], i, timed_out = 0;
+	int lens[DEPOSIT_COLS], fmts[DEPOSIT_COLS], i, m = 0, timed_out = 0;
+	int *sent = NULL;
 	enum store_result ret = STORE_FAIL;
 	struct pgarr *a;
 	PGresult *res = NULL;
 
-	a = arrays_begin(st, elem, DEPOSIT_COLS, n);
+	if ((sent = calloc((size_t)n, sizeof(*sent))) == NULL)
+		goto oom;
+	/* A twin in this batch is a replay of its first: not sent. */
 	for (i = 0; i < n; i++) {
-		pgarr_add_uuid(&a[0], rows[i].uuid);
-		pgarr_add_str(&a[1], rows[i].owner);
-		pgarr_add_str(&a[2], rows[i].name);
-		pgarr_add_str(&a[3], rows[i].desc);
-		pgarr_add(&a[4], rows[i].nonce, CRYPTO_NONCE_LEN);
-		pgarr_add(&a[5], rows[i].ct, rows[i].ctlen);
-		pgarr_add_str(&a[6], rows[i].org);
-		pgarr_add_str(&a[7], store_text(remote[i]));
+		seen[i] = seen_earlier(rows, i);
+		if (!seen[i])
+			sent[m++] = i;
+	}
+	a = arrays_begin(st, elem, DEPOSIT_COLS, m);
+	for (i = 0; i < m; i++) {
+		const struct deposit_row *r = &rows[sent[i]];
+
+		pgarr_add_uuid(&a[0], r->uuid);
+		pgarr_add_str(&a[1], r->owner);
+		pgarr_add_str(&a[2], r->name);
+		pgarr_add_str(&a[3], r->desc);
+		pgarr_add(&a[4], r->nonce, CRYPTO_NONCE_LEN);
+		pgarr_add(&a[5], r->ct, r->ctlen);
+		pgarr_add_str(&a[6], r->org);
+		pgarr_add_str(&a[7], store_text(remote[sent[i]]));
+		pgarr_add(&a[8], r->ans.seen, CRYPTO_HASH_LEN);
+		pgarr_add_int(&a[9], r->ans.status);
+		pgarr_add_str(&a[10], r->ans.location);
+		pgarr_add_str(&a[11], r->ans.body);
 	}
 	if (arrays_params(a, DEPOSIT_COLS, params, lens, fmts) == -1)
 		goto oom;
@@ -219,16 +293,20 @@ store_deposit_insert(struct store *st, const struct deposit_row *rows,
 	    params, lens, fmts, &timed_out);
 	if (timed_out)
 		ret = STORE_NO_SYNC;
-	else if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		log_warnx("deposit create: %s", store_error(res, st->db));
-	else if (strcmp(PQcmdTuples(res), "0") == 0)
+	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 		ret = STORE_NO_SYNC; /* HA_SYNC_OK was false just now */
-	else
+	else {
+		seen_mark(PQgetvalue(res, 0, 1), sent, m, seen);
 		ret = STORE_OK;
+	}
 	PQclear(res);
+	free(sent);
 	return ret;
 oom:
 	log_warnx("deposit create: out of memory");
+	free(sent);
 	return STORE_FAIL;
 }
 

@@ -90,26 +90,41 @@ out:
 }
 
 enum store_result
-store_deposit_delete(
-    struct store *st, const char *uuid, const struct audit_row *a)
+store_deposit_delete(struct store *st, const char *uuid,
+    const struct audit_row *a, const struct store_answer *ans)
 {
-	const char *params[4] = {uuid, a->actor, a->org, store_text(a->remote)};
+	char status[12];
+	const char *params[8] = {uuid, a->actor, a->org, store_text(a->remote),
+	    (const char *)ans->seen, status, ans->location, ans->body};
+	int lens[8] = {0, 0, 0, 0, CRYPTO_HASH_LEN, 0, 0, 0};
+	int fmts[8] = {0, 0, 0, 0, 1, 0, 0, 0};
 	enum store_result ret = STORE_FAIL;
 	PGresult *res;
 	int timed_out;
 
-	/* The deletion and its audit row commit together. */
+	snprintf(status, sizeof(status), "%d", ans->status);
+	/*
+	 * The deletion, its audit row and its answer commit together; a
+	 * request seen before deletes nothing.  One that waited for the
+	 * row while its twin deleted it finds none, and finds its twin's
+	 * answer after (the next statement sees that commit): so a
+	 * "not_found" row is written only then, when it is not one.
+	 */
 	res = store_exec_bounded(st, NULL,
 	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+	    "k AS (SELECT EXISTS (SELECT 1 FROM seen_signatures WHERE "
+	    "digest = $5) AS seen), "
+	    "x AS (" STORE_SEEN_PURGE "), "
 	    "d AS (DELETE FROM deposits WHERE uuid = $1::uuid AND "
-	    "owner = $2 AND kind = 'v1' AND (SELECT ok FROM g) "
-	    "RETURNING uuid), "
+	    "owner = $2 AND kind = 'v1' AND (SELECT ok FROM g) AND "
+	    "NOT (SELECT seen FROM k) RETURNING uuid), "
+	    "s AS (" STORE_SEEN_INSERT "SELECT $5, " STORE_SEEN_EXPIRES
+	    ", $6::int, $7, $8 FROM d ON CONFLICT (digest) DO NOTHING), "
 	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $3, "
-	    "'deposit_delete', $1, $4, "
-	    "CASE WHEN count(*) > 0 THEN 'ok' ELSE 'not_found' END FROM d "
-	    "HAVING (SELECT ok FROM g)) "
-	    "SELECT (SELECT count(*) FROM d), (SELECT ok FROM g)",
-	    4, params, NULL, NULL, &timed_out);
+	    "'deposit_delete', $1, $4, 'ok' FROM d) "
+	    "SELECT (SELECT count(*) FROM d), (SELECT ok FROM g), "
+	    "(SELECT seen FROM k)",
+	    8, params, lens, fmts, &timed_out);
 	if (timed_out)
 		ret = STORE_NO_SYNC;
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK ||
@@ -117,11 +132,31 @@ store_deposit_delete(
 		log_warnx("deposit delete: %s", store_error(res, st->db));
 	else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
 		ret = STORE_NO_SYNC;
-	else if (strcmp(PQgetvalue(res, 0, 0), "0") == 0)
-		ret = STORE_NOT_FOUND;
-	else
+	else if (strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+		ret = STORE_CONFLICT;
+	else if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
 		ret = STORE_OK;
+	else
+		ret = STORE_NOT_FOUND;
 	PQclear(res);
+	if (ret == STORE_NOT_FOUND) {
+		/* Its twin's, committed while this one waited? */
+		res = PQexecParams(st->db,
+		    "SELECT 1 FROM seen_signatures WHERE digest = $1", 1, NULL,
+		    params + 4, lens + 4, fmts + 4, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			log_warnx("deposit delete: %s", store_error(res, st->db));
+			ret = STORE_FAIL;
+		} else if (PQntuples(res) == 1)
+			ret = STORE_CONFLICT;
+		else if (store_audit(st, AUDIT_ROW(.actor = a->actor,
+					     .org = a->org, .action = a->action,
+					     .object = a->object,
+					     .remote = a->remote,
+					     .result = "not_found")) != STORE_OK)
+			ret = STORE_FAIL;
+		PQclear(res);
+	}
 	return ret;
 }
 

@@ -36,7 +36,7 @@ struct store_buf {
 	size_t len, cap;
 	int fail; /* out of memory, or an element not of its type */
 };
-#define STORE_BUFS 8
+#define STORE_BUFS 12
 
 struct store {
 	const struct kt_conf *conf;
@@ -56,6 +56,25 @@ struct store {
 #define STORE_AUDIT_INSERT                                                   \
 	"INSERT INTO audit_log (at, actor, org, action, object, remote_addr, " \
 	"result) "
+/*
+ * The request signatures seen (store/seen.c), one table for both
+ * protocols: the expired rows, skipping those another transaction holds
+ * (a CTE of every statement that claims one), up to more than a batch of
+ * new deposits claims (auditq.c's 500), so that the table does not grow
+ * under a steady load; and when a row claimed now expires.
+ */
+#define STORE_SEEN_PURGE                                                    \
+	"DELETE FROM seen_signatures WHERE digest IN (SELECT digest FROM "   \
+	"seen_signatures WHERE expires < now() LIMIT 1000 FOR UPDATE SKIP "  \
+	"LOCKED)"
+#define STORE_SEEN_INSERT                                                   \
+	"INSERT INTO seen_signatures (digest, expires, status, location, "   \
+	"body) "
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
+#define STORE_SEEN_EXPIRES                                                  \
+	"now() + interval '" STORE_STR(STORE_SEEN_KEEP) " seconds'"
+
 /* A text parameter that is NULL for an empty or no value. */
 const char *store_text(const char *s);
 

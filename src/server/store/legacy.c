@@ -1,7 +1,7 @@
 /*
- * legacy.c - the legacy protocol's clients, their tokens and the
- * signatures seen (docs/legacy.md).  Its deposits, requests and votes are
- * in policy.c.
+ * legacy.c - the legacy protocol's clients and their tokens
+ * (docs/legacy.md).  Its deposits, requests and votes are in policy.c,
+ * the signatures seen in seen.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +12,6 @@
 #include "log.h"
 #include "mail.h"
 #include "util.h"
-
-/* How long a signature is remembered: beyond the ±300 s it is valid. */
-#define SEEN_KEEP "interval '10 minutes'"
 
 #define CLIENT_COLS                                                         \
 	"c.fingerprint, coalesce(c.qualified, ''), c.state, "               \
@@ -178,36 +175,4 @@ store_legacy_token(struct store *st, const char *fpr, const char *from,
 	    "RETURNING 1) "
 	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
 	    3, params, NULL, NULL);
-}
-
-enum store_result
-store_seen(struct store *st, const unsigned char *digest, size_t len)
-{
-	const char *params[1] = {(const char *)digest};
-	int lens[1] = {(int)len}, fmts[1] = {1}, timed_out;
-	enum store_result ret = STORE_FAIL;
-	PGresult *res;
-
-	/* Remembered (and the expired forgotten) whatever the standby. */
-	res = store_exec_bounded(st, NULL,
-	    "WITH x AS (DELETE FROM seen_signatures WHERE expires < now()), "
-	    "s AS (INSERT INTO seen_signatures (digest, expires) "
-	    "SELECT $1, now() + " SEEN_KEEP " FROM (SELECT "
-	    "set_config('synchronous_commit', 'local', true)) s "
-	    "ON CONFLICT (digest) DO NOTHING RETURNING 1) "
-	    "SELECT count(*) FROM s",
-	    1, params, lens, fmts, &timed_out);
-	if (timed_out)
-		ret = STORE_NO_SYNC;
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		if (store_is_readonly(res))
-			ret = STORE_READONLY;
-		else
-			log_warnx("seen signatures: %s",
-			    store_error(res, st->db));
-	} else
-		ret = strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? STORE_OK
-							       : STORE_CONFLICT;
-	PQclear(res);
-	return ret;
 }

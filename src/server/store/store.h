@@ -87,6 +87,43 @@ int store_batch_flush(struct store *st);
 int store_batch_poll(struct store *st);
 void store_batch_close(struct store *st);
 
+/* ---- request signatures seen (store/seen.c) ----------------------------- */
+
+/*
+ * Seconds a request signature is remembered: longer than any signed
+ * request is valid (auth.h's window, both ways), so that a replay is
+ * known for as long as it could be accepted.
+ */
+#define STORE_SEEN_KEEP 900
+
+/*
+ * A write's answer, kept with the write in its transaction under its
+ * request's digest (CRYPTO_HASH_LEN bytes): a replay of the request finds
+ * it (store_seen_answer) and writes nothing.
+ */
+struct store_answer {
+	const unsigned char *seen;
+	int status;
+	const char *location; /* NULL: none */
+	const char *body;
+};
+/*
+ * Remember a request's digest, with no answer (the legacy protocol
+ * refuses its replays): STORE_OK the first time, STORE_CONFLICT when it
+ * was seen in the last STORE_SEEN_KEEP seconds (a replay),
+ * STORE_READONLY on a standby.
+ */
+enum store_result store_seen(struct store *st, const unsigned char *digest,
+    size_t len);
+/*
+ * The answer kept with the write of request digest: STORE_OK with
+ * *status, *location (NULL: none) and *body (malloc'd), STORE_NOT_FOUND
+ * (not seen, or seen with no answer kept), STORE_FAIL.
+ */
+enum store_result store_seen_answer(struct store *st,
+    const unsigned char *digest, size_t len, int *status, char **location,
+    char **body);
+
 /* ---- deposits (store/deposits.c, store/batch.c) ------------------------- */
 
 /* A new deposit as it is stored: sealed under the data key. */
@@ -95,6 +132,7 @@ struct deposit_row {
 	const unsigned char *nonce; /* CRYPTO_NONCE_LEN */
 	unsigned char *ct;	    /* malloc'd (auditq_create takes it over) */
 	size_t ctlen;
+	struct store_answer ans; /* the request's answer, kept with it */
 };
 
 /* Deposit uuid of owner: STORE_OK with *out, NOT_FOUND, FAIL, INTEGRITY. */
@@ -104,15 +142,23 @@ enum store_result store_deposit_read(struct store *st, const char *uuid,
 enum store_result store_deposit_list(struct store *st, const char *owner,
     const char *name, json_t **out);
 /*
- * New deposits with their deposit_create rows, in one transaction gated by
- * the synchronous standby (STORE_NO_SYNC when there is none, or its wait
- * timed out).  remote: the audit rows' addresses.
+ * New deposits with their deposit_create rows and their requests'
+ * answers, in one transaction gated by the synchronous standby
+ * (STORE_NO_SYNC when there is none, or its wait timed out).  remote: the
+ * audit rows' addresses.  With STORE_OK, seen[i] is 1 when row i's request
+ * was seen before (in this batch too): it inserted nothing, and its
+ * answer is the first one's (store_seen_answer).
  */
 enum store_result store_deposit_insert(struct store *st,
-    const struct deposit_row *rows, const char *const *remote, int n);
-/* Delete owner's deposit uuid with its audit row (result "ok"/"not_found"). */
+    const struct deposit_row *rows, const char *const *remote, int n,
+    int *seen);
+/*
+ * Delete owner's deposit uuid with its audit row (result "ok"/"not_found")
+ * and, when it deleted it, the request's answer ans; STORE_CONFLICT when
+ * the request was seen before (nothing deleted: its answer is kept).
+ */
 enum store_result store_deposit_delete(struct store *st, const char *uuid,
-    const struct audit_row *a);
+    const struct audit_row *a, const struct store_answer *ans);
 /*
  * Up to limit deposits after uuid after ("" from the first), in uuid
  * order, each handed to fn (which takes its own reference, and returns -1
@@ -258,13 +304,6 @@ enum store_result store_legacy_activate(struct store *st,
  */
 enum store_result store_legacy_token(struct store *st, const char *fpr,
     const char *from, const char *to);
-/*
- * Remember a request signature's digest: STORE_OK the first time,
- * STORE_CONFLICT when it was seen in the last 10 minutes (a replay),
- * STORE_READONLY on a standby.
- */
-enum store_result store_seen(struct store *st, const unsigned char *digest,
-    size_t len);
 
 /* A legacy deposit to keep, with its policy. */
 struct legacy_put {
