@@ -583,8 +583,14 @@ class Loads:
     def ours_put(self):
         # Each request signed as wrk sends it: a signed write the server
         # has seen is answered from its record, not stored again.
-        return wrk(self.url, [self.env.secret, self.env.fpr, str(SIZE)], 2, 16,
-                   name="ours_put", script=PUT_LUA)
+        before = int(self.env.psql("SELECT count(*) FROM deposits"))
+        r = wrk(self.url, [self.env.secret, self.env.fpr, str(SIZE)], 2, 16,
+                name="ours_put", script=PUT_LUA)
+        r["created"] = int(self.env.psql("SELECT count(*) FROM deposits")) - before
+        if r["created"] < r["requests"] - r["errors"]:
+            raise RuntimeError("ours_put: %d answered requests made %d deposits" % (
+                r["requests"] - r["errors"], r["created"]))
+        return r
 
     # ours: registrations of new clients, 8 concurrent
     def ours_register(self):
