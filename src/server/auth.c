@@ -23,8 +23,7 @@
 #include "log.h"
 #include "util.h"
 
-_Static_assert(AUTH_SKEW + AUTH_AHEAD < STORE_SEEN_KEEP &&
-	2 * AUTH_SKEW < STORE_SEEN_KEEP,
+_Static_assert(2 * AUTH_SKEW < STORE_SEEN_KEEP,
     "a request's signature must be remembered as long as it is valid");
 
 static const char *
@@ -142,10 +141,10 @@ auth_request(struct worker *w, struct http_req *req,
 		return auth_fail(w, req, v, 401, "unauthorized",
 		    "malformed Authorization header", NULL, NULL, "malformed");
 	now = (long long)time(NULL);
-	if (h.tsval < now - AUTH_SKEW || h.tsval > now + AUTH_AHEAD)
+	if (h.tsval < now - AUTH_SKEW || h.tsval > now + AUTH_SKEW)
 		return auth_fail(w, req, v, 401, "unauthorized",
-		    "request timestamp is more than 300 seconds behind or 60 "
-		    "seconds ahead of the server's clock",
+		    "request timestamp is more than 300 seconds off the "
+		    "server's clock",
 		    h.fpr, NULL, "stale");
 	if (auth_lookup(w, req, h.fpr, &e, v) == -1)
 		goto out;

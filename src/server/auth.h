@@ -12,16 +12,15 @@
 #include "verdict.h"
 
 /*
- * How far a signed request may be off this server's clock: AUTH_SKEW
- * seconds behind it, and AUTH_AHEAD ahead for /v1's timestamp; the legacy
- * protocol's signature (legacy.c) AUTH_SKEW either way, as its clients
- * date each signature a second after the last one (RSA signatures of one
- * request in one second are one signature), running ahead when they send
- * fast.  A signature is remembered longer than it is valid
- * (STORE_SEEN_KEEP): a replay is known as long as it could pass.
+ * How far a signed request may be off this server's clock, either way:
+ * /v1's timestamp (the ±300 s of DESIGN.md, which clients are written to)
+ * and the legacy protocol's signature (legacy.c), whose clients date each
+ * signature a second after the last one (RSA signatures of one request in
+ * one second are one signature), running ahead when they send fast.  A
+ * signature is remembered longer than it is valid (STORE_SEEN_KEEP): a
+ * replay is known as long as it could pass.
  */
 #define AUTH_SKEW 300
-#define AUTH_AHEAD 60
 
 /* A client whose request signature verified. */
 struct auth_client {

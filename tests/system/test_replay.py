@@ -228,15 +228,15 @@ def test_replay_across_a_restart(env, dave):
     assert audit_rows(env, "deposit_delete", ans["uuid"]) == 1
 
 
-def test_window_is_300_s_behind_and_60_s_ahead(env, dave):
+def test_window_is_300_s_either_way(env, dave):
     now = int(time.time())
-    for skew in (-301, -100000, 61, 120, 299):
+    for skew in (-301, -100000, 302, 100000):
         name = "win-%s" % os.urandom(4).hex()
         status, _, body = send(env.port, new_deposit_req(dave, name, now + skew))
         assert status == 401 and json.loads(body)["code"] == "unauthorized", skew
         assert deposits_named(env, dave, name) == 0
     # Inside the window: accepted once, its replays answered the same.
-    for skew in (-295, 50):
+    for skew in (-295, 50, 295):
         name = "win-%s" % os.urandom(4).hex()
         req = new_deposit_req(dave, name, now + skew)
         first = send(env.port, req)
