@@ -19,8 +19,10 @@
  * address can never lock the others out: its connections age like
  * everyone's, and the new ones of others push them out.
  */
+#include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -57,11 +59,13 @@ struct connlimit {
 	struct cl_shard shard[CL_SHARDS];
 };
 
+/* An IPv4 address as IPv6 writes it: ::ffff:a.b.c.d */
+static const unsigned char mapped[12] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
 void
 connlimit_addr_of(const struct sockaddr *sa, struct connlimit_addr *a)
 {
-	static const unsigned char mapped[12] = {
-	    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	const unsigned char *v6;
 
 	memset(a, 0, sizeof(*a));
@@ -188,6 +192,20 @@ connlimit_put(struct connlimit *cl, const struct connlimit_addr *a)
 	pthread_mutex_unlock(&sh->mtx);
 }
 
+/* "192.0.2.1", or "2001:db8::/64": a, as the log names it. */
+static void
+cl_addr_text(const struct connlimit_addr *a, char *out, size_t len)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	if (memcmp(a->b, mapped, sizeof(mapped)) == 0)
+		inet_ntop(AF_INET, a->b + 12, out, (socklen_t)len);
+	else if (inet_ntop(AF_INET6, a->b, buf, sizeof(buf)) != NULL)
+		snprintf(out, len, "%s/64", buf);
+	else
+		snprintf(out, len, "?");
+}
+
 /* 1 at most once a second per *last: a flood must not flood the log. */
 static int
 cl_once_a_second(atomic_llong *last)
@@ -239,15 +257,18 @@ connlimit_admit(
     struct server *srv, const struct connlimit_addr *a, struct worker **evict)
 {
 	static atomic_llong warn_addr, warn_full, warn_evict;
+	char text[INET6_ADDRSTRLEN + 4];
 	int n;
 
 	*evict = NULL;
 	if (srv->conns != NULL && !connlimit_take(srv->conns, a)) {
-		if (cl_once_a_second(&warn_addr))
-			log_warnx("connection refused: %d connections open from "
-				  "one address, its limit "
+		if (cl_once_a_second(&warn_addr)) {
+			cl_addr_text(a, text, sizeof(text));
+			log_warnx("connection from %s refused: %d connections "
+				  "open from that address, its limit "
 				  "(MAX_CONNECTIONS_PER_ADDRESS)",
-			    srv->conns->per_addr);
+			    text, srv->conns->per_addr);
+		}
 		return CONNLIMIT_REFUSE_ADDR;
 	}
 	n = atomic_fetch_add(&srv->nconns, 1) + 1;
