@@ -36,9 +36,10 @@
 #define CL_SHARDS 64
 #define CL_BUCKETS 256 /* per shard */
 /*
- * Evictions a worker may owe at once; beyond, the next evicts elsewhere
- * or is refused.  It bounds how far past the limit the count goes while
- * the owners catch up (main.c keeps room for it in RLIMIT_NOFILE).
+ * Evictions the workers may owe at once; beyond, the acceptor closes its
+ * own longest-idle (at once, so it owes nothing), or refuses.  It bounds
+ * how far past the limit the count goes while the owners catch up
+ * (main.c keeps room for it in RLIMIT_NOFILE).
  */
 #define CL_EVICT_BACKLOG 64
 
@@ -217,25 +218,26 @@ cl_once_a_second(atomic_llong *last)
 
 /*
  * Over the limit: the worker whose oldest idle connection is the oldest
- * (and owes no backlog of evictions) is asked to close it.  NULL when no
- * connection is idle.
+ * is asked to close it; with the backlog full, self (the acceptor, which
+ * closes it at once).  NULL when none has an idle connection.
  */
 static struct worker *
-cl_victim(struct server *srv)
+cl_victim(struct server *srv, struct worker *self, int owed)
 {
 	struct worker *v = NULL;
 	long long best = LLONG_MAX, t;
 	int i;
 
-	for (i = 0; i < srv->nworkers; i++) {
-		struct worker *w = &srv->workers[i];
-		t = atomic_load(&w->idle_since);
-		if (t < best &&
-		    atomic_load(&w->evict_pending) < CL_EVICT_BACKLOG) {
-			best = t;
-			v = w;
+	if (owed >= CL_EVICT_BACKLOG)
+		v = atomic_load(&self->idle_since) != LLONG_MAX ? self : NULL;
+	else
+		for (i = 0; i < srv->nworkers; i++) {
+			struct worker *w = &srv->workers[i];
+			if ((t = atomic_load(&w->idle_since)) < best) {
+				best = t;
+				v = w;
+			}
 		}
-	}
 	if (v != NULL)
 		atomic_fetch_add(&v->evict_pending, 1);
 	return v;
@@ -253,12 +255,12 @@ cl_owed(struct server *srv)
 }
 
 enum connlimit_verdict
-connlimit_admit(
-    struct server *srv, const struct connlimit_addr *a, struct worker **evict)
+connlimit_admit(struct server *srv, struct worker *self,
+    const struct connlimit_addr *a, struct worker **evict)
 {
 	static atomic_llong warn_addr, warn_full, warn_evict;
 	char text[INET6_ADDRSTRLEN + 4];
-	int n;
+	int n, owed;
 
 	*evict = NULL;
 	if (srv->conns != NULL && !connlimit_take(srv->conns, a)) {
@@ -274,9 +276,9 @@ connlimit_admit(
 	n = atomic_fetch_add(&srv->nconns, 1) + 1;
 	if (srv->max_conns <= 0 || n <= srv->max_conns)
 		return CONNLIMIT_ADMIT;
-	if (cl_owed(srv) >= n - srv->max_conns)
+	if ((owed = cl_owed(srv)) >= n - srv->max_conns)
 		return CONNLIMIT_ADMIT; /* room is being made */
-	if ((*evict = cl_victim(srv)) == NULL) {
+	if ((*evict = cl_victim(srv, self, owed)) == NULL) {
 		connlimit_release(srv, a);
 		if (cl_once_a_second(&warn_full))
 			log_warnx("connection refused: %d connections open, "

@@ -35,15 +35,16 @@ int connlimit_take(struct connlimit *cl, const struct connlimit_addr *a);
 void connlimit_put(struct connlimit *cl, const struct connlimit_addr *a);
 
 /*
- * Count a new connection from a, against srv->conns (per address) and
- * srv->max_conns.  Over the limit, it is admitted when some worker has an
- * idle connection: *evict is set to the worker holding the longest-idle
- * one, asked (w->evict_pending) to close it; the caller wakes it
- * (worker.c).  Refused, nothing stays counted.  Logged at most once a
- * second.
+ * Count a new connection from a, accepted by worker self, against
+ * srv->conns (per address) and srv->max_conns.  Over the limit, it is
+ * admitted when some worker has an idle connection: *evict is set to the
+ * worker holding the longest-idle one, asked (w->evict_pending) to close
+ * it; the caller closes it (self) or wakes that worker (worker.c).
+ * Refused, nothing stays counted.  Logged at most once a second.
  */
-enum connlimit_verdict connlimit_admit(
-    struct server *srv, const struct connlimit_addr *a, struct worker **evict);
+enum connlimit_verdict connlimit_admit(struct server *srv,
+    struct worker *self, const struct connlimit_addr *a,
+    struct worker **evict);
 /* An admitted connection is closed. */
 void connlimit_release(struct server *srv, const struct connlimit_addr *a);
 

@@ -177,7 +177,7 @@ http_add_header(struct http_req *req, const char *name, const char *value)
 	req->xlen += n + v + 4;
 }
 
-/* ---- idle connections, longest-idle first --------------------------------- */
+/* ---- idle connections, longest-idle first -------------------------------- */
 
 static long long
 now_ms(void)

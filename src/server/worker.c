@@ -105,7 +105,7 @@ accept_on(struct worker *w, int fd, struct sockaddr *sa, int plain)
 	int i;
 
 	connlimit_addr_of(sa, &a);
-	if (connlimit_admit(w->srv, &a, &evict) != CONNLIMIT_ADMIT) {
+	if (connlimit_admit(w->srv, w, &a, &evict) != CONNLIMIT_ADMIT) {
 		refuse(fd);
 		return;
 	}

@@ -137,6 +137,13 @@ fixture_init(struct fixture *f, int max_conns, int per_addr)
 	atomic_store(&f->w[1].idle_since, LLONG_MAX);
 }
 
+/* A connection from a accepted by the first worker. */
+static enum connlimit_verdict
+admit(struct fixture *f, const struct connlimit_addr *a, struct worker **ev)
+{
+	return connlimit_admit(&f->srv, &f->w[0], a, ev);
+}
+
 static void
 test_the_limit_evicts_the_longest_idle(void **state)
 {
@@ -148,14 +155,14 @@ test_the_limit_evicts_the_longest_idle(void **state)
 	fixture_init(&f, 2, 10);
 	addr4("192.0.2.1", &a);
 	addr4("192.0.2.9", &b);
-	assert_int_equal(connlimit_admit(&f.srv, &a, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_ADMIT);
 	assert_null(evict);
-	assert_int_equal(connlimit_admit(&f.srv, &a, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_ADMIT);
 	assert_null(evict);
 	/* Both idle, the second worker's since longer: it closes one. */
 	atomic_store(&f.w[0].idle_since, 5000);
 	atomic_store(&f.w[1].idle_since, 1000);
-	assert_int_equal(connlimit_admit(&f.srv, &b, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &b, &evict), CONNLIMIT_ADMIT);
 	assert_ptr_equal(evict, &f.w[1]);
 	assert_int_equal(atomic_load(&f.w[1].evict_pending), 1);
 	assert_int_equal(atomic_load(&f.w[0].evict_pending), 0);
@@ -164,7 +171,7 @@ test_the_limit_evicts_the_longest_idle(void **state)
 	atomic_store(&f.w[1].evict_pending, 0);
 	connlimit_release(&f.srv, &a);
 	atomic_store(&f.w[1].idle_since, 9000);
-	assert_int_equal(connlimit_admit(&f.srv, &b, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &b, &evict), CONNLIMIT_ADMIT);
 	assert_ptr_equal(evict, &f.w[0]);
 	connlimit_free(f.srv.conns);
 }
@@ -179,17 +186,17 @@ test_room_being_made_is_not_asked_twice(void **state)
 	(void)state;
 	fixture_init(&f, 1, 10);
 	addr4("192.0.2.1", &a);
-	assert_int_equal(connlimit_admit(&f.srv, &a, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_ADMIT);
 	atomic_store(&f.w[0].idle_since, 1000);
-	assert_int_equal(connlimit_admit(&f.srv, &a, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_ADMIT);
 	assert_ptr_equal(evict, &f.w[0]);
 	/* Before the owner ran, one more: another eviction, not three. */
-	assert_int_equal(connlimit_admit(&f.srv, &a, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_ADMIT);
 	assert_ptr_equal(evict, &f.w[0]);
 	assert_int_equal(atomic_load(&f.w[0].evict_pending), 2);
 	/* One closed by its peer meanwhile: the room owed is enough. */
 	connlimit_release(&f.srv, &a);
-	assert_int_equal(connlimit_admit(&f.srv, &a, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_ADMIT);
 	assert_null(evict);
 	assert_int_equal(atomic_load(&f.w[0].evict_pending), 2);
 	connlimit_free(f.srv.conns);
@@ -206,20 +213,46 @@ test_nothing_idle_refuses_and_uncounts(void **state)
 	fixture_init(&f, 1, 1);
 	addr4("192.0.2.1", &a);
 	addr4("192.0.2.2", &b);
-	assert_int_equal(connlimit_admit(&f.srv, &a, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_ADMIT);
 	/* Its address has its share: refused before the global count. */
-	assert_int_equal(
-	    connlimit_admit(&f.srv, &a, &evict), CONNLIMIT_REFUSE_ADDR);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_REFUSE_ADDR);
 	assert_int_equal(atomic_load(&f.srv.nconns), 1);
 	/* Every connection has a request in progress: refused. */
-	assert_int_equal(
-	    connlimit_admit(&f.srv, &b, &evict), CONNLIMIT_REFUSE_FULL);
+	assert_int_equal(admit(&f, &b, &evict), CONNLIMIT_REFUSE_FULL);
 	assert_null(evict);
 	assert_int_equal(atomic_load(&f.srv.nconns), 1);
 	/* ... and b's count was given back with it. */
 	connlimit_release(&f.srv, &a);
-	assert_int_equal(connlimit_admit(&f.srv, &b, &evict), CONNLIMIT_ADMIT);
+	assert_int_equal(admit(&f, &b, &evict), CONNLIMIT_ADMIT);
 	assert_null(evict);
+	connlimit_free(f.srv.conns);
+}
+
+static void
+test_a_full_backlog_evicts_at_home(void **state)
+{
+	struct fixture f;
+	struct connlimit_addr a;
+	struct worker *evict;
+
+	(void)state;
+	fixture_init(&f, 10, 1000);
+	addr4("192.0.2.1", &a);
+	/* 100 open, the second worker owes 64 and holds the oldest idle. */
+	atomic_store(&f.srv.nconns, 100);
+	atomic_store(&f.w[1].evict_pending, 64);
+	atomic_store(&f.w[1].idle_since, 1000);
+	atomic_store(&f.w[0].idle_since, 5000);
+	/* It is asked no more: the acceptor closes its own oldest. */
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_ADMIT);
+	assert_ptr_equal(evict, &f.w[0]);
+	assert_int_equal(atomic_load(&f.w[1].evict_pending), 64);
+	/* Nothing idle at home: refused, however idle the other is. */
+	atomic_store(&f.w[0].evict_pending, 0);
+	atomic_store(&f.w[0].idle_since, LLONG_MAX);
+	assert_int_equal(admit(&f, &a, &evict), CONNLIMIT_REFUSE_FULL);
+	assert_null(evict);
+	assert_int_equal(atomic_load(&f.srv.nconns), 101);
 	connlimit_free(f.srv.conns);
 }
 
@@ -233,6 +266,7 @@ main(void)
 		cmocka_unit_test(test_the_limit_evicts_the_longest_idle),
 		cmocka_unit_test(test_room_being_made_is_not_asked_twice),
 		cmocka_unit_test(test_nothing_idle_refuses_and_uncounts),
+		cmocka_unit_test(test_a_full_backlog_evicts_at_home),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
