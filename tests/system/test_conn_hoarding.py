@@ -13,6 +13,8 @@ import socket
 import ssl
 import time
 
+import pytest
+
 from conftest import Server, no_verify_context, update_conf, wait_for
 
 HOARDER = "127.0.0.2"
@@ -182,13 +184,15 @@ def _try(src, port):
         return None
 
 
-def test_the_limit_evicts_the_longest_idle_across_threads(dbconf,
-                                                         make_server):
-    """20 connections, the limit, spread over 2 worker threads; each new
-    one closes the one idle longest, whichever thread holds it: a request
-    makes a connection the most recently idle."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_limit_evicts_the_longest_idle_across_threads(dbconf, make_server,
+                                                         threads):
+    """20 connections, the limit, spread over the worker threads; each new
+    one closes the one idle longest, whichever thread holds it (with one,
+    the acceptor closes it itself): a request makes a connection the most
+    recently idle."""
     srv = make_server(dbconf, extra_args=["--max-connections", "20",
-                                          "--threads", "2"]).start()
+                                          "--threads", str(threads)]).start()
     settled(srv)
     held = hold(HOARDER, srv.port, 20, gap=0.03)
     fresh = []
