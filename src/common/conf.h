@@ -9,6 +9,8 @@
 #define KT_DEFAULT_DB_PORT 11381
 #define KT_DEFAULT_HOME "/var/lib/keytrustee"
 #define KT_CONF_MAX (1024 * 1024)
+#define KT_DEFAULT_MAX_CONNS_PER_ADDR 512
+#define KT_MAX_CONNS 1000000 /* the most connections either limit allows */
 
 struct kt_conf {
 	char *confdir;
@@ -23,6 +25,7 @@ struct kt_conf {
 	int port;
 	int db_port;
 	int hkp_port;                 /* plain-HTTP HKP listener; 0: none */
+	int max_conns_per_addr;       /* connections from one address */
 	char *db_connect;             /* libpq conninfo; NULL before db setup */
 	char *mail_url;
 	char *hostname;

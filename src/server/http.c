@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -79,6 +80,10 @@ struct http_conn {
 	int continued;	/* 100 Continue sent for this request */
 	int refused;	/* closing after a refusal: linger */
 	int plain;	/* plain HTTP (the HKP listener): no TLS */
+	struct http_conn *idle_prev, *idle_next; /* w->idle_head's list */
+	int idle;	     /* in it: no request with its handler */
+	long long idle_at;   /* since when (ms) */
+	struct connlimit_addr addr; /* counted against (connlimit.c) */
 	size_t headlen;	 /* the current request's parsed head, or 0 */
 	size_t consumed; /* the current request's bytes in the input */
 	char *split; /* the target, split into path and query */
@@ -172,11 +177,82 @@ http_add_header(struct http_req *req, const char *name, const char *value)
 	req->xlen += n + v + 4;
 }
 
+/* ---- idle connections, longest-idle first -------------------------------- */
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Say when the worker's oldest went idle, for the other threads. */
+static void
+idle_publish(struct worker *w)
+{
+	atomic_store_explicit(&w->idle_since,
+	    w->idle_head != NULL ? w->idle_head->idle_at : LLONG_MAX,
+	    memory_order_relaxed);
+}
+
+/* Idle from now on: the end of the list (no lock: this thread's). */
+static void
+conn_idle_add(struct http_conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->idle)
+		return;
+	c->idle = 1;
+	c->idle_at = now_ms();
+	c->idle_next = NULL;
+	c->idle_prev = w->idle_tail;
+	if (w->idle_tail != NULL)
+		w->idle_tail->idle_next = c;
+	else
+		w->idle_head = c;
+	w->idle_tail = c;
+	if (w->idle_head == c)
+		idle_publish(w);
+}
+
+/* A request is in progress, or the connection is gone. */
+static void
+conn_idle_del(struct http_conn *c)
+{
+	struct worker *w = c->w;
+
+	if (!c->idle)
+		return;
+	c->idle = 0;
+	if (c->idle_prev != NULL)
+		c->idle_prev->idle_next = c->idle_next;
+	else
+		w->idle_head = c->idle_next;
+	if (c->idle_next != NULL)
+		c->idle_next->idle_prev = c->idle_prev;
+	else
+		w->idle_tail = c->idle_prev;
+	if (c->idle_prev == NULL)
+		idle_publish(w);
+}
+
+/* A request goes to its handler. */
+static void
+conn_busy(struct http_conn *c)
+{
+	c->state = CONN_BUSY;
+	conn_idle_del(c);
+}
+
 /* The request is answered: forget it, keep what was pipelined behind it. */
 static void
 conn_done(struct http_conn *c)
 {
 	c->state = c->req->close ? CONN_CLOSING : CONN_IDLE;
+	conn_idle_add(c);
 	httpio_consume(&c->io, c->consumed);
 	c->consumed = 0;
 	c->headlen = 0;
@@ -335,11 +411,11 @@ conn_free(struct http_conn *c, int graceful)
 		w->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	conn_idle_del(c);
 	event_free(c->ev);
 	event_free(c->tmo);
-	SSL_free(c->io.ssl); /* counted out of --max-connections */
-	if (c->plain)
-		conn_release_plain(w->srv);
+	SSL_free(c->io.ssl);
+	connlimit_release(w->srv, &c->addr);
 	atomic_fetch_sub(&w->nconns, 1);
 	close(c->io.fd);
 	httpio_free_buffers(&c->io);
@@ -477,7 +553,7 @@ conn_request(struct http_conn *c)
 	/* Handlers may take the body as a C string. */
 	saved = req->m.body[req->m.bodylen];
 	req->m.body[req->m.bodylen] = '\0';
-	c->state = CONN_BUSY;
+	conn_busy(c);
 	(c->plain ? c->w->srv->handle_plain : c->w->srv->handle)(c->w, req);
 	req->m.body[req->m.bodylen] = saved;
 	if (req->replied)
@@ -492,7 +568,7 @@ refuse:
 		(void)refuses_as_form(req);
 	req->m.method = HTTPMSG_OTHER; /* the answer has its body */
 	c->consumed = io->inlen;
-	c->state = CONN_BUSY;
+	conn_busy(c);
 	http_reply_error(req, (int)-r, refusal_code((int)-r),
 	    req->m.error != NULL ? req->m.error : "malformed request");
 	conn_done(c);
@@ -632,97 +708,101 @@ conn_timeout(evutil_socket_t fd, short what, void *arg)
 	conn_free(c, 0);
 }
 
-/* Plain HTTP: admitted or refused at once (no handshake to refuse at). */
-static int
-conn_new_plain(struct http_conn *c)
+/* A connection that could not be set up: uncounted and closed. */
+static void
+conn_abandon(struct http_conn *c)
 {
-	struct worker *w = c->w;
-
-	if (conn_admit_plain(w->srv) != 1)
-		return -1;
-	if ((c->ev = event_new(w->base, c->io.fd,
-		 EV_READ | EV_WRITE | EV_ET | EV_PERSIST, conn_cb, c)) ==
-		NULL ||
-	    (c->tmo = evtimer_new(w->base, conn_timeout, c)) == NULL ||
-	    event_add(c->ev, NULL) == -1) {
-		if (c->ev != NULL)
-			event_free(c->ev);
-		conn_release_plain(w->srv);
-		return -1;
-	}
-	c->plain = 1;
-	c->state = CONN_IDLE;
-	return 0;
+	if (c->ev != NULL)
+		event_free(c->ev);
+	if (c->tmo != NULL)
+		event_free(c->tmo);
+	SSL_free(c->io.ssl);
+	http_conn_abandon(c->w, c->io.fd, &c->addr);
+	free(c);
 }
 
 void
-http_conn_new(struct worker *w, int fd, const char *peer, int plain)
+http_conn_abandon(struct worker *w, int fd, const struct connlimit_addr *a)
+{
+	connlimit_release(w->srv, a);
+	atomic_fetch_sub(&w->nconns, 1);
+	close(fd);
+}
+
+void
+http_conn_new(struct worker *w, int fd, const char *peer,
+    const struct connlimit_addr *a, int plain)
 {
 	struct http_conn *c;
 	SSL_CTX *ctx;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warnx("connection dropped: out of memory");
-		atomic_fetch_sub(&w->nconns, 1);
-		close(fd);
+		http_conn_abandon(w, fd, a);
 		return;
 	}
 	c->w = w;
 	c->io.fd = fd;
 	c->io.inmax = HTTP_IN_MAX;
+	c->addr = *a;
+	c->plain = plain;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	if (plain) {
-		if (conn_new_plain(c) == -1) {
-			if (c->tmo != NULL)
-				event_free(c->tmo);
-			atomic_fetch_sub(&w->nconns, 1);
-			close(fd);
-			free(c);
-			return;
-		}
-		goto serve;
-	}
-	/* TCP_NODELAY is inherited from the listening socket (main.c). */
-	ctx = server_ctx_get(w->srv);
-	c->io.ssl = SSL_new(ctx);
-	SSL_CTX_free(ctx); /* the SSL holds its own reference */
-	if (c->io.ssl == NULL || SSL_set_fd(c->io.ssl, fd) != 1 ||
-	    (c->ev = event_new(w->base, fd,
+	if ((c->ev = event_new(w->base, fd,
 		 EV_READ | EV_WRITE | EV_ET | EV_PERSIST, conn_cb, c)) ==
 		NULL ||
-	    (c->tmo = evtimer_new(w->base, conn_timeout, c)) == NULL ||
-	    event_add(c->ev, NULL) == -1) {
-		log_ssl("cannot set up a TLS connection");
-		if (c->ev != NULL)
-			event_free(c->ev);
-		if (c->tmo != NULL)
-			event_free(c->tmo);
-		SSL_free(c->io.ssl);
-		atomic_fetch_sub(&w->nconns, 1);
-		close(fd);
-		free(c);
+	    (c->tmo = evtimer_new(w->base, conn_timeout, c)) == NULL) {
+		log_warnx("connection dropped: out of memory");
+		conn_abandon(c);
 		return;
 	}
-	/* Counted against --max-connections (or marked to be refused). */
-	(void)conn_admit(w->srv, c->io.ssl);
-	SSL_set_accept_state(c->io.ssl);
-	/*
-	 * Read-ahead: a record's header and body, and whatever follows, in
-	 * one read(2).  Safe here because httpio_read drains the SSL until
-	 * it says WANT_READ, so nothing waits in its buffer unseen.
-	 */
-	SSL_set_read_ahead(c->io.ssl, 1);
-	SSL_set_mode(c->io.ssl,
-	    SSL_MODE_ENABLE_PARTIAL_WRITE |
-		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	c->state = CONN_HANDSHAKE;
-serve:
+	if (plain) { /* the HKP listener's: no TLS */
+		c->state = CONN_IDLE;
+	} else {
+		/* TCP_NODELAY is inherited from the listening socket. */
+		ctx = server_ctx_get(w->srv);
+		c->io.ssl = SSL_new(ctx);
+		SSL_CTX_free(ctx); /* the SSL holds its own reference */
+		if (c->io.ssl == NULL || SSL_set_fd(c->io.ssl, fd) != 1) {
+			log_ssl("cannot set up a TLS connection");
+			conn_abandon(c);
+			return;
+		}
+		SSL_set_accept_state(c->io.ssl);
+		/*
+		 * Read-ahead: a record's header and body, and whatever
+		 * follows, in one read(2).  Safe here because httpio_read
+		 * drains the SSL until it says WANT_READ, so nothing waits
+		 * in its buffer unseen.
+		 */
+		SSL_set_read_ahead(c->io.ssl, 1);
+		SSL_set_mode(c->io.ssl,
+		    SSL_MODE_ENABLE_PARTIAL_WRITE |
+			SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		c->state = CONN_HANDSHAKE;
+	}
+	if (event_add(c->ev, NULL) == -1) {
+		log_warnx("connection dropped: cannot watch it");
+		conn_abandon(c);
+		return;
+	}
 	event_add(c->tmo, w->timeout);
 	c->next = w->conns;
 	if (w->conns != NULL)
 		w->conns->prev = c;
 	w->conns = c;
+	conn_idle_add(c); /* until its first request */
 	conn_run(c); /* the ClientHello (the request) is often there already */
+}
+
+void
+http_evict_idle(struct worker *w)
+{
+	int n = atomic_exchange(&w->evict_pending, 0);
+
+	/* close_notify when nothing else is on its way. */
+	while (n-- > 0 && w->idle_head != NULL)
+		conn_free(w->idle_head, w->idle_head->state == CONN_IDLE &&
+			w->idle_head->io.outlen == 0);
 }
 
 void

@@ -15,6 +15,8 @@
 #include "server.h"
 #include "verdict.h"
 
+struct connlimit_addr;
+
 struct http_req;
 
 /* The request: method, target, path and query, a header field, the body. */
@@ -49,8 +51,17 @@ void http_reply_error(struct http_req *req, int status, const char *code,
 void http_reply_verdict(struct http_req *req, const struct verdict *v);
 
 /* The worker threads' connections (worker.c calls these). */
-/* plain: from the HKP listener, no TLS. */
-void http_conn_new(struct worker *w, int fd, const char *peer, int plain);
+/*
+ * Serve fd, admitted and counted from a (connlimit.c) and in w->nconns;
+ * plain: from the HKP listener, no TLS.
+ */
+void http_conn_new(struct worker *w, int fd, const char *peer,
+    const struct connlimit_addr *a, int plain);
+/* An admitted fd that will not be served: uncounted and closed. */
+void http_conn_abandon(
+    struct worker *w, int fd, const struct connlimit_addr *a);
+/* Close the w->evict_pending longest-idle connections (w's thread). */
+void http_evict_idle(struct worker *w);
 void http_conn_close_all(struct worker *w);
 
 #endif

@@ -25,6 +25,7 @@
 #include "auditq.h"
 #include "authcache.h"
 #include "conf.h"
+#include "connlimit.h"
 #include "crypto.h"
 #include "db.h"
 #include "depcache.h"
@@ -45,7 +46,8 @@
 
 #define MAX_THREADS 256
 #define DEFAULT_MAX_CONNS 10000
-#define MAX_MAX_CONNS 1000000
+/* Descriptors kept for the rest: database, key process, logs, evictions. */
+#define NOFILE_SPARE 256
 #define MAX_DEPCACHE_MB (1 << 24)
 
 static void
@@ -55,7 +57,8 @@ usage(FILE *fp)
 	    "usage: keytrustee-server [--confdir DIR] [--port N] "
 	    "[--listen ADDR] [--threads N]\n"
 	    "                         [--max-connections N] "
-	    "[--deposit-cache-mb N] [--debug]\n\n"
+	    "[--max-connections-per-address N]\n"
+	    "                         [--deposit-cache-mb N] [--debug]\n\n"
 	    "Serve Key Trustee Server over HTTPS, in the foreground.\n\n"
 	    "  -c, --confdir DIR  config dir made by 'ktadmin init' (default\n"
 	    "                     $KEYTRUSTEE_HOME/.keytrustee, KEYTRUSTEE_HOME\n"
@@ -65,9 +68,15 @@ usage(FILE *fp)
 	    "  -l, --listen ADDR  address to listen on (default: all)\n"
 	    "  -t, --threads N    worker threads (default: one per core)\n"
 	    "  -m, --max-connections N\n"
-	    "                     TLS connections open at once; more are "
-	    "refused at\n"
-	    "                     their handshake (default %d)\n"
+	    "                     connections open at once; a new one beyond "
+	    "closes\n"
+	    "                     the longest-idle (default %d)\n"
+	    "      --max-connections-per-address N\n"
+	    "                     connections open at once from one address; "
+	    "more are\n"
+	    "                     refused (default: "
+	    "MAX_CONNECTIONS_PER_ADDRESS in\n"
+	    "                     keytrustee.conf, %d)\n"
 	    "      --deposit-cache-mb N\n"
 	    "                     memory for the cache of stored deposits, in "
 	    "MiB; 0:\n"
@@ -76,7 +85,8 @@ usage(FILE *fp)
 	    "  -h, --help         show this help\n\n"
 	    "Signals: TERM or INT drain and exit; HUP reloads the TLS "
 	    "certificate and key.\n\nSee keytrustee-server(8).\n",
-	    KT_DEFAULT_HOME, KT_DEFAULT_PORT, DEFAULT_MAX_CONNS);
+	    KT_DEFAULT_HOME, KT_DEFAULT_PORT, DEFAULT_MAX_CONNS,
+	    KT_DEFAULT_MAX_CONNS_PER_ADDR);
 }
 
 /* --deposit-cache-mb in bytes; by default a quarter of the memory. */
@@ -142,21 +152,32 @@ listen_socket(const char *addr, int port)
 	return fd;
 }
 
-/* Room for max_conns descriptors and some; say so when there is none. */
-static void
+/*
+ * Room for max_conns descriptors and some.  Where there is less, the
+ * limit is what there is: at it, new connections close the longest-idle
+ * (connlimit.c), where beyond the descriptors accept(2) would fail.
+ */
+static int
 raise_nofile(int max_conns)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)max_conns + 256;
+	rlim_t want = (rlim_t)max_conns + NOFILE_SPARE;
+	int fit;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= want)
-		return;
+		return max_conns;
 	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ?
 	    want : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur < want)
-		log_warnx("--max-connections %d: the descriptor limit is %llu "
-			  "(ulimit -n); connections beyond it fail at accept",
-		    max_conns, (unsigned long long)rl.rlim_cur);
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= want)
+		return max_conns;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return max_conns;
+	fit = rl.rlim_cur > NOFILE_SPARE * 2 ?
+	    (int)(rl.rlim_cur - NOFILE_SPARE) : (int)rl.rlim_cur / 2;
+	log_warnx("--max-connections %d: the descriptor limit is %llu "
+		  "(ulimit -n); serving at most %d connections",
+	    max_conns, (unsigned long long)rl.rlim_cur, fit);
+	return fit;
 }
 
 /*
@@ -289,6 +310,8 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "max-connections", required_argument, NULL, 'm' },
+		{ "max-connections-per-address", required_argument, NULL,
+		    'A' },
 		{ "deposit-cache-mb", required_argument, NULL, 'M' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -299,7 +322,7 @@ main(int argc, char **argv)
 	struct keyproc_info kinfo;
 	char err[1024];
 	int ch, port = 0, threads = 0, debug = 0, sig;
-	int max_conns = DEFAULT_MAX_CONNS, cache_mb = -1;
+	int max_conns = DEFAULT_MAX_CONNS, per_addr = 0, cache_mb = -1;
 	uid_t owner;
 	sigset_t sigs;
 	SSL_CTX *ctx;
@@ -329,11 +352,20 @@ main(int argc, char **argv)
 			}
 			break;
 		case 'm':
-			if (parse_int(optarg, 1, MAX_MAX_CONNS,
+			if (parse_int(optarg, 1, KT_MAX_CONNS,
 			    &max_conns) == -1) {
 				cli_error("--max-connections: \"%s\" is not a "
 				    "number from 1 to %d", optarg,
-				    MAX_MAX_CONNS);
+				    KT_MAX_CONNS);
+				return 2;
+			}
+			break;
+		case 'A':
+			if (parse_int(optarg, 1, KT_MAX_CONNS, &per_addr) ==
+			    -1) {
+				cli_error("--max-connections-per-address: "
+				    "\"%s\" is not a number from 1 to %d",
+				    optarg, KT_MAX_CONNS);
 				return 2;
 			}
 			break;
@@ -444,9 +476,12 @@ main(int argc, char **argv)
 		fatalx("libcurl cannot be initialised");
 
 	srv.nworkers = threads;
-	srv.max_conns = max_conns;
+	srv.max_conns = raise_nofile(max_conns);
+	if (per_addr == 0)
+		per_addr = srv.conf->max_conns_per_addr;
+	if ((srv.conns = connlimit_new(per_addr)) == NULL)
+		fatalx("out of memory");
 	srv.depcache_limit = depcache_default(cache_mb);
-	raise_nofile(max_conns);
 
 	/* Signals are taken by this thread only, synchronously. */
 	sigemptyset(&sigs);
@@ -471,6 +506,8 @@ main(int argc, char **argv)
 	if (mailer_start(&srv, err, sizeof(err)) == -1)
 		fatalx("mail sender: %s", err);
 	serve_start(&srv);
+	log_info("at most %d connections, %d from one address", srv.max_conns,
+	    per_addr);
 	log_info("serving %s on https://%s:%d/ with %d threads (TLS minimum "
 	    "%s) as the %s server", srv.qfpr, listen_addr ? listen_addr : "*", port, threads,
 	    srv.conf->tls_min_version_name,
@@ -502,6 +539,7 @@ main(int argc, char **argv)
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));
 	throttle_free(srv.throttle);
 	throttle_free(srv.hkp_throttle);
+	connlimit_free(srv.conns);
 	free(srv.pubkey);
 	pgpmsg_pubkey_free(srv.self_key);
 	conf_free(srv.conf);

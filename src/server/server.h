@@ -20,6 +20,7 @@
 #include "pgp.h"
 
 struct auditq;
+struct connlimit;
 struct authcache;
 struct depcache;
 struct evconnlistener;
@@ -56,6 +57,15 @@ struct worker {
 	struct evconnlistener *hkp_listener; /* plain HTTP, or NULL */
 	struct http_conn *conns;       /* open connections */
 	atomic_int nconns;	       /* ... how many, and handed to it */
+	/*
+	 * Those with no request in progress, longest-idle first (http.c);
+	 * when the first went idle (CLOCK_MONOTONIC ms, LLONG_MAX: none),
+	 * for other threads; how many of them to close (connlimit.c).
+	 */
+	struct http_conn *idle_head, *idle_tail;
+	atomic_llong idle_since;
+	atomic_int evict_pending;
+	struct event *evict_ev;        /* wakes it to close them */
 	pthread_mutex_t hand_mtx;      /* guards hand_head */
 	struct http_handoff *hand_head; /* accepted by another worker */
 	struct event *hand_ev;
@@ -84,7 +94,8 @@ struct server {
 	server_form_fn *refuses_as_form; /* how refusals are written */
 	atomic_int draining;
 	int max_conns;             /* --max-connections; 0: no limit */
-	atomic_int nconns;         /* TLS connections open now */
+	atomic_int nconns;         /* connections open now */
+	struct connlimit *conns;   /* ... per address (connlimit.c) */
 	/* What the handlers share. */
 	struct ha *ha;             /* role, replication, the write gate */
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time */

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "connlimit.h"
 #include "keyproc_tlskey.h"
 #include "log.h"
 #include "tls.h"
@@ -254,8 +253,6 @@ tls_ctx_build(const struct kt_conf *c, char *err, size_t errlen)
 		    c->tls_min_version_name);
 		goto fail;
 	}
-	/* Connections over --max-connections fail at their ClientHello. */
-	SSL_CTX_set_client_hello_cb(ctx, conn_hello_cb, NULL);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "connlimit.h"
 #include "http.h"
 #include "store/store.h"
 #include "worker.h"
@@ -42,6 +44,7 @@ struct http_handoff {
 	int fd;
 	int plain; /* from the HKP listener: no TLS */
 	char peer[INET6_ADDRSTRLEN];
+	struct connlimit_addr addr;
 };
 
 /* Connections other workers accepted for this one. */
@@ -59,9 +62,28 @@ handoff_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&w->hand_mtx);
 	for (; h != NULL; h = next) {
 		next = h->next;
-		http_conn_new(w, h->fd, h->peer, h->plain);
+		http_conn_new(w, h->fd, h->peer, &h->addr, h->plain);
 		free(h);
 	}
+}
+
+/* Asked to close its longest-idle connections (connlimit.c). */
+static void
+evict_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_evict_idle(arg);
+}
+
+/* Refused: closed with a reset, which leaves no TIME_WAIT behind. */
+static void
+refuse(int fd)
+{
+	struct linger lg = {1, 0};
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
 }
 
 /*
@@ -69,16 +91,28 @@ handoff_cb(evutil_socket_t fd, short what, void *arg)
  * third more connections than the other and their answers waiting
  * longer.  A new connection goes to the worker with the fewest (this one
  * on a tie); another worker gets it through its hand-off queue, one
- * wake-up per connection.
+ * wake-up per connection.  Before that it is counted (connlimit.c), and
+ * refused at once, before any TLS, when its address has its share; at
+ * the limit, the worker holding the longest-idle connection closes it.
  */
 static void
 accept_on(struct worker *w, int fd, struct sockaddr *sa, int plain)
 {
-	struct worker *to = w;
+	struct worker *to = w, *evict;
 	struct http_handoff *h;
+	struct connlimit_addr a;
 	char peer[INET6_ADDRSTRLEN];
 	int i;
 
+	connlimit_addr_of(sa, &a);
+	if (connlimit_admit(w->srv, w, &a, &evict) != CONNLIMIT_ADMIT) {
+		refuse(fd);
+		return;
+	}
+	if (evict == w)
+		http_evict_idle(w);
+	else if (evict != NULL)
+		event_active(evict->evict_ev, EV_READ, 0);
 	peer_text(sa, peer, sizeof(peer));
 	for (i = 0; i < w->srv->nworkers; i++) {
 		struct worker *o = &w->srv->workers[i];
@@ -91,11 +125,12 @@ accept_on(struct worker *w, int fd, struct sockaddr *sa, int plain)
 			atomic_fetch_sub(&to->nconns, 1);
 			atomic_fetch_add(&w->nconns, 1);
 		}
-		http_conn_new(w, fd, peer, plain);
+		http_conn_new(w, fd, peer, &a, plain);
 		return;
 	}
 	h->fd = fd;
 	h->plain = plain;
+	h->addr = a;
 	memcpy(h->peer, peer, sizeof(h->peer));
 	pthread_mutex_lock(&to->hand_mtx);
 	h->next = to->hand_head;
@@ -190,11 +225,13 @@ worker_init(
 
 	w->srv = srv;
 	w->id = id;
+	atomic_store(&w->idle_since, LLONG_MAX);
 	pthread_mutex_init(&w->hand_mtx, NULL);
 	snprintf(name, sizeof(name), "worker %d", id);
 	if ((w->store = store_new(srv->conf, name)) == NULL ||
 	    (w->base = worker_base()) == NULL ||
 	    (w->hand_ev = event_new(w->base, -1, 0, handoff_cb, w)) == NULL ||
+	    (w->evict_ev = event_new(w->base, -1, 0, evict_cb, w)) == NULL ||
 	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop, w)) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
@@ -269,11 +306,13 @@ workers_free(struct server *srv)
 		while (w->hand_head != NULL) {
 			struct http_handoff *h = w->hand_head;
 			w->hand_head = h->next;
-			close(h->fd);
+			http_conn_abandon(w, h->fd, &h->addr);
 			free(h);
 		}
 		if (w->hand_ev != NULL)
 			event_free(w->hand_ev);
+		if (w->evict_ev != NULL)
+			event_free(w->evict_ev);
 		pthread_mutex_destroy(&w->hand_mtx);
 		if (w->listener != NULL)
 			evconnlistener_free(w->listener);

@@ -200,7 +200,9 @@ class Env:
     def start_server(self):
         self.server = spawn([os.path.join(BIN, "keytrustee-server"), "--confdir", self.confdir,
                              "--port", str(self.port), "--listen", "127.0.0.1",
-                             "--max-connections", str(IDLE_CONNS + 100)] +
+                             "--max-connections", str(IDLE_CONNS + 100),
+                             # the idle connections all come from 127.0.0.1
+                             "--max-connections-per-address", str(IDLE_CONNS + 100)] +
                             os.environ.get("BENCH_SERVER_ARGS", "").split(),
                             os.path.join(self.base, "server.log"))
         wait_tls(self.port, self.server, "keytrustee-server")

@@ -1,27 +1,19 @@
-"""keytrustee-server --max-connections: connections beyond the limit fail
-at their TLS handshake at once; a closed one makes room again; the option's
---help, bad values and missing argument."""
+"""keytrustee-server --max-connections and --max-connections-per-address
+(MAX_CONNECTIONS_PER_ADDRESS in keytrustee.conf): the options' --help, bad
+values and missing argument, and a bad value in the file.  What the limits
+do is in test_conn_hoarding.py."""
 
-import socket
-import ssl
-import time
-
-from conftest import binary, no_verify_context, run
-
-
-def handshake(port, timeout=5):
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        return no_verify_context().wrap_socket(raw, server_hostname="localhost")
-    except (OSError, ssl.SSLError):
-        raw.close()
-        raise
+from conftest import binary, run, update_conf
 
 
 def test_help_documents_max_connections():
     proc = run([binary("keytrustee-server"), "--help"])
     assert proc.returncode == 0
     assert "--max-connections N" in proc.stdout and "default 10000" in proc.stdout
+    assert "closes\n                     the longest-idle" in proc.stdout
+    assert "--max-connections-per-address N" in proc.stdout
+    assert "MAX_CONNECTIONS_PER_ADDRESS in\n                     keytrustee.conf, 512" \
+        in proc.stdout
 
 
 def test_bad_and_missing_max_connections():
@@ -33,36 +25,21 @@ def test_bad_and_missing_max_connections():
     assert proc.returncode == 2 and "requires an argument" in proc.stderr
 
 
-def test_connections_beyond_the_limit_are_refused(dbconf, make_server):
-    srv = make_server(dbconf, extra_args=["--max-connections", "3"]).start()
-    # start() made (and closed) one connection; wait until it is uncounted
-    held = []
-    deadline = time.monotonic() + 10
-    while len(held) < 3 and time.monotonic() < deadline:
-        try:
-            held.append(handshake(srv.port))
-        except (OSError, ssl.SSLError):
-            time.sleep(0.1)
-    assert len(held) == 3
-    try:
-        t0 = time.monotonic()
-        try:
-            handshake(srv.port).close()
-            refused = False
-        except ssl.SSLError as e:
-            refused = "handshake failure" in str(e).lower() or "alert" in str(e).lower()
-        assert refused and time.monotonic() - t0 < 5
-        assert "connection refused: 3 connections open" in srv.log()
-        held.pop().close()
-        ok = False
-        deadline = time.monotonic() + 5
-        while not ok and time.monotonic() < deadline:
-            try:
-                held.append(handshake(srv.port))
-                ok = True
-            except (OSError, ssl.SSLError):
-                time.sleep(0.1)
-        assert ok
-    finally:
-        for c in held:
-            c.close()
+def test_bad_and_missing_max_connections_per_address():
+    opt = "--max-connections-per-address"
+    for bad in ("0", "-1", "x", "1000001", ""):
+        proc = run([binary("keytrustee-server"), opt, bad])
+        assert proc.returncode == 2
+        assert proc.stderr.startswith('error: %s: "%s" is not a number from 1 '
+                                      'to 1000000' % (opt, bad))
+    proc = run([binary("keytrustee-server"), opt])
+    assert proc.returncode == 2 and "requires an argument" in proc.stderr
+
+
+def test_bad_max_connections_per_address_in_the_conf(dbconf, make_server):
+    for bad in (0, "50", 1000001):
+        update_conf(dbconf, MAX_CONNECTIONS_PER_ADDRESS=bad)
+        srv = make_server(dbconf).spawn()
+        assert srv.wait(timeout=30) != 0
+        assert "MAX_CONNECTIONS_PER_ADDRESS: must be an integer from 1 to " \
+            "1000000" in srv.log()

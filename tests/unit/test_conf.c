@@ -221,6 +221,33 @@ test_port_validation(void **state)
 }
 
 static void
+test_max_connections_per_address(void **state)
+{
+	struct kt_conf *c = NULL;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse("{}", &c, err, sizeof(err)), 0);
+	assert_int_equal(c->max_conns_per_addr, KT_DEFAULT_MAX_CONNS_PER_ADDR);
+	assert_int_equal(c->max_conns_per_addr, 512);
+	conf_free(c); /* an integer key is not freed as a string */
+	assert_int_equal(parse("{\"MAX_CONNECTIONS_PER_ADDRESS\": 50}", &c,
+	    err, sizeof(err)), 0);
+	assert_int_equal(c->max_conns_per_addr, 50);
+	conf_free(c);
+	assert_refused("{\n\"MAX_CONNECTIONS_PER_ADDRESS\": 0\n}",
+	    "test.conf:2: MAX_CONNECTIONS_PER_ADDRESS:", "1 to 1000000");
+	assert_refused("{\"MAX_CONNECTIONS_PER_ADDRESS\": 1000001}",
+	    "MAX_CONNECTIONS_PER_ADDRESS", "1 to 1000000");
+	assert_refused("{\"MAX_CONNECTIONS_PER_ADDRESS\": \"50\"}",
+	    "MAX_CONNECTIONS_PER_ADDRESS", "integer");
+	assert_refused("{\"MAX_CONNECTIONS_PER_ADDRESS\": null}",
+	    "MAX_CONNECTIONS_PER_ADDRESS", NULL);
+	assert_refused("{\"MAX_CONNECTIONS_PER_ADDRESS\": 5.5}",
+	    "MAX_CONNECTIONS_PER_ADDRESS", "integer");
+}
+
+static void
 test_tls_version_validation(void **state)
 {
 	static const struct {
@@ -601,6 +628,8 @@ main(void)
 		cmocka_unit_test_setup(test_parse_empty_object_defaults,
 		    reset_warn),
 		cmocka_unit_test_setup(test_port_validation, reset_warn),
+		cmocka_unit_test_setup(test_max_connections_per_address,
+		    reset_warn),
 		cmocka_unit_test_setup(test_tls_version_validation,
 		    reset_warn),
 		cmocka_unit_test_setup(test_tls_version_map, reset_warn),
