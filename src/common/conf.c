@@ -12,7 +12,7 @@
 
 #include "util.h"
 
-enum conf_type { CT_STR, CT_PORT, CT_TLSVER };
+enum conf_type { CT_STR, CT_PORT, CT_TLSVER, CT_COUNT };
 
 static const struct conf_key {
 	const char *name;
@@ -38,6 +38,9 @@ static const struct conf_key {
 	{ "HOSTNAME", CT_STR, offsetof(struct kt_conf, hostname), 0, 0 },
 	/* HKP over plain HTTP (the legacy clients' port 80); null: off. */
 	{ "HKP_PORT", CT_PORT, offsetof(struct kt_conf, hkp_port), 0, 1 },
+	/* Failed authentications a source address may make a minute. */
+	{ "AUTH_FAILURES_PER_MINUTE", CT_COUNT,
+	    offsetof(struct kt_conf, auth_failures_per_minute), 0, 0 },
 };
 
 static const struct {
@@ -111,6 +114,7 @@ conf_defaults(struct kt_conf *c, const char *confdir)
 	c->tls_min_version = TLS1_2_VERSION;
 	c->port = KT_DEFAULT_PORT;
 	c->db_port = KT_DEFAULT_DB_PORT;
+	c->auth_failures_per_minute = KT_DEFAULT_AUTH_FAILURES;
 	if (gethostname(buf, sizeof(buf)) == -1)
 		strcpy(buf, "localhost");
 	buf[sizeof(buf) - 1] = '\0';
@@ -166,6 +170,16 @@ conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
 		    json_integer_value(v) > 65535) {
 			snprintf(err, errlen, "%s:%d: %s: must be an integer "
 			    "port number from 1 to 65535", name, line, k->name);
+			return -1;
+		}
+		*conf_intp(c, k) = (int)json_integer_value(v);
+		return 0;
+	case CT_COUNT:
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > KT_CONF_COUNT_MAX) {
+			snprintf(err, errlen, "%s:%d: %s: must be an integer "
+			    "from 1 to %d", name, line, k->name,
+			    KT_CONF_COUNT_MAX);
 			return -1;
 		}
 		*conf_intp(c, k) = (int)json_integer_value(v);
@@ -474,7 +488,8 @@ conf_free(struct kt_conf *c)
 		return;
 	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
 		char *s;
-		if (conf_keys[i].type == CT_PORT)
+		if (conf_keys[i].type == CT_PORT ||
+		    conf_keys[i].type == CT_COUNT)
 			continue;
 		/* DB_CONNECT may hold the database password. */
 		if ((s = *conf_strp(c, &conf_keys[i])) != NULL)

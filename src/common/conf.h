@@ -9,6 +9,9 @@
 #define KT_DEFAULT_DB_PORT 11381
 #define KT_DEFAULT_HOME "/var/lib/keytrustee"
 #define KT_CONF_MAX (1024 * 1024)
+/* AUTH_FAILURES_PER_MINUTE: its default, and the largest a count may be. */
+#define KT_DEFAULT_AUTH_FAILURES 60
+#define KT_CONF_COUNT_MAX 1000000
 
 struct kt_conf {
 	char *confdir;
@@ -23,6 +26,7 @@ struct kt_conf {
 	int port;
 	int db_port;
 	int hkp_port;                 /* plain-HTTP HKP listener; 0: none */
+	int auth_failures_per_minute; /* per source address, then 429 */
 	char *db_connect;             /* libpq conninfo; NULL before db setup */
 	char *mail_url;
 	char *hostname;
