@@ -24,6 +24,7 @@
 
 #include "auditq.h"
 #include "authcache.h"
+#include "authfail.h"
 #include "conf.h"
 #include "crypto.h"
 #include "db.h"
@@ -432,7 +433,11 @@ main(int argc, char **argv)
 		 "later")) == NULL ||
 	    (srv.hkp_throttle = throttle_new(20, 60,
 		 "too many keys posted from this address; try again later")) ==
-		NULL)
+		NULL ||
+	    (srv.auth_throttle = throttle_new(
+		 (unsigned)srv.conf->auth_failures_per_minute, 60,
+		 "too many failed authentications from this address; try "
+		 "again later")) == NULL)
 		fatalx("out of memory");
 	if (srv.conf->db_connect == NULL)
 		log_warnx("%s: DB_CONNECT is not set; run 'ktadmin db "
@@ -467,6 +472,8 @@ main(int argc, char **argv)
 		exit(1);
 	if ((srv.ha = ha_start(srv.conf, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	if ((srv.authfail = authfail_start(&srv)) == NULL)
+		fatalx("the audit of failed authentication cannot start");
 	/* After the signal mask (threads inherit it) and the HA role. */
 	if (mailer_start(&srv, err, sizeof(err)) == -1)
 		fatalx("mail sender: %s", err);
@@ -492,6 +499,7 @@ main(int argc, char **argv)
 	log_info("%s: draining and shutting down", strsignal(sig));
 	atomic_store(&srv.draining, 1);
 	serve_stop(&srv);
+	authfail_stop(srv.authfail); /* writes the last minute's tallies */
 	mailer_stop(&srv);
 	ha_stop(srv.ha);
 	keyproc_stop();
@@ -502,6 +510,7 @@ main(int argc, char **argv)
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));
 	throttle_free(srv.throttle);
 	throttle_free(srv.hkp_throttle);
+	throttle_free(srv.auth_throttle);
 	free(srv.pubkey);
 	pgpmsg_pubkey_free(srv.self_key);
 	conf_free(srv.conf);
