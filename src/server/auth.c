@@ -25,7 +25,6 @@
 #include "authcache.h"
 #include "authfail.h"
 #include "log.h"
-#include "throttle.h"
 #include "util.h"
 
 static const char *
@@ -59,23 +58,17 @@ auth_secret_open(const unsigned char datakey[CRYPTO_KEY_LEN],
 }
 
 /*
- * A failed authentication, why: counted against its address (the
- * throttle) and audited, then refused with status, code and msg.  One
- * that names a registered client (fpr) is a row of its own with it; one
- * that names none is tallied by the minute (authfail.c).
+ * A failed authentication, why, recorded (authfail.c: counted against its
+ * address; a row of its own when it names a registered client, fpr, else
+ * tallied by the minute); then refused with status, code and msg.
  */
 static int
 auth_fail(struct worker *w, struct http_req *req, struct verdict *v,
     int status, const char *code, const char *msg, const char *fpr,
     const char *org, const char *why)
 {
-	throttle_fail(w->srv->auth_throttle, http_peer(req));
-	if (fpr == NULL)
-		authfail_note(w, "auth", http_peer(req), why);
-	else
-		audit(w->srv->ha, w->store,
-		    AUDIT_ROW(.actor = fpr, .org = org, .action = "auth",
-			.remote = http_peer(req), .result = why));
+	authfail_record(w, AUDIT_ROW(.actor = fpr, .org = org, .action = "auth",
+			       .remote = http_peer(req), .result = why));
 	return verdict_refuse(v, status, code, msg);
 }
 
@@ -127,10 +120,8 @@ auth_request(struct worker *w, struct http_req *req,
 	memset(&h, 0, sizeof(h));
 	memset(&e, 0, sizeof(e));
 	/* An address that failed too often this minute: 429, tallied. */
-	if (throttle_check(w->srv->auth_throttle, http_peer(req), v) == -1) {
-		authfail_note(w, "auth", http_peer(req), "throttled");
+	if (authfail_check(w, "auth", http_peer(req), v) == -1)
 		return -1;
-	}
 	n = http_req_header_count(req, "Authorization");
 	value = http_req_header(req, "Authorization");
 	if (n == 0)

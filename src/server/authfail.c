@@ -28,7 +28,7 @@
 #include "audit.h"
 #include "authfail.h"
 #include "log.h"
-#include "store/store.h"
+#include "throttle.h"
 
 #define AUTHFAIL_SLOTS 4096
 #define AUTHFAIL_PROBES 16
@@ -43,7 +43,8 @@ struct authfail_slot {
 
 struct authfail {
 	struct server *srv;
-	struct store *store; /* the writer's own connection */
+	struct throttle *throttle; /* failures per address, then 429 */
+	struct store *store;	   /* the writer's own connection */
 	pthread_mutex_t mtx;
 	pthread_cond_t cond;
 	int stop;
@@ -103,24 +104,40 @@ tally_add(struct authfail *af, const char *remote, const char *action,
 	return -1;
 }
 
-void
-authfail_note(
-    struct worker *w, const char *action, const char *remote, const char *why)
+/* r audited: tallied when it names no client and the tally has room. */
+static void
+authfail_audit(struct worker *w, const struct audit_row *r)
 {
 	struct authfail *af = w->srv->authfail;
-	int r = -1;
+	int tallied = -1;
 
-	if (remote == NULL)
-		remote = "";
-	if (af != NULL) {
+	if (r->actor == NULL) {
 		pthread_mutex_lock(&af->mtx);
-		r = tally_add(af, remote, action, why, 1, time(NULL));
+		tallied = tally_add(af, r->remote != NULL ? r->remote : "",
+		    r->action, r->result, 1, time(NULL));
 		pthread_mutex_unlock(&af->mtx);
 	}
-	if (r == -1)
-		audit(w->srv->ha, w->store,
-		    AUDIT_ROW(.action = action, .remote = remote,
-			.result = why));
+	if (tallied == -1)
+		audit(w->srv->ha, w->store, r);
+}
+
+int
+authfail_check(struct worker *w, const char *action, const char *remote,
+    struct verdict *v)
+{
+	if (throttle_check(w->srv->authfail->throttle, remote, v) == 0)
+		return 0;
+	authfail_audit(w, AUDIT_ROW(.action = action, .remote = remote,
+			      .result = "throttled"));
+	return -1;
+}
+
+void
+authfail_record(struct worker *w, const struct audit_row *r)
+{
+	throttle_fail(w->srv->authfail->throttle,
+	    r->remote != NULL ? r->remote : "");
+	authfail_audit(w, r);
 }
 
 /* Write every tally as its row; what cannot be written is kept. */
@@ -196,7 +213,11 @@ authfail_start(struct server *srv)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&af->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if ((af->store = store_new(srv->conf, "failed-auth audit")) == NULL ||
+	if ((af->throttle = throttle_new(
+		 (unsigned)srv->conf->auth_failures_per_minute, 60,
+		 "too many failed authentications from this address; try "
+		 "again later")) == NULL ||
+	    (af->store = store_new(srv->conf, "failed-auth audit")) == NULL ||
 	    pthread_create(&af->thread, NULL, authfail_main, af) != 0) {
 		authfail_stop(af);
 		return NULL;
@@ -217,6 +238,7 @@ authfail_stop(struct authfail *af)
 	if (af->started)
 		pthread_join(af->thread, NULL); /* it writes what is left */
 	store_free(af->store);
+	throttle_free(af->throttle);
 	pthread_cond_destroy(&af->cond);
 	pthread_mutex_destroy(&af->mtx);
 	free(af);

@@ -7,20 +7,32 @@
 #define KT_AUTHFAIL_H
 
 #include "server.h"
+#include "store/store.h"
+#include "verdict.h"
 
 /* Seconds between the writes of the tallies. */
 #define AUTHFAIL_FLUSH_SECS 60
 
-/* The tally and its writing thread (its own database connection); NULL. */
+/*
+ * The tally, its writing thread (with its own database connection) and
+ * the limit: AUTH_FAILURES_PER_MINUTE of srv's configuration.  NULL.
+ */
 struct authfail *authfail_start(struct server *srv);
 /* Write what is tallied, stop the thread and free; NULL is fine. */
 void authfail_stop(struct authfail *af);
 /*
- * One more failure of action ("auth") from remote, refused for why
- * ("no_header", "throttled", ...).  Tallied; when the tally has no room,
- * audited on its own through w's connection, as every row was before.
+ * May remote try to authenticate (for action: "auth", a legacy action)?
+ * 0, or -1 with v refusing it (429 with Retry-After) when it failed too
+ * often this minute; that refusal is tallied too ("throttled").
  */
-void authfail_note(
-    struct worker *w, const char *action, const char *remote, const char *why);
+int authfail_check(struct worker *w, const char *action, const char *remote,
+    struct verdict *v);
+/*
+ * One failed authentication, r (its remote, action and result, why):
+ * counted against its address, and audited: as a row of its own when it
+ * names a registered client (r->actor), else tallied by the minute (a row
+ * of its own only when the tally has no room).
+ */
+void authfail_record(struct worker *w, const struct audit_row *r);
 
 #endif

@@ -433,11 +433,7 @@ main(int argc, char **argv)
 		 "later")) == NULL ||
 	    (srv.hkp_throttle = throttle_new(20, 60,
 		 "too many keys posted from this address; try again later")) ==
-		NULL ||
-	    (srv.auth_throttle = throttle_new(
-		 (unsigned)srv.conf->auth_failures_per_minute, 60,
-		 "too many failed authentications from this address; try "
-		 "again later")) == NULL)
+		NULL)
 		fatalx("out of memory");
 	if (srv.conf->db_connect == NULL)
 		log_warnx("%s: DB_CONNECT is not set; run 'ktadmin db "
@@ -510,7 +506,6 @@ main(int argc, char **argv)
 	OPENSSL_cleanse(srv.datakey, sizeof(srv.datakey));
 	throttle_free(srv.throttle);
 	throttle_free(srv.hkp_throttle);
-	throttle_free(srv.auth_throttle);
 	free(srv.pubkey);
 	pgpmsg_pubkey_free(srv.self_key);
 	conf_free(srv.conf);

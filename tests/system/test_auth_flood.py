@@ -215,3 +215,32 @@ def test_bad_limit_refuses_to_start(registry, dbconf, make_server, value):
     srv = make_server(dbconf, name="badlimit").spawn()
     assert srv.wait(timeout=30) != 0
     assert "AUTH_FAILURES_PER_MINUTE" in srv.log()
+
+
+def test_legacy_requests_of_no_client_are_tallied_and_limited(flood_server):
+    """The legacy protocol's requests the server cannot trace to a client
+    (here a payload it cannot decrypt) count and are audited the same way."""
+    srv, audit = flood_server
+    a, b = source(), source()
+    body = b"payload=" + b"A" * 64
+    form = [("Content-Type", "application/x-www-form-urlencoded")]
+    conn = Conn(srv.port, a)
+    statuses = []
+    try:
+        for _ in range(LIMIT + 30):
+            status, hdrs, data = conn.request("POST", "/?a=put", form, body)
+            statuses.append(status)
+            if status == 429:
+                assert data.startswith(b"reason=") and int(hdrs["retry-after"]) >= 1
+    finally:
+        conn.close()
+    assert statuses == [400] * LIMIT + [429] * 30
+    assert audit.nrows(a) == 0
+    # The other address is refused for its payload, not throttled.
+    other = Conn(srv.port, b)
+    try:
+        assert other.request("POST", "/?a=put", form, body)[0] == 400
+    finally:
+        other.close()
+    assert srv.stop() == 0
+    assert audit.rows(a) == [("put", "-", "bad_payload", LIMIT), ("put", "-", "throttled", 30)]
