@@ -1,18 +1,24 @@
 /*
- * authfail.c - failed authentication that names no client, audited by the
+ * authfail.c - failed authentication, of /v1 (auth.c) and of the legacy
+ * protocol (legacy.c): its limit per source address, and its audit by the
  * minute.
  *
- * A request whose Authorization is missing, malformed, out of its time or
- * names no registered client, or that is refused because its address
- * failed too often (429), used to add one audit_log row: one connection
- * added ~1,400 rows a second to a table that is never pruned.  Now each
- * adds one to the tally of its (source address, action, reason), kept in
- * memory, and a thread writes every tally as one row carrying its count
- * (and the time of its first failure) once a minute and at shutdown.  The
- * audit still says who hammered, how and how much; the table grows by a
- * few rows a minute per source.  A failure that names a registered client
- * (a bad signature, a pending or disabled client) is not tallied: its
- * caller audits it as its own row, with the client.
+ * A request whose authentication failed used to add one audit_log row:
+ * one connection without a valid Authorization added ~1,400 rows a second
+ * to a table that is never pruned.  Now a failure that names no
+ * registered client (none, malformed, stale, an unknown fingerprint; a
+ * legacy request traced to no client), and a refusal because the address
+ * failed too often (429), adds one to the tally of its (source address,
+ * action, reason), kept in memory; a thread writes every tally as one row
+ * carrying its count (and the time of its first failure) once a minute
+ * and at shutdown.  The audit still says who hammered, how and how much;
+ * the table grows by a few rows a minute per source.  A failure that names
+ * a registered client (a bad signature, a pending or disabled client) is
+ * a row of its own, with the client, as before.
+ *
+ * Every failure counts against its address (throttle.c); one that failed
+ * AUTH_FAILURES_PER_MINUTE times within 60 s is refused until its window
+ * ends.  Successful requests neither count nor pass through here.
  *
  * The tally is a fixed table; a failure that finds no room is audited on
  * its own, as before.  Rows that cannot be written (the database down)

@@ -1,7 +1,9 @@
 /*
- * authfail.h - failed authentication that names no client, audited by the
- * minute: one audit_log row per (source address, action, reason) and
- * minute, carrying how many requests it stands for (see authfail.c).
+ * authfail.h - failed authentication: its limit per source address
+ * (AUTH_FAILURES_PER_MINUTE, then 429) and its audit, by the minute when
+ * it names no client: one audit_log row per (source address, action,
+ * reason) and minute, carrying how many requests it stands for (see
+ * authfail.c).
  */
 #ifndef KT_AUTHFAIL_H
 #define KT_AUTHFAIL_H
