@@ -41,6 +41,9 @@ static const struct conf_key {
 	/* At most this many connections from one address (connlimit.c). */
 	{ "MAX_CONNECTIONS_PER_ADDRESS", CT_COUNT,
 	    offsetof(struct kt_conf, max_conns_per_addr), 0, 0 },
+	/* Failed authentications a source address may make a minute. */
+	{ "AUTH_FAILURES_PER_MINUTE", CT_COUNT,
+	    offsetof(struct kt_conf, auth_failures_per_minute), 0, 0 },
 };
 
 static const struct {
@@ -115,6 +118,7 @@ conf_defaults(struct kt_conf *c, const char *confdir)
 	c->port = KT_DEFAULT_PORT;
 	c->db_port = KT_DEFAULT_DB_PORT;
 	c->max_conns_per_addr = KT_DEFAULT_MAX_CONNS_PER_ADDR;
+	c->auth_failures_per_minute = KT_DEFAULT_AUTH_FAILURES;
 	if (gethostname(buf, sizeof(buf)) == -1)
 		strcpy(buf, "localhost");
 	buf[sizeof(buf) - 1] = '\0';
@@ -176,9 +180,10 @@ conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
 		return 0;
 	case CT_COUNT:
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > KT_MAX_CONNS) {
+		    json_integer_value(v) > KT_CONF_COUNT_MAX) {
 			snprintf(err, errlen, "%s:%d: %s: must be an integer "
-			    "from 1 to %d", name, line, k->name, KT_MAX_CONNS);
+			    "from 1 to %d", name, line, k->name,
+			    KT_CONF_COUNT_MAX);
 			return -1;
 		}
 		*conf_intp(c, k) = (int)json_integer_value(v);
@@ -487,7 +492,8 @@ conf_free(struct kt_conf *c)
 		return;
 	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
 		char *s;
-		if (conf_keys[i].type == CT_PORT || conf_keys[i].type == CT_COUNT)
+		if (conf_keys[i].type == CT_PORT ||
+		    conf_keys[i].type == CT_COUNT)
 			continue;
 		/* DB_CONNECT may hold the database password. */
 		if ((s = *conf_strp(c, &conf_keys[i])) != NULL)

@@ -9,8 +9,12 @@
 #define KT_DEFAULT_DB_PORT 11381
 #define KT_DEFAULT_HOME "/var/lib/keytrustee"
 #define KT_CONF_MAX (1024 * 1024)
+/* AUTH_FAILURES_PER_MINUTE: its default, and the largest a count may be. */
+#define KT_DEFAULT_AUTH_FAILURES 60
+#define KT_CONF_COUNT_MAX 1000000
+/* the most connections either limit allows */
 #define KT_DEFAULT_MAX_CONNS_PER_ADDR 512
-#define KT_MAX_CONNS 1000000 /* the most connections either limit allows */
+#define KT_MAX_CONNS KT_CONF_COUNT_MAX
 
 struct kt_conf {
 	char *confdir;
@@ -26,6 +30,7 @@ struct kt_conf {
 	int db_port;
 	int hkp_port;                 /* plain-HTTP HKP listener; 0: none */
 	int max_conns_per_addr;       /* connections from one address */
+	int auth_failures_per_minute; /* per source address, then 429 */
 	char *db_connect;             /* libpq conninfo; NULL before db setup */
 	char *mail_url;
 	char *hostname;

@@ -312,6 +312,16 @@ static const struct db_migration db_migrations[] = {
 	"ALTER TABLE seen_signatures ADD COLUMN IF NOT EXISTS status integer;"
 	"ALTER TABLE seen_signatures ADD COLUMN IF NOT EXISTS location text;"
 	"ALTER TABLE seen_signatures ADD COLUMN IF NOT EXISTS body text;"},
+    {10, "audit_count",
+	/*
+	 * Failed authentication is audited by the minute: one row per
+	 * source address, action and reason, count saying how many requests
+	 * it stands for (src/server/authfail.c).  Every other row is one
+	 * event.  Adding a column with a constant default rewrites no row
+	 * (the append-only trigger is not involved).
+	 */
+	"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS count integer"
+	" NOT NULL DEFAULT 1 CHECK (count >= 1);"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -7,7 +7,10 @@
  * where URI is the path and query exactly as sent.  The client's state and
  * sealed secret come from the client cache (kept exact by NOTIFY) or the
  * database, so that disabling a client takes effect on its next request.
- * A refusal is a verdict for the handler to answer; it is audited here.
+ * A refusal is a verdict for the handler to answer; it is audited here
+ * (by the minute when it names no client, authfail.c).  An address whose
+ * requests failed AUTH_FAILURES_PER_MINUTE times (keytrustee.conf) in a
+ * minute is refused 429 until the minute ends (throttle.c).
  */
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -20,6 +23,7 @@
 #include "auth.h"
 #include "authhdr.h"
 #include "authcache.h"
+#include "authfail.h"
 #include "log.h"
 #include "util.h"
 
@@ -71,15 +75,18 @@ auth_seen_digest(const struct authhdr *h, unsigned char out[CRYPTO_HASH_LEN])
 	return crypto_sha256(buf, (size_t)n + CRYPTO_MAC_LEN, out);
 }
 
-/* Audit the client's refusal why and refuse with status, code and msg. */
+/*
+ * A failed authentication, why, recorded (authfail.c: counted against its
+ * address; a row of its own when it names a registered client, fpr, else
+ * tallied by the minute); then refused with status, code and msg.
+ */
 static int
 auth_fail(struct worker *w, struct http_req *req, struct verdict *v,
     int status, const char *code, const char *msg, const char *fpr,
     const char *org, const char *why)
 {
-	audit(w->srv->ha, w->store,
-	    AUDIT_ROW(.actor = fpr, .org = org, .action = "auth",
-		.remote = http_peer(req), .result = why));
+	authfail_record(w, AUDIT_ROW(.actor = fpr, .org = org, .action = "auth",
+			       .remote = http_peer(req), .result = why));
 	return verdict_refuse(v, status, code, msg);
 }
 
@@ -101,9 +108,9 @@ auth_lookup(struct worker *w, struct http_req *req, const char *fpr,
 	case STORE_OK:
 		authcache_put(ac, e, gen);
 		return 0;
-	case STORE_NOT_FOUND:
+	case STORE_NOT_FOUND: /* a fingerprint of no client: none named */
 		return auth_fail(w, req, v, 401, "unauthorized",
-		    "unknown client or bad signature", fpr, NULL,
+		    "unknown client or bad signature", NULL, NULL,
 		    "unknown_client");
 	case STORE_INTEGRITY:
 		log_warnx("client %s: its sealed secret fails the integrity "
@@ -128,10 +135,13 @@ auth_request(struct worker *w, struct http_req *req,
 	long long now;
 	size_t bodylen;
 
-	n = http_req_header_count(req, "Authorization");
-	value = http_req_header(req, "Authorization");
 	memset(&h, 0, sizeof(h));
 	memset(&e, 0, sizeof(e));
+	/* An address that failed too often this minute: 429, tallied. */
+	if (authfail_check(w, "auth", http_peer(req), v) == -1)
+		return -1;
+	n = http_req_header_count(req, "Authorization");
+	value = http_req_header(req, "Authorization");
 	if (n == 0)
 		return auth_fail(w, req, v, 401, "unauthorized",
 		    "this request needs an Authorization header "
@@ -141,11 +151,12 @@ auth_request(struct worker *w, struct http_req *req,
 		return auth_fail(w, req, v, 401, "unauthorized",
 		    "malformed Authorization header", NULL, NULL, "malformed");
 	now = (long long)time(NULL);
+	/* Its fingerprint is not looked up yet: it names no client. */
 	if (h.tsval < now - AUTH_SKEW || h.tsval > now + AUTH_SKEW)
 		return auth_fail(w, req, v, 401, "unauthorized",
 		    "request timestamp is more than 300 seconds off the "
 		    "server's clock",
-		    h.fpr, NULL, "stale");
+		    NULL, NULL, "stale");
 	if (auth_lookup(w, req, h.fpr, &e, v) == -1)
 		goto out;
 	if (auth_secret_open(w->srv->datakey, h.fpr, e.nonce, sizeof(e.nonce),

@@ -32,8 +32,10 @@ struct auth_client {
 
 /*
  * Verify the Authorization header of req over its body: 0 with the client
- * in out, or -1 with v refusing it (401, 403; 500, 503 when the server
- * cannot tell).  Every refusal of the client is audited ("auth").
+ * in out, or -1 with v refusing it (401, 403, 429 for an address that
+ * failed too often; 500, 503 when the server cannot tell).  Every refusal
+ * of the client is audited ("auth"), those that name no client by the
+ * minute (authfail.h).
  */
 int auth_request(struct worker *w, struct http_req *req,
     struct auth_client *out, struct verdict *v);

@@ -91,7 +91,8 @@ journal_add(struct journal *j, const char *line)
 #define MEMBER(k) json_string_value(json_object_get(o, (k)))
 	*r = (struct audit_row){MEMBER("actor"), MEMBER("org"),
 	    MEMBER("action"), MEMBER("object"), MEMBER("remote_addr"),
-	    MEMBER("result"), MEMBER("at")};
+	    MEMBER("result"), MEMBER("at"),
+	    (int)json_integer_value(json_object_get(o, "count"))};
 #undef MEMBER
 	if (r->at == NULL || r->action == NULL || r->result == NULL) {
 		json_decref(o); /* not a row */
@@ -349,11 +350,14 @@ ha_journal(struct ha *ha, const struct audit_row *r)
 
 	gmtime_r(&now, &tm);
 	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	o = json_pack("{s:s, s:s?, s:s?, s:s, s:s?, s:s?, s:s}", "at", at,
-	    "actor", r->actor, "org", r->org, "action", r->action, "object",
-	    r->object, "remote_addr",
+	o = json_pack("{s:s, s:s?, s:s?, s:s, s:s?, s:s?, s:s}", "at",
+	    r->at != NULL ? r->at : at, "actor", r->actor, "org", r->org,
+	    "action", r->action, "object", r->object, "remote_addr",
 	    r->remote != NULL && *r->remote != '\0' ? r->remote : NULL,
 	    "result", r->result);
+	/* A tally of failed authentication (authfail.c) keeps its count. */
+	if (o != NULL && r->count > 1)
+		json_object_set_new(o, "count", json_integer(r->count));
 	if (o == NULL || (line = json_dumps(o, JSON_COMPACT)) == NULL)
 		goto out;
 	pthread_mutex_lock(&ha->journal_mtx);

@@ -21,6 +21,7 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "authfail.h"
 #include "clientkey.h"
 #include "ha.h"
 #include "keyproc.h"
@@ -725,8 +726,19 @@ legacy_serve(struct legacy_req *r)
 			http_reply_json(r->req, status, ans);
 		goto out;
 	}
+	/* An address that failed too often this minute: 429, tallied. */
+	if (authfail_check(r->w, r->part->name, r->peer, &v) == -1) {
+		http_reply_verdict(r->req, &v);
+		goto out;
+	}
 	if (legacy_identify(r, &proto, &v) == -1) {
-		legacy_audit(r, NULL, v.code);
+		/* Traced to no client: a failed authentication (authfail.h). */
+		if (v.status < 500)
+			authfail_record(r->w,
+			    AUDIT_ROW(.action = r->part->name, .remote = r->peer,
+				.result = v.code));
+		else
+			legacy_audit(r, NULL, v.code);
 		http_reply_verdict(r->req, &v);
 		goto out;
 	}

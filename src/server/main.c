@@ -24,6 +24,7 @@
 
 #include "auditq.h"
 #include "authcache.h"
+#include "authfail.h"
 #include "conf.h"
 #include "connlimit.h"
 #include "crypto.h"
@@ -502,6 +503,8 @@ main(int argc, char **argv)
 		exit(1);
 	if ((srv.ha = ha_start(srv.conf, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	if ((srv.authfail = authfail_start(&srv)) == NULL)
+		fatalx("the audit of failed authentication cannot start");
 	/* After the signal mask (threads inherit it) and the HA role. */
 	if (mailer_start(&srv, err, sizeof(err)) == -1)
 		fatalx("mail sender: %s", err);
@@ -529,6 +532,7 @@ main(int argc, char **argv)
 	log_info("%s: draining and shutting down", strsignal(sig));
 	atomic_store(&srv.draining, 1);
 	serve_stop(&srv);
+	authfail_stop(srv.authfail); /* writes the last minute's tallies */
 	mailer_stop(&srv);
 	ha_stop(srv.ha);
 	keyproc_stop();

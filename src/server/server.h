@@ -22,6 +22,7 @@
 struct auditq;
 struct connlimit;
 struct authcache;
+struct authfail;
 struct depcache;
 struct evconnlistener;
 struct event;
@@ -101,6 +102,7 @@ struct server {
 	pthread_mutex_t pgp_mtx;   /* one GPGME operation at a time */
 	struct throttle *throttle; /* failed registrations per address */
 	struct throttle *hkp_throttle; /* keys posted to /pks/add */
+	struct authfail *authfail; /* failed authentication: limit, audit */
 	struct auditq *auditq;     /* group commit of audit rows, deposits */
 	struct authcache *authcache; /* clients, kept exact by NOTIFY */
 	struct depcache *depcache; /* sealed deposits, kept exact the same way */

@@ -11,6 +11,7 @@ The module shares one HA pair; the tests run in file order and the later
 ones are destructive (stop the passive, kill the active, promote).
 """
 
+import http.client
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ import hmac
 import pytest
 
 from conftest import (Cluster, Server, binary, copy_confdir, free_port, ktadmin, mode,
-                      read_conf, run, update_conf, wait_for)
+                      no_verify_context, read_conf, run, update_conf, wait_for)
 from test_client import (add_org, client, err, new_client_dir, ok,
                          read_client_conf, register)
 
@@ -66,6 +67,19 @@ def request(url, confdir, method, target, body=None, timeout=30):
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
+
+
+def raw_get(srv, target, source):
+    """An unsigned GET from a given source address: (status, headers, body)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=30,
+                                       context=no_verify_context(),
+                                       source_address=(source, 0))
+    try:
+        conn.request("GET", target)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
 
 
 def health(srv):
@@ -242,6 +256,25 @@ def test_passive_answers_writes_503_naming_active(ha):
     st, body = request(ha.passive.url, ha.client, "DELETE",
                        "/v1/deposits/00000000-0000-4000-8000-000000000000")
     assert st == 503 and body["code"] == "passive"
+
+
+def test_passive_journals_failed_auth_tally_with_its_count(ha):
+    """The passive's failed authentications are tallied by the minute
+    (authfail.c) and the tally goes to its journal as one line with its
+    count; test_promote finds it imported into audit_log."""
+    src = ha.tally_source = "127.77.%d.%d" % (os.urandom(1)[0], 2 + os.urandom(1)[0] % 250)
+    for _ in range(7):
+        st, _, _ = raw_get(ha.passive, "/v1/deposits", src)
+        assert st == 401
+    journal = os.path.join(ha.pconf, "audit-passive.log")
+
+    def tally():
+        with open(journal) as f:
+            rows = [json.loads(line) for line in f]
+        return [r for r in rows if r.get("remote_addr") == src]
+    rows = wait_for(tally, 75, "the passive's tally in its journal", interval=1.0)
+    assert [(r["action"], r["result"], r["count"]) for r in rows] == [("auth", "no_header", 7)]
+    assert rows[0].get("actor") is None
 
 
 def test_cli_refusals(ha):
@@ -492,6 +525,9 @@ def test_promote(ha):
     assert not os.path.exists(os.path.join(ha.pconf, "audit-passive.log"))
     assert ha.pcluster.psql("select count(*) from audit_log where action = 'deposit_read' "
                             "and object = '%s' and result = 'ok'" % ha.read_on_passive) != "0"
+    # ... the failed authentications' tally too, with its count.
+    assert ha.pcluster.psql("select action || ' ' || result || ' ' || count from audit_log "
+                            "where remote_addr = '%s'" % ha.tally_source) == "auth no_header 7"
     # The audit goes to the database again.
     assert ha.pcluster.psql("select count(*) from audit_log where action = "
                             "'deposit_create' and result = 'ok'") != "0"

@@ -220,6 +220,35 @@ test_port_validation(void **state)
 	conf_free(c);
 }
 
+/* AUTH_FAILURES_PER_MINUTE: a count, defaulted, checked, never a string. */
+static void
+test_auth_failures_per_minute(void **state)
+{
+	struct kt_conf *c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(parse("{}", &c, err, sizeof(err)), 0);
+	assert_int_equal(c->auth_failures_per_minute, KT_DEFAULT_AUTH_FAILURES);
+	conf_free(c);
+	assert_int_equal(parse("{\"AUTH_FAILURES_PER_MINUTE\": 7}", &c, err,
+			     sizeof(err)),
+	    0);
+	assert_int_equal(c->auth_failures_per_minute, 7);
+	assert_int_equal(nwarned, 0);
+	conf_free(c);
+	assert_refused("{\"AUTH_FAILURES_PER_MINUTE\": 0}",
+	    "test.conf:1: AUTH_FAILURES_PER_MINUTE", "from 1 to 1000000");
+	assert_refused("{\"AUTH_FAILURES_PER_MINUTE\": 1000001}",
+	    "AUTH_FAILURES_PER_MINUTE", "from 1 to 1000000");
+	assert_refused("{\n \"AUTH_FAILURES_PER_MINUTE\": \"60\"}",
+	    "test.conf:2: AUTH_FAILURES_PER_MINUTE", "integer");
+	assert_refused("{\"AUTH_FAILURES_PER_MINUTE\": null}",
+	    "AUTH_FAILURES_PER_MINUTE", "integer");
+	assert_refused("{\"AUTH_FAILURES_PER_MINUTE\": 1.5}",
+	    "AUTH_FAILURES_PER_MINUTE", "integer");
+}
+
 static void
 test_max_connections_per_address(void **state)
 {
@@ -629,6 +658,8 @@ main(void)
 		    reset_warn),
 		cmocka_unit_test_setup(test_port_validation, reset_warn),
 		cmocka_unit_test_setup(test_max_connections_per_address,
+		    reset_warn),
+		cmocka_unit_test_setup(test_auth_failures_per_minute,
 		    reset_warn),
 		cmocka_unit_test_setup(test_tls_version_validation,
 		    reset_warn),

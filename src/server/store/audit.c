@@ -10,9 +10,9 @@
 #include "int.h"
 #include "log.h"
 
-/* The row's values as the statement's $1..$7. */
+/* The row's values as the statement's $1..$8 (count into its buffer). */
 static void
-audit_params(const struct audit_row *r, const char *p[7])
+audit_params(const struct audit_row *r, const char *p[8], char count[16])
 {
 	p[0] = r->at;
 	p[1] = r->actor;
@@ -21,26 +21,31 @@ audit_params(const struct audit_row *r, const char *p[7])
 	p[4] = r->object;
 	p[5] = store_text(r->remote);
 	p[6] = r->result;
+	snprintf(count, 16, "%d", r->count > 1 ? r->count : 1);
+	p[7] = count;
 }
 
-#define AUDIT_VALUES                                                         \
-	"SELECT coalesce($1::timestamptz, now()), $2, $3, $4, $5, $6, $7"
+#define AUDIT_INSERT                                                         \
+	"INSERT INTO audit_log (" STORE_AUDIT_COLUMNS ", count) "            \
+	"SELECT coalesce($1::timestamptz, now()), $2, $3, $4, $5, $6, $7, "  \
+	"$8::int"
 
 enum store_result
 store_audit(struct store *st, const struct audit_row *r)
 {
-	const char *params[7];
+	const char *params[8];
+	char count[16];
 	enum store_result ret = STORE_OK;
 	PGresult *res;
 
 	if (store_db(st) == NULL)
 		return STORE_FAIL;
-	audit_params(r, params);
+	audit_params(r, params, count);
 	/* An audit row alone never waits for the synchronous standby. */
 	res = PQexecParams(st->db,
-	    STORE_AUDIT_INSERT AUDIT_VALUES " FROM (SELECT "
+	    AUDIT_INSERT " FROM (SELECT "
 	    "set_config('synchronous_commit', 'local', true)) s",
-	    7, NULL, params, NULL, NULL, 0);
+	    8, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		if (store_is_readonly(res))
 			ret = STORE_READONLY;
@@ -56,7 +61,8 @@ store_audit(struct store *st, const struct audit_row *r)
 enum store_result
 store_audit_import(struct store *st, const struct audit_row *rows, int n)
 {
-	const char *params[7];
+	const char *params[8];
+	char count[16];
 	PGresult *res;
 	int i, ok;
 
@@ -66,9 +72,9 @@ store_audit_import(struct store *st, const struct audit_row *rows, int n)
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	for (i = 0; i < n && ok; i++) {
 		PQclear(res);
-		audit_params(&rows[i], params);
-		res = PQexecParams(st->db, STORE_AUDIT_INSERT AUDIT_VALUES, 7,
-		    NULL, params, NULL, NULL, 0);
+		audit_params(&rows[i], params, count);
+		res = PQexecParams(st->db, AUDIT_INSERT, 8, NULL, params, NULL,
+		    NULL, 0);
 		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	}
 	if (!ok)

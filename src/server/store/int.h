@@ -51,11 +51,13 @@ struct store {
 /*
  * The one shape of an audit row's INSERT (store/audit.c): every statement
  * that writes audit rows ends in it, selecting the seven columns in this
- * order from its source.  at is now() but for a journal's rows.
+ * order from its source.  at is now() but for a journal's rows and the
+ * tallies of failed authentication, which store/audit.c writes with their
+ * count too (every other row counts one).
  */
-#define STORE_AUDIT_INSERT                                                   \
-	"INSERT INTO audit_log (at, actor, org, action, object, remote_addr, " \
-	"result) "
+#define STORE_AUDIT_COLUMNS                                                  \
+	"at, actor, org, action, object, remote_addr, result"
+#define STORE_AUDIT_INSERT "INSERT INTO audit_log (" STORE_AUDIT_COLUMNS ") "
 /*
  * The request signatures seen (store/seen.c), one table for both
  * protocols: the expired rows, skipping those another transaction holds

@@ -48,6 +48,7 @@ struct audit_row {
 	const char *remote; /* the peer's address */
 	const char *result; /* "ok", or why not */
 	const char *at;	    /* when, as ISO text; NULL: now */
+	int count;	    /* the events it stands for (authfail.c); 0: one */
 };
 #define AUDIT_ROW(...) (&(const struct audit_row){__VA_ARGS__})
 
