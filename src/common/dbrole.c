@@ -28,6 +28,7 @@ dbrole_quote(char **out, size_t *used, size_t *cap, const char *key,
 {
 	size_t need = strlen(key) + 2 * strlen(val) + 6;
 	char *p;
+	int quote;
 
 	if (*used + need > *cap) {
 		size_t ncap = (*cap + need) * 2;
@@ -40,14 +41,17 @@ dbrole_quote(char **out, size_t *used, size_t *cap, const char *key,
 		*out = p;
 		*cap = ncap;
 	}
+	/* Quoted only when it must be: port=11381, not port='11381'. */
+	quote = *val == '\0' || strpbrk(val, " \t\n\r\f\v'\\") != NULL;
 	p = *out + *used;
-	p += sprintf(p, "%s%s='", *used > 0 ? " " : "", key);
+	p += sprintf(p, "%s%s=%s", *used > 0 ? " " : "", key, quote ? "'" : "");
 	for (; *val != '\0'; val++) {
 		if (*val == '\'' || *val == '\\')
 			*p++ = '\\';
 		*p++ = *val;
 	}
-	*p++ = '\'';
+	if (quote)
+		*p++ = '\'';
 	*p = '\0';
 	*used = (size_t)(p - *out);
 	return 0;
@@ -80,33 +84,58 @@ dbrole_parse(const char *conninfo, const char *what, char *err, size_t errlen)
 	return opts;
 }
 
+/* over's value of key when it sets one, else base's (NULL: neither). */
+static const char *
+dbrole_value(const PQconninfoOption *base, const PQconninfoOption *over,
+    const char *key)
+{
+	const char *val = NULL;
+
+	for (; base->keyword != NULL; base++)
+		if (strcmp(base->keyword, key) == 0)
+			val = base->val;
+	for (; over->keyword != NULL; over++)
+		if (over->val != NULL && strcmp(over->keyword, key) == 0)
+			val = over->val;
+	return val;
+}
+
 char *
 dbrole_conninfo_merge(
     const char *base, const char *over, char *err, size_t errlen)
 {
-	PQconninfoOption *b = NULL, *v = NULL, *o, *w;
+	/* Where the database is first, as ktadmin db writes it; then the rest. */
+	static const char *const first[] = {
+	    "host", "port", "dbname", "user", "password"};
+	const size_t nfirst = sizeof(first) / sizeof(first[0]);
+	PQconninfoOption *b = NULL, *v = NULL, *o;
+	const char *val;
 	char *out = NULL;
-	size_t used = 0, cap = 0;
+	size_t used = 0, cap = 0, i;
 
 	if ((b = dbrole_parse(base, "DB_CONNECT", err, errlen)) == NULL ||
 	    (v = dbrole_parse(over, "a conninfo", err, errlen)) == NULL)
 		goto out;
+	for (i = 0; i < nfirst; i++)
+		if ((val = dbrole_value(b, v, first[i])) != NULL &&
+		    dbrole_quote(&out, &used, &cap, first[i], val) == -1)
+			goto nomem;
 	for (o = b; o->keyword != NULL; o++) {
-		const char *val = o->val;
-		for (w = v; w->keyword != NULL; w++)
-			if (w->val != NULL && strcmp(w->keyword, o->keyword) == 0)
-				val = w->val;
-		if (val == NULL)
-			continue;
-		if (dbrole_quote(&out, &used, &cap, o->keyword, val) == -1) {
-			snprintf(err, errlen, "out of memory");
-			freezero(out, cap);
-			out = NULL;
-			goto out;
-		}
+		for (i = 0; i < nfirst && strcmp(first[i], o->keyword) != 0;
+		     i++)
+			;
+		if (i == nfirst &&
+		    (val = dbrole_value(b, v, o->keyword)) != NULL &&
+		    dbrole_quote(&out, &used, &cap, o->keyword, val) == -1)
+			goto nomem;
 	}
 	if (out == NULL && (out = strdup("")) == NULL)
-		snprintf(err, errlen, "out of memory");
+		goto nomem;
+	goto out;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	freezero(out, cap);
+	out = NULL;
 out:
 	dbrole_opts_free(b);
 	dbrole_opts_free(v);

@@ -5,11 +5,13 @@
  * pgcluster.c's, HA's pieces are replication.c's; here are the options and
  * the flow of each action.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -265,10 +267,18 @@ static int
 db_boot_finish(struct db_boot *b)
 {
 	struct dbrole_report rep;
-	char err[1024], *conninfo = NULL;
+	char err[1024], path[PATH_MAX], *conninfo = NULL;
 	PGconn *db = NULL;
 	int ret = -1;
 
+	/* A new active's admin is the role initdb made, not one kept here. */
+	if (b->mhost == NULL &&
+	    (path_join(path, sizeof(path), b->c->confdir, DBROLE_ADMIN_FILE) ==
+		    -1 ||
+		(unlink(path) == -1 && errno != ENOENT))) {
+		cli_error("cannot remove %s: %s", path, strerror(errno));
+		goto out;
+	}
 	if ((conninfo = db_boot_conninfo(b)) == NULL ||
 	    conf_set_str(b->c, "DB_CONNECT", conninfo) == -1 ||
 	    conf_set_int(b->c, "DB_PORT", b->port) == -1) {
