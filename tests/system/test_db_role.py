@@ -143,8 +143,13 @@ def test_no_trigger_bypass_for_the_server_role(kts, srv):
     "begin; set local session_replication_role = replica; delete from audit_log; commit",
 ])
 def test_audit_log_cannot_be_changed_by_the_server_role(kts, srv, sql):
+    ci = server_ci(kts.confdir)
+    # the server appends (a row as it writes them), and only appends
+    psql_as(ci, "insert into audit_log (actor, action, object, result) "
+                "values ('test', 'probe', 'x', 'ok')")
     before = kts.cluster.psql("select count(*), max(id) from audit_log")
-    proc = psql_as(server_ci(kts.confdir), sql, check=False)
+    assert before.split("|")[0] != "0"
+    proc = psql_as(ci, sql, check=False)
     assert proc.returncode != 0
     assert "permission denied" in proc.stderr, proc.stderr
     assert kts.cluster.psql("select count(*), max(id) from audit_log") == before
@@ -295,3 +300,48 @@ def test_old_cluster_ktadmin_admin_paths_before_the_move(registry, template):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert server_ci(confdir) == old_ci
     cluster.stop()
+
+
+def test_old_ha_pair_is_moved_on_both_servers(registry, template, make_server):
+    """An HA pair from before the two roles: the active's start makes the
+    role, and the passive, whose replica it cannot write, derives the same
+    password from its copy of the admin's and moves too."""
+    from test_ha import copy_without_ssl
+    aconf, acluster, old_ci = make_old_cluster(registry, template, "dbrole-ha-a")
+    # the passive: the guide's copy of the (old) active's config dir
+    pconf = copy_without_ssl(registry, aconf)
+    assert ktadmin("init", "--confdir", pconf, "--hostname", "localhost").returncode == 0
+    pcluster = Cluster(registry, os.path.join(registry.mkdtemp("dbrole-ha-p-"), "db"),
+                       free_port())
+    proc = ktadmin("db", "--bootstrap", "--passive", "--confdir", pconf,
+                   "--pg-rootdir", pcluster.rootdir, "--port", pcluster.port,
+                   "--master-host", "127.0.0.1", "--master-port", acluster.port)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the active has no keytrustee_server yet: the passive keeps the old one
+    assert "has no role keytrustee_server yet" in proc.stderr
+    assert conninfo_fields(server_ci(pconf))["user"] == "keytrustee"
+    os.unlink(os.path.join(pconf, ADMIN_FILE))  # as the old release left it
+
+    active = make_server(aconf, name="dbrole-ha-active").start()
+    assert conninfo_fields(server_ci(aconf))["user"] == "keytrustee_server"
+    from conftest import wait_for
+    wait_for(lambda: pcluster.psql("select count(*) from pg_roles "
+                                   "where rolname = 'keytrustee_server'") == "1",
+             what="the role replicated to the passive")
+    passive = make_server(pconf, name="dbrole-ha-passive").start()
+    assert "DB_CONNECT now connects as keytrustee_server" in passive.log()
+    pci = server_ci(pconf)
+    assert conninfo_fields(pci)["user"] == "keytrustee_server"
+    assert "port=%d" % pcluster.port in pci
+    assert server_usernames(pcluster) == {"keytrustee_server"}
+    assert server_usernames(acluster) == {"keytrustee_server"}
+    # the HA monitors read replication as before, as the restricted role
+    h = health(passive)
+    assert h["role"] == "passive" and h["replication"]["state"] == "streaming"
+    assert h["replication"]["active_host"] == "127.0.0.1", h
+    h = health(active)
+    assert h["role"] == "active" and h["replication"]["standbys"] == 1, h
+    passive.stop()
+    active.stop()
+    pcluster.stop()
+    acluster.stop()
