@@ -76,11 +76,14 @@ dbrole_parse(const char *conninfo, const char *what, char *err, size_t errlen)
 	PQconninfoOption *opts;
 	char *msg = NULL;
 
-	if ((opts = PQconninfoParse(conninfo, &msg)) == NULL) {
-		snprintf(err, errlen, "%s cannot be parsed: %s", what,
-		    msg != NULL ? msg : "out of memory");
-		PQfreemem(msg);
-	}
+	/* libpq's message quotes the text, which may be a password: not it. */
+	if ((opts = PQconninfoParse(conninfo, &msg)) == NULL)
+		snprintf(err, errlen,
+		    "%s cannot be parsed: %s", what,
+		    msg != NULL ? "not a libpq conninfo of keyword=value pairs "
+				  "with known keywords"
+				: "out of memory");
+	PQfreemem(msg);
 	return opts;
 }
 
