@@ -455,9 +455,11 @@ dbrole_setup(
 	if (!rep->standby) {
 		/*
 		 * Not a client's write: committed here, streamed to the
-		 * passive when it is there, never waited for.
+		 * passive when it is there, never waited for.  And no
+		 * NOTICE of a re-applied statement on stderr.
 		 */
-		PQclear(PQexec(admin, "SET synchronous_commit = local"));
+		PQclear(PQexec(admin, "SET synchronous_commit = local; "
+				      "SET client_min_messages = warning"));
 		if (db_migrate(admin, err, errlen) == -1)
 			goto out;
 		rep->after = DB_SCHEMA_VERSION;

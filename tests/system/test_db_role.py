@@ -97,6 +97,7 @@ def srv(registry, kts):
 
 def test_bootstrap_writes_both_roles(kts):
     assert "The server connects as keytrustee_server" in kts.boot.stdout
+    assert "NOTICE" not in kts.boot.stdout + kts.boot.stderr
     f = conninfo_fields(server_ci(kts.confdir))
     assert f["user"] == "keytrustee_server" and len(f["password"]) == 64
     path = os.path.join(kts.confdir, ADMIN_FILE)
@@ -256,6 +257,7 @@ def test_old_cluster_is_moved_to_the_roles_at_start(registry, template, make_ser
     s = make_server(confdir).start()
     assert "migrated from version 8 to 11" in s.log()
     assert "DB_CONNECT now connects as keytrustee_server" in s.log()
+    assert "NOTICE" not in s.log()
     ci = server_ci(confdir)
     # neither password reaches the log
     for pw in (conninfo_fields(old_ci)["password"], conninfo_fields(ci)["password"]):
