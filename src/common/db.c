@@ -19,9 +19,9 @@
  * schema_migrations, and nothing more; pg_read_all_stats and
  * pg_read_all_settings let its HA monitor see pg_stat_replication,
  * pg_stat_wal_receiver and primary_conninfo as a superuser would.  Its
- * password is set by dbrole.c.  Re-appliable: migration 11 runs it, and so
- * does the end of every migration run that applied one, which so covers
- * the tables later migrations make.
+ * password is set by dbrole.c.  Re-appliable: migration 11 runs both
+ * parts, and so does the end of every migration run that applied one,
+ * which so covers the tables later migrations make.
  */
 #define DB_SERVER_ROLE_SQL                                                   \
 	"DO $$ BEGIN"                                                        \
@@ -33,7 +33,8 @@
 	"ALTER ROLE " DB_SERVER_ROLE " NOSUPERUSER NOCREATEDB NOCREATEROLE"  \
 	" NOREPLICATION NOBYPASSRLS INHERIT;"                                \
 	"GRANT pg_read_all_stats, pg_read_all_settings TO " DB_SERVER_ROLE  \
-	";"                                                                  \
+	";"
+#define DB_SERVER_GRANTS_SQL                                                 \
 	"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM " DB_SERVER_ROLE ";" \
 	"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public" \
 	" TO " DB_SERVER_ROLE ";"                                            \
@@ -334,7 +335,7 @@ static const struct db_migration db_migrations[] = {
 	" expires timestamptz NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS seen_signatures_expires ON seen_signatures (expires);"},
     /* 9 and 10: other branches'. */
-    {11, "server_role", DB_SERVER_ROLE_SQL},
+    {11, "server_role", DB_SERVER_ROLE_SQL DB_SERVER_GRANTS_SQL},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
@@ -591,17 +592,19 @@ db_migrate(PGconn *db, char *err, size_t errlen)
 			return -1;
 		applied += r;
 	}
-	return applied > 0 ? db_server_role(db, err, errlen) : 0;
+	return applied > 0 ? db_server_role(db, 1, err, errlen) : 0;
 }
 
 int
-db_server_role(PGconn *db, char *err, size_t errlen)
+db_server_role(PGconn *db, int tables, char *err, size_t errlen)
 {
 	const char *what = "the server's role " DB_SERVER_ROLE;
 
 	if (db_begin_locked(db, what, err, errlen) == -1)
 		return -1;
 	if (db_exec(db, DB_SERVER_ROLE_SQL, what, err, errlen) == -1 ||
+	    (tables &&
+		db_exec(db, DB_SERVER_GRANTS_SQL, what, err, errlen) == -1) ||
 	    db_exec(db, "COMMIT", what, err, errlen) == -1) {
 		db_rollback(db);
 		return -1;

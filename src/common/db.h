@@ -39,11 +39,11 @@ PGconn *db_connect_conninfo(
  */
 int db_migrate(PGconn *db, char *err, size_t errlen);
 /*
- * DB_SERVER_ROLE made when missing and given exactly its privileges on the
- * tables there are now (as the admin; db_migrate does it after a run that
- * applied a migration).  0, or -1 with the reason in err.
+ * DB_SERVER_ROLE made when missing and, with tables, given exactly its
+ * privileges on the tables there are now (as the admin; db_migrate does it
+ * after a run that applied a migration).  0, or -1 with the reason in err.
  */
-int db_server_role(PGconn *db, char *err, size_t errlen);
+int db_server_role(PGconn *db, int tables, char *err, size_t errlen);
 
 /* 1 when the server is a standby (pg_is_in_recovery()), 0 not, -1 error. */
 int db_is_standby(PGconn *db);

@@ -354,7 +354,7 @@ dbrole_move(struct kt_conf *c, PGconn *admin, int standby,
 	snprintf(over, sizeof(over), "user=%s password=%s", DB_SERVER_ROLE,
 	    pw);
 	if (!standby &&
-	    (db_server_role(admin, err, errlen) == -1 ||
+	    (db_server_role(admin, 1, err, errlen) == -1 ||
 		dbrole_set_password(admin, DB_SERVER_ROLE, pw, err, errlen) ==
 		    -1))
 		goto out;

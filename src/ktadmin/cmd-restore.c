@@ -311,6 +311,19 @@ restore_recreate(const struct kt_conf *c)
 	    sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
 	if (pgcluster_sql(db, sql, "cannot drop the %s database", dbname) == 0)
 		ret = pgcluster_create_database(db, dbname, PQuser(db));
+	PQfinish(db);
+	db = NULL;
+	/*
+	 * The dump grants to the server's role: a cluster made before the
+	 * two roles gets it now, or the load would fail on its GRANTs.
+	 */
+	if (ret == 0 &&
+	    ((db = dbrole_connect_admin(c, NULL, err, sizeof(err))) == NULL ||
+		db_server_role(db, 0, err, sizeof(err)) == -1)) {
+		cli_error("cannot make the role %s", DB_SERVER_ROLE);
+		cli_detail_lines(err);
+		ret = -1;
+	}
 out:
 	OPENSSL_cleanse(pw, sizeof(pw));
 	PQfreemem(ident);

@@ -347,3 +347,33 @@ def test_old_ha_pair_is_moved_on_both_servers(registry, template, make_server):
     active.stop()
     pcluster.stop()
     acluster.stop()
+
+
+def test_restore_of_a_new_backup_into_an_old_cluster(registry, template, kts, srv):
+    """ktadmin restore --force of a backup made with the two roles (its dump
+    grants to keytrustee_server) over a cluster from before them: the role
+    is made before the load, and the restored config dir connects as it."""
+    add_org(kts.confdir, "restore-org")
+    out = registry.mkdtemp("dbrole-bak2-")
+    env = dict(os.environ, KEYTRUSTEE_HOME=os.path.dirname(kts.confdir))
+    proc = run([os.path.join(SCRIPTS, "ktbackup.sh"), "--confdir", kts.confdir,
+                "--cleartext", "--output=" + out], env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tar = os.path.join(out, [f for f in os.listdir(out) if f.endswith(".tar")][0])
+    orgs = kts.cluster.psql("select string_agg(name, ',' order by name) from orgs")
+    assert orgs
+    confdir, cluster, old_ci = make_old_cluster(registry, template, "dbrole-old3")
+    proc = ktadmin("restore", tar, "--confdir", confdir, "--pg-rootdir",
+                   cluster.rootdir, "--force", timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert cluster.psql("select string_agg(name, ',' order by name) from orgs") == orgs
+    ci = server_ci(confdir)
+    assert conninfo_fields(ci)["user"] == "keytrustee_server"
+    assert "port=%d" % cluster.port in ci
+    assert psql_as(ci, "select count(*) from orgs") == str(len(orgs.split(",")))
+    proc = psql_as(ci, "delete from audit_log", check=False)
+    assert proc.returncode != 0 and "permission denied" in proc.stderr
+    # the cluster's admin is still the old superuser, now in the file
+    a = conninfo_fields(open(os.path.join(confdir, ADMIN_FILE)).read())
+    assert a["password"] == conninfo_fields(old_ci)["password"]
+    cluster.stop()
