@@ -23,8 +23,8 @@
  * one byte beyond the NUL is always left to spare.
  */
 static int
-dbrole_quote(char **out, size_t *used, size_t *cap, const char *key,
-    const char *val)
+dbrole_quote(
+    char **out, size_t *used, size_t *cap, const char *key, const char *val)
 {
 	size_t need = strlen(key) + 2 * strlen(val) + 6;
 	char *p;
@@ -78,8 +78,7 @@ dbrole_parse(const char *conninfo, const char *what, char *err, size_t errlen)
 
 	/* libpq's message quotes the text, which may be a password: not it. */
 	if ((opts = PQconninfoParse(conninfo, &msg)) == NULL)
-		snprintf(err, errlen,
-		    "%s cannot be parsed: %s", what,
+		snprintf(err, errlen, "%s cannot be parsed: %s", what,
 		    msg != NULL ? "not a libpq conninfo of keyword=value pairs "
 				  "with known keywords"
 				: "out of memory");
@@ -89,8 +88,8 @@ dbrole_parse(const char *conninfo, const char *what, char *err, size_t errlen)
 
 /* over's value of key when it sets one, else base's (NULL: neither). */
 static const char *
-dbrole_value(const PQconninfoOption *base, const PQconninfoOption *over,
-    const char *key)
+dbrole_value(
+    const PQconninfoOption *base, const PQconninfoOption *over, const char *key)
 {
 	const char *val = NULL;
 
@@ -107,7 +106,8 @@ char *
 dbrole_conninfo_merge(
     const char *base, const char *over, char *err, size_t errlen)
 {
-	/* Where the database is first, as ktadmin db writes it; then the rest. */
+	/* Where the database is first, as ktadmin db writes it; then the rest.
+	 */
 	static const char *const first[] = {
 	    "host", "port", "dbname", "user", "password"};
 	const size_t nfirst = sizeof(first) / sizeof(first[0]);
@@ -170,8 +170,8 @@ dbrole_read_admin(
 	if (key_file_perm_ok(path, err, errlen) == -1)
 		return NULL;
 	if (file_read(path, 4096, &text, &len) == -1) {
-		snprintf(err, errlen, "cannot read %s: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
@@ -244,7 +244,8 @@ dbrole_set_password(PGconn *db, const char *role, const char *password,
 		"0123456789+/=$:-") != strlen(verifier) ||
 	    asprintf(&sql, "ALTER ROLE %s LOGIN PASSWORD '%s'", ident,
 		verifier) == -1) {
-		snprintf(err, errlen, "unexpected password verifier from libpq");
+		snprintf(
+		    err, errlen, "unexpected password verifier from libpq");
 		sql = NULL;
 		goto out;
 	}
@@ -268,8 +269,8 @@ out:
 static int
 dbrole_is_super(PGconn *db)
 {
-	PGresult *res = PQexec(db,
-	    "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+	PGresult *res = PQexec(
+	    db, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
 	int r = -1;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
@@ -351,8 +352,7 @@ dbrole_move(struct kt_conf *c, PGconn *admin, int standby,
 		snprintf(err, errlen, "cannot make a password");
 		return -1;
 	}
-	snprintf(over, sizeof(over), "user=%s password=%s", DB_SERVER_ROLE,
-	    pw);
+	snprintf(over, sizeof(over), "user=%s password=%s", DB_SERVER_ROLE, pw);
 	if (!standby &&
 	    (db_server_role(admin, 1, err, errlen) == -1 ||
 		dbrole_set_password(admin, DB_SERVER_ROLE, pw, err, errlen) ==
@@ -437,7 +437,8 @@ dbrole_setup(
 	}
 	rep->after = rep->before;
 	if (!super) {
-		/* Only the server's role here: enough unless it must migrate. */
+		/* Only the server's role here: enough unless it must migrate.
+		 */
 		if (!rep->standby && rep->before < DB_SCHEMA_VERSION) {
 			snprintf(err, errlen,
 			    "the database has schema version %d and this "
@@ -458,8 +459,9 @@ dbrole_setup(
 		 * passive when it is there, never waited for.  And no
 		 * NOTICE of a re-applied statement on stderr.
 		 */
-		PQclear(PQexec(admin, "SET synchronous_commit = local; "
-				      "SET client_min_messages = warning"));
+		PQclear(PQexec(admin,
+		    "SET synchronous_commit = local; "
+		    "SET client_min_messages = warning"));
 		if (db_migrate(admin, err, errlen) == -1)
 			goto out;
 		rep->after = DB_SCHEMA_VERSION;

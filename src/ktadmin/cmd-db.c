@@ -248,8 +248,8 @@ db_boot_conninfo(struct db_boot *b)
 		snprintf(conninfo, sizeof(conninfo),
 		    "host=127.0.0.1 port=%d dbname=%s", b->port,
 		    PGCLUSTER_DB_NAME);
-		if ((ci = dbrole_conninfo_merge(b->c->db_connect, conninfo, err,
-			 sizeof(err))) == NULL)
+		if ((ci = dbrole_conninfo_merge(
+			 b->c->db_connect, conninfo, err, sizeof(err))) == NULL)
 			cli_detail_lines(err);
 	}
 	OPENSSL_cleanse(conninfo, sizeof(conninfo));
@@ -285,8 +285,7 @@ db_boot_finish(struct db_boot *b)
 		cli_error("cannot set DB_CONNECT and DB_PORT");
 		goto out;
 	}
-	if ((db = dbrole_connect_admin(b->c, NULL, err, sizeof(err))) ==
-	    NULL) {
+	if ((db = dbrole_connect_admin(b->c, NULL, err, sizeof(err))) == NULL) {
 		cli_error("cannot connect to %s",
 		    b->mhost != NULL ? "the replica"
 				     : "the " PGCLUSTER_DB_NAME " database");

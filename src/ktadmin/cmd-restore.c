@@ -258,8 +258,8 @@ restore_pg_tool(const struct restore *r, const struct kt_conf *c, char **args)
 		cli_error("%s", err);
 		goto out;
 	}
-	split = restore_split_conninfo(conninfo, ci, sizeof(ci), pw,
-	    sizeof(pw), dbname, sizeof(dbname));
+	split = restore_split_conninfo(
+	    conninfo, ci, sizeof(ci), pw, sizeof(pw), dbname, sizeof(dbname));
 	freezero(conninfo, strlen(conninfo));
 	if (split == -1)
 		goto out;
@@ -570,8 +570,8 @@ cmd_restore(int argc, char **argv)
 			goto out;
 		/* Checked before anything is written: the dump goes there. */
 		if (dbconf == NULL ||
-		    (db = dbrole_connect_admin(dbconf, NULL, err,
-			 sizeof(err))) == NULL) {
+		    (db = dbrole_connect_admin(
+			 dbconf, NULL, err, sizeof(err))) == NULL) {
 			cli_error("cannot connect to the cluster in %s with "
 				  "DB_CONNECT of %s",
 			    r.pgroot,
@@ -605,8 +605,7 @@ cmd_restore(int argc, char **argv)
 	}
 	/* Read before the old config dir moves aside: the cluster's admin. */
 	if (has_cluster && old != NULL && dbconf == old &&
-	    (oldadmin = dbrole_admin_conninfo(old, err, sizeof(err))) ==
-		NULL) {
+	    (oldadmin = dbrole_admin_conninfo(old, err, sizeof(err))) == NULL) {
 		cli_error("%s", err);
 		goto out;
 	}
@@ -645,8 +644,8 @@ cmd_restore(int argc, char **argv)
 		if (path_join(path, sizeof(path), r.confdir,
 			DBROLE_ADMIN_FILE) == -1 ||
 		    (unlink(path) == -1 && errno != ENOENT)) {
-			cli_error("cannot remove %s: %s", path,
-			    strerror(errno));
+			cli_error(
+			    "cannot remove %s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1 ||

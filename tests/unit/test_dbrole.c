@@ -49,8 +49,8 @@ test_merge_quotes_what_must_be(void **state)
 	ci = dbrole_conninfo_merge("host='/tmp/a dir' port=1",
 	    "password='it\\'s' user='x\\\\y'", err, sizeof(err));
 	assert_non_null(ci);
-	assert_string_equal(ci,
-	    "host='/tmp/a dir' port=1 user='x\\\\y' password='it\\'s'");
+	assert_string_equal(
+	    ci, "host='/tmp/a dir' port=1 user='x\\\\y' password='it\\'s'");
 	free(ci);
 }
 
