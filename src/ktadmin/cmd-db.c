@@ -63,10 +63,12 @@ db_usage(FILE *fp)
 	    "create the\n"
 	    "                        database, schema and the replication role "
 	    "%s\n"
-	    "                        (its password in CONFDIR/%s), and write\n"
-	    "                        DB_CONNECT and DB_PORT into "
-	    "keytrustee.conf; it\n"
-	    "                        stays running\n"
+	    "                        (its password in CONFDIR/%s); the admin\n"
+	    "                        role is %s (superuser, owner), its "
+	    "password\n"
+	    "                        in CONFDIR/%s; the server's role is\n"
+	    "                        %s: DB_CONNECT, written with DB_PORT\n"
+	    "                        into keytrustee.conf; it stays running\n"
 	    "      --passive         with --bootstrap: make DIR a streaming "
 	    "replica of\n"
 	    "                        the active server's PostgreSQL "
@@ -102,6 +104,7 @@ db_usage(FILE *fp)
 	    "`pg_config --bindir`,\n"
 	    "else the newest /usr/lib/postgresql/*/bin.\n",
 	    PGCLUSTER_ACCOUNT, REPLICATION_ROLE, REPLICATION_PWFILE,
+	    PGCLUSTER_ACCOUNT, DBROLE_ADMIN_FILE, DB_SERVER_ROLE,
 	    KT_DEFAULT_DB_PORT, KT_DEFAULT_HOME, KT_DEFAULT_DB_PORT);
 }
 
