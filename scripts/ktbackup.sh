@@ -157,6 +157,9 @@ fi
 
 # keytrustee.conf -> conninfo without the password (line 1), port (line 2),
 # password (line 3).  The password goes to pg_dump via PGPASSWORD only.
+# pg_dump runs as the admin role: DB_CONNECT with the user and password of
+# db-admin.conninfo when the config dir has it (docs/server.md, "The
+# database roles"); DB_CONNECT alone in a config dir from before them.
 dbinfo=$(KTB_PORT="$dbport" python3 - "$conf" <<'EOF'
 import json, os, re, sys
 try:
@@ -170,14 +173,24 @@ if not isinstance(ci, str) or not ci.strip():
     sys.stderr.write("error: %s has no DB_CONNECT\n"
                      "hint: set the database up with 'ktadmin db --bootstrap'\n" % sys.argv[1])
     sys.exit(1)
-pairs = []
-for m in re.finditer(r"\s*([A-Za-z_]+)\s*=\s*('((?:[^'\\]|\\.)*)'|\S*)", ci):
-    key = m.group(1)
-    val = m.group(3) if m.group(3) is not None else m.group(2)
-    if m.group(3) is not None:
-        val = re.sub(r"\\(.)", r"\1", val)
-    pairs.append((key, val))
-d = dict(pairs)
+def parse(ci):
+    pairs = []
+    for m in re.finditer(r"\s*([A-Za-z_]+)\s*=\s*('((?:[^'\\]|\\.)*)'|\S*)", ci):
+        key = m.group(1)
+        val = m.group(3) if m.group(3) is not None else m.group(2)
+        if m.group(3) is not None:
+            val = re.sub(r"\\(.)", r"\1", val)
+        pairs.append((key, val))
+    return dict(pairs)
+d = parse(ci)
+admin = os.path.join(os.path.dirname(sys.argv[1]), "db-admin.conninfo")
+if os.path.exists(admin):
+    try:
+        with open(admin) as f:
+            d.update(parse(f.read()))
+    except OSError as e:
+        sys.stderr.write("error: cannot read %s: %s\n" % (admin, e))
+        sys.exit(1)
 port = os.environ.get("KTB_PORT") or str(conf.get("DB_PORT") or "") or d.get("port") or "11381"
 password = d.pop("password", "")
 d["port"] = port

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -481,6 +482,18 @@ conf_save(const struct kt_conf *c)
 	ret = file_write_atomic(c->path, text, strlen(text), 0600);
 	freezero(text, strlen(text));
 	return ret;
+}
+
+int
+conf_chown(const struct kt_conf *c, const char *path)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(c->confdir, &st) == -1)
+		return -1;
+	return chown(path, st.st_uid, st.st_gid);
 }
 
 void

@@ -59,6 +59,8 @@ int conf_set_str(struct kt_conf *c, const char *key, const char *value);
 int conf_set_int(struct kt_conf *c, const char *key, int value);
 /* Write the document back atomically, mode 0600. */
 int conf_save(const struct kt_conf *c);
+/* When root, a file in the config dir gets the owner of the config dir. */
+int conf_chown(const struct kt_conf *c, const char *path);
 void conf_free(struct kt_conf *c);
 
 /* "tlsv1.2" -> TLS1_2_VERSION; -1 when unknown. */

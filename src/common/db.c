@@ -12,6 +12,38 @@
 /* Transaction-level advisory lock held while migrating: "ktschema". */
 #define DB_MIGRATE_LOCK "7742940530147159393"
 
+/*
+ * The role keytrustee-server connects as (docs/server.md, "The database
+ * roles"): no superuser, no owner, no trigger bypass.  It reads and writes
+ * the rows of the tables of public, appends to audit_log and reads
+ * schema_migrations, and nothing more; pg_read_all_stats and
+ * pg_read_all_settings let its HA monitor see pg_stat_replication,
+ * pg_stat_wal_receiver and primary_conninfo as a superuser would.  Its
+ * password is set by dbrole.c.  Re-appliable: migration 11 runs both
+ * parts, and so does the end of every migration run that applied one,
+ * which so covers the tables later migrations make.
+ */
+#define DB_SERVER_ROLE_SQL                                                   \
+	"DO $$ BEGIN"                                                        \
+	" IF NOT EXISTS (SELECT 1 FROM pg_roles"                             \
+	"  WHERE rolname = '" DB_SERVER_ROLE "') THEN"                       \
+	"  CREATE ROLE " DB_SERVER_ROLE " NOLOGIN NOSUPERUSER NOCREATEDB"    \
+	"   NOCREATEROLE NOREPLICATION NOBYPASSRLS;"                         \
+	" END IF; END $$;"                                                   \
+	"ALTER ROLE " DB_SERVER_ROLE " NOSUPERUSER NOCREATEDB NOCREATEROLE"  \
+	" NOREPLICATION NOBYPASSRLS INHERIT;"                                \
+	"GRANT pg_read_all_stats, pg_read_all_settings TO " DB_SERVER_ROLE  \
+	";"
+#define DB_SERVER_GRANTS_SQL                                                 \
+	"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM " DB_SERVER_ROLE ";" \
+	"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public" \
+	" TO " DB_SERVER_ROLE ";"                                            \
+	"REVOKE UPDATE, DELETE ON audit_log FROM " DB_SERVER_ROLE ";"        \
+	"REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM "           \
+	DB_SERVER_ROLE ";"                                                   \
+	"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "          \
+	DB_SERVER_ROLE ";"
+
 struct db_migration {
 	int version;
 	const char *name;
@@ -322,6 +354,7 @@ static const struct db_migration db_migrations[] = {
 	 */
 	"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS count integer"
 	" NOT NULL DEFAULT 1 CHECK (count >= 1);"},
+    {11, "server_role", DB_SERVER_ROLE_SQL DB_SERVER_GRANTS_SQL},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
@@ -350,12 +383,6 @@ PGconn *
 db_connect_to(
     const struct kt_conf *c, const char *dbname, char *err, size_t errlen)
 {
-	/* Later keywords win: the conninfo may name its own application. */
-	const char *const keys[] = {"application_name", "connect_timeout",
-	    "dbname", dbname != NULL ? "dbname" : NULL, NULL};
-	const char *vals[] = {"keytrustee", "10", NULL, dbname, NULL};
-	PGconn *db;
-
 	if (c == NULL || c->db_connect == NULL || *c->db_connect == '\0') {
 		snprintf(err, errlen,
 		    "DB_CONNECT is not set in %s; run "
@@ -363,7 +390,19 @@ db_connect_to(
 		    c != NULL && c->path != NULL ? c->path : KT_CONF_FILE);
 		return NULL;
 	}
-	vals[2] = c->db_connect;
+	return db_connect_conninfo(c->db_connect, dbname, err, errlen);
+}
+
+PGconn *
+db_connect_conninfo(
+    const char *conninfo, const char *dbname, char *err, size_t errlen)
+{
+	/* Later keywords win: the conninfo may name its own application. */
+	const char *const keys[] = {"application_name", "connect_timeout",
+	    "dbname", dbname != NULL ? "dbname" : NULL, NULL};
+	const char *vals[] = {"keytrustee", "10", conninfo, dbname, NULL};
+	PGconn *db;
+
 	db = PQconnectdbParams(keys, vals, 1);
 	if (db == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -539,7 +578,7 @@ int
 db_migrate(PGconn *db, char *err, size_t errlen)
 {
 	size_t i;
-	int have;
+	int have, r, applied = 0;
 
 	if (db_begin_locked(db, "schema_migrations", err, errlen) == -1)
 		return -1;
@@ -567,8 +606,27 @@ db_migrate(PGconn *db, char *err, size_t errlen)
 		    have, DB_SCHEMA_VERSION);
 		return -1;
 	}
-	for (i = 0; i < DB_NMIGRATIONS; i++)
-		if (db_apply(db, &db_migrations[i], err, errlen) == -1)
+	for (i = 0; i < DB_NMIGRATIONS; i++) {
+		if ((r = db_apply(db, &db_migrations[i], err, errlen)) == -1)
 			return -1;
+		applied += r;
+	}
+	return applied > 0 ? db_server_role(db, 1, err, errlen) : 0;
+}
+
+int
+db_server_role(PGconn *db, int tables, char *err, size_t errlen)
+{
+	const char *what = "the server's role " DB_SERVER_ROLE;
+
+	if (db_begin_locked(db, what, err, errlen) == -1)
+		return -1;
+	if (db_exec(db, DB_SERVER_ROLE_SQL, what, err, errlen) == -1 ||
+	    (tables &&
+		db_exec(db, DB_SERVER_GRANTS_SQL, what, err, errlen) == -1) ||
+	    db_exec(db, "COMMIT", what, err, errlen) == -1) {
+		db_rollback(db);
+		return -1;
+	}
 	return 0;
 }

@@ -9,7 +9,7 @@
 #include "conf.h"
 
 /* The newest schema version this program knows (see db.c's migrations). */
-#define DB_SCHEMA_VERSION 10
+#define DB_SCHEMA_VERSION 11
 
 /*
  * Connect with the conninfo in c->db_connect, with application_name
@@ -20,14 +20,30 @@ PGconn *db_connect(const struct kt_conf *c, char *err, size_t errlen);
 /* The same server and credentials, another database (NULL: the conninfo's). */
 PGconn *db_connect_to(
     const struct kt_conf *c, const char *dbname, char *err, size_t errlen);
+/* The same with another conninfo than DB_CONNECT (dbrole.c's admin). */
+PGconn *db_connect_conninfo(
+    const char *conninfo, const char *dbname, char *err, size_t errlen);
+
+/*
+ * The role keytrustee-server connects as; the admin (superuser, owner of
+ * the database) is dbrole.h's.
+ */
+#define DB_SERVER_ROLE "keytrustee_server"
 
 /*
  * Apply the migrations the database does not have yet, each in its own
  * transaction with its schema_migrations row, under a transaction-level
- * advisory lock so that concurrent migrators take turns.  Refuses a database
+ * advisory lock so that concurrent migrators take turns; then, when one was
+ * applied, db_server_role.  Needs the admin role.  Refuses a database
  * newer than DB_SCHEMA_VERSION.  Returns 0, or -1 with the reason in err.
  */
 int db_migrate(PGconn *db, char *err, size_t errlen);
+/*
+ * DB_SERVER_ROLE made when missing and, with tables, given exactly its
+ * privileges on the tables there are now (as the admin; db_migrate does it
+ * after a run that applied a migration).  0, or -1 with the reason in err.
+ */
+int db_server_role(PGconn *db, int tables, char *err, size_t errlen);
 
 /* 1 when the server is a standby (pg_is_in_recovery()), 0 not, -1 error. */
 int db_is_standby(PGconn *db);

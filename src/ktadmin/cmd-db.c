@@ -5,17 +5,20 @@
  * pgcluster.c's, HA's pieces are replication.c's; here are the options and
  * the flow of each action.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "conf.h"
 #include "db.h"
+#include "dbrole.h"
 #include "ktadmin.h"
 #include "log.h"
 #include "pgcluster.h"
@@ -60,10 +63,12 @@ db_usage(FILE *fp)
 	    "create the\n"
 	    "                        database, schema and the replication role "
 	    "%s\n"
-	    "                        (its password in CONFDIR/%s), and write\n"
-	    "                        DB_CONNECT and DB_PORT into "
-	    "keytrustee.conf; it\n"
-	    "                        stays running\n"
+	    "                        (its password in CONFDIR/%s); the admin\n"
+	    "                        role is %s (superuser, owner), its "
+	    "password\n"
+	    "                        in CONFDIR/%s; the server's role is\n"
+	    "                        %s: DB_CONNECT, written with DB_PORT\n"
+	    "                        into keytrustee.conf; it stays running\n"
 	    "      --passive         with --bootstrap: make DIR a streaming "
 	    "replica of\n"
 	    "                        the active server's PostgreSQL "
@@ -99,6 +104,7 @@ db_usage(FILE *fp)
 	    "`pg_config --bindir`,\n"
 	    "else the newest /usr/lib/postgresql/*/bin.\n",
 	    PGCLUSTER_ACCOUNT, REPLICATION_ROLE, REPLICATION_PWFILE,
+	    PGCLUSTER_ACCOUNT, DBROLE_ADMIN_FILE, DB_SERVER_ROLE,
 	    KT_DEFAULT_DB_PORT, KT_DEFAULT_HOME, KT_DEFAULT_DB_PORT);
 }
 
@@ -143,7 +149,7 @@ struct db_boot {
 	int port;	   /* the new cluster's */
 	const char *mhost; /* the active's PostgreSQL (NULL: this is it) */
 	int mport;
-	char dbpw[128]; /* the keytrustee role's password */
+	char dbpw[128]; /* the admin role's password (the copy's, passive) */
 	int created;	/* ROOT was made */
 	int started;
 };
@@ -211,18 +217,13 @@ db_boot_passive(struct db_boot *b)
 	return ret;
 }
 
-/* The active's schema, and the role the passive streams as. */
+/* The role the passive streams as, made over the admin's connection. */
 static int
-db_boot_schema(struct db_boot *b, PGconn *db)
+db_boot_replication(struct db_boot *b, PGconn *db)
 {
-	char password[DB_PASSWORD_BYTES * 2 + 1], err[1024];
+	char password[DB_PASSWORD_BYTES * 2 + 1];
 	int ret = -1;
 
-	if (db_migrate(db, err, sizeof(err)) == -1) {
-		cli_error("cannot create the schema");
-		cli_detail_lines(err);
-		return -1;
-	}
 	if (db_new_password(password, "replication") == 0 &&
 	    replication_create_role(db, password) == 0 &&
 	    replication_write_pwfile(b->c, password) == 0)
@@ -232,43 +233,77 @@ db_boot_schema(struct db_boot *b, PGconn *db)
 }
 
 /*
+ * DB_CONNECT for the new cluster: the admin's (the role initdb made) on the
+ * active, which dbrole_setup then keeps in DBROLE_ADMIN_FILE and moves to
+ * the server's role; the copied one, pointed here, on the passive.
+ */
+static char *
+db_boot_conninfo(struct db_boot *b)
+{
+	char conninfo[512], err[512], *ci;
+
+	if (b->mhost == NULL) {
+		snprintf(conninfo, sizeof(conninfo),
+		    "host=127.0.0.1 port=%d dbname=%s user=%s password=%s",
+		    b->port, PGCLUSTER_DB_NAME, PGCLUSTER_ACCOUNT, b->dbpw);
+		ci = strdup(conninfo);
+	} else {
+		snprintf(conninfo, sizeof(conninfo),
+		    "host=127.0.0.1 port=%d dbname=%s", b->port,
+		    PGCLUSTER_DB_NAME);
+		if ((ci = dbrole_conninfo_merge(
+			 b->c->db_connect, conninfo, err, sizeof(err))) == NULL)
+			cli_detail_lines(err);
+	}
+	OPENSSL_cleanse(conninfo, sizeof(conninfo));
+	return ci;
+}
+
+/*
  * What both bootstraps do once their cluster runs: DB_CONNECT and DB_PORT
- * in keytrustee.conf and a connection through them; the active's schema,
- * or the check that the passive's is a standby (its schema came with the
- * copy); keytrustee.conf saved; what was done said.
+ * in keytrustee.conf; on the active the replication role, on the passive
+ * the check that it is a standby (its schema came with the copy); the
+ * schema and the two roles (dbrole_setup); keytrustee.conf saved; what was
+ * done said.
  */
 static int
 db_boot_finish(struct db_boot *b)
 {
-	char conninfo[512], err[1024];
+	struct dbrole_report rep;
+	char err[1024], path[PATH_MAX], *conninfo = NULL;
 	PGconn *db = NULL;
-	int ret = -1, version;
+	int ret = -1;
 
-	snprintf(conninfo, sizeof(conninfo),
-	    "host=127.0.0.1 port=%d "
-	    "dbname=%s user=%s password=%s",
-	    b->port, PGCLUSTER_DB_NAME, PGCLUSTER_ACCOUNT, b->dbpw);
-	if (conf_set_str(b->c, "DB_CONNECT", conninfo) == -1 ||
+	/* A new active's admin is the role initdb made, not one kept here. */
+	if (b->mhost == NULL &&
+	    (path_join(path, sizeof(path), b->c->confdir, DBROLE_ADMIN_FILE) ==
+		    -1 ||
+		(unlink(path) == -1 && errno != ENOENT))) {
+		cli_error("cannot remove %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((conninfo = db_boot_conninfo(b)) == NULL ||
+	    conf_set_str(b->c, "DB_CONNECT", conninfo) == -1 ||
 	    conf_set_int(b->c, "DB_PORT", b->port) == -1) {
 		cli_error("cannot set DB_CONNECT and DB_PORT");
 		goto out;
 	}
-	if ((db = db_connect(b->c, err, sizeof(err))) == NULL) {
+	if ((db = dbrole_connect_admin(b->c, NULL, err, sizeof(err))) == NULL) {
 		cli_error("cannot connect to %s",
 		    b->mhost != NULL ? "the replica"
 				     : "the " PGCLUSTER_DB_NAME " database");
 		cli_detail_lines(err);
 		goto out;
 	}
-	if (b->mhost == NULL && db_boot_schema(b, db) == -1)
+	if (b->mhost == NULL && db_boot_replication(b, db) == -1)
 		goto out;
 	if (b->mhost != NULL && db_is_standby(db) != 1) {
 		cli_error("the new cluster in %s is not a standby", b->d->root);
 		goto out;
 	}
-	if ((version = db_schema_version(db)) == -1) {
-		cli_error("cannot read the schema version");
-		cli_detail_lines(PQerrorMessage(db));
+	if (dbrole_setup(b->c, &rep, err, sizeof(err)) != DBROLE_OK) {
+		cli_error("cannot set up the schema and the database roles");
+		cli_detail_lines(err);
 		goto out;
 	}
 	if (pgcluster_conf_save(b->c) == -1)
@@ -276,18 +311,28 @@ db_boot_finish(struct db_boot *b)
 	if (b->mhost == NULL)
 		printf("Bootstrapped PostgreSQL cluster in %s (port %d); "
 		       "schema version %d\n",
-		    b->d->root, b->port, version);
+		    b->d->root, b->port, rep.after);
 	else
 		printf("Bootstrapped a passive PostgreSQL cluster in %s (port "
 		       "%d), streaming from %s port %d as %s; schema version "
 		       "%d\n",
 		    b->d->root, b->port, b->mhost, b->mport,
-		    REPLICATION_STANDBY_NAME, version);
+		    REPLICATION_STANDBY_NAME, rep.after);
 	printf("Wrote DB_CONNECT and DB_PORT to %s\n", b->c->path);
-	if (b->mhost == NULL)
+	if (b->mhost == NULL) {
+		printf("The server connects as %s; the admin role %s's "
+		       "password is in %s/%s\n",
+		    DB_SERVER_ROLE, PGCLUSTER_ACCOUNT, b->c->confdir,
+		    DBROLE_ADMIN_FILE);
 		printf("Wrote the password of the replication role %s to "
 		       "%s/%s\n",
 		    REPLICATION_ROLE, b->c->confdir, REPLICATION_PWFILE);
+	}
+	if (rep.waiting)
+		cli_warning("DB_CONNECT is still the admin's: the active's "
+			    "database has no role %s yet; the passive server "
+			    "moves to it when it starts after the active's",
+		    DB_SERVER_ROLE);
 	printf("PostgreSQL is running (log: %s/%s); stop it with: ktadmin db "
 	       "--stop --pg-rootdir %s\n",
 	    b->d->root, PGCLUSTER_LOG_FILE, b->d->root);
@@ -295,7 +340,8 @@ db_boot_finish(struct db_boot *b)
 out:
 	if (db != NULL)
 		PQfinish(db);
-	OPENSSL_cleanse(conninfo, sizeof(conninfo));
+	if (conninfo != NULL)
+		freezero(conninfo, strlen(conninfo));
 	return ret;
 }
 

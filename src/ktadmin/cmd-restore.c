@@ -27,6 +27,7 @@
 #include "archive.h"
 #include "conf.h"
 #include "db.h"
+#include "dbrole.h"
 #include "ktadmin.h"
 #include "ktbackup.h"
 #include "log.h"
@@ -239,18 +240,28 @@ toolong:
 	return -1;
 }
 
-/* pg_dump or psql from PostgreSQL's bin dir, the password in PGPASSWORD. */
+/*
+ * pg_dump or psql from PostgreSQL's bin dir, as c's admin role (dbrole.h),
+ * the password in PGPASSWORD.
+ */
 static int
-restore_pg_tool(const struct restore *r, const char *conninfo, char **args)
+restore_pg_tool(const struct restore *r, const struct kt_conf *c, char **args)
 {
-	char ci[2048], pw[256], dbname[128], pwenv[300];
+	char ci[2048], pw[256], dbname[128], pwenv[300], err[1024];
 	char *env[] = {"PGCONNECT_TIMEOUT=10", pwenv, NULL};
-	char *argv[16];
+	char *argv[16], *conninfo;
 	struct spawn_result res;
-	int i, ret = -1;
+	int i, ret = -1, split;
 
-	if (restore_split_conninfo(conninfo, ci, sizeof(ci), pw, sizeof(pw),
-		dbname, sizeof(dbname)) == -1)
+	*pw = *pwenv = '\0';
+	if ((conninfo = dbrole_admin_conninfo(c, err, sizeof(err))) == NULL) {
+		cli_error("%s", err);
+		goto out;
+	}
+	split = restore_split_conninfo(
+	    conninfo, ci, sizeof(ci), pw, sizeof(pw), dbname, sizeof(dbname));
+	freezero(conninfo, strlen(conninfo));
+	if (split == -1)
 		goto out;
 	snprintf(pwenv, sizeof(pwenv), "PGPASSWORD=%s", pw);
 	for (i = 0; args[i] != NULL && i < 13; i++)
@@ -285,7 +296,8 @@ restore_recreate(const struct kt_conf *c)
 	if (restore_split_conninfo(c->db_connect, ci, sizeof(ci), pw,
 		sizeof(pw), dbname, sizeof(dbname)) == -1)
 		goto out;
-	if ((db = db_connect_to(c, "postgres", err, sizeof(err))) == NULL) {
+	if ((db = dbrole_connect_admin(c, "postgres", err, sizeof(err))) ==
+	    NULL) {
 		cli_error("cannot connect to PostgreSQL with DB_CONNECT of %s",
 		    c->path);
 		cli_detail_lines(err);
@@ -299,6 +311,19 @@ restore_recreate(const struct kt_conf *c)
 	    sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
 	if (pgcluster_sql(db, sql, "cannot drop the %s database", dbname) == 0)
 		ret = pgcluster_create_database(db, dbname, PQuser(db));
+	PQfinish(db);
+	db = NULL;
+	/*
+	 * The dump grants to the server's role: a cluster made before the
+	 * two roles gets it now, or the load would fail on its GRANTs.
+	 */
+	if (ret == 0 &&
+	    ((db = dbrole_connect_admin(c, NULL, err, sizeof(err))) == NULL ||
+		db_server_role(db, 0, err, sizeof(err)) == -1)) {
+		cli_error("cannot make the role %s", DB_SERVER_ROLE);
+		cli_detail_lines(err);
+		ret = -1;
+	}
 out:
 	OPENSSL_cleanse(pw, sizeof(pw));
 	PQfreemem(ident);
@@ -378,7 +403,7 @@ restore_set_aside(const struct restore *r, const struct kt_conf *old, int dump,
 	}
 	if (dump) {
 		snprintf(path, sizeof(path), "%s/keytrustee-db.sql", aside);
-		if (restore_pg_tool(r, old->db_connect, pgdump) == -1) {
+		if (restore_pg_tool(r, old, pgdump) == -1) {
 			cli_hint("the current database was not dumped; nothing "
 				 "was replaced");
 			return -1;
@@ -415,7 +440,8 @@ cmd_restore(int argc, char **argv)
 	PGconn *db = NULL;
 	char tarpath[PATH_MAX + 32], xdir[PATH_MAX + 32], src[PATH_MAX * 3];
 	char sqlpath[PATH_MAX * 3], err[1024], aside[PATH_MAX + 64];
-	char pgversion[PATH_MAX + 16];
+	char pgversion[PATH_MAX + 16], path[PATH_MAX], *oldadmin = NULL;
+	struct dbrole_report rep;
 	long pid, counts[3] = {0, 0, 0};
 	int ch, kind, rc = 1, has_cluster, live = 0, replaced = 0, port;
 
@@ -544,7 +570,8 @@ cmd_restore(int argc, char **argv)
 			goto out;
 		/* Checked before anything is written: the dump goes there. */
 		if (dbconf == NULL ||
-		    (db = db_connect(dbconf, err, sizeof(err))) == NULL) {
+		    (db = dbrole_connect_admin(
+			 dbconf, NULL, err, sizeof(err))) == NULL) {
 			cli_error("cannot connect to the cluster in %s with "
 				  "DB_CONNECT of %s",
 			    r.pgroot,
@@ -576,6 +603,12 @@ cmd_restore(int argc, char **argv)
 		    r.confdir);
 		goto out;
 	}
+	/* Read before the old config dir moves aside: the cluster's admin. */
+	if (has_cluster && old != NULL && dbconf == old &&
+	    (oldadmin = dbrole_admin_conninfo(old, err, sizeof(err))) == NULL) {
+		cli_error("%s", err);
+		goto out;
+	}
 	if (live &&
 	    restore_set_aside(&r, dbconf, live == 2, aside, sizeof(aside)) ==
 		-1)
@@ -602,9 +635,21 @@ cmd_restore(int argc, char **argv)
 		if (restore_db(&r, 1, port) != 0)
 			goto out;
 	} else if (old != NULL && dbconf == old) {
-		/* The cluster's role password is the one the old conf knew. */
+		/*
+		 * The cluster's passwords are the ones the old conf knew:
+		 * DB_CONNECT becomes its admin's, and dbrole_setup below
+		 * keeps that in DBROLE_ADMIN_FILE and moves DB_CONNECT to
+		 * the server's role, as for a conf from before the roles.
+		 */
+		if (path_join(path, sizeof(path), r.confdir,
+			DBROLE_ADMIN_FILE) == -1 ||
+		    (unlink(path) == -1 && errno != ENOENT)) {
+			cli_error(
+			    "cannot remove %s: %s", path, strerror(errno));
+			goto out;
+		}
 		if (conf_load(r.confdir, &c, NULL, err, sizeof(err)) == -1 ||
-		    conf_set_str(c, "DB_CONNECT", old->db_connect) == -1 ||
+		    conf_set_str(c, "DB_CONNECT", oldadmin) == -1 ||
 		    conf_set_int(c, "DB_PORT", old->db_port) == -1 ||
 		    pgcluster_conf_save(c) == -1)
 			goto out;
@@ -626,11 +671,12 @@ cmd_restore(int argc, char **argv)
 		    "--single-transaction", "-f", sqlpath, NULL};
 
 		if (restore_recreate(c) == -1 ||
-		    restore_pg_tool(&r, c->db_connect, psql) == -1)
+		    restore_pg_tool(&r, c, psql) == -1)
 			goto out;
 	}
-	if ((db = db_connect(c, err, sizeof(err))) == NULL ||
-	    db_migrate(db, err, sizeof(err)) == -1 ||
+	/* As the server will: migrated, and DB_CONNECT its own role's. */
+	if (dbrole_setup(c, &rep, err, sizeof(err)) != DBROLE_OK ||
+	    (db = db_connect(c, err, sizeof(err))) == NULL ||
 	    restore_count(db, counts) == -1) {
 		cli_error("the restored database is not usable");
 		cli_detail_lines(db == NULL ? err : PQerrorMessage(db));
@@ -657,6 +703,8 @@ out:
 		    r.confdir);
 	if (db != NULL)
 		PQfinish(db);
+	if (oldadmin != NULL)
+		freezero(oldadmin, strlen(oldadmin));
 	conf_free(c);
 	conf_free(old);
 	conf_free(staged);

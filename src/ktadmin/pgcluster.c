@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "dbrole.h"
 #include "log.h"
 #include "pgbin.h"
 #include "pgcluster.h"
@@ -364,18 +365,6 @@ pgcluster_conf_warn(const char *msg)
 }
 
 int
-pgcluster_conf_chown(const struct kt_conf *c, const char *path)
-{
-	struct stat st;
-
-	if (geteuid() != 0)
-		return 0;
-	if (stat(c->confdir, &st) == -1)
-		return -1;
-	return chown(path, st.st_uid, st.st_gid);
-}
-
-int
 pgcluster_conf_password(const struct kt_conf *c, char *out, size_t outlen)
 {
 	PQconninfoOption *opts, *o;
@@ -400,7 +389,7 @@ pgcluster_conf_password(const struct kt_conf *c, char *out, size_t outlen)
 int
 pgcluster_conf_save(const struct kt_conf *c)
 {
-	if (conf_save(c) == -1 || pgcluster_conf_chown(c, c->path) == -1) {
+	if (conf_save(c) == -1 || conf_chown(c, c->path) == -1) {
 		cli_error("cannot write %s: %s", c->path, strerror(errno));
 		return -1;
 	}
@@ -426,7 +415,7 @@ pgcluster_conf_connect(
 		cli_error("%s", err);
 		goto out;
 	}
-	if ((*db = db_connect(*c, err, sizeof(err))) == NULL) {
+	if ((*db = dbrole_connect_admin(*c, NULL, err, sizeof(err))) == NULL) {
 		cli_error("%s: cannot connect to the database", what);
 		cli_detail_lines(err);
 		cli_hint("is PostgreSQL running? ktadmin db --status "

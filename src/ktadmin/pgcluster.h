@@ -112,15 +112,13 @@ int pgcluster_create_server_database(int port, const char *password);
 
 /* conf_load's warnings, as warning lines. */
 void pgcluster_conf_warn(const char *msg);
-/* When root, a file in the config dir gets the owner of the config dir. */
-int pgcluster_conf_chown(const struct kt_conf *c, const char *path);
 /* Save keytrustee.conf, owned as its config dir; -1 (reported). */
 int pgcluster_conf_save(const struct kt_conf *c);
 /* The password in DB_CONNECT; -1 when it has none. */
 int pgcluster_conf_password(const struct kt_conf *c, char *out, size_t len);
 /*
- * Load DIR/keytrustee.conf (confdir NULL: the default dir) and connect with
- * its DB_CONNECT; -1 (reported, naming what) on failure.
+ * Load DIR/keytrustee.conf (confdir NULL: the default dir) and connect as
+ * the admin role (dbrole.h); -1 (reported, naming what) on failure.
  */
 int pgcluster_conf_connect(
     const char *confdir, struct kt_conf **c, PGconn **db, const char *what);

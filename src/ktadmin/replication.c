@@ -15,49 +15,29 @@
 #include <openssl/crypto.h>
 
 #include "conf.h"
+#include "dbrole.h"
 #include "log.h"
 #include "pgcluster.h"
 #include "replication.h"
 #include "spawn.h"
 #include "util.h"
 
-/*
- * CREATE ROLE cannot take its password as a bind parameter, so, as psql's
- * \password does, libpq computes the SCRAM verifier here and only that
- * (checked to be made of base64, '$' and ':') goes into the statement: the
- * server never sees the password itself.
- */
+/* Its password set as dbrole.c sets one: only the SCRAM verifier is sent. */
 int
 replication_create_role(PGconn *db, const char *password)
 {
-	char *verifier = NULL, *sql = NULL;
-	int ret = -1;
+	char err[1024];
 
-	verifier = PQencryptPasswordConn(
-	    db, password, REPLICATION_ROLE, "scram-sha-256");
-	if (verifier == NULL) {
-		cli_error("cannot compute the replication password verifier");
-		cli_detail_lines(PQerrorMessage(db));
-		goto out;
+	if (pgcluster_sql(db, "CREATE ROLE " REPLICATION_ROLE " REPLICATION",
+		"cannot create the %s role", REPLICATION_ROLE) == -1)
+		return -1;
+	if (dbrole_set_password(
+		db, REPLICATION_ROLE, password, err, sizeof(err)) == -1) {
+		cli_error("cannot create the %s role", REPLICATION_ROLE);
+		cli_detail_lines(err);
+		return -1;
 	}
-	if (strspn(verifier,
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		"0123456789+/=$:-") != strlen(verifier) ||
-	    asprintf(&sql,
-		"CREATE ROLE " REPLICATION_ROLE
-		" REPLICATION LOGIN PASSWORD '%s'",
-		verifier) == -1) {
-		cli_error("unexpected password verifier from libpq");
-		sql = NULL;
-		goto out;
-	}
-	ret = pgcluster_sql(
-	    db, sql, "cannot create the %s role", REPLICATION_ROLE);
-out:
-	if (sql != NULL)
-		freezero(sql, strlen(sql));
-	PQfreemem(verifier);
-	return ret;
+	return 0;
 }
 
 int
@@ -70,7 +50,7 @@ replication_write_pwfile(const struct kt_conf *c, const char *password)
 	if (path_join(path, sizeof(path), c->confdir, REPLICATION_PWFILE) ==
 		-1 ||
 	    file_write_atomic(path, line, (size_t)n, 0600) == -1 ||
-	    pgcluster_conf_chown(c, path) == -1) {
+	    conf_chown(c, path) == -1) {
 		cli_error("cannot write %s: %s", path, strerror(errno));
 		OPENSSL_cleanse(line, sizeof(line));
 		return -1;

@@ -29,6 +29,7 @@
 #include "connlimit.h"
 #include "crypto.h"
 #include "db.h"
+#include "dbrole.h"
 #include "depcache.h"
 #include "ha.h"
 #include "keyproc.h"
@@ -184,37 +185,43 @@ raise_nofile(int max_conns)
 /*
  * Bring the database to this binary's schema before serving: after an
  * upgrade the operator restarts the server and nothing else.  The
- * migrations are idempotent and take an advisory lock.  A database that is
- * down now is not fatal (health says so); one that refuses the migration is.
+ * migrations run as the admin role (dbrole.h), idempotent, under an
+ * advisory lock; a DB_CONNECT that is still the admin's (a database
+ * bootstrapped before the two roles) is moved to the server's own role
+ * here, before any request.  A database that is down now is not fatal
+ * (health says so); one that refuses is.
  */
 static void
-migrate_at_start(const struct kt_conf *conf)
+migrate_at_start(struct kt_conf *conf)
 {
+	struct dbrole_report rep;
 	char err[1024];
-	PGconn *db;
-	int before;
 
-	if ((db = db_connect(conf, err, sizeof(err))) == NULL) {
+	switch (dbrole_setup(conf, &rep, err, sizeof(err))) {
+	case DBROLE_DOWN:
 		log_warnx("database not reachable at start, schema not checked: "
 		    "%s", err);
 		return;
+	case DBROLE_FAIL:
+		fatalx("database schema: %s", err);
+	default:
+		break;
 	}
-	before = db_schema_version(db);
-	if (db_is_standby(db) == 1) {
+	if (rep.standby)
 		/* A passive's replica is read-only: the active migrates it. */
 		log_info("database is a standby (passive server): schema "
-		    "version %d, migrated by the active", before);
-		PQfinish(db);
-		return;
-	}
-	if (db_migrate(db, err, sizeof(err)) == -1) {
-		PQfinish(db);
-		fatalx("database schema: %s", err);
-	}
-	if (before >= 0 && before < DB_SCHEMA_VERSION)
+		    "version %d, migrated by the active", rep.before);
+	else if (rep.before >= 0 && rep.before < rep.after)
 		log_info("database schema migrated from version %d to %d",
-		    before, DB_SCHEMA_VERSION);
-	PQfinish(db);
+		    rep.before, rep.after);
+	if (rep.converted)
+		log_info("database roles: DB_CONNECT now connects as %s; the "
+		    "admin's user and password moved to %s/%s",
+		    DB_SERVER_ROLE, conf->confdir, DBROLE_ADMIN_FILE);
+	if (rep.waiting)
+		log_warnx("database roles: DB_CONNECT is still the admin's: "
+		    "the active's database has no role %s yet (restart this "
+		    "server after the active's)", DB_SERVER_ROLE);
 }
 
 /*
