@@ -3,7 +3,8 @@
 # the repository, for `make run` and `make stop`.
 #
 #   sh scripts/run-local.sh start   init (completes ./var/conf), database, server
-#   sh scripts/run-local.sh stop    stop the server, the database, gpg-agent
+#   sh scripts/run-local.sh stop    stop the server, the database, and the
+#                                   gpg-agent of each GnuPG home in var/conf
 #
 # Layout: var/conf (config dir, keyring, TLS pair), var/db (PostgreSQL),
 # var/log/keytrustee-server.log, var/run/keytrustee-server.{pid,port}.
@@ -96,6 +97,32 @@ check_traverse() {
 			exit 1
 		fi
 		case $rest in */*) rest=${rest#*/} ;; *) break ;; esac
+	done
+}
+
+# Stop the gpg-agent of every GnuPG home of the config dir: the dir itself
+# and any directory in it with a keyring or an agent's socket (the
+# contacts' .contacts-gnupg of mail.c).  Asked as the caller and as the
+# home's owner, since each looks for the agent's socket under its own uid.
+kill_gnupg() {
+	command -v gpgconf >/dev/null 2>&1 || return 0
+	for h in "$conf" "$conf"/.[!.]* "$conf"/*; do
+		[ -d "$h" ] || continue
+		if [ "$h" != "$conf" ]; then
+			found=
+			for f in pubring.kbx pubring.gpg trustdb.gpg \
+			    private-keys-v1.d S.gpg-agent; do
+				[ -e "$h/$f" ] && found=1
+			done
+			[ -n "$found" ] || continue
+		fi
+		gpgconf --homedir "$h" --kill all >/dev/null 2>&1
+		owner=$(stat -c %U "$h")
+		if [ "$(id -u)" -eq 0 ] && [ "$owner" != root ] &&
+		    command -v runuser >/dev/null 2>&1; then
+			runuser -u "$owner" -- gpgconf --homedir "$h" \
+			    --kill all >/dev/null 2>&1
+		fi
 	done
 }
 
@@ -209,9 +236,7 @@ stop() {
 		did=1
 	fi
 
-	if [ -d "$conf" ] && command -v gpgconf >/dev/null 2>&1; then
-		gpgconf --homedir "$conf" --kill all >/dev/null 2>&1
-	fi
+	[ -d "$conf" ] && kill_gnupg
 
 	[ "$did" -eq 1 ] && echo "stopped" || echo "nothing was running"
 }
