@@ -7,7 +7,8 @@
 #                                   gpg-agent of each GnuPG home in var/conf
 #
 # Layout: var/conf (config dir, keyring, TLS pair), var/db (PostgreSQL),
-# var/log/keytrustee-server.log, var/run/keytrustee-server.{pid,port}.
+# var/log/keytrustee-server.log (0640, the config dir owner's),
+# var/run/keytrustee-server.{pid,port}.
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -100,6 +101,16 @@ check_traverse() {
 	done
 }
 
+# The server's log: the config dir owner's (the account the server runs
+# as) and its group's only; an older run's 0644 root file is fixed too.
+own_log() {
+	(umask 037 && : >>"$log") || error "$log: cannot create it"
+	chmod 0640 "$log" || error "$log: cannot chmod it"
+	[ "$(id -u)" -eq 0 ] || return 0
+	chown "$(stat -c %u:%g "$conf")" "$log" ||
+		error "$log: cannot give it to the owner of $conf"
+}
+
 # Stop the gpg-agent of every GnuPG home of the config dir: the dir itself
 # and any directory in it with a keyring or an agent's socket (the
 # contacts' .contacts-gnupg of mail.c).  Asked as the caller and as the
@@ -172,6 +183,7 @@ start() {
 		port=$(free_port 11371) ||
 			error "no free TCP port in 11371-11470 for the server"
 		echo "$port" >"$portfile"
+		own_log
 		echo "starting keytrustee-server on port $port" \
 		    "(log: var/log/keytrustee-server.log)"
 		nohup "$server" --confdir "$conf" --port "$port" \

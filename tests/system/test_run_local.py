@@ -8,11 +8,12 @@ server on the first free one from 11371.
 """
 
 import os
+import pwd
 import shutil
 
 import pytest
 
-from conftest import BINDIR, ROOT, Cluster, run, tool, wait_for
+from conftest import BINDIR, ROOT, Cluster, mode, run, tool, wait_for
 
 
 class Local:
@@ -113,3 +114,31 @@ def test_stop_ends_the_gpg_agent_of_every_gnupg_home(local):
     except AssertionError:
         left = gpg_agents_under(local.conf)
     assert not left, "gpg-agents left by run-local.sh stop:\n" + "\n".join(left)
+
+
+def test_server_log_is_the_accounts_and_0640(local):
+    """The log `make run` writes the server's stderr to is not world
+    readable and belongs to the account the server runs as; a 0644 root
+    log of an older run is fixed and keeps what it held."""
+    account = pwd.getpwnam("keytrustee")
+    if os.path.exists(local.log):
+        os.unlink(local.log)
+    local.start()
+    st = os.stat(local.log)
+    assert mode(local.log) == 0o640
+    assert (st.st_uid, st.st_gid) == (account.pw_uid, account.pw_gid)
+    assert "keytrustee-server" in open(local.log, errors="replace").read()
+    local.stop()
+
+    os.chown(local.log, 0, 0)
+    os.chmod(local.log, 0o644)
+    with open(local.log) as f:
+        before = f.read()
+    local.start()
+    st = os.stat(local.log)
+    assert mode(local.log) == 0o640
+    assert (st.st_uid, st.st_gid) == (account.pw_uid, account.pw_gid)
+    with open(local.log) as f:
+        after = f.read()
+    assert after.startswith(before) and len(after) > len(before)
+    local.stop()
