@@ -3,10 +3,12 @@
 # the repository, for `make run` and `make stop`.
 #
 #   sh scripts/run-local.sh start   init (completes ./var/conf), database, server
-#   sh scripts/run-local.sh stop    stop the server, the database, gpg-agent
+#   sh scripts/run-local.sh stop    stop the server, the database, and the
+#                                   gpg-agent of each GnuPG home in var/conf
 #
 # Layout: var/conf (config dir, keyring, TLS pair), var/db (PostgreSQL),
-# var/log/keytrustee-server.log, var/run/keytrustee-server.{pid,port}.
+# var/log/keytrustee-server.log (0640, the config dir owner's),
+# var/run/keytrustee-server.{pid,port}.
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -99,6 +101,42 @@ check_traverse() {
 	done
 }
 
+# The server's log: the config dir owner's (the account the server runs
+# as) and its group's only; an older run's 0644 root file is fixed too.
+own_log() {
+	(umask 037 && : >>"$log") || error "$log: cannot create it"
+	chmod 0640 "$log" || error "$log: cannot chmod it"
+	[ "$(id -u)" -eq 0 ] || return 0
+	chown "$(stat -c %u:%g "$conf")" "$log" ||
+		error "$log: cannot give it to the owner of $conf"
+}
+
+# Stop the gpg-agent of every GnuPG home of the config dir: the dir itself
+# and any directory in it with a keyring or an agent's socket (the
+# contacts' .contacts-gnupg of mail.c).  Asked as the caller and as the
+# home's owner, since each looks for the agent's socket under its own uid.
+kill_gnupg() {
+	command -v gpgconf >/dev/null 2>&1 || return 0
+	for h in "$conf" "$conf"/.[!.]* "$conf"/*; do
+		[ -d "$h" ] || continue
+		if [ "$h" != "$conf" ]; then
+			found=
+			for f in pubring.kbx pubring.gpg trustdb.gpg \
+			    private-keys-v1.d S.gpg-agent; do
+				[ -e "$h/$f" ] && found=1
+			done
+			[ -n "$found" ] || continue
+		fi
+		gpgconf --homedir "$h" --kill all >/dev/null 2>&1
+		owner=$(stat -c %U "$h")
+		if [ "$(id -u)" -eq 0 ] && [ "$owner" != root ] &&
+		    command -v runuser >/dev/null 2>&1; then
+			runuser -u "$owner" -- gpgconf --homedir "$h" \
+			    --kill all >/dev/null 2>&1
+		fi
+	done
+}
+
 need_bin() {
 	[ -x "$1" ] || error "$1: not built" "run make (or make run) first"
 }
@@ -145,6 +183,7 @@ start() {
 		port=$(free_port 11371) ||
 			error "no free TCP port in 11371-11470 for the server"
 		echo "$port" >"$portfile"
+		own_log
 		echo "starting keytrustee-server on port $port" \
 		    "(log: var/log/keytrustee-server.log)"
 		nohup "$server" --confdir "$conf" --port "$port" \
@@ -209,9 +248,7 @@ stop() {
 		did=1
 	fi
 
-	if [ -d "$conf" ] && command -v gpgconf >/dev/null 2>&1; then
-		gpgconf --homedir "$conf" --kill all >/dev/null 2>&1
-	fi
+	[ -d "$conf" ] && kill_gnupg
 
 	[ "$did" -eq 1 ] && echo "stopped" || echo "nothing was running"
 }

@@ -5,7 +5,8 @@
  * ends (request smuggling): a bare CR, a folded line, white space before a
  * field's colon, a Content-Length that is not all digits or disagrees with
  * another, both Content-Length and Transfer-Encoding, any transfer coding
- * but chunked.  Line ends may be CRLF or a bare LF; empty lines before the
+ * but chunked, two Host fields, or none in HTTP/1.1; any version but 1.0
+ * and 1.1 is 505.  Line ends may be CRLF or a bare LF; empty lines before the
  * request line are skipped.  A field value may hold any byte but NUL, CR
  * and LF.
  */
@@ -106,7 +107,7 @@ request_line(char *line, struct httpmsg *m)
 	    version[5] > '9' || version[6] != '.' || version[7] < '0' ||
 	    version[7] > '9' || version[8] != '\0')
 		return refuse(m, 400, "malformed HTTP version");
-	if (version[5] != '1')
+	if (version[5] != '1' || version[7] > '1')
 		return refuse(m, 505, "only HTTP/1.0 and HTTP/1.1 are served");
 	m->minor = version[7] - '0';
 	m->method_name = line;
@@ -247,6 +248,11 @@ httpmsg_head(
 			    "understood");
 		m->expect_continue = 1;
 	}
+	/* RFC 9112, 3.2: one Host, and HTTP/1.1 must send it. */
+	if (httpmsg_field_count(m, "Host") > 1)
+		return refuse(m, 400, "more than one Host header field");
+	if (m->minor == 1 && httpmsg_field(m, "Host") == NULL)
+		return refuse(m, 400, "an HTTP/1.1 request without Host");
 	m->keep_alive = m->minor >= 1;
 	for (i = 0; i < (size_t)m->nfields; i++) {
 		if (strcasecmp(m->fields[i].name, "Connection") != 0)

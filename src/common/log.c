@@ -15,6 +15,27 @@ static const char *log_progname = "keytrustee";
 static int log_debug_on;
 static pthread_mutex_t log_mtx = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * A warning repeated word for word (a database outage: one per failed
+ * request) is written the first time, then at most once every
+ * LOG_REPEAT_SECS with how many were left out since the last one written.
+ * The LOG_RECENT warnings last seen are remembered; what was left out of
+ * one is written, as "LINE (N more since TIME)", by the first line logged
+ * after its period, or when it is forgotten for a newer one.
+ */
+#define LOG_REPEAT_SECS 5
+#define LOG_RECENT 32
+#define LOG_MSG_MAX 2048
+
+static struct log_recent {
+	char line[LOG_MSG_MAX]; /* "" when the slot is free */
+	char since[40];		/* the time stamp of the last one written */
+	const char *level;
+	struct timespec written; /* CLOCK_MONOTONIC */
+	struct timespec seen;
+	unsigned long more; /* left out since then */
+} log_recent[LOG_RECENT];
+
 void
 log_init(const char *progname, int debug)
 {
@@ -28,20 +49,118 @@ log_setverbose(int debug)
 	log_debug_on = debug;
 }
 
+/* Under log_mtx; with r, how many of it were left out since when. */
+static void
+log_write(const char *ts, const char *level, const char *line,
+    const struct log_recent *r)
+{
+	if (r != NULL && r->more > 0)
+		fprintf(stderr, "%sZ %s[%s]: %s (%lu more since %sZ)\n", ts,
+		    log_progname, level, line, r->more, r->since);
+	else
+		fprintf(
+		    stderr, "%sZ %s[%s]: %s\n", ts, log_progname, level, line);
+}
+
+static int
+ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	    (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Under log_mtx: r's line is written at ts; its period starts again. */
+static void
+log_written(struct log_recent *r, const char *ts, const struct timespec *mono)
+{
+	r->more = 0;
+	r->written = *mono;
+	snprintf(r->since, sizeof(r->since), "%s", ts + 11); /* HH:MM:SS.mmm */
+}
+
+/* Under log_mtx: what was left out of warnings whose period is over. */
+static void
+log_flush_recent(const char *ts, const struct timespec *mono)
+{
+	struct timespec end;
+	struct log_recent *r;
+
+	for (r = log_recent; r < log_recent + LOG_RECENT; r++) {
+		end = r->written;
+		end.tv_sec += LOG_REPEAT_SECS;
+		if (r->line[0] != '\0' && r->more > 0 &&
+		    !ts_before(mono, &end)) {
+			log_write(ts, r->level, r->line, r);
+			log_written(r, ts, mono);
+		}
+	}
+}
+
+/*
+ * Under log_mtx, after log_flush_recent: whether the warning line is to
+ * be written now (1), or is left out and counted (0).
+ */
+static int
+log_repeat(const char *ts, const char *level, const char *line,
+    const struct timespec *mono)
+{
+	struct log_recent *r, *free_slot = NULL, *oldest = NULL;
+	struct timespec end;
+
+	for (r = log_recent; r < log_recent + LOG_RECENT; r++) {
+		if (r->line[0] == '\0') {
+			if (free_slot == NULL)
+				free_slot = r;
+		} else if (strcmp(r->line, line) == 0)
+			break;
+		else if (oldest == NULL || ts_before(&r->seen, &oldest->seen))
+			oldest = r;
+	}
+	if (r < log_recent + LOG_RECENT) {
+		r->seen = *mono;
+		end = r->written;
+		end.tv_sec += LOG_REPEAT_SECS;
+		if (ts_before(mono, &end)) {
+			r->more++;
+			return 0;
+		}
+	} else {
+		/* A new one; the one seen longest ago says what it left out. */
+		if ((r = free_slot) == NULL) {
+			r = oldest;
+			if (r->more > 0)
+				log_write(ts, r->level, r->line, r);
+		}
+		snprintf(r->line, sizeof(r->line), "%s", line);
+		r->level = level;
+		r->seen = *mono;
+	}
+	log_written(r, ts, mono);
+	return 1;
+}
+
 static void
 vlog(const char *level, const char *suffix, const char *fmt, va_list ap)
 {
-	char ts[32], msg[2048];
-	struct timespec now;
+	char ts[40], line[LOG_MSG_MAX];
+	size_t n;
+	struct timespec now, mono;
 	struct tm tm;
 
 	clock_gettime(CLOCK_REALTIME, &now);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ld",
+	    now.tv_nsec / 1000000);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	if (suffix != NULL && n < sizeof(line) - 1)
+		snprintf(line + n, sizeof(line) - n, ": %s", suffix);
 	pthread_mutex_lock(&log_mtx);
-	fprintf(stderr, "%s.%03ldZ %s[%s]: %s%s%s\n", ts, now.tv_nsec / 1000000,
-	    log_progname, level, msg, suffix ? ": " : "", suffix ? suffix : "");
+	log_flush_recent(ts, &mono);
+	if (strcmp(level, "WARNING") != 0 || log_repeat(ts, level, line, &mono))
+		log_write(ts, level, line, NULL);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_mtx);
 }

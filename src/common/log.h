@@ -7,7 +7,11 @@
 
 #define KT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-/* Daemon logging: to stderr (foreground) with a time stamp and level. */
+/*
+ * Daemon logging: to stderr (foreground) with a time stamp and level.  A
+ * warning repeated word for word is written at most once every 5 s, with
+ * the count of those left out (log.c).
+ */
 void log_init(const char *progname, int debug);
 void log_setverbose(int debug);
 void log_warn(const char *, ...) KT_PRINTF(1, 2);  /* appends strerror(errno) */

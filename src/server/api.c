@@ -260,6 +260,9 @@ api_deposit_body(int json, int jansson_only, const unsigned char *body,
 		return verdict_refuse(v, 400, "bad_description",
 		    "description must be at most 1024 characters without "
 		    "control characters");
+	/* The client's ciphertext: empty, it is a mistake, not a secret. */
+	if (b64len == 0)
+		return verdict_refuse(v, 400, "bad_content", "content is empty");
 	if (b64len > (API_CONTENT_MAX + 2) / 3 * 4)
 		return verdict_refuse(
 		    v, 413, "too_large", "content is larger than 64 KiB");

@@ -423,6 +423,13 @@ main(int argc, char **argv)
 	default:
 		log_info("running as uid %ld", (long)owner);
 	}
+	/*
+	 * Nothing the server or its key process runs from now on (gpg-agent,
+	 * a password script) may gain privileges: a setuid program would run
+	 * as this account.  Inherited over fork and exec.
+	 */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
 	memset(&srv, 0, sizeof(srv));
 	srv.lfd = srv.hkp_lfd = -1;
 	pthread_mutex_init(&srv.ctx_mtx, NULL);

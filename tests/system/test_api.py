@@ -400,11 +400,13 @@ def test_put_get_list_delete(env, alice):
         assert env.audit_count(action, "ok", alice.fpr) >= 1
 
 
-def test_empty_and_max_content(env, alice):
+def test_empty_content_refused_and_max_content(env, alice):
+    # Content is the client's ciphertext: empty, it can only be a mistake.
+    before = env.deposits_snapshot()
     status, ans = alice.put(env.port, "empty", b"")
-    assert status == 201
-    status, got = alice.get(env.port, ans["uuid"])
-    assert status == 200 and got["content"] == "" and got["description"] is None
+    assert status == 400 and ans["code"] == "bad_content", ans
+    assert "content" in ans["error"], ans
+    assert env.deposits_snapshot() == before
     big = os.urandom(64 * 1024)
     status, ans = alice.put(env.port, "big", big)
     assert status == 201

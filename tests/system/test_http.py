@@ -199,14 +199,22 @@ def test_request_a_byte_at_a_time(env, dave):
     (b"POST /v1/deposits HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
      "bad_request"),
     (b"POST /v1/deposits HTTP/1.1\r\nExpect: nothing\r\n\r\n", 417, "expectation_failed"),
+    # RFC 9112: only HTTP/1.0 and 1.1; Host exactly once in 1.1, never twice.
+    (b"GET /?a=fingerprint HTTP/1.9\r\nHost: localhost\r\n\r\n", 505, "http_version"),
+    (b"GET /?a=fingerprint HTTP/1.1\r\n\r\n", 400, "bad_request"),
+    (b"GET /?a=fingerprint HTTP/1.1\r\nHost: localhost\r\nHost: evil\r\n\r\n", 400,
+     "bad_request"),
+    (b"GET /?a=fingerprint HTTP/1.0\r\nHost: localhost\r\nhost: evil\r\n\r\n", 400,
+     "bad_request"),
 ], ids=["request-line", "version", "field-name", "folded", "two-lengths", "coding",
-        "length-and-chunked", "chunk-size", "expect"])
+        "length-and-chunked", "chunk-size", "expect", "version-1.9", "no-host",
+        "two-hosts", "two-hosts-1.0"])
 def test_malformed_request_json_and_closed(env, raw, status, code):
     before = env.deposits_snapshot()
     conn = Conn(env.port, timeout=5)
     try:
         # What follows a request that cannot be parsed is never run.
-        conn.send(raw + b"GET /?a=fingerprint HTTP/1.1\r\n\r\n")
+        conn.send(raw + b"GET /?a=fingerprint HTTP/1.1\r\nHost: localhost\r\n\r\n")
         got, hdrs, body = conn.answer()
         assert got == status, body
         assert "application/json" in hdrs["content-type"]
@@ -282,7 +290,7 @@ def test_connections_spread_over_workers(dbconf, make_server):
     try:
         for _ in range(30):
             conns.append(Conn(srv.port))
-            conns[-1].send(b"GET /?a=fingerprint HTTP/1.1\r\n\r\n")
+            conns[-1].send(b"GET /?a=fingerprint HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert conns[-1].answer()[0] == 200
         status, _, data = http_request(srv.port, "GET", "/health")
         per_worker = json.loads(data)["connections"]

@@ -302,6 +302,27 @@ def test_key_process_is_not_dumpable(make_server, dbconf):
         assert f.read().strip() == "kt-keyproc"
 
 
+def _status(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        m = re.search(r"^%s:\s+(.*)$" % field, f.read(), re.M)
+    assert m, "no %s in /proc/%d/status" % (field, pid)
+    return m.group(1).split()
+
+
+def test_no_new_privileges_after_dropping_root(make_server, dbconf):
+    """Started as root, the server and its key process run as the
+    keytrustee account with PR_SET_NO_NEW_PRIVS: nothing they run can gain
+    privileges again (a setuid program would run as the account)."""
+    import pwd
+    assert os.geteuid() == 0, "this test starts the server as root"
+    account = pwd.getpwnam("keytrustee").pw_uid
+    assert os.stat(dbconf).st_uid == account
+    srv = make_server(dbconf).start()
+    for pid in (srv.proc.pid, keyproc_pid(srv)):
+        assert _status(pid, "Uid") == [str(account)] * 4, pid
+        assert _status(pid, "NoNewPrivs") == ["1"], pid
+
+
 def test_sighup_moves_between_key_types(registry, make_server, dbconf, rsa_template):
     srv = make_server(dbconf).start()
     ec = {k: read_conf(dbconf)[k] for k in ("SSL_CERTIFICATE", "SSL_PRIVATE_KEY")}

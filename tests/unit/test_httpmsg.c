@@ -66,18 +66,21 @@ test_methods_and_versions(void **state)
 		enum httpmsg_method method;
 		int keep_alive;
 	} cases[] = {
-	    {"HEAD / HTTP/1.1\r\n\r\n", HTTPMSG_HEAD, 1},
-	    {"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", HTTPMSG_POST, 1},
-	    {"PUT / HTTP/1.1\r\n\r\n", HTTPMSG_PUT, 1},
-	    {"DELETE / HTTP/1.1\r\nConnection: close\r\n\r\n", HTTPMSG_DELETE,
-		0},
-	    {"PATCH / HTTP/1.1\r\n\r\n", HTTPMSG_OTHER, 1},
-	    {"get / HTTP/1.1\r\n\r\n", HTTPMSG_OTHER, 1},
+	    {"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n", HTTPMSG_HEAD, 1},
+	    {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+		HTTPMSG_POST, 1},
+	    {"PUT / HTTP/1.1\r\nHost: h\r\n\r\n", HTTPMSG_PUT, 1},
+	    {"DELETE / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		HTTPMSG_DELETE, 0},
+	    {"PATCH / HTTP/1.1\r\nHost: h\r\n\r\n", HTTPMSG_OTHER, 1},
+	    {"get / HTTP/1.1\r\nHost: h\r\n\r\n", HTTPMSG_OTHER, 1},
 	    {"GET / HTTP/1.0\r\n\r\n", HTTPMSG_GET, 0},
 	    {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", HTTPMSG_GET,
 		1},
-	    {"GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n", HTTPMSG_GET,
-		0},
+	    /* HTTP/1.0 may leave Host out (RFC 9112, 3.2). */
+	    {"GET / HTTP/1.0\r\nHost: h\r\n\r\n", HTTPMSG_GET, 0},
+	    {"GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, close\r\n\r\n",
+		HTTPMSG_GET, 0},
 	    /* Bare LF line ends, and empty lines before the request. */
 	    {"\r\n\nGET / HTTP/1.1\nHost: h\n\n", HTTPMSG_GET, 1},
 	};
@@ -100,7 +103,7 @@ test_content_length_body(void **state)
 	char buf[128];
 	struct httpmsg m;
 	const char *t =
-	    "POST /v1 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET";
+	    "POST /v1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET";
 	ssize_t h;
 
 	(void)state;
@@ -113,7 +116,8 @@ test_content_length_body(void **state)
 	assert_memory_equal(p.m.body + 5, "GET", 3);
 
 	/* Not all there yet: more is needed, nothing is lost. */
-	strcpy(buf, "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+	strcpy(
+	    buf, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
 	h = httpmsg_head(buf, strlen(buf), MAXH, MAXB, &m);
 	assert_true(h > 0);
 	assert_int_equal(httpmsg_body(buf + h, 3, MAXB, &m), HTTPMSG_MORE);
@@ -133,7 +137,7 @@ test_chunked(void **state)
 	char buf[256];
 	struct httpmsg m;
 	const char *t =
-	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 	    "5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n"
 	    "0\r\nTrailer: x\r\n\r\nNEXT";
 	size_t enc;
@@ -151,7 +155,7 @@ test_chunked(void **state)
 
 	/* Each prefix of the body asks for more and changes nothing. */
 	strcpy(buf,
-	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 	    "3\r\nabc\r\n0\r\n\r\n");
 	h = httpmsg_head(buf, strlen(buf), MAXH, MAXB, &m);
 	assert_true(h > 0);
@@ -172,6 +176,15 @@ test_refused(void **state)
 	    {"GET /\r\n\r\n", 400},
 	    {"GET  / HTTP/1.1\r\n\r\n", 400},
 	    {"GET / HTTP/2.0\r\n\r\n", 505},
+	    /* Only 1.0 and 1.1 (RFC 9112, 2.3). */
+	    {"GET / HTTP/1.9\r\nHost: h\r\n\r\n", 505},
+	    {"GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505},
+	    {"GET / HTTP/0.9\r\n\r\n", 505},
+	    /* Host: exactly one in HTTP/1.1, never two (RFC 9112, 3.2). */
+	    {"GET / HTTP/1.1\r\n\r\n", 400},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400},
+	    {"GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n", 400},
 	    {"GET / HTTP/1.1x\r\n\r\n", 400},
 	    {"GET / FTP/1.1\r\n\r\n", 400},
 	    {"G(T / HTTP/1.1\r\n\r\n", 400},
@@ -198,15 +211,16 @@ test_refused(void **state)
 	     "Content-Length: 3\r\n\r\n",
 		400},
 	    {"POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", 417},
-	    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+	     "zz\r\n",
 		400},
-	    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 	     "3\r\nabcX0\r\n\r\n",
 		400},
-	    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 	     "1001\r\n",
 		413},
-	    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 	     "fffffffffffffffffffffff\r\n",
 		413},
 	};
@@ -259,7 +273,8 @@ test_field_helpers(void **state)
 
 	(void)state;
 	parse(&p,
-	    "GET / HTTP/1.1\r\nAuthorization: a\r\nauthorization: b\r\n"
+	    "GET / HTTP/1.1\r\nHost: h\r\n"
+	    "Authorization: a\r\nauthorization: b\r\n"
 	    "Expect: 100-Continue\r\n\r\n");
 	assert_true(p.head > 0);
 	assert_int_equal(httpmsg_field_count(&p.m, "Authorization"), 2);
