@@ -17,6 +17,7 @@
 
 #include "audit.h"
 #include "contact.h"
+#include "contact_form.h"
 #include "crypto.h"
 #include "http.h"
 #include "log.h"

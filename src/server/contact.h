@@ -1,39 +1,14 @@
 /*
  * contact.h - GET/POST /?q=TOKEN: the link of the "KeyTrustee Contact
  * Registration" mail, where a contact registers its OpenPGP public key
- * (contact.c), and what the page reads of the request and writes back
- * (contact_form.c, which needs no request: tests/fuzz/fuzz_contact.c
- * links it alone).
+ * (contact.c; what it reads of the request and writes back is
+ * contact_form.c's).
  */
 #ifndef KT_CONTACT_H
 #define KT_CONTACT_H
 
-#include <event2/buffer.h>
-#include <stddef.h>
-
 #include "handler.h"
 
-#define CONTACT_BEGIN "-----BEGIN PGP PUBLIC KEY BLOCK-----"
-#define CONTACT_END "-----END PGP PUBLIC KEY BLOCK-----"
-
 handler_fn contact_page;
-
-/* 1 when token has the shape of a mail link's: MAIL_TOKEN_LEN alnums. */
-int contact_token_ok(const char *token);
-/*
- * The key a POST carries (ctype its Content-Type, or NULL): the form
- * field "key" of a form, else the raw body; malloc'd, NULL when a form
- * has none (or out of memory).
- */
-char *contact_form_key(
-    const char *ctype, const unsigned char *body, size_t len);
-/*
- * Trim key's surrounding white space in place; 1 when what is left is
- * one whole armored public key block: the BEGIN line, something, the
- * END line, and nothing around them.
- */
-int contact_armor_ok(char *key);
-/* s into b, with HTML's five special characters as entities. */
-void contact_html_escape(struct evbuffer *b, const char *s);
 
 #endif

@@ -34,7 +34,6 @@
 #include <string.h>
 
 #include "depcache.h"
-#include "depcache_int.h"
 #include "deposit.h"
 #include "log.h"
 #include "util.h"

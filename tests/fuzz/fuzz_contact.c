@@ -32,7 +32,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 
-#include "contact.h"
+#include "contact_form.h"
 #include "crypto.h"
 #include "http.h"
 #include "mail.h"

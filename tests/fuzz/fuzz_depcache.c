@@ -1,6 +1,6 @@
 /*
  * fuzz_depcache.c - libFuzzer target for the deposit cache's table
- * (src/server/depcache.c, without its filler thread: depcache_int.h),
+ * (src/server/depcache.c, without its filler thread: depcache.h),
  * checked against a model of what it must hold.
  *
  * The input is a program: two octets of setup (the byte limit, the number
@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "depcache_int.h"
 #include "deposit.h"
 #include "fuzz.h"
 
