@@ -98,7 +98,8 @@ sources_for() {
 	# The deposit cache's table and the deposits it holds; the store
 	# only for the filler thread the target does not start.
 	depcache) echo src/server/depcache.c src/server/deposit.c \
-	    src/server/store/conn.c src/server/store/deposits.c src/common/db.c \
+	    src/server/store/conn.c src/server/store/deposits.c \
+	    src/server/store/audit.c src/common/db.c \
 	    src/common/crypto.c src/common/util.c \
 	    src/common/log.c ;;
 	*) echo src/common/conf.c src/common/util.c src/common/log.c ;;

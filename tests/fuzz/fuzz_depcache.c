@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depcache.h"
 #include "deposit.h"
 #include "fuzz.h"
 

@@ -54,7 +54,7 @@ def test_concurrent_puts_and_reads_keep_every_field_and_row(env, client):
     descs = [None, "", "it's \"quoted\" \\ back", "ключ für 鍵", "x" * 1024]
     sent = []
     for i in range(80):
-        sent.append(("batch-%d-%s" % (i, "é" * (i % 3)), os.urandom(i * 37 % 3000),
+        sent.append(("batch-%d-%s" % (i, "é" * (i % 3)), os.urandom(1 + i * 37 % 3000),
                      descs[i % len(descs)]))
     answers = in_parallel([lambda s=s: client.put(env.port, s[0], s[1], s[2])
                            for s in sent])
