@@ -3,9 +3,12 @@
  * registrations (a wrong org auth secret), keys posted to /pks/add.  max
  * of them inside a window of that many seconds block the address until the
  * window ends.  A fixed table; when it is full the oldest window is
- * dropped.
+ * dropped.  Every authenticated request asks whether its address is
+ * blocked: while no address has reached max within a window, the answer
+ * is no without the lock.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +26,8 @@ struct throttle_slot {
 
 struct throttle {
 	pthread_mutex_t mtx;
+	/* When an address last reached max (monotonic seconds). */
+	atomic_llong last_full;
 	unsigned max;
 	int window;
 	const char *refusal;
@@ -37,6 +42,7 @@ throttle_new(unsigned max, int window, const char *refusal)
 	if (t == NULL)
 		return NULL;
 	pthread_mutex_init(&t->mtx, NULL);
+	atomic_init(&t->last_full, -(1LL << 40));
 	t->max = max;
 	t->window = window;
 	t->refusal = refusal;
@@ -107,6 +113,10 @@ throttle_blocked(struct throttle *t, const char *addr, int *retry)
 	struct throttle_slot *s;
 	int blocked = 0;
 
+	/* A block ends with its window, which began before max was reached. */
+	if ((long long)now - atomic_load_explicit(&t->last_full,
+				 memory_order_acquire) >= t->window)
+		return 0;
 	pthread_mutex_lock(&t->mtx);
 	s = throttle_find(t, addr, now, 0);
 	if (s != NULL && s->failures >= t->max) {
@@ -134,9 +144,13 @@ throttle_fail(struct throttle *t, const char *addr)
 {
 	struct throttle_slot *s;
 
+	time_t now = throttle_now();
+
 	pthread_mutex_lock(&t->mtx);
-	s = throttle_find(t, addr, throttle_now(), 1);
-	s->failures++;
+	s = throttle_find(t, addr, now, 1);
+	if (++s->failures >= t->max)
+		atomic_store_explicit(&t->last_full, (long long)now,
+		    memory_order_release);
 	pthread_mutex_unlock(&t->mtx);
 }
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -35,6 +36,30 @@ test_blocks_after_five_failures_in_a_window(void **state)
 	/* Another address is not held for it. */
 	assert_int_equal(throttle_check(t, "192.0.2.2", &v), 0);
 	assert_int_equal(throttle_check(t, "2001:db8::1", &v), 0);
+	throttle_free(t);
+}
+
+/* A block ends with its window, on the lock-free path too. */
+static void
+test_a_block_ends_with_its_window(void **state)
+{
+	struct throttle *t = throttle_new(2, 1, "wait");
+	struct timespec pause = {1, 200 * 1000 * 1000};
+	int retry = -1;
+
+	(void)state;
+	assert_non_null(t);
+	throttle_fail(t, "192.0.2.7");
+	assert_int_equal(throttle_blocked(t, "192.0.2.7", &retry), 0);
+	throttle_fail(t, "192.0.2.7");
+	assert_int_equal(throttle_blocked(t, "192.0.2.7", &retry), 1);
+	assert_int_equal(throttle_blocked(t, "192.0.2.8", &retry), 0);
+	nanosleep(&pause, NULL);
+	assert_int_equal(throttle_blocked(t, "192.0.2.7", &retry), 0);
+	/* And it can block again. */
+	throttle_fail(t, "192.0.2.7");
+	throttle_fail(t, "192.0.2.7");
+	assert_int_equal(throttle_blocked(t, "192.0.2.7", &retry), 1);
 	throttle_free(t);
 }
 
@@ -84,6 +109,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_blocks_after_five_failures_in_a_window),
+	    cmocka_unit_test(test_a_block_ends_with_its_window),
 	    cmocka_unit_test(test_a_full_table_drops_the_oldest),
 	    cmocka_unit_test(test_take_counts_every_attempt),
 	};
