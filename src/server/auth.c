@@ -192,7 +192,11 @@ auth_request(struct worker *w, struct http_req *req,
 		    h.fpr, e.org, pending ? "client_pending" : "client_disabled");
 		goto out;
 	}
-	if (auth_seen_digest(&h, out->seen) == -1) {
+	/* Reads are not remembered (docs/api.md): no digest on their path. */
+	memset(out->seen, 0, sizeof(out->seen));
+	if (http_req_method(req) != HTTPMSG_GET &&
+	    http_req_method(req) != HTTPMSG_HEAD &&
+	    auth_seen_digest(&h, out->seen) == -1) {
 		VERDICT_INTERNAL(v);
 		goto out;
 	}

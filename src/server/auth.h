@@ -26,7 +26,10 @@
 struct auth_client {
 	char fpr[PGP_FPR_LEN + 1];
 	char org[72];
-	/* The request's digest: a replay of it has the same (store/seen.c). */
+	/*
+	 * A write's digest: a replay of it has the same (store/seen.c);
+	 * zero for GET and HEAD, which are not remembered.
+	 */
 	unsigned char seen[CRYPTO_HASH_LEN];
 };
 

@@ -779,31 +779,32 @@ unknown_run(struct legacy_req *r, json_t **ans, int *status,
 const struct legacy_part legacy_unknown = {"unknown", LEGACY_ANY_STATE,
     unknown_run};
 
-void
-legacy_action(struct worker *w, struct http_req *req,
-    const struct handler_match *m)
+/* Serve req as part (url: a ?d= deposit's token, or NULL). */
+static void
+legacy_start(struct worker *w, struct http_req *req,
+    const struct legacy_part *part, const char *url)
 {
 	struct legacy_req r;
 
 	memset(&r, 0, sizeof(r));
 	r.w = w;
 	r.req = req;
-	r.part = m->arg;
+	r.part = part;
+	r.url = url;
 	r.peer = http_peer(req);
 	legacy_serve(&r);
+}
+
+void
+legacy_action(struct worker *w, struct http_req *req,
+    const struct handler_match *m)
+{
+	legacy_start(w, req, m->arg, NULL);
 }
 
 void
 legacy_url(struct worker *w, struct http_req *req,
     const struct handler_match *m)
 {
-	struct legacy_req r;
-
-	memset(&r, 0, sizeof(r));
-	r.w = w;
-	r.req = req;
-	r.part = &legacy_get;
-	r.url = m->value;
-	r.peer = http_peer(req);
-	legacy_serve(&r);
+	legacy_start(w, req, &legacy_get, m->value);
 }

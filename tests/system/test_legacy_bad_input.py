@@ -142,24 +142,24 @@ def payload_binary(fn):
     return payload_text(text)
 
 
-def flip_pkesk(data):
+def flip(data, i, tag, mask):
+    """The message with bits mask flipped in the middle of its packet i
+    (whose tag must be tag)."""
     pkts = z.parse_packets(data)
-    t, b = pkts[0]
-    assert t == z.T_PKESK
+    t, b = pkts[i]
+    assert t == tag
     b = bytearray(b)
-    b[len(b) // 2] ^= 0x55
-    pkts[0] = (t, bytes(b))
+    b[len(b) // 2] ^= mask
+    pkts[i] = (t, bytes(b))
     return b"".join(z.packet(t, b) for t, b in pkts)
+
+
+def flip_pkesk(data):
+    return flip(data, 0, z.T_PKESK, 0x55)
 
 
 def flip_sed(data):
-    pkts = z.parse_packets(data)
-    t, b = pkts[1]
-    assert t == z.T_SED
-    b = bytearray(b)
-    b[len(b) // 2] ^= 0x01
-    pkts[1] = (t, bytes(b))
-    return b"".join(z.packet(t, b) for t, b in pkts)
+    return flip(data, 1, z.T_SED, 0x01)
 
 
 def replay(w, c, p):
