@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "spawn.h"
+#include "util.h"
 
 int
 pgp_init(void)
@@ -506,4 +507,28 @@ out:
 	}
 	gpgme_release(ctx);
 	return ret;
+}
+
+int
+pgp_fpr_parse(const char *in, char out[PGP_FPR_LEN + 1])
+{
+	const char *slash = in != NULL ? strchr(in, '/') : NULL;
+	const char *hex = slash != NULL ? slash + 1 : in;
+	size_t i;
+
+	if (hex == NULL || strlen(hex) != PGP_FPR_LEN ||
+	    !hex_valid(hex, PGP_FPR_LEN))
+		return -1;
+	if (slash != NULL) { /* "<bits><letter>/" */
+		for (i = 0; in + i < slash - 1; i++)
+			if (in[i] < '0' || in[i] > '9')
+				return -1;
+		if (i == 0 || !((slash[-1] >= 'A' && slash[-1] <= 'Z') ||
+				  (slash[-1] >= 'a' && slash[-1] <= 'z')))
+			return -1;
+	}
+	for (i = 0; i < PGP_FPR_LEN; i++)
+		out[i] = (char)toupper((unsigned char)hex[i]);
+	out[PGP_FPR_LEN] = '\0';
+	return 0;
 }

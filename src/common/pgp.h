@@ -10,6 +10,13 @@
 /* A key as the guide prints it: "4096R/<40 upper-case hex>". */
 #define PGP_QFPR_MAX 64
 
+/*
+ * A fingerprint as given: 40 hex digits (either case), alone or after
+ * "<bits><letter>/" as the guide prints a key; its 40 hex digits
+ * upper-case into out.  0, or -1 for anything else.
+ */
+int pgp_fpr_parse(const char *in, char out[PGP_FPR_LEN + 1]);
+
 int pgp_init(void);
 /*
  * A GPGME context on the GnuPG home homedir, loopback pinentry (never a

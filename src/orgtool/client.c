@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "log.h"
 #include "orgtool.h"
+#include "pgp.h"
 
 #define CLIENT_NAME_HELP                                                       \
 	"  -n, --name NAME       the organization to activate the client "     \
@@ -132,7 +133,7 @@ orgtool_client_cmd(const struct orgtool_client_verb *v, int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *confdir = orgtool_confdir, *given = NULL, *name = NULL;
 	struct orgtool_client c = {.org = NULL, .hostname = NULL};
-	char fpr[ORGTOOL_FPR_LEN + 1], q[256];
+	char fpr[PGP_FPR_LEN + 1], q[256];
 	struct kt_conf *conf = NULL;
 	PGconn *db = NULL;
 	int ch, ret = 1;
@@ -169,7 +170,7 @@ orgtool_client_cmd(const struct orgtool_client_verb *v, int argc, char **argv)
 		return 1;
 	if (name != NULL && orgtool_check_name(name) == -1)
 		return 1;
-	if (orgtool_parse_fingerprint(given, fpr) == -1) {
+	if (pgp_fpr_parse(given, fpr) == -1) {
 		cli_error("invalid fingerprint \"%s\"",
 		    cli_quote(given, q, sizeof(q)));
 		cli_hint("give 40 hex digits, or 4096R/ followed by 40 hex "

@@ -152,31 +152,6 @@ orgtool_contact_problem(const char *addr)
 	return NULL;
 }
 
-int
-orgtool_parse_fingerprint(const char *in, char out[ORGTOOL_FPR_LEN + 1])
-{
-	const char *p = in, *slash;
-	size_t i;
-
-	/* The server prints "4096R/<fingerprint>": bits, algorithm, '/'. */
-	if ((slash = strchr(in, '/')) != NULL) {
-		for (p = in; p < slash && isdigit((unsigned char)*p); p++)
-			;
-		if (p == in || p + 1 != slash || !isalpha((unsigned char)*p))
-			return -1;
-		p = slash + 1;
-	}
-	if (strlen(p) != ORGTOOL_FPR_LEN)
-		return -1;
-	for (i = 0; i < ORGTOOL_FPR_LEN; i++) {
-		if (!isxdigit((unsigned char)p[i]))
-			return -1;
-		out[i] = (char)toupper((unsigned char)p[i]);
-	}
-	out[ORGTOOL_FPR_LEN] = '\0';
-	return 0;
-}
-
 static void
 orgtool_conf_warn(const char *msg)
 {

@@ -56,11 +56,6 @@ int orgtool_check_name(const char *name);
 void orgtool_unknown_org(const char *name);
 /* A plausible mail address; NULL when fine, else the reason. */
 const char *orgtool_contact_problem(const char *addr);
-/*
- * "4096R/<40 hex>" or "<40 hex>" in any case -> 40 upper-case hex digits.
- * 0 when fine, -1 when malformed.
- */
-int orgtool_parse_fingerprint(const char *in, char out[ORGTOOL_FPR_LEN + 1]);
 
 /*
  * Load keytrustee.conf from confdir (NULL: default) and connect; the

@@ -94,30 +94,6 @@ seen_digest(const char *signer, time_t created, const unsigned char *data,
 
 /* ---- the pieces of a request --------------------------------------------- */
 
-int
-legacy_fpr(const char *q, char fpr[PGP_FPR_LEN + 1])
-{
-	const char *slash = q != NULL ? strchr(q, '/') : NULL;
-	const char *hex = slash != NULL ? slash + 1 : q;
-	size_t i;
-
-	if (hex == NULL || strlen(hex) != PGP_FPR_LEN ||
-	    !hex_valid(hex, PGP_FPR_LEN))
-		return -1;
-	if (slash != NULL) { /* "<bits><alg>/" */
-		for (i = 0; q + i < slash - 1; i++)
-			if (q[i] < '0' || q[i] > '9')
-				return -1;
-		if (i == 0 || !((slash[-1] >= 'A' && slash[-1] <= 'Z') ||
-				  (slash[-1] >= 'a' && slash[-1] <= 'z')))
-			return -1;
-	}
-	for (i = 0; i < PGP_FPR_LEN; i++)
-		fpr[i] = (char)(hex[i] >= 'a' ? hex[i] - 'a' + 'A' : hex[i]);
-	fpr[PGP_FPR_LEN] = '\0';
-	return 0;
-}
-
 static int
 bad_member(struct verdict *v, const char *key, const char *what)
 {
@@ -497,7 +473,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 			AUTH_SKEW, err, sizeof(err)) == -1)
 			goto unsigned_;
 	} else {
-		if (named == NULL || legacy_fpr(named, fpr) == -1) {
+		if (named == NULL || pgp_fpr_parse(named, fpr) == -1) {
 			verdict_refuse(v, 400, "bad_request",
 			    "client_fingerprint must name the client");
 			goto out;
@@ -539,7 +515,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 	if (request_shape(r->data, v) == -1)
 		goto out;
 	sigfpr = json_string_value(json_object_get(r->data, "sig_fingerprint"));
-	if (sigfpr == NULL || legacy_fpr(sigfpr, fpr) == -1 ||
+	if (sigfpr == NULL || pgp_fpr_parse(sigfpr, fpr) == -1 ||
 	    strcmp(fpr, signer) != 0) {
 		verdict_refuse(v, 401, "wrong_signer",
 		    "sig_fingerprint is not the signer");

@@ -73,8 +73,6 @@ int legacy_int(struct legacy_req *r, const char *key, long long min,
     long long max, long long dflt, long long *out, struct verdict *v);
 int legacy_bool(struct legacy_req *r, const char *key, int dflt, int *out,
     struct verdict *v);
-/* "<bits><alg>/<40 hex>" or 40 hex into an upper-case fingerprint. */
-int legacy_fpr(const char *qualified, char fpr[PGP_FPR_LEN + 1]);
 /*
  * data signed by the server and encrypted to the armored public key
  * pubkey: an armored OpenPGP message (malloc'd), or NULL with err.

@@ -54,7 +54,7 @@ register_key(struct legacy_req *r, const char *qualified, char **armored,
 	char fpr[PGP_FPR_LEN + 1], got[PGP_FPR_LEN + 1], q[PGP_QFPR_MAX];
 	char err[256];
 
-	if (legacy_fpr(qualified, fpr) == -1)
+	if (pgp_fpr_parse(qualified, fpr) == -1)
 		return verdict_refuse(v, 400, "bad_request",
 		    "fingerprint must be the client's <bits>R/<40 hex>");
 	switch (store_hkp_key(r->w->store, fpr, armored)) {

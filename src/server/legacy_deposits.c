@@ -44,7 +44,7 @@ fpr_list(const char *in, char **out, struct verdict *v, const char *key)
 	     tok = strtok_r(NULL, ",", &save)) {
 		while (*tok == ' ')
 			tok++;
-		if (legacy_fpr(tok, fpr) == -1 || ++n > LIST_MAX) {
+		if (pgp_fpr_parse(tok, fpr) == -1 || ++n > LIST_MAX) {
 			free(copy);
 			free(o);
 			verdict_refuse(v, 400, "bad_request", v->buf);
