@@ -47,13 +47,21 @@ See ktbackup.sh(8).
 EOF
 }
 
+# Why the run failed, for the status file: the error's first line and a
+# fixed word (/health shows only the word, never a path).
+last_error=
+reason=other
+
 error() {
+	last_error=${last_error:-$1}
 	echo "error: $1" >&2
 	[ $# -lt 2 ] || echo "hint: $2" >&2
 	exit 1
 }
 
 usage_error() {
+	last_error=${last_error:-$1}
+	reason=usage
 	echo "error: $1" >&2
 	echo "hint: run '$prog --help' for the options" >&2
 	exit 2
@@ -103,6 +111,98 @@ done
 say() { [ "$quiet" = 1 ] || echo "$*" >&2; }
 debug() { [ "$verbose" = 0 ] || [ "$quiet" = 1 ] || echo "$*" >&2; }
 
+started=$(date +%s)
+confdir=${confdir:-$KEYTRUSTEE_HOME/.keytrustee}
+output=${output:-$KEYTRUSTEE_HOME}
+
+# Every run, good or bad, leaves its result in CONFDIR/backup-status.json
+# (when the config dir exists), which the server's /health and
+# `kt-agent status` and `history` read: a failing hourly backup is seen
+# without reading cron's mail.
+status_file=
+if [ -d "$confdir" ]; then
+	status_file=$(cd "$confdir" && pwd -P)/backup-status.json
+fi
+tmpdir=
+new=
+fqdn=
+
+write_status() {
+	local result=ok
+	[ "$1" = 0 ] || result=failed
+	if [ "$1" = 130 ] || [ "$1" = 143 ]; then
+		reason=interrupted
+		last_error=${last_error:-interrupted by a signal}
+	fi
+	[ -n "$fqdn" ] || fqdn=$(hostname -f 2>/dev/null || hostname 2>/dev/null || uname -n)
+	KTB_RESULT=$result KTB_EXIT=$1 KTB_STARTED=$started KTB_ENDED=$(date +%s) \
+		KTB_FILE=$new KTB_ERROR=$last_error KTB_REASON=$reason KTB_HOST=$fqdn \
+		python3 - "$status_file" <<'EOF' ||
+import json, os, sys, tempfile, time
+path = sys.argv[1]
+d = os.path.dirname(path)
+e = os.environ
+interval = 3600  # the schedule's (hourly); keytrustee.conf BACKUP_INTERVAL
+try:
+    with open(os.path.join(d, "keytrustee.conf")) as f:
+        v = json.load(f).get("BACKUP_INTERVAL")
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        interval = v
+except (OSError, ValueError, AttributeError):
+    pass
+ok = e["KTB_RESULT"] == "ok"
+started, ended = int(e["KTB_STARTED"]), int(e["KTB_ENDED"])
+run = {"started": started, "ended": ended, "duration_seconds": ended - started,
+       "result": e["KTB_RESULT"], "exit": int(e["KTB_EXIT"])}
+if ok:
+    run["file"] = e["KTB_FILE"]
+else:
+    err = e["KTB_ERROR"] or "exited with status %s" % e["KTB_EXIT"]
+    run["error"] = err.splitlines()[0][:400]
+    run["reason"] = e["KTB_REASON"]
+old = {}
+try:
+    with open(path) as f:
+        old = json.load(f)
+    if not isinstance(old, dict):
+        old = {}
+except (OSError, ValueError):
+    pass
+runs = [r for r in old.get("runs", []) if isinstance(r, dict)] + [run]
+st = dict(run)
+st.update({"version": 1, "host": e["KTB_HOST"], "interval_seconds": interval,
+           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ended)),
+           "last_ok": ended if ok else old.get("last_ok"), "runs": runs[-48:]})
+fd, tmp = tempfile.mkstemp(dir=d, prefix=".backup-status.")
+try:
+    if os.geteuid() == 0:  # root backing up for the account: the account's file
+        s = os.stat(d)
+        os.fchown(fd, s.st_uid, s.st_gid)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(st, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+except BaseException:
+    os.unlink(tmp)
+    raise
+EOF
+		echo "warning: cannot write the backup status to $status_file" >&2
+}
+
+on_exit() {
+	local rc=$?
+	set +e
+	if [ -n "$tmpdir" ] && [ -d "$tmpdir" ]; then rm -rf -- "$tmpdir"; fi
+	[ -z "$status_file" ] || write_status "$rc"
+	exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 if [ -n "$recipient" ] && [ "$cleartext" = 1 ]; then
 	usage_error "--gpg-recipient and --cleartext exclude each other"
 fi
@@ -117,20 +217,71 @@ case $roll in
 *[!0-9]* | 0*) usage_error "--roll: not a positive number: '$roll'" ;;
 esac
 
-confdir=${confdir:-$KEYTRUSTEE_HOME/.keytrustee}
-output=${output:-$KEYTRUSTEE_HOME}
-
+reason=config
 [ -d "$confdir" ] || error "config dir $confdir does not exist" \
 	"pass the Key Trustee config dir with --confdir=DIR"
 confdir=$(cd "$confdir" && pwd -P)
 conf=$confdir/keytrustee.conf
 [ -r "$conf" ] || error "cannot read $conf" "is $confdir a Key Trustee config dir?"
-[ -d "$output" ] || error "output dir $output does not exist" \
-	"create it, or pass another with --output=DIR"
+[ "$confdir" != / ] || error "the config dir cannot be /"
+
+# The output dir: made when missing (the guide's cron line writes to
+# /tmp/backups, which nobody creates), 0700 and the account's: the config
+# dir's owner when root runs this for the account.
+reason=output
+if [ ! -e "$output" ] && [ ! -L "$output" ]; then
+	if ! err=$(umask 077 && mkdir -p -m 0700 -- "$output" 2>&1); then
+		error "cannot create output dir $output: ${err#mkdir: }" \
+			"create it, or pass another with --output=DIR"
+	fi
+	if [ "$(id -u)" = 0 ]; then
+		chown "$(stat -c %u:%g -- "$confdir")" "$output" ||
+			error "cannot give output dir $output to the owner of $confdir"
+	fi
+	say "Created output dir $output (mode 0700)"
+fi
+[ -d "$output" ] || error "output dir $output is not a directory" \
+	"pass a directory with --output=DIR"
 output=$(cd "$output" && pwd -P)
 [ -w "$output" ] || error "output dir $output is not writable" \
 	"run $prog as the service account, or pass another dir with --output=DIR"
-[ "$confdir" != / ] || error "the config dir cannot be /"
+
+# Everything tar will archive must be readable by this account, checked
+# before anything is written: a file root left in the config dir (the
+# guide's own `sudo cp -r .ssl .ssl.bak`) is named with the command that
+# gives it back.  Such copies are backed up like the rest: .ssl.bak holds
+# the certificate and key the operator may need to go back to.
+reason=unreadable
+unreadable=$(find "$confdir" \( -name 'S.*' -o -path "$confdir/backup-status.json" \
+	-o -path "$confdir/.backup-status.*" \) -prune -o \
+	\( -type d \( ! -readable -o ! -executable \) -print -prune \) -o \
+	\( ! -type d ! -type l ! -readable -print \) 2>/dev/null) || true
+if [ -n "$unreadable" ]; then
+	me=$(id -un)
+	mygroup=$(id -gn)
+	n=$(printf '%s\n' "$unreadable" | wc -l)
+	first=$(printf '%s\n' "$unreadable" | head -n 1)
+	more=
+	[ "$n" -lt 2 ] || more=" and $((n - 1)) more"
+	last_error="cannot read $first$more in the config dir as $me"
+	echo "error: $last_error; nothing was backed up" >&2
+	printf '%s\n' "$unreadable" | head -n 20 | while IFS= read -r p; do
+		echo "detail: $p: $(stat -c '%F, owner %U:%G, mode %a' -- "$p")" >&2
+	done
+	printf '%s\n' "$unreadable" | head -n 20 | while IFS= read -r p; do
+		r=
+		[ ! -d "$p" ] || r=-R
+		if [ "$(stat -c %U -- "$p")" != "$me" ]; then
+			echo "hint: sudo chown $r${r:+ }$me:$mygroup $p" >&2
+		elif [ -d "$p" ]; then
+			echo "hint: chmod -R u+rwX $p" >&2
+		else
+			echo "hint: chmod u+r $p" >&2
+		fi
+	done
+	exit 1
+fi
+reason=other
 
 command -v python3 >/dev/null || error "python3 is not installed"
 command -v tar >/dev/null || error "tar is not installed"
@@ -144,6 +295,7 @@ done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
 	error "pg_dump is not installed" "install the PostgreSQL client programs"
 debug "using $pg_dump"
 
+reason=gpg
 gpg_opts=(--batch --yes --trust-model always --auto-key-locate local --encrypt)
 if [ "$cleartext" = 0 ]; then
 	command -v gpg >/dev/null || error "gpg is not installed"
@@ -160,6 +312,7 @@ fi
 # pg_dump runs as the admin role: DB_CONNECT with the user and password of
 # db-admin.conninfo when the config dir has it (docs/server.md, "The
 # database roles"); DB_CONNECT alone in a config dir from before them.
+reason=config
 dbinfo=$(KTB_PORT="$dbport" python3 - "$conf" <<'EOF'
 import json, os, re, sys
 try:
@@ -200,7 +353,10 @@ print(" ".join("%s=%s" % (k, q(v)) for k, v in d.items()))
 print(port)
 print(password)
 EOF
-) || exit 1
+) || {
+	last_error="cannot take the database settings from $conf"
+	exit 1
+}
 conninfo=$(printf '%s\n' "$dbinfo" | sed -n 1p)
 port=$(printf '%s\n' "$dbinfo" | sed -n 2p)
 password=$(printf '%s\n' "$dbinfo" | sed -n 3p)
@@ -211,13 +367,6 @@ host=$(printf '%s' "$fqdn" | tr '.' '_')
 ext=.tar
 [ "$cleartext" = 1 ] || ext=.tar.gpg
 
-tmpdir=
-cleanup() {
-	if [ -n "$tmpdir" ] && [ -d "$tmpdir" ]; then rm -rf -- "$tmpdir"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 umask 077
 tmpdir=$(mktemp -d "$output/.ktbackup.XXXXXX") ||
 	error "cannot create a temporary dir in $output"
@@ -231,6 +380,7 @@ for _ in 1 2 3; do
 done
 [ ! -e "$output/$base$ext" ] || error "$output/$base$ext already exists"
 
+reason=database
 say "Dumping the keytrustee database (port $port)"
 debug "conninfo: $conninfo"
 sql=$tmpdir/$base.sql
@@ -249,11 +399,15 @@ rel_parent=$(dirname "$rel_conf")
 if [ "$rel_parent" = . ]; then rel_sql=$base.sql; else rel_sql=$rel_parent/$base.sql; fi
 
 # The SQL is stored as <parent of confdir>/kts_bak_....sql; GnuPG sockets
-# (S.gpg-agent*, S.dirmngr, S.keyboxd) are not backed up.
-tar_args=(-c -f - --exclude='S.*' -C / "$rel_conf"
+# (S.gpg-agent*, S.dirmngr, S.keyboxd) and the status of the backups
+# (backup-status.json: the host's, not a part of what is restored) are not
+# backed up.
+tar_args=(-c -f - --exclude='S.*' --exclude="$rel_conf/backup-status.json"
+	--exclude="$rel_conf/.backup-status.*" -C / "$rel_conf"
 	-C "$tmpdir" --transform="s|^$base\\.sql\$|$rel_sql|" "$base.sql")
 [ "$verbose" = 0 ] || [ "$quiet" = 1 ] || tar_args=(-v "${tar_args[@]}")
 
+reason=tar
 part=$tmpdir/$base$ext
 say "Writing $output/$base$ext"
 # tar exits 1 when a file changed while it was read (the running server may
@@ -275,6 +429,7 @@ if [ "$tar_rc" -gt 1 ]; then
 	error "tar of $confdir failed" "run $prog as the account that owns $confdir"
 fi
 if [ "$gpg_rc" -ne 0 ]; then
+	reason=gpg
 	sed 's/^/detail: /' "$tmpdir/gpg.err" >&2
 	error "gpg failed encrypting the backup to '$recipient'"
 fi

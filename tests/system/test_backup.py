@@ -246,7 +246,7 @@ def test_roll_keeps_newest_n_including_the_new_one(kts):
     assert backups(out) == [os.path.basename(proc.stdout.strip())]
 
 
-@pytest.mark.parametrize("case", ["unknown-recipient", "database-down", "missing-output",
+@pytest.mark.parametrize("case", ["unknown-recipient", "database-down", "output-not-a-dir",
                                   "bad-option", "no-recipient", "missing-confdir"])
 def test_errors_leave_no_tarball(kts, case):
     out = outdir(kts, "err")
@@ -254,7 +254,8 @@ def test_errors_leave_no_tarball(kts, case):
         "unknown-recipient": ["--gpg-recipient=nobody@example.com", "--output=" + out],
         "database-down": ["--cleartext", "--output=" + out,
                           "--database-port=%d" % free_port()],
-        "missing-output": ["--cleartext", "--output=" + os.path.join(out, "nope")],
+        "output-not-a-dir": ["--cleartext",
+                             "--output=" + os.path.join(kts.confdir, "keytrustee.conf")],
         "bad-option": ["--cleartext", "--output=" + out, "--bogus"],
         "no-recipient": ["--output=" + out],
         "missing-confdir": ["--cleartext", "--output=" + out,
