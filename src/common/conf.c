@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backupstat.h"
 #include "util.h"
 
 enum conf_type { CT_STR, CT_PORT, CT_COUNT, CT_TLSVER };
@@ -45,6 +46,12 @@ static const struct conf_key {
 	/* Failed authentications a source address may make a minute. */
 	{ "AUTH_FAILURES_PER_MINUTE", CT_COUNT,
 	    offsetof(struct kt_conf, auth_failures_per_minute), 0, 0 },
+	/*
+	 * Seconds between scheduled backups: ktbackup.sh writes it into
+	 * backup-status.json, and a backup older than twice it is overdue.
+	 */
+	{ "BACKUP_INTERVAL", CT_COUNT, offsetof(struct kt_conf, backup_interval),
+	    0, 0 },
 };
 
 static const struct {
@@ -118,6 +125,7 @@ conf_defaults(struct kt_conf *c, const char *confdir)
 	c->tls_min_version = TLS1_2_VERSION;
 	c->port = KT_DEFAULT_PORT;
 	c->db_port = KT_DEFAULT_DB_PORT;
+	c->backup_interval = BACKUPSTAT_DEFAULT_INTERVAL;
 	c->max_conns_per_addr = KT_DEFAULT_MAX_CONNS_PER_ADDR;
 	c->auth_failures_per_minute = KT_DEFAULT_AUTH_FAILURES;
 	if (gethostname(buf, sizeof(buf)) == -1)

@@ -31,6 +31,7 @@ struct kt_conf {
 	int hkp_port;                 /* plain-HTTP HKP listener; 0: none */
 	int max_conns_per_addr;       /* connections from one address */
 	int auth_failures_per_minute; /* per source address, then 429 */
+	int backup_interval;          /* seconds (backupstat.h) */
 	char *db_connect;             /* libpq conninfo; NULL before db setup */
 	char *mail_url;
 	char *hostname;

@@ -1,7 +1,10 @@
 /* info.c - the server's identity and health (see info.h). */
 #include <jansson.h>
 #include <string.h>
+#include <time.h>
 
+#include "backupstat.h"
+#include "conf.h"
 #include "db.h"
 #include "depcache.h"
 #include "ha.h"
@@ -27,7 +30,9 @@ info_pubkey(struct worker *w, struct http_req *req,
 
 /*
  * Role, database (reachable, on this binary's schema), replication, the
- * deposit cache, and the open connections per worker thread.
+ * deposit cache, the open connections per worker thread, and the last
+ * backup (a failed or overdue one does not make the server degraded: it
+ * still serves, and a load balancer must not take it out for that).
  */
 void
 info_health(struct worker *w, struct http_req *req,
@@ -59,6 +64,13 @@ info_health(struct worker *w, struct http_req *req,
 			json_array_append_new(conns,
 			    json_integer(atomic_load(&srv->workers[i].nconns)));
 		json_object_set_new(o, "connections", conns);
+	}
+	if (o != NULL) {
+		json_t *st = backupstat_load(srv->conf->confdir);
+
+		json_object_set_new(
+		    o, "backup", backupstat_health(st, (long long)time(NULL)));
+		json_decref(st);
 	}
 	if (o == NULL) {
 		http_reply_error(req, 500, "internal", "out of memory");

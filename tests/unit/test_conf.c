@@ -249,6 +249,28 @@ test_auth_failures_per_minute(void **state)
 	    "AUTH_FAILURES_PER_MINUTE", "integer");
 }
 
+/* BACKUP_INTERVAL: seconds, hourly by default, a count like the others. */
+static void
+test_backup_interval(void **state)
+{
+	struct kt_conf *c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(parse("{}", &c, err, sizeof(err)), 0);
+	assert_int_equal(c->backup_interval, 3600);
+	conf_free(c);
+	assert_int_equal(
+	    parse("{\"BACKUP_INTERVAL\": 1800}", &c, err, sizeof(err)), 0);
+	assert_int_equal(c->backup_interval, 1800);
+	assert_int_equal(nwarned, 0);
+	conf_free(c);
+	assert_refused("{\"BACKUP_INTERVAL\": 0}",
+	    "test.conf:1: BACKUP_INTERVAL", "from 1 to 1000000");
+	assert_refused("{\"BACKUP_INTERVAL\": \"1h\"}", "BACKUP_INTERVAL",
+	    "integer");
+}
+
 static void
 test_max_connections_per_address(void **state)
 {
@@ -661,6 +683,7 @@ main(void)
 		    reset_warn),
 		cmocka_unit_test_setup(test_auth_failures_per_minute,
 		    reset_warn),
+		cmocka_unit_test_setup(test_backup_interval, reset_warn),
 		cmocka_unit_test_setup(test_tls_version_validation,
 		    reset_warn),
 		cmocka_unit_test_setup(test_tls_version_map, reset_warn),
