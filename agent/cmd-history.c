@@ -1,7 +1,9 @@
 /*
  * cmd-history.c - kt-agent history [SEQ]: every command and role start
  * this agent ran (from each process dir's record.json), or one of them
- * with its stdout and stderr.
+ * with its stdout and stderr; then the backups of this host's roles that
+ * ktbackup.sh recorded (the hourly ones cron runs, which the agent does
+ * not start), a failed one marked "failed".
  */
 #include <dirent.h>
 #include <getopt.h>
@@ -12,6 +14,7 @@
 #include <time.h>
 
 #include "agent.h"
+#include "backupstat.h"
 #include "log.h"
 #include "util.h"
 
@@ -51,6 +54,62 @@ stamp(json_t *v, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static void
+header(void)
+{
+	printf("%-4s %-20s %-20s %-26s %-30s %s\n", "SEQ", "STARTED", "ENDED",
+	    "ROLE", "COMMAND", "EXIT");
+}
+
+/* Rows "-  STARTED ENDED ROLE ktbackup.sh EXIT [failed: ERROR]". */
+static void
+show_backups(void)
+{
+	char path[PATH_MAX];
+	yaml_node_t *roles[16];
+	struct deploy dp;
+	size_t n, i, j;
+
+	/* No deployment, no roles: the history needs none. */
+	if (state_path(path, sizeof(path), "deployment.json") == -1 ||
+	    !file_exists(path) || deploy_load(&dp) == -1)
+		return;
+	n = deploy_host_roles(&dp, agent_host, roles, 16);
+	for (i = 0; i < n; i++) {
+		char *confdir = NULL;
+		json_t *st = role_backup_status(&dp, roles[i], &confdir);
+		json_t *runs = json_object_get(st, "runs"), *r;
+
+		json_array_foreach(runs, j, r)
+		{
+			char t1[32], t2[32];
+			const char *res =
+			    json_string_value(json_object_get(r, "result"));
+
+			backupstat_time(
+			    json_integer_value(json_object_get(r, "started")),
+			    t1, sizeof(t1));
+			backupstat_time(
+			    json_integer_value(json_object_get(r, "ended")),
+			    t2, sizeof(t2));
+			printf("%-4s %-20s %-20s %-26s %-30s %lld", "-", t1, t2,
+			    desc_str(&dp.desc, roles[i], "name"), "ktbackup.sh",
+			    (long long)json_integer_value(
+				json_object_get(r, "exit")));
+			if (res == NULL || strcmp(res, "ok") != 0)
+				printf(" failed: %s",
+				    json_is_string(json_object_get(r, "error"))
+					? json_string_value(
+					      json_object_get(r, "error"))
+					: "-");
+			printf("\n");
+		}
+		json_decref(st);
+		free(confdir);
+	}
+	deploy_free(&dp);
+}
+
 int
 cmd_history(int argc, char **argv)
 {
@@ -77,6 +136,8 @@ cmd_history(int argc, char **argv)
 			cli_error("no process %d: nothing has run yet", want);
 			return 1;
 		}
+		header();
+		show_backups();
 		return 0;
 	}
 	while ((de = readdir(dir)) != NULL) {
@@ -92,8 +153,7 @@ cmd_history(int argc, char **argv)
 	closedir(dir);
 	qsort(names, n, sizeof(*names), by_seq);
 	if (!want)
-		printf("%-4s %-20s %-20s %-26s %-30s %s\n", "SEQ", "STARTED",
-		    "ENDED", "ROLE", "COMMAND", "EXIT");
+		header();
 	for (i = 0; i < n; i++) {
 		char path[PATH_MAX + 300], dpath[PATH_MAX + 280], t1[32],
 		    t2[32];
@@ -141,6 +201,8 @@ cmd_history(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+	if (!want)
+		show_backups();
 	if (want && !found) {
 		cli_error("no process %d in %s", want, base);
 		return 1;

@@ -1,14 +1,72 @@
 /*
  * cmd-status.c - kt-agent status [ROLE]: the state of this host's roles
- * as the supervisor sees them.  Exit 0 when every role shown runs, 3 when
- * one does not (as ktadmin db --status).
+ * as the supervisor sees them, and under each role that makes backups the
+ * result of its last one (a failed scheduled backup shows here, not only
+ * in cron's mail).  Exit 0 when every role shown runs, 3 when one does not
+ * (as ktadmin db --status).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent.h"
+#include "backupstat.h"
 #include "log.h"
+
+static const char *
+or_dash(const json_t *v)
+{
+	return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+/* "  backup: STATE ..." under a role that makes backups. */
+static void
+show_backup(const struct deploy *dp, yaml_node_t *role)
+{
+	char *confdir = NULL, when[32], ok[32];
+	json_t *st = role_backup_status(dp, role, &confdir);
+	long long now = (long long)time(NULL);
+	const char *state = backupstat_state(st, now);
+
+	if (confdir == NULL)
+		return;
+	if (st == NULL) {
+		if (errno == ENOENT)
+			printf("  backup: none: no backup has run (no %s/%s)\n",
+			    confdir, BACKUPSTAT_FILE);
+		else
+			printf("  backup: unknown: %s/%s: %s\n", confdir,
+			    BACKUPSTAT_FILE,
+			    errno == EINVAL ? "not a backup status"
+					    : strerror(errno));
+		free(confdir);
+		return;
+	}
+	backupstat_time(json_integer_value(json_object_get(st, "ended")), when,
+	    sizeof(when));
+	backupstat_time(json_integer_value(json_object_get(st, "last_ok")), ok,
+	    sizeof(ok));
+	printf("  backup: %s: last run %s %s (exit %lld, %llds)", state, when,
+	    json_string_value(json_object_get(st, "result")),
+	    (long long)json_integer_value(json_object_get(st, "exit")),
+	    (long long)json_integer_value(
+		json_object_get(st, "duration_seconds")));
+	if (strcmp(json_string_value(json_object_get(st, "result")), "ok") == 0)
+		printf(": %s",
+		    or_dash(json_object_get(st, "file")));
+	else
+		printf(": %s; last ok %s",
+		    or_dash(json_object_get(st, "error")), ok);
+	if (strcmp(state, "overdue") == 0)
+		printf("; overdue: older than twice the %llds interval",
+		    backupstat_interval(st));
+	printf("\n");
+	json_decref(st);
+	free(confdir);
+}
 
 int
 cmd_status(int argc, char **argv)
@@ -50,6 +108,7 @@ cmd_status(int argc, char **argv)
 			printf(" %s",
 			    json_string_value(json_object_get(r, "process")));
 		printf("\n");
+		show_backup(&dp, sel[i]);
 		if (strcmp(state, "running") != 0)
 			ret = 3;
 	}

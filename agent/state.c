@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "backupstat.h"
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
@@ -694,4 +695,33 @@ proc_run_command(const struct deploy *dp, yaml_node_t *role, yaml_node_t *cmd,
 	*exitp = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	proc_record(pd, rname, cname, pid, *exitp, started, (long)time(NULL));
 	return 0;
+}
+
+char *
+role_backup_confdir(const struct deploy *dp, yaml_node_t *role)
+{
+	const struct desc *d = &dp->desc;
+	yaml_node_t *cmd = desc_find(d, desc_get(d, role, "commands"),
+	    BACKUP_ROLE_COMMAND);
+	yaml_node_t *env = desc_get(d,
+	    desc_get(d, cmd, "commandRunner"), "environmentVariables");
+	const char *v = desc_str(d, env, "KT_CONFDIR");
+
+	return v != NULL ? deploy_subst(dp, v) : NULL;
+}
+
+json_t *
+role_backup_status(
+    const struct deploy *dp, yaml_node_t *role, char **confdirp)
+{
+	char *confdir = role_backup_confdir(dp, role);
+	json_t *st;
+
+	*confdirp = confdir;
+	if (confdir == NULL) {
+		errno = ENOENT;
+		return NULL;
+	}
+	st = backupstat_load(confdir);
+	return st;
 }
