@@ -135,17 +135,13 @@ void strv_free(char **v);
 /* record.json of a process dir */
 int proc_record(const struct proc_dir *pd, const char *role,
     const char *command, pid_t pid, int exitcode, long started, long ended);
-/*
- * Backups: the role command that makes them (ktbackup.sh, then the hourly
- * schedule), and the config dir a role's backups are of (KT_CONFDIR of
- * that command; malloc'd, NULL when the role makes none).
- */
+/* The role command that makes backups (ktbackup.sh, then the schedule). */
 #define BACKUP_ROLE_COMMAND "BackupAndSetupCronJob"
-char *role_backup_confdir(const struct deploy *dp, yaml_node_t *role);
 /*
- * The status ktbackup.sh left for that config dir (backupstat.h); NULL when
- * none.  *confdirp is the config dir (the caller frees it), NULL when the
- * role makes no backups.
+ * The status ktbackup.sh left (backupstat.h) for the config dir a role's
+ * backups are of, KT_CONFDIR of that command; NULL when none.  *confdirp
+ * is that config dir (the caller frees it), NULL when the role makes no
+ * backups.
  */
 json_t *role_backup_status(
     const struct deploy *dp, yaml_node_t *role, char **confdirp);

@@ -697,7 +697,8 @@ proc_run_command(const struct deploy *dp, yaml_node_t *role, yaml_node_t *cmd,
 	return 0;
 }
 
-char *
+/* KT_CONFDIR of the role's backup command (malloc'd); NULL: it has none. */
+static char *
 role_backup_confdir(const struct deploy *dp, yaml_node_t *role)
 {
 	const struct desc *d = &dp->desc;
@@ -714,14 +715,9 @@ json_t *
 role_backup_status(
     const struct deploy *dp, yaml_node_t *role, char **confdirp)
 {
-	char *confdir = role_backup_confdir(dp, role);
-	json_t *st;
-
-	*confdirp = confdir;
-	if (confdir == NULL) {
+	if ((*confdirp = role_backup_confdir(dp, role)) == NULL) {
 		errno = ENOENT;
 		return NULL;
 	}
-	st = backupstat_load(confdir);
-	return st;
+	return backupstat_load(*confdirp);
 }

@@ -165,6 +165,8 @@ cat >"$tmp" <<EOF
 # Written by $prog; remove with '$prog remove --cron-file $cron_file'.
 # Restore: gpg -d -o backup.tar FILE; tar xvf backup.tar -C /; drop and create
 # the keytrustee database; psql -f the .sql next to the config dir; restart.
+# Each run's result: CONFDIR/backup-status.json, shown by the server's
+# /health and by kt-agent status and history.
 SHELL=/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 $line

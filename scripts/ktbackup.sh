@@ -8,6 +8,10 @@
 # is `gpg -d -o backup.tar FILE; tar xvf backup.tar -C /`; the SQL lands next
 # to the config dir (<parent of confdir>/kts_bak_....sql) and is loaded with
 # `psql -f` after dropping and re-creating the keytrustee database.
+#
+# It refuses, naming each one with the chown or chmod that fixes it, when
+# the account cannot read something it would archive; and every run leaves
+# its result in CONFDIR/backup-status.json (docs/backup.md).
 set -euo pipefail
 
 prog=ktbackup.sh
@@ -30,7 +34,8 @@ OUTPUT/kts_bak_<fqdn with . as _>_<YYYY-MM-DD_HH-MM-SS>.tar[.gpg].
                              public key must be in the running account's
                              keyring (GNUPGHOME, default ~/.gnupg)
       --cleartext            write an unencrypted tarball (not for production)
-      --output=DIR           output directory (default: \$KEYTRUSTEE_HOME)
+      --output=DIR           output directory (default: \$KEYTRUSTEE_HOME);
+                             made, mode 0700, when it does not exist
       --roll=n               after writing the new backup, delete older
                              backups (kts_bak_*.tar, kts_bak_*.tar.gpg) in the
                              output dir so that the newest n backups remain,
@@ -42,6 +47,9 @@ OUTPUT/kts_bak_<fqdn with . as _>_<YYYY-MM-DD_HH-MM-SS>.tar[.gpg].
   -h, --help                 show this help and exit
 
 Either --gpg-recipient or --cleartext is required.
+
+Every run leaves its result in CONFDIR/backup-status.json, shown by the
+server's /health and by kt-agent status and history.
 
 See ktbackup.sh(8).
 EOF
@@ -230,7 +238,8 @@ conf=$confdir/keytrustee.conf
 # dir's owner when root runs this for the account.
 reason=output
 if [ ! -e "$output" ] && [ ! -L "$output" ]; then
-	if ! err=$(umask 077 && mkdir -p -m 0700 -- "$output" 2>&1); then
+	# Missing parents as mkdir -p makes them (0755), the dir itself 0700.
+	if ! err=$(umask 022 && mkdir -p -m 0700 -- "$output" 2>&1); then
 		error "cannot create output dir $output: ${err#mkdir: }" \
 			"create it, or pass another with --output=DIR"
 	fi

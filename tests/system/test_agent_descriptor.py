@@ -384,8 +384,11 @@ def test_two_agents_two_hosts(tmp_path):
     assert "error: role DB_PASSIVE is not assigned to host kts1; it is on kts2" in proc.stderr
     proc = a2("status")
     assert proc.returncode == 3
-    assert [l.split()[:2] for l in proc.stdout.splitlines()] == [
+    roles = [l for l in proc.stdout.splitlines() if not l.startswith("  ")]
+    assert [l.split()[:2] for l in roles] == [
         ["DB_PASSIVE", "stopped"], ["KEYTRUSTEE_PASSIVE_SERVER", "stopped"]]
+    # under the server role, its last backup (the indented line)
+    assert proc.stdout.splitlines()[2].startswith("  backup: ")
 
 
 # --------------------------------------------------------------------------

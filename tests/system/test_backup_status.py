@@ -122,6 +122,10 @@ def test_root_makes_the_missing_output_dir_for_the_account(kts):
                env=dict(os.environ, KEYTRUSTEE_HOME=kts.home), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert mode(out) == 0o700 and os.stat(out).st_uid == pw(ACCOUNT).pw_uid
+    assert mode(os.path.dirname(out)) == 0o755  # a made parent: the account passes
+    proc = ktbackup_as_account(kts, "--cleartext", "-q", "--output=" + out)
+    assert proc.returncode == 0, proc.stderr
+    assert len(kts_files(out)) == 2
     # the status file stays the account's too
     st = os.stat(os.path.join(kts.confdir, "backup-status.json"))
     assert st.st_uid == pw(ACCOUNT).pw_uid and st.st_mode & 0o777 == 0o600
