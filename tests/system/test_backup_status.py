@@ -91,6 +91,26 @@ def health(k):
     return json.loads(body), body
 
 
+def scheduled_job(k, out):
+    """Install the hourly schedule into a temporary cron.d file (never
+    /etc/cron.d) and run its job as cron would: `sh -c LINE` as the user,
+    with the file's SHELL and PATH and the account's HOME."""
+    cron = os.path.join(k.registry.mkdtemp("bscron-"), "keytrustee-backup")
+    proc = run([os.path.join(SCRIPTS, "kt-backup-schedule.sh"), "install", "--cron-file", cron,
+                "--user", ACCOUNT, "--cleartext", "--confdir", k.confdir, "--output", out,
+                "--ktbackup", k.script])
+    assert proc.returncode == 0, proc.stderr
+    with open(cron) as f:
+        job = [l for l in f.read().splitlines() if l.startswith("0 * * * * ")]
+    assert len(job) == 1
+    fields = job[0].split(None, 6)
+    assert fields[5] == ACCOUNT
+    return run([tool("runuser"), "-u", ACCOUNT, "--", "env", "-i", "SHELL=/bin/sh",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME=" + k.home, "LOGNAME=" + ACCOUNT, "/bin/sh", "-c", fields[6]],
+               cwd=k.home, timeout=120)
+
+
 def sticky_tmp(k):
     """A dir like /tmp (1777), in which the guide's /tmp/backups is missing."""
     d = k.registry.mkdtemp("bstmp-")
@@ -186,14 +206,17 @@ def test_status_file_on_success_and_failure_and_health(kts):
 def test_the_guides_ssl_bak_is_named_with_its_chown(kts):
     """Replacing Key Trustee Server Certificates, step 1, as printed:
     `sudo cp -r .../.keytrustee/.ssl .../.keytrustee/.ssl.bak`."""
+    out = os.path.join(sticky_tmp(kts), "backups")
+    proc = scheduled_job(kts, out)  # a good hourly backup first
+    assert proc.returncode == 0, proc.stderr
+    good = kts_files(out)
     ssl_dir = os.path.join(kts.confdir, ".ssl")
     bak = os.path.join(kts.confdir, ".ssl.bak")
     run(["sh", "-c", 'umask 022 && cp -r "$0" "$1"', ssl_dir, bak], check=True)
     assert os.stat(bak).st_uid == 0
-    out = os.path.join(sticky_tmp(kts), "backups")
     try:
-        proc = ktbackup_as_account(kts, "--cleartext", "--quiet", "--output=" + out,
-                                   "--roll=10")
+        # the hourly job, as kt-backup-schedule.sh writes it and cron runs it
+        proc = scheduled_job(kts, out)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert proc.stdout == ""
         assert "tar:" not in proc.stderr  # found before tar ran
@@ -201,7 +224,7 @@ def test_the_guides_ssl_bak_is_named_with_its_chown(kts):
         assert lines[0].startswith("error: cannot read %s" % bak), proc.stderr
         hint = "hint: sudo chown -R keytrustee:keytrustee %s" % bak
         assert hint in lines, proc.stderr
-        assert kts_files(out) == [] and os.listdir(out) == []
+        assert os.listdir(out) == good  # no partial file, no temporary dir
         st = status(kts)
         assert st["result"] == "failed" and st["reason"] == "unreadable"
         assert bak in st["error"]
@@ -226,13 +249,12 @@ def test_the_guides_ssl_bak_is_named_with_its_chown(kts):
         assert backups and all(r[0] == "-" and r[3] == "KEYTRUSTEE_ACTIVE_SERVER"
                                for r in backups)
         assert backups[-1][5] == "1" and backups[-1][6].startswith("failed: cannot read " + bak)
-        assert [r[5] for r in backups].count("0") >= 1  # the good ones before it
+        assert backups[-2][5] == "0" and len(backups[-2]) == 6  # the good one before it
 
         # the hint, as printed (we are root: without sudo) -> the backup works
         cmd = hint[len("hint: sudo "):].split()
         run(cmd, check=True)
-        proc = ktbackup_as_account(kts, "--cleartext", "--quiet", "--output=" + out,
-                                   "--roll=10")
+        proc = scheduled_job(kts, out)
         assert proc.returncode == 0, proc.stderr
         with tarfile.open(proc.stdout.strip()) as tf:
             names = tf.getnames()
