@@ -181,8 +181,9 @@ st = dict(run)
 st.update({"version": 1, "host": e["KTB_HOST"], "interval_seconds": interval,
            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ended)),
            "last_ok": ended if ok else old.get("last_ok"), "runs": runs[-48:]})
-fd, tmp = tempfile.mkstemp(dir=d, prefix=".backup-status.")
+tmp = None
 try:
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".backup-status.")
     if os.geteuid() == 0:  # root backing up for the account: the account's file
         s = os.stat(d)
         os.fchown(fd, s.st_uid, s.st_gid)
@@ -193,11 +194,13 @@ try:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-except BaseException:
-    os.unlink(tmp)
-    raise
+except OSError as ex:
+    if tmp is not None and os.path.exists(tmp):
+        os.unlink(tmp)
+    sys.stderr.write("warning: cannot write the backup status %s: %s\n"
+                     % (path, ex.strerror or ex))
 EOF
-		echo "warning: cannot write the backup status to $status_file" >&2
+		true
 }
 
 on_exit() {
@@ -240,7 +243,7 @@ reason=output
 if [ ! -e "$output" ] && [ ! -L "$output" ]; then
 	# Missing parents as mkdir -p makes them (0755), the dir itself 0700.
 	if ! err=$(umask 022 && mkdir -p -m 0700 -- "$output" 2>&1); then
-		error "cannot create output dir $output: ${err#mkdir: }" \
+		error "cannot create output dir $output: ${err##*: }" \
 			"create it, or pass another with --output=DIR"
 	fi
 	if [ "$(id -u)" = 0 ]; then

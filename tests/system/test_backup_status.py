@@ -151,6 +151,18 @@ def test_root_makes_the_missing_output_dir_for_the_account(kts):
     assert st.st_uid == pw(ACCOUNT).pw_uid and st.st_mode & 0o777 == 0o600
 
 
+def test_output_dir_the_account_cannot_make_is_named(kts):
+    parent = kts.registry.mkdtemp("bsroot-owned-")  # root's, 0755
+    out = os.path.join(parent, "backups")
+    proc = ktbackup_as_account(kts, "--cleartext", "-q", "--output=" + out)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines()[0] == \
+        "error: cannot create output dir %s: Permission denied" % out
+    assert os.listdir(parent) == []
+    st = status(kts)
+    assert st["result"] == "failed" and st["reason"] == "output"
+
+
 def test_output_that_is_not_a_directory_is_refused(kts):
     d = sticky_tmp(kts)
     path = os.path.join(d, "backups")
