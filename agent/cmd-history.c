@@ -90,8 +90,8 @@ show_backups(void)
 			    json_integer_value(json_object_get(r, "started")),
 			    t1, sizeof(t1));
 			backupstat_time(
-			    json_integer_value(json_object_get(r, "ended")),
-			    t2, sizeof(t2));
+			    json_integer_value(json_object_get(r, "ended")), t2,
+			    sizeof(t2));
 			printf("%-4s %-20s %-20s %-26s %-30s %lld", "-", t1, t2,
 			    desc_str(&dp.desc, roles[i], "name"), "ktbackup.sh",
 			    (long long)json_integer_value(

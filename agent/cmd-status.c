@@ -47,16 +47,15 @@ show_backup(const struct deploy *dp, yaml_node_t *role)
 	}
 	backupstat_time(json_integer_value(json_object_get(st, "ended")), when,
 	    sizeof(when));
-	backupstat_time(json_integer_value(json_object_get(st, "last_ok")), ok,
-	    sizeof(ok));
+	backupstat_time(
+	    json_integer_value(json_object_get(st, "last_ok")), ok, sizeof(ok));
 	printf("  backup: %s: last run %s %s (exit %lld, %llds)", state, when,
 	    json_string_value(json_object_get(st, "result")),
 	    (long long)json_integer_value(json_object_get(st, "exit")),
 	    (long long)json_integer_value(
 		json_object_get(st, "duration_seconds")));
 	if (strcmp(json_string_value(json_object_get(st, "result")), "ok") == 0)
-		printf(": %s",
-		    or_dash(json_object_get(st, "file")));
+		printf(": %s", or_dash(json_object_get(st, "file")));
 	else
 		printf(": %s; last ok %s",
 		    or_dash(json_object_get(st, "error")), ok);

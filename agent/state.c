@@ -702,10 +702,10 @@ static char *
 role_backup_confdir(const struct deploy *dp, yaml_node_t *role)
 {
 	const struct desc *d = &dp->desc;
-	yaml_node_t *cmd = desc_find(d, desc_get(d, role, "commands"),
-	    BACKUP_ROLE_COMMAND);
-	yaml_node_t *env = desc_get(d,
-	    desc_get(d, cmd, "commandRunner"), "environmentVariables");
+	yaml_node_t *cmd =
+	    desc_find(d, desc_get(d, role, "commands"), BACKUP_ROLE_COMMAND);
+	yaml_node_t *env = desc_get(
+	    d, desc_get(d, cmd, "commandRunner"), "environmentVariables");
 	const char *v = desc_str(d, env, "KT_CONFDIR");
 
 	return v != NULL ? deploy_subst(dp, v) : NULL;

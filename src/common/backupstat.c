@@ -11,8 +11,8 @@
 #include "util.h"
 
 /* The words ktbackup.sh gives a failure; anything else shows as "other". */
-static const char *const reasons[] = { "usage", "config", "output",
-	"unreadable", "gpg", "database", "tar", "interrupted", "other" };
+static const char *const reasons[] = {"usage", "config", "output", "unreadable",
+    "gpg", "database", "tar", "interrupted", "other"};
 
 json_t *
 backupstat_load(const char *confdir)
@@ -44,7 +44,8 @@ backupstat_load(const char *confdir)
 long long
 backupstat_interval(const json_t *st)
 {
-	json_int_t v = json_integer_value(json_object_get(st, "interval_seconds"));
+	json_int_t v =
+	    json_integer_value(json_object_get(st, "interval_seconds"));
 
 	return v > 0 ? (long long)v : BACKUPSTAT_DEFAULT_INTERVAL;
 }

@@ -60,9 +60,9 @@ test_none(void **state)
 static void
 test_not_a_status(void **state)
 {
-	static const char *bad[] = { "", "[]", "{\"result\": \"ok\"}",
-		"{\"ended\": \"x\", \"result\": \"ok\"}",
-		"{\"ended\": 5, \"result\": \"maybe\"}", "{\"ended\": 5}" };
+	static const char *bad[] = {"", "[]", "{\"result\": \"ok\"}",
+	    "{\"ended\": \"x\", \"result\": \"ok\"}",
+	    "{\"ended\": 5, \"result\": \"maybe\"}", "{\"ended\": 5}"};
 	size_t i;
 
 	(void)state;
@@ -92,8 +92,8 @@ test_ok_then_overdue(void **state)
 	    json_string_value(json_object_get(h, "state")), "ok");
 	assert_string_equal(json_string_value(json_object_get(h, "last")),
 	    "1970-01-01T00:16:40Z");
-	assert_int_equal(json_integer_value(json_object_get(h, "age_seconds")),
-	    10);
+	assert_int_equal(
+	    json_integer_value(json_object_get(h, "age_seconds")), 10);
 	assert_int_equal(
 	    json_integer_value(json_object_get(h, "duration_seconds")), 3);
 	assert_null(json_object_get(h, "reason"));
@@ -111,7 +111,8 @@ test_failed_shows_a_word_not_the_error(void **state)
 	(void)state;
 	put("{\"ended\": 50, \"result\": \"failed\", \"exit\": 1, "
 	    "\"interval_seconds\": 60, \"reason\": \"unreadable\", "
-	    "\"error\": \"cannot read /var/lib/keytrustee/.keytrustee/.ssl.bak\", "
+	    "\"error\": \"cannot read "
+	    "/var/lib/keytrustee/.keytrustee/.ssl.bak\", "
 	    "\"last_ok\": null}");
 	assert_non_null(st = backupstat_load(dir));
 	assert_int_equal(backupstat_interval(st), 60);
@@ -156,14 +157,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_none, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_not_a_status, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_ok_then_overdue, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_failed_shows_a_word_not_the_error, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_time, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_none, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_a_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_ok_then_overdue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_failed_shows_a_word_not_the_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_time, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
