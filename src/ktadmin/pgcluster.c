@@ -149,6 +149,7 @@ pgcluster_setup(struct pgcluster *d, const char *rootdir, int port)
 	if (pgbin_find(d->bindir, sizeof(d->bindir)) == -1)
 		return 1;
 	pgcluster_set_listen(d, NULL);
+	pgcluster_read_sockdir(d);
 	return 0;
 }
 
@@ -276,6 +277,7 @@ pgcluster_start(const struct pgcluster *d)
 		argv[9] = "-o";
 		argv[10] = portopt;
 	}
+	pgcluster_sockdir_ensure(d);
 	if ((st = pgcluster_ctl(d, argv, &res)) > 0) {
 		pgcluster_failed(
 		    &res, "PostgreSQL did not start in %s", d->root);
@@ -331,6 +333,7 @@ pgcluster_exec(const struct pgcluster *d)
 		argv[3] = "-p";
 		argv[4] = portstr;
 	}
+	pgcluster_sockdir_ensure(d);
 	if (d->runas != NULL) {
 		if ((pw = getpwnam(d->runas)) == NULL) {
 			cli_error("no such account: %s", d->runas);

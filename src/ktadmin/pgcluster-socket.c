@@ -1,0 +1,162 @@
+/*
+ * pgcluster-socket.c - where the cluster's unix sockets are.  Always in
+ * ROOT; the standard cluster (port 11381) also in libpq's default
+ * directory, /var/run/postgresql on Debian, so that the guide's
+ * `sudo -u keytrustee psql -p 11381 -d keytrustee` and `pg_dump -p 11381`
+ * reach it without -h.  That directory belongs to Debian's
+ * postgresql-common (its tmpfiles.d makes it 2775 postgres:postgres at
+ * every boot); the account writes there as a member of the postgres group
+ * (scripts/kt-account.sh).  Made here only when missing.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pgcluster.h"
+#include "util.h"
+
+#define PGCLUSTER_SOCK_SUFFIX "/.s.PGSQL.65535.lock"
+
+int
+pgcluster_set_sockdir(struct pgcluster *d, const char *dir)
+{
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) -
+	    sizeof(PGCLUSTER_SOCK_SUFFIX);
+
+	if (*dir == '\0') {
+		d->sockdir[0] = '\0';
+		return 0;
+	}
+	if (*dir != '/' || strpbrk(dir, "',\\\n\r") != NULL) {
+		cli_error("--socket-dir: \"%s\" is not an absolute path without "
+			  "quotes, commas or backslashes",
+		    dir);
+		return -1;
+	}
+	if (strlen(dir) > max) {
+		cli_error("--socket-dir %s is too long for a unix socket (at "
+			  "most %zu characters)",
+		    dir, max);
+		return -1;
+	}
+	snprintf(d->sockdir, sizeof(d->sockdir), "%s", dir);
+	return 0;
+}
+
+int
+pgcluster_sockdirs(const struct pgcluster *d, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s%s%s", d->root,
+	    *d->sockdir != '\0' ? ", " : "", d->sockdir);
+
+	if (n < 0 || (size_t)n >= len) {
+		cli_error("%s: path too long", d->root);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The directory of ROOT/postgresql.conf's (last) unix_socket_directories
+ * that is not ROOT, as bootstrap wrote it; none when there is none.
+ */
+void
+pgcluster_read_sockdir(struct pgcluster *d)
+{
+	char path[PATH_MAX], line[PATH_MAX * 2 + 64], *p, *q, *dir;
+	FILE *fp;
+
+	d->sockdir[0] = '\0';
+	if (path_join(path, sizeof(path), d->root, "postgresql.conf") == -1 ||
+	    (fp = fopen(path, "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		p = line + strspn(line, " \t");
+		if (strncmp(p, "unix_socket_directories", 23) != 0 ||
+		    (p = strchr(p, '\'')) == NULL ||
+		    (q = strchr(++p, '\'')) == NULL)
+			continue;
+		*q = '\0';
+		d->sockdir[0] = '\0';
+		while ((dir = strsep(&p, ",")) != NULL) {
+			dir += strspn(dir, " ");
+			dir[strcspn(dir, " ")] = '\0';
+			if (*dir == '/' && strcmp(dir, d->root) != 0 &&
+			    strlen(dir) < sizeof(d->sockdir)) {
+				snprintf(d->sockdir, sizeof(d->sockdir), "%s",
+				    dir);
+				break;
+			}
+		}
+	}
+	fclose(fp);
+}
+
+/* Can uid (with gid and its supplementary groups) write into st's dir? */
+static int
+pgcluster_can_write(const struct stat *st, const char *account)
+{
+	struct passwd *pw = getpwnam(account);
+	gid_t groups[64];
+	int i, n = 64;
+
+	if (pw == NULL)
+		return 0;
+	if (st->st_uid == pw->pw_uid)
+		return (st->st_mode & S_IWUSR) && (st->st_mode & S_IXUSR);
+	if (getgrouplist(account, pw->pw_gid, groups, &n) == -1)
+		n = 0;
+	for (i = 0; i < n; i++)
+		if (groups[i] == st->st_gid)
+			return (st->st_mode & S_IWGRP) && (st->st_mode & S_IXGRP);
+	return (st->st_mode & S_IWOTH) && (st->st_mode & S_IXOTH);
+}
+
+void
+pgcluster_sockdir_ensure(const struct pgcluster *d)
+{
+	struct passwd *pg;
+	struct stat st;
+	uid_t uid = 0;
+	gid_t gid = 0;
+
+	if (*d->sockdir == '\0' || d->runas == NULL)
+		return;
+	if (stat(d->sockdir, &st) == -1) {
+		if (errno != ENOENT) {
+			cli_warning("%s: %s", d->sockdir, strerror(errno));
+			return;
+		}
+		/* As postgresql-common's tmpfiles.d would make it. */
+		if ((pg = getpwnam("postgres")) != NULL) {
+			uid = pg->pw_uid;
+			gid = pg->pw_gid;
+		} else
+			(void)account_lookup(d->runas, &uid, &gid);
+		if (mkdir(d->sockdir, 0755) == -1 ||
+		    chown(d->sockdir, pg != NULL ? uid : 0, gid) == -1 ||
+		    chmod(d->sockdir, 02775) == -1 ||
+		    stat(d->sockdir, &st) == -1) {
+			cli_warning("cannot create %s for PostgreSQL's second "
+				    "socket: %s",
+			    d->sockdir, strerror(errno));
+			return;
+		}
+	}
+	if (!S_ISDIR(st.st_mode) || !pgcluster_can_write(&st, d->runas)) {
+		cli_warning("the %s account cannot write to %s: psql and "
+			    "pg_dump without -h will not find this PostgreSQL",
+		    d->runas, d->sockdir);
+		cli_hint("run kt-account.sh as root (it adds %s to the group "
+			 "of %s), or use psql -h %s",
+		    d->runas, d->sockdir, d->root);
+	}
+}
