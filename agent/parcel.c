@@ -92,8 +92,8 @@ parcel_ensure_users(const char *dirpath)
 	snprintf(script, sizeof(script), "%s/libexec/kt-account.sh", dirpath);
 	json_object_foreach(json_object_get(meta, "users"), name, u)
 	{
-		char *argv[] = {script, "--user", (char *)name, "--home", NULL,
-		    NULL};
+		char *argv[] = {
+		    script, "--user", (char *)name, "--home", NULL, NULL};
 
 		if (getpwnam(name) != NULL)
 			continue;
@@ -108,7 +108,8 @@ parcel_ensure_users(const char *dirpath)
 			cli_error("the account %s the parcel runs as does not "
 				  "exist",
 			    name);
-			cli_hint("activate the parcel as root, which creates it");
+			cli_hint(
+			    "activate the parcel as root, which creates it");
 			goto out;
 		}
 		argv[4] = (char *)home;

@@ -660,11 +660,11 @@ cmd_db(int argc, char **argv)
 		return r;
 	pgcluster_set_listen(&d, listen);
 	/* The standard cluster also answers in libpq's default socket dir. */
-	if (action == DB_BOOTSTRAP &&
-	    pgcluster_set_sockdir(&d, sockdir != NULL ? sockdir
-				      : (port == 0 || port == KT_DEFAULT_DB_PORT)
-				      ? PGCLUSTER_SHARED_SOCKDIR
-				      : "") == -1)
+	if (sockdir == NULL)
+		sockdir = port == 0 || port == KT_DEFAULT_DB_PORT
+		    ? PGCLUSTER_SHARED_SOCKDIR
+		    : "";
+	if (action == DB_BOOTSTRAP && pgcluster_set_sockdir(&d, sockdir) == -1)
 		return ktadmin_bad_usage("db");
 	switch (action) {
 	case DB_BOOTSTRAP:

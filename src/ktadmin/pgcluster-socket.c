@@ -36,8 +36,9 @@ pgcluster_set_sockdir(struct pgcluster *d, const char *dir)
 		return 0;
 	}
 	if (*dir != '/' || strpbrk(dir, "',\\\n\r") != NULL) {
-		cli_error("--socket-dir: \"%s\" is not an absolute path without "
-			  "quotes, commas or backslashes",
+		cli_error(
+		    "--socket-dir: \"%s\" is not an absolute path without "
+		    "quotes, commas or backslashes",
 		    dir);
 		return -1;
 	}
@@ -87,12 +88,15 @@ pgcluster_read_sockdir(struct pgcluster *d)
 		*q = '\0';
 		d->sockdir[0] = '\0';
 		while ((dir = strsep(&p, ",")) != NULL) {
+			size_t n;
+
 			dir += strspn(dir, " ");
-			dir[strcspn(dir, " ")] = '\0';
+			for (n = strlen(dir); n > 0 && dir[n - 1] == ' '; n--)
+				dir[n - 1] = '\0';
 			if (*dir == '/' && strcmp(dir, d->root) != 0 &&
 			    strlen(dir) < sizeof(d->sockdir)) {
-				snprintf(d->sockdir, sizeof(d->sockdir), "%s",
-				    dir);
+				snprintf(
+				    d->sockdir, sizeof(d->sockdir), "%s", dir);
 				break;
 			}
 		}
@@ -116,47 +120,50 @@ pgcluster_can_write(const struct stat *st, const char *account)
 		n = 0;
 	for (i = 0; i < n; i++)
 		if (groups[i] == st->st_gid)
-			return (st->st_mode & S_IWGRP) && (st->st_mode & S_IXGRP);
+			return (st->st_mode & S_IWGRP) &&
+			    (st->st_mode & S_IXGRP);
 	return (st->st_mode & S_IWOTH) && (st->st_mode & S_IXOTH);
 }
 
-void
+int
 pgcluster_sockdir_ensure(const struct pgcluster *d)
 {
 	struct passwd *pg;
 	struct stat st;
 	uid_t uid = 0;
 	gid_t gid = 0;
+	int ok;
 
-	if (*d->sockdir == '\0' || d->runas == NULL)
-		return;
-	if (stat(d->sockdir, &st) == -1) {
-		if (errno != ENOENT) {
-			cli_warning("%s: %s", d->sockdir, strerror(errno));
-			return;
-		}
+	if (*d->sockdir == '\0')
+		return 0;
+	if (d->runas == NULL)
+		ok = access(d->sockdir, W_OK | X_OK) == 0;
+	else if (stat(d->sockdir, &st) == 0)
+		ok = S_ISDIR(st.st_mode) && pgcluster_can_write(&st, d->runas);
+	else if (errno != ENOENT)
+		ok = 0;
+	else {
 		/* As postgresql-common's tmpfiles.d would make it. */
 		if ((pg = getpwnam("postgres")) != NULL) {
 			uid = pg->pw_uid;
 			gid = pg->pw_gid;
 		} else
 			(void)account_lookup(d->runas, &uid, &gid);
-		if (mkdir(d->sockdir, 0755) == -1 ||
-		    chown(d->sockdir, pg != NULL ? uid : 0, gid) == -1 ||
-		    chmod(d->sockdir, 02775) == -1 ||
-		    stat(d->sockdir, &st) == -1) {
-			cli_warning("cannot create %s for PostgreSQL's second "
-				    "socket: %s",
-			    d->sockdir, strerror(errno));
-			return;
-		}
+		ok = mkdir(d->sockdir, 0755) == 0 &&
+		    chown(d->sockdir, pg != NULL ? uid : 0, gid) == 0 &&
+		    chmod(d->sockdir, 02775) == 0 &&
+		    stat(d->sockdir, &st) == 0 &&
+		    pgcluster_can_write(&st, d->runas);
 	}
-	if (!S_ISDIR(st.st_mode) || !pgcluster_can_write(&st, d->runas)) {
-		cli_warning("the %s account cannot write to %s: psql and "
-			    "pg_dump without -h will not find this PostgreSQL",
-		    d->runas, d->sockdir);
-		cli_hint("run kt-account.sh as root (it adds %s to the group "
-			 "of %s), or use psql -h %s",
-		    d->runas, d->sockdir, d->root);
-	}
+	if (ok)
+		return 0;
+	cli_warning("the %s account cannot write to %s: psql and pg_dump "
+		    "without -h will not find this PostgreSQL",
+	    d->runas != NULL ? d->runas : "invoking", d->sockdir);
+	cli_detail("PostgreSQL starts with its socket in %s only", d->root);
+	cli_hint("run kt-account.sh as root (it adds %s to the group of %s), "
+		 "or use psql -h %s",
+	    d->runas != NULL ? d->runas : PGCLUSTER_ACCOUNT, d->sockdir,
+	    d->root);
+	return -1;
 }

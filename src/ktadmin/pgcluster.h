@@ -89,10 +89,12 @@ int pgcluster_sockdirs(const struct pgcluster *d, char *buf, size_t len);
 /* sockdir from ROOT/postgresql.conf (pgcluster_setup does it). */
 void pgcluster_read_sockdir(struct pgcluster *d);
 /*
- * As root, before PostgreSQL starts: make a missing sockdir, and warn
- * (naming the fix) when the account cannot write to it.
+ * Before PostgreSQL starts: as root, make a missing sockdir.  0 when it is
+ * usable (or there is none); -1 (a warning naming the fix) when the
+ * account cannot write to it: PostgreSQL refuses to start then, so the
+ * caller starts it with the root dir's socket only.
  */
-void pgcluster_sockdir_ensure(const struct pgcluster *d);
+int pgcluster_sockdir_ensure(const struct pgcluster *d);
 
 /* --- bootstrap ---------------------------------------------------------- */
 

@@ -25,7 +25,7 @@ import pytest
 
 from agent_helpers import Agent, build_parcel
 from conftest import (ROOT, Cluster, binary, copy_confdir, free_port, ktadmin, mode,
-                      run, runnable_by_others, tool)
+                      run, runnable_by_others, tool, wait_for)
 
 KT_ACCOUNT = os.path.join(ROOT, "scripts", "kt-account.sh")
 PARCEL_VERSION = "2.0.0acct"
@@ -224,6 +224,72 @@ def test_guide_psql_and_pg_dump_reach_the_standard_cluster_without_h(registry, t
         assert "unix_socket_directories = '%s, /var/run/postgresql'" % rootdir in f.read()
     assert not os.path.exists(os.path.join(rootdir, "postmaster.pid"))
     assert not os.path.exists(os.path.join(sock, ".s.PGSQL.11381"))
+
+
+def test_second_socket_dir_is_remade_at_each_start(registry, template):
+    """/run is a tmpfs: the second socket's dir may be gone at the next
+    start; ktadmin db --start reads it from postgresql.conf and makes it
+    again as postgresql-common would (2775 postgres:postgres).  A root dir
+    with a space in its name is not mistaken for it."""
+    conf = copy_confdir(registry, template.confdir, "sockconf")
+    rootdir = os.path.join(registry.mkdtemp("sockpg-"), "pg data")
+    sock = os.path.join(registry.mkdtemp("sockdir-"), "run-postgresql")
+    cl = Cluster(registry, rootdir, free_port())
+    proc = ktadmin("db", "--bootstrap", "--confdir", conf, "--pg-rootdir", rootdir,
+                   "--port", cl.port, "--socket-dir", sock)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pg = pwd.getpwnam("postgres")
+
+    def check():
+        st = os.stat(sock)
+        assert (st.st_uid, st.st_gid, mode(sock)) == (pg.pw_uid, pg.pw_gid, 0o2775)
+        assert os.path.exists(os.path.join(sock, ".s.PGSQL.%d" % cl.port))
+        out = run(["runuser", "-u", "keytrustee", "--", tool("psql"), "-X", "-h", sock,
+                   "-p", str(cl.port), "-d", "keytrustee", "-Atc", "select 7"],
+                  check=True, cwd="/").stdout
+        assert out.strip() == "7"
+
+    check()
+    assert ktadmin("db", "--stop", "--pg-rootdir", rootdir).returncode == 0
+    shutil.rmtree(sock)
+    proc = ktadmin("db", "--start", "--pg-rootdir", rootdir, "--background")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    check()
+    assert cl.psql("select 1") == "1"  # and still in the root dir
+    cl.stop()
+
+
+def test_unwritable_second_socket_dir_is_a_warning(registry, template):
+    conf = copy_confdir(registry, template.confdir, "sockconf")
+    rootdir = os.path.join(registry.mkdtemp("sockpg-"), "pgdata")
+    sock = registry.mkdtemp("rootonly-")  # 0755 root: not the account's
+    cl = Cluster(registry, rootdir, free_port())
+    proc = ktadmin("db", "--bootstrap", "--confdir", conf, "--pg-rootdir", rootdir,
+                   "--port", cl.port, "--socket-dir", sock)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("warning: the keytrustee account cannot write to %s: psql and pg_dump "
+            "without -h will not find this PostgreSQL" % sock) in proc.stderr
+    assert "detail: PostgreSQL starts with its socket in %s only" % rootdir in proc.stderr
+    assert "hint: run kt-account.sh as root" in proc.stderr
+    assert cl.psql("select 1") == "1"
+    assert os.listdir(sock) == []
+    # The same at each start, in the background and in the foreground.
+    assert ktadmin("db", "--stop", "--pg-rootdir", rootdir).returncode == 0
+    proc = ktadmin("db", "--start", "--pg-rootdir", rootdir, "--background")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warning: the keytrustee account cannot write to %s" % sock in proc.stderr
+    assert cl.psql("select 1") == "1"
+    assert ktadmin("db", "--stop", "--pg-rootdir", rootdir).returncode == 0
+    fg = subprocess.Popen([binary("ktadmin"), "db", "--start", "--pg-rootdir", rootdir],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: cl.psql("select 1", check=False).returncode == 0,
+                 what="postgres in the foreground answers")
+    finally:
+        fg.terminate()
+        _, err = fg.communicate(timeout=60)
+    assert "warning: the keytrustee account cannot write to %s" % sock in err
+    cl.stop()
 
 
 def test_private_clusters_keep_their_one_socket(session_db):
