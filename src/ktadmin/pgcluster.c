@@ -137,11 +137,10 @@ pgcluster_setup(struct pgcluster *d, const char *rootdir, int port)
 			cli_detail("PostgreSQL refuses to run as root; it runs "
 				   "as %s",
 			    PGCLUSTER_ACCOUNT);
-			cli_hint(
-			    "run scripts/install-deps.sh, or: useradd "
-			    "--system --home-dir %s --shell /usr/sbin/nologin "
-			    "%s",
-			    KT_DEFAULT_HOME, PGCLUSTER_ACCOUNT);
+			cli_hint("run kt-account.sh as root (scripts/ in the "
+				 "source, libexec/ in the parcel): it makes %s "
+				 "with its home %s",
+			    PGCLUSTER_ACCOUNT, KT_DEFAULT_HOME);
 			return 1;
 		}
 		d->runas = PGCLUSTER_ACCOUNT;
