@@ -198,10 +198,13 @@ echo "sockets: $(ls -A /var/run/postgresql | tr '\n' ' ')"
 echo "sudo: $(sudo -u keytrustee psql -X -p 11381 -d keytrustee -Atc 'select current_user')"
 echo "su: $(su - keytrustee -c "psql -X -p 11381 -d keytrustee -Atc 'select 42'")"
 echo "dump: $(sudo -u keytrustee pg_dump -p 11381 keytrustee | grep -c '^CREATE TABLE')"
+# The parcel variant: its bundled psql, by the guide's 9.3 path.
+echo "parcel: $(sudo -u keytrustee "$PARCEL_PSQL" -X -p 11381 -d keytrustee -Atc 'select 43')"
 """
 
 
-def test_guide_psql_and_pg_dump_reach_the_standard_cluster_without_h(registry, template):
+def test_guide_psql_and_pg_dump_reach_the_standard_cluster_without_h(registry, template,
+                                                                     parcel):
     for t in ("unshare", "ip", "sudo", "su", "psql", "pg_dump", "mount"):
         tool(t)
     conf = copy_confdir(registry, template.confdir, "nsconf")
@@ -211,7 +214,9 @@ def test_guide_psql_and_pg_dump_reach_the_standard_cluster_without_h(registry, t
     shutil.chown(sock, "postgres", "postgres")
     os.chmod(sock, 0o2775)
     Cluster(registry, rootdir, 11381)  # the session's teardown stops it if we do not
-    env = dict(os.environ, SOCK=sock, ROOTDIR=rootdir, CONF=conf, KTADMIN=binary("ktadmin"))
+    env = dict(os.environ, SOCK=sock, ROOTDIR=rootdir, CONF=conf, KTADMIN=binary("ktadmin"),
+               PARCEL_PSQL=os.path.join(parcel[1], "PG_DB", "opt", "postgres", "9.3", "bin",
+                                        "psql"))
     proc = run(["unshare", "--mount", "--net", "--propagation", "private",
                 "sh", "-c", NS_SCRIPT], env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -220,6 +225,7 @@ def test_guide_psql_and_pg_dump_reach_the_standard_cluster_without_h(registry, t
     assert out["sudo"] == "keytrustee"
     assert out["su"] == "42"
     assert int(out["dump"]) > 0
+    assert out["parcel"] == "43"
     with open(os.path.join(rootdir, "postgresql.conf")) as f:
         assert "unix_socket_directories = '%s, /var/run/postgresql'" % rootdir in f.read()
     assert not os.path.exists(os.path.join(rootdir, "postmaster.pid"))
