@@ -109,19 +109,22 @@ static int
 pgcluster_can_write(const struct stat *st, const char *account)
 {
 	struct passwd *pw = getpwnam(account);
-	gid_t groups[64];
-	int i, n = 64;
+	gid_t *groups = NULL;
+	int i, n = 0, member = 0;
 
 	if (pw == NULL)
 		return 0;
 	if (st->st_uid == pw->pw_uid)
 		return (st->st_mode & S_IWUSR) && (st->st_mode & S_IXUSR);
-	if (getgrouplist(account, pw->pw_gid, groups, &n) == -1)
-		n = 0;
-	for (i = 0; i < n; i++)
-		if (groups[i] == st->st_gid)
-			return (st->st_mode & S_IWGRP) &&
-			    (st->st_mode & S_IXGRP);
+	/* The first call counts the groups. */
+	(void)getgrouplist(account, pw->pw_gid, NULL, &n);
+	if (n > 0 && (groups = calloc((size_t)n, sizeof(*groups))) != NULL &&
+	    getgrouplist(account, pw->pw_gid, groups, &n) != -1)
+		for (i = 0; i < n && !member; i++)
+			member = groups[i] == st->st_gid;
+	free(groups);
+	if (member)
+		return (st->st_mode & S_IWGRP) && (st->st_mode & S_IXGRP);
 	return (st->st_mode & S_IWOTH) && (st->st_mode & S_IXOTH);
 }
 
