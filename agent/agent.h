@@ -171,6 +171,8 @@ int lc_verb(int argc, char **argv, const char *name, const char *want);
 /* mkdir -p (parents 0755, the last one mode). */
 int mkdir_parents(const char *path, mode_t mode);
 json_t *parcel_meta(const char *dirpath);
+/* Make the accounts meta/parcel.json declares, when missing. */
+int parcel_ensure_users(const char *dirpath);
 int parcel_sha1_file(const char *path, char hex[41]);
 /* The active parcel's directory name under PARCELS_ROOT; -1 when none. */
 int parcel_active(char *buf, size_t len);

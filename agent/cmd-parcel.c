@@ -4,8 +4,9 @@
  * against the repo's manifest.json (next to it, or --manifest), its name
  * (NAME-VERSION-DISTRO.parcel), its one top dir NAME-VERSION/ and
  * meta/parcel.json before it moves the unpacked dir into place; a refused
- * parcel leaves PARCELS_ROOT as it was.  activate points the NAME symlink
- * at a version (atomically, by a rename).
+ * parcel leaves PARCELS_ROOT as it was.  activate first makes the
+ * accounts meta/parcel.json declares (users) when missing, then points
+ * the NAME symlink at a version (atomically, by a rename).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -277,6 +278,8 @@ parcel_activate(const char *nv)
 		cli_hint("kt-agent parcel list; kt-agent parcel install FILE");
 		return 1;
 	}
+	if (parcel_ensure_users(dir) == -1)
+		return 1;
 	snprintf(link, sizeof(link), "%s/%s", agent_parcels_root, name);
 	if (lstat(link, &st) == 0 && !S_ISLNK(st.st_mode)) {
 		cli_error("%s exists and is not a symlink", link);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,21 +22,9 @@
 int
 mkdir_parents(const char *path, mode_t mode)
 {
-	char buf[PATH_MAX], *p;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-		errno = ENAMETOOLONG;
+	if (dir_ensure_parents(path, 0755, (uid_t)-1, (gid_t)-1) == -1)
 		return -1;
-	}
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) == -1 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return dir_ensure(buf, mode);
+	return dir_ensure(path, mode);
 }
 
 int
@@ -83,6 +72,56 @@ parcel_meta(const char *dirpath)
 	if ((j = json_load_file(path, 0, &jerr)) == NULL)
 		cli_error("%s:%d: %s", path, jerr.line, jerr.text);
 	return j;
+}
+
+/*
+ * The accounts meta/parcel.json's "users" declares, made when missing by
+ * the parcel's libexec/kt-account.sh (the one script that makes the
+ * service account everywhere).  0, else -1 (reported).
+ */
+int
+parcel_ensure_users(const char *dirpath)
+{
+	char script[PATH_MAX + 32];
+	json_t *meta, *u;
+	const char *name, *home;
+	int ret = -1;
+
+	if ((meta = parcel_meta(dirpath)) == NULL)
+		return -1;
+	snprintf(script, sizeof(script), "%s/libexec/kt-account.sh", dirpath);
+	json_object_foreach(json_object_get(meta, "users"), name, u)
+	{
+		char *argv[] = {
+		    script, "--user", (char *)name, "--home", NULL, NULL};
+
+		if (getpwnam(name) != NULL)
+			continue;
+		home = json_string_value(json_object_get(u, "home"));
+		if (home == NULL) {
+			cli_error("%s/meta/parcel.json: users.%s.home (a "
+				  "string) is required",
+			    dirpath, name);
+			goto out;
+		}
+		if (geteuid() != 0) {
+			cli_error("the account %s the parcel runs as does not "
+				  "exist",
+			    name);
+			cli_hint(
+			    "activate the parcel as root, which creates it");
+			goto out;
+		}
+		argv[4] = (char *)home;
+		if (spawn_cli(argv, 0) == -1)
+			goto out;
+		printf("Created the account %s (home %s) the parcel declares\n",
+		    name, home);
+	}
+	ret = 0;
+out:
+	json_decref(meta);
+	return ret;
 }
 
 int

@@ -8,7 +8,8 @@
 # runtime (libclang-rt-dev), which tests/fuzz/build.sh builds the fuzz
 # targets with (make fuzz; make check's short pass).  Only what is missing is
 # installed; `apt-get update` runs once, and only when something is
-# missing.  Creates the `keytrustee` service account PostgreSQL runs as.
+# missing.  Creates (or mends) the `keytrustee` service account
+# PostgreSQL runs as, through scripts/kt-account.sh.
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev openssl libpq-dev postgresql
@@ -16,6 +17,10 @@ libgpgme-dev gnupg libyaml-dev libcurl4-openssl-dev cron libevent-dev
 libjansson-dev libcmocka-dev python3 python3-pytest softhsm2 curl ca-certificates
 procps psmisc zip unzip python3-aiosmtpd python3-cryptography rsync librnp-dev
 man-db groff-base zlib1g-dev rnp clang libclang-rt-dev"
+
+# patchelf gives the PostgreSQL programs the parcel bundles (parcels/build.sh)
+# a RUNPATH to the libpq beside them.
+PKGS="$PKGS patchelf"
 
 # testssl.sh checks the server's TLS policy from outside
 # (tests/system/test_tls_ciphers.py).
@@ -41,14 +46,13 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# The service account the private PostgreSQL runs as (it refuses root).
-if ! getent passwd keytrustee >/dev/null; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "error: the service account 'keytrustee' does not exist" >&2
-		echo "hint: run this script as root once to create it" >&2
-		exit 1
-	fi
-	useradd --system --user-group --home-dir /var/lib/keytrustee \
-		--no-create-home --shell /usr/sbin/nologin keytrustee
+# The service account the private PostgreSQL runs as (it refuses root),
+# made or mended by the one script that does it everywhere.
+if [ "$(id -u)" -eq 0 ]; then
+	sh "$(dirname "$0")/kt-account.sh"
+elif ! getent passwd keytrustee >/dev/null; then
+	echo "error: the service account 'keytrustee' does not exist" >&2
+	echo "hint: run this script as root once to create it" >&2
+	exit 1
 fi
 exit 0

@@ -158,8 +158,10 @@ start() {
 	if [ ! -f "$db/PG_VERSION" ]; then
 		pgport=$(free_port 11381) ||
 			error "no free TCP port in 11381-11480 for PostgreSQL"
+		# A private cluster: its socket stays in var/db, even on port
+		# 11381 (no second one in /var/run/postgresql).
 		"$ktadmin" db --bootstrap --confdir "$conf" --pg-rootdir "$db" \
-		    --port "$pgport" ||
+		    --port "$pgport" --socket-dir '' ||
 			error "ktadmin db --bootstrap --pg-rootdir $db failed"
 	else
 		"$ktadmin" db --status --pg-rootdir "$db" >/dev/null 2>&1

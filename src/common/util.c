@@ -161,6 +161,32 @@ dir_ensure(const char *path, mode_t mode)
 }
 
 int
+dir_ensure_parents(const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	char buf[PATH_MAX], *p, *last;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((last = strrchr(buf, '/')) == NULL)
+		return 0;
+	for (p = buf + 1; p <= last; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) == 0) {
+			if (chmod(buf, mode) == -1 ||
+			    (uid != (uid_t)-1 && chown(buf, uid, gid) == -1))
+				return -1;
+		} else if (errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return 0;
+}
+
+int
 key_file_perm_ok(const char *path, char *err, size_t errlen)
 {
 	struct stat st;

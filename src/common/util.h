@@ -15,6 +15,12 @@ int rm_tree(const char *path);
 
 /* mkdir with mode if missing; fails if it exists but is not a directory. */
 int dir_ensure(const char *path, mode_t mode);
+/*
+ * mkdir -p of path's parents (not path itself): each one missing is made
+ * with mode and, unless uid is (uid_t)-1, given to uid:gid.  0, else -1
+ * with errno.
+ */
+int dir_ensure_parents(const char *path, mode_t mode, uid_t uid, gid_t gid);
 
 /*
  * A file holding a secret key must not be readable by group or others.

@@ -43,11 +43,12 @@ db_usage(FILE *fp)
 	fprintf(fp,
 	    "usage: ktadmin db --bootstrap --pg-rootdir DIR [--confdir DIR] "
 	    "[--port N]\n"
-	    "                  [--listen ADDRS]\n"
+	    "                  [--listen ADDRS] [--socket-dir DIR]\n"
 	    "       ktadmin db --bootstrap --passive --master-host HOST "
 	    "[--master-port N]\n"
 	    "                  --pg-rootdir DIR [--confdir DIR] [--port N] "
 	    "[--listen ADDRS]\n"
+	    "                  [--socket-dir DIR]\n"
 	    "       ktadmin db --start --pg-rootdir DIR [--background] "
 	    "[--port N]\n"
 	    "       ktadmin db --stop --pg-rootdir DIR\n"
@@ -81,6 +82,12 @@ db_usage(FILE *fp)
 	    "                        separated, or '*'), so that the other "
 	    "HA host\n"
 	    "                        reaches it; 127.0.0.1 always\n"
+	    "      --socket-dir DIR  with --bootstrap: a second unix socket "
+	    "directory\n"
+	    "                        besides DIR (default %s\n"
+	    "                        with port %d, where psql looks without "
+	    "-h; none\n"
+	    "                        with another port; '' for none)\n"
 	    "      --start           run PostgreSQL in the foreground (for a "
 	    "supervisor)\n"
 	    "      --stop            stop it (fast shutdown)\n"
@@ -100,12 +107,16 @@ db_usage(FILE *fp)
 	    "  -b, --background      with --start: start in the background "
 	    "and return\n"
 	    "  -h, --help            show this help\n\n"
-	    "PostgreSQL's programs are taken from $PG_BINDIR, else "
-	    "`pg_config --bindir`,\n"
-	    "else the newest /usr/lib/postgresql/*/bin.\n",
+	    "PostgreSQL's programs are taken from $PG_BINDIR, else the "
+	    "parcel's own\n"
+	    "(PARCEL/PG_DB/opt/postgres/*/bin, when ktadmin runs from a "
+	    "parcel), else\n"
+	    "`pg_config --bindir`, else the newest "
+	    "/usr/lib/postgresql/*/bin.\n",
 	    PGCLUSTER_ACCOUNT, REPLICATION_ROLE, REPLICATION_PWFILE,
 	    PGCLUSTER_ACCOUNT, DBROLE_ADMIN_FILE, DB_SERVER_ROLE,
-	    KT_DEFAULT_DB_PORT, KT_DEFAULT_HOME, KT_DEFAULT_DB_PORT);
+	    KT_DEFAULT_DB_PORT, PGCLUSTER_SHARED_SOCKDIR, KT_DEFAULT_DB_PORT,
+	    KT_DEFAULT_HOME, KT_DEFAULT_DB_PORT);
 }
 
 /* A host name or address fit for a conninfo and postgresql.conf. */
@@ -521,13 +532,14 @@ cmd_db(int argc, char **argv)
 	    {"master-host", required_argument, NULL, 'H'},
 	    {"master-port", required_argument, NULL, 'M'},
 	    {"listen", required_argument, NULL, 'L'},
+	    {"socket-dir", required_argument, NULL, 'O'},
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	static const char *const names[] = {"", "--bootstrap", "--start",
 	    "--stop", "--status", "--enable-synchronous-replication",
 	    "--disable-synchronous-replication"};
 	enum db_action action = DB_NONE, a;
 	const char *rootdir = NULL, *confdir = NULL, *mhost = NULL;
-	const char *listen = NULL;
+	const char *listen = NULL, *sockdir = NULL;
 	struct pgcluster d;
 	int ch, port = 0, background = 0, passive = 0, mport = 0, r;
 
@@ -593,6 +605,9 @@ cmd_db(int argc, char **argv)
 			}
 			listen = optarg;
 			break;
+		case 'O':
+			sockdir = optarg;
+			break;
 		case 'b':
 			background = 1;
 			break;
@@ -614,8 +629,9 @@ cmd_db(int argc, char **argv)
 			 "--disable-synchronous-replication");
 		return 2;
 	}
-	if (listen != NULL && action != DB_BOOTSTRAP) {
-		cli_error("--listen goes with --bootstrap");
+	if ((listen != NULL || sockdir != NULL) && action != DB_BOOTSTRAP) {
+		cli_error("%s goes with --bootstrap",
+		    listen != NULL ? "--listen" : "--socket-dir");
 		return ktadmin_bad_usage("db");
 	}
 	if ((passive || mhost != NULL || mport != 0) &&
@@ -643,6 +659,13 @@ cmd_db(int argc, char **argv)
 	if ((r = pgcluster_setup(&d, rootdir, port)) != 0)
 		return r;
 	pgcluster_set_listen(&d, listen);
+	/* The standard cluster also answers in libpq's default socket dir. */
+	if (sockdir == NULL)
+		sockdir = port == 0 || port == KT_DEFAULT_DB_PORT
+		    ? PGCLUSTER_SHARED_SOCKDIR
+		    : "";
+	if (action == DB_BOOTSTRAP && pgcluster_set_sockdir(&d, sockdir) == -1)
+		return ktadmin_bad_usage("db");
 	switch (action) {
 	case DB_BOOTSTRAP:
 		return db_bootstrap(&d, confdir, mhost,

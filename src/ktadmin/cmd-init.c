@@ -90,14 +90,34 @@ hostname_ok(const char *h)
 	return 1;
 }
 
+/*
+ * The config dir, 0700.  As root, its missing parents are made first (the
+ * guide's --confdir /var/lib/keytrustee/.keytrustee on a fresh host), 0700
+ * and the account's like the home kt-account.sh makes; otherwise a missing
+ * parent is an error, as mkdir has it.
+ */
 static int
 init_confdir(const char *confdir)
 {
 	struct stat st;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
 
+	if (geteuid() == 0) {
+		(void)account_lookup(INIT_ACCOUNT, &uid, &gid);
+		if (dir_ensure_parents(confdir, 0700, uid, gid) == -1) {
+			cli_error("cannot create the parents of config dir "
+				  "%s: %s",
+			    confdir, strerror(errno));
+			return -1;
+		}
+	}
 	if (dir_ensure(confdir, 0700) == -1) {
 		cli_error("cannot create config dir %s: %s", confdir,
 		    strerror(errno));
+		if (errno == ENOENT)
+			cli_hint("create its parent directory first, or run "
+				 "ktadmin init as root");
 		return -1;
 	}
 	if (stat(confdir, &st) == 0 && (st.st_mode & 077) != 0) {

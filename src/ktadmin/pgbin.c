@@ -25,7 +25,64 @@ pgbin_has_initdb(const char *dir)
 	    access(path, X_OK) == 0;
 }
 
-/* PG_BINDIR, else pg_config --bindir, else the newest packaged version. */
+/*
+ * The newest BASE/<major>/bin that holds initdb, into bindir: its major, or
+ * -1 when there is none.
+ */
+static long
+pgbin_newest(const char *base, char *bindir, size_t len)
+{
+	DIR *dp;
+	struct dirent *de;
+	long best = -1;
+
+	if ((dp = opendir(base)) == NULL)
+		return -1;
+	while ((de = readdir(dp)) != NULL) {
+		char dir[PATH_MAX], *end;
+		long v = strtol(de->d_name, &end, 10);
+		if (end == de->d_name || *end != '\0' || v <= best)
+			continue;
+		if (snprintf(dir, sizeof(dir), "%s/%s/bin", base, de->d_name) >=
+			(int)sizeof(dir) ||
+		    strlen(dir) >= len)
+			continue;
+		if (pgbin_has_initdb(dir)) {
+			best = v;
+			snprintf(bindir, len, "%s", dir);
+		}
+	}
+	closedir(dp);
+	return best;
+}
+
+/*
+ * Run from a parcel (PARCEL/bin/ktadmin), the PostgreSQL it bundles:
+ * PARCEL/PG_DB/opt/postgres/<major>/bin (parcels/build.sh).
+ */
+static int
+pgbin_parcel(char *bindir, size_t len)
+{
+	char exe[PATH_MAX], base[PATH_MAX + 32], *slash;
+	ssize_t n;
+	int i;
+
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
+		return -1;
+	exe[n] = '\0';
+	for (i = 0; i < 2; i++) {
+		if ((slash = strrchr(exe, '/')) == NULL)
+			return -1;
+		*slash = '\0';
+	}
+	snprintf(base, sizeof(base), "%s/PG_DB/opt/postgres", exe);
+	return pgbin_newest(base, bindir, len) == -1 ? -1 : 0;
+}
+
+/*
+ * PG_BINDIR, else the parcel's own, else pg_config --bindir, else the
+ * newest packaged version.
+ */
 int
 pgbin_find(char *bindir, size_t len)
 {
@@ -33,9 +90,6 @@ pgbin_find(char *bindir, size_t len)
 	struct spawn_opts o = {.capture = 1};
 	struct spawn_result res;
 	const char *env = getenv("PG_BINDIR");
-	DIR *dp;
-	struct dirent *de;
-	long best = -1;
 
 	if (env != NULL && *env != '\0') {
 		if (!pgbin_has_initdb(env)) {
@@ -47,6 +101,8 @@ pgbin_find(char *bindir, size_t len)
 		snprintf(bindir, len, "%s", env);
 		return 0;
 	}
+	if (pgbin_parcel(bindir, len) == 0)
+		return 0;
 	if (spawn_run(pgc, &o, &res) == 0) {
 		if (res.status == 0 && res.out != NULL) {
 			res.out[strcspn(res.out, "\r\n")] = '\0';
@@ -59,22 +115,7 @@ pgbin_find(char *bindir, size_t len)
 		}
 		spawn_result_free(&res);
 	}
-	if ((dp = opendir("/usr/lib/postgresql")) != NULL) {
-		while ((de = readdir(dp)) != NULL) {
-			char dir[PATH_MAX], *end;
-			long v = strtol(de->d_name, &end, 10);
-			if (end == de->d_name || *end != '\0' || v <= best)
-				continue;
-			snprintf(dir, sizeof(dir), "/usr/lib/postgresql/%s/bin",
-			    de->d_name);
-			if (pgbin_has_initdb(dir)) {
-				best = v;
-				snprintf(bindir, len, "%s", dir);
-			}
-		}
-		closedir(dp);
-	}
-	if (best == -1) {
+	if (pgbin_newest("/usr/lib/postgresql", bindir, len) == -1) {
 		cli_error("cannot find the PostgreSQL server programs (initdb, "
 			  "pg_ctl, postgres)");
 		cli_hint(

@@ -274,9 +274,11 @@ out:
 int
 pgcluster_write_settings(const struct pgcluster *d, int port)
 {
-	char text[PATH_MAX * 2];
+	char text[PATH_MAX * 4], dirs[PATH_MAX * 2 + 2];
 	int n;
 
+	if (pgcluster_sockdirs(d, dirs, sizeof(dirs)) == -1)
+		return -1;
 	n = snprintf(text, sizeof(text),
 	    "\n# Added by ktadmin db --bootstrap: a private cluster for "
 	    "keytrustee-server.\n"
@@ -302,7 +304,7 @@ pgcluster_write_settings(const struct pgcluster *d, int port)
 	    "hot_standby = on\n"
 	    "wal_receiver_status_interval = '1s'\n"
 	    "wal_receiver_timeout = '5s'\n",
-	    port, d->listen, d->root, d->root, PGCLUSTER_LOG_FILE);
+	    port, d->listen, dirs, d->root, PGCLUSTER_LOG_FILE);
 	if (n < 0 || (size_t)n >= sizeof(text)) {
 		cli_error("%s: path too long", d->root);
 		return -1;

@@ -137,11 +137,10 @@ pgcluster_setup(struct pgcluster *d, const char *rootdir, int port)
 			cli_detail("PostgreSQL refuses to run as root; it runs "
 				   "as %s",
 			    PGCLUSTER_ACCOUNT);
-			cli_hint(
-			    "run scripts/install-deps.sh, or: useradd "
-			    "--system --home-dir %s --shell /usr/sbin/nologin "
-			    "%s",
-			    KT_DEFAULT_HOME, PGCLUSTER_ACCOUNT);
+			cli_hint("run kt-account.sh as root (scripts/ in the "
+				 "source, libexec/ in the parcel): it makes %s "
+				 "with its home %s",
+			    PGCLUSTER_ACCOUNT, KT_DEFAULT_HOME);
 			return 1;
 		}
 		d->runas = PGCLUSTER_ACCOUNT;
@@ -149,6 +148,7 @@ pgcluster_setup(struct pgcluster *d, const char *rootdir, int port)
 	if (pgbin_find(d->bindir, sizeof(d->bindir)) == -1)
 		return 1;
 	pgcluster_set_listen(d, NULL);
+	pgcluster_read_sockdir(d);
 	return 0;
 }
 
@@ -261,20 +261,29 @@ pgcluster_status(const struct pgcluster *d)
 int
 pgcluster_start(const struct pgcluster *d)
 {
-	char logpath[PATH_MAX], portopt[32];
+	char logpath[PATH_MAX], opts[PATH_MAX + 64];
 	char *argv[] = {"pg_ctl", "start", "-w", "-t", PGCLUSTER_WAIT_SECS,
 	    "-D", (char *)d->root, "-l", logpath, NULL, NULL, NULL};
 	struct spawn_result res;
+	size_t n = 0;
 	int st;
 
 	if (path_join(logpath, sizeof(logpath), d->root, PGCLUSTER_LOG_FILE) ==
 	    -1)
 		return -1;
-	if (d->port != 0) {
-		/* pg_ctl hands -o to postgres through a shell: digits only. */
-		snprintf(portopt, sizeof(portopt), "-p %d", d->port);
+	/*
+	 * pg_ctl hands -o to postgres through a shell: digits, and the root
+	 * dir single-quoted (pgcluster_setup refuses quotes in it).
+	 */
+	opts[0] = '\0';
+	if (d->port != 0)
+		n = (size_t)snprintf(opts, sizeof(opts), "-p %d ", d->port);
+	if (pgcluster_sockdir_ensure(d) == -1)
+		snprintf(opts + n, sizeof(opts) - n,
+		    "-c 'unix_socket_directories=%s'", d->root);
+	if (opts[0] != '\0') {
 		argv[9] = "-o";
-		argv[10] = portopt;
+		argv[10] = opts;
 	}
 	if ((st = pgcluster_ctl(d, argv, &res)) > 0) {
 		pgcluster_failed(
@@ -317,10 +326,12 @@ pgcluster_promote(const struct pgcluster *d)
 int
 pgcluster_exec(const struct pgcluster *d)
 {
-	char prog[PATH_MAX], portstr[16];
-	char *argv[] = {prog, "-D", (char *)d->root, NULL, NULL, NULL};
+	char prog[PATH_MAX], portstr[16], sockopt[PATH_MAX + 32];
+	char *argv[] = {
+	    prog, "-D", (char *)d->root, NULL, NULL, NULL, NULL, NULL};
 	struct pgbin_env e;
 	struct passwd *pw;
+	int n = 3;
 
 	if (path_join(prog, sizeof(prog), d->bindir, "postgres") == -1) {
 		cli_error("%s: path too long", d->bindir);
@@ -328,8 +339,14 @@ pgcluster_exec(const struct pgcluster *d)
 	}
 	if (d->port != 0) {
 		snprintf(portstr, sizeof(portstr), "%d", d->port);
-		argv[3] = "-p";
-		argv[4] = portstr;
+		argv[n++] = "-p";
+		argv[n++] = portstr;
+	}
+	if (pgcluster_sockdir_ensure(d) == -1) {
+		snprintf(sockopt, sizeof(sockopt), "unix_socket_directories=%s",
+		    d->root);
+		argv[n++] = "-c";
+		argv[n++] = sockopt;
 	}
 	if (d->runas != NULL) {
 		if ((pw = getpwnam(d->runas)) == NULL) {

@@ -22,6 +22,11 @@ struct spawn_result;
 #define PGCLUSTER_ACCOUNT "keytrustee"
 /* The server's database, owned by the account's role of the same name. */
 #define PGCLUSTER_DB_NAME "keytrustee"
+/*
+ * libpq's default socket directory (Debian's): the standard cluster's
+ * second socket, for psql and pg_dump without -h (pgcluster-socket.c).
+ */
+#define PGCLUSTER_SHARED_SOCKDIR "/var/run/postgresql"
 /* In ROOT: where pg_ctl start sends the server's log. */
 #define PGCLUSTER_LOG_FILE "postgresql.log"
 
@@ -31,6 +36,7 @@ struct pgcluster {
 	const char *runas; /* PGCLUSTER_ACCOUNT when root, else NULL */
 	int port;	   /* for pg_ctl start and postgres; 0 = its own */
 	char listen[300];  /* listen_addresses, written at bootstrap */
+	char sockdir[PATH_MAX]; /* a second socket directory ("" none) */
 };
 
 /*
@@ -73,6 +79,22 @@ int pgcluster_stop(const struct pgcluster *d);
 int pgcluster_promote(const struct pgcluster *d);
 /* Become postgres itself in the foreground; returns 1 only on failure. */
 int pgcluster_exec(const struct pgcluster *d);
+
+/* --- unix sockets (pgcluster-socket.c) --------------------------------- */
+
+/* The second socket directory (bootstrap's --socket-dir); -1 reported. */
+int pgcluster_set_sockdir(struct pgcluster *d, const char *dir);
+/* "ROOT" or "ROOT, SOCKDIR": unix_socket_directories; -1 reported. */
+int pgcluster_sockdirs(const struct pgcluster *d, char *buf, size_t len);
+/* sockdir from ROOT/postgresql.conf (pgcluster_setup does it). */
+void pgcluster_read_sockdir(struct pgcluster *d);
+/*
+ * Before PostgreSQL starts: as root, make a missing sockdir.  0 when it is
+ * usable (or there is none); -1 (a warning naming the fix) when the
+ * account cannot write to it: PostgreSQL refuses to start then, so the
+ * caller starts it with the root dir's socket only.
+ */
+int pgcluster_sockdir_ensure(const struct pgcluster *d);
 
 /* --- bootstrap ---------------------------------------------------------- */
 

@@ -144,11 +144,13 @@ int
 replication_make_standby(const struct pgcluster *d, int port, const char *host,
     int mport, const char *replpw)
 {
-	char path[PATH_MAX], text[PATH_MAX * 2 + 512];
+	char path[PATH_MAX], text[PATH_MAX * 4 + 512], dirs[PATH_MAX * 2 + 2];
 	uid_t uid;
 	gid_t gid;
 	int fd, n, ret;
 
+	if (pgcluster_sockdirs(d, dirs, sizeof(dirs)) == -1)
+		return -1;
 	n = snprintf(text, sizeof(text),
 	    "\n# Added by ktadmin db --bootstrap --passive: a streaming "
 	    "replica of\n# the active server's PostgreSQL.\n"
@@ -158,7 +160,7 @@ replication_make_standby(const struct pgcluster *d, int port, const char *host,
 	    "primary_conninfo = 'host=%s port=%d user=%s password=%s "
 	    "application_name=%s'\n"
 	    "hot_standby = on\n",
-	    port, d->listen, d->root, host, mport, REPLICATION_ROLE, replpw,
+	    port, d->listen, dirs, host, mport, REPLICATION_ROLE, replpw,
 	    REPLICATION_STANDBY_NAME);
 	if (n < 0 || (size_t)n >= sizeof(text)) {
 		cli_error("%s: path too long", d->root);

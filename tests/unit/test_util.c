@@ -257,6 +257,48 @@ test_dir_ensure(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
+/* mkdir -p of the parents only: each made one gets the mode asked for. */
+static void
+test_dir_ensure_parents(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[PATH_MAX], p[PATH_MAX];
+	mode_t old;
+
+	snprintf(path, sizeof(path), "%s/a/b/c", t->path);
+	old = umask(077);
+	assert_int_equal(
+	    dir_ensure_parents(path, 0750, (uid_t)-1, (gid_t)-1), 0);
+	umask(old);
+	snprintf(p, sizeof(p), "%s/a", t->path);
+	assert_int_equal(file_mode(p), 0750);
+	snprintf(p, sizeof(p), "%s/a/b", t->path);
+	assert_int_equal(file_mode(p), 0750);
+	/* Not the path itself. */
+	errno = 0;
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(errno, ENOENT);
+	/* Parents that exist keep their mode; a trailing slash is fine. */
+	assert_int_equal(chmod(p, 0700), 0);
+	snprintf(path, sizeof(path), "%s/a/b/c/", t->path);
+	assert_int_equal(
+	    dir_ensure_parents(path, 0755, (uid_t)-1, (gid_t)-1), 0);
+	assert_int_equal(file_mode(p), 0700);
+	snprintf(p, sizeof(p), "%s/a/b/c", t->path);
+	assert_int_equal(file_mode(p), 0755);
+	/* No slash: nothing to make. */
+	assert_int_equal(
+	    dir_ensure_parents("x", 0700, (uid_t)-1, (gid_t)-1), 0);
+	/* A file in the way. */
+	snprintf(p, sizeof(p), "%s/file", t->path);
+	write_file(p, "x", 1, 0600);
+	snprintf(path, sizeof(path), "%s/file/d/e", t->path);
+	errno = 0;
+	assert_int_equal(
+	    dir_ensure_parents(path, 0700, (uid_t)-1, (gid_t)-1), -1);
+	assert_int_equal(errno, ENOTDIR);
+}
+
 static void
 test_file_exists(void **state)
 {
@@ -401,6 +443,8 @@ main(void)
 		    setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_dir_ensure, setup_dir,
 		    teardown_dir),
+		cmocka_unit_test_setup_teardown(test_dir_ensure_parents,
+		    setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_exists, setup_dir,
 		    teardown_dir),
 		cmocka_unit_test(test_hex_encode),
