@@ -42,7 +42,22 @@
 	"REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM "           \
 	DB_SERVER_ROLE ";"                                                   \
 	"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "          \
-	DB_SERVER_ROLE ";"
+	DB_SERVER_ROLE ";"                                                   \
+	DB_SERVER_CHAIN_GRANTS_SQL
+/*
+ * The audit chain (migration 12, docs/audit.md): the server appends
+ * segments and reads the anchors and exports; it cannot set a row's xact
+ * (only its default), prune, nor change a segment.  A no-op before 12.
+ */
+#define DB_SERVER_CHAIN_GRANTS_SQL                                           \
+	"DO $$ BEGIN IF to_regclass('audit_chain') IS NOT NULL THEN"         \
+	" REVOKE UPDATE, DELETE ON audit_chain, audit_anchor, audit_exports" \
+	"  FROM " DB_SERVER_ROLE ";"                                         \
+	" REVOKE INSERT ON audit_anchor, audit_exports, audit_log FROM "     \
+	DB_SERVER_ROLE ";"                                                   \
+	" GRANT INSERT (id, at, actor, org, action, object, remote_addr,"    \
+	"  result, count) ON audit_log TO " DB_SERVER_ROLE ";"               \
+	" END IF; END $$;"
 
 struct db_migration {
 	int version;
@@ -355,6 +370,72 @@ static const struct db_migration db_migrations[] = {
 	"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS count integer"
 	" NOT NULL DEFAULT 1 CHECK (count >= 1);"},
     {11, "server_role", DB_SERVER_ROLE_SQL DB_SERVER_GRANTS_SQL},
+    {12, "audit_chain",
+	/*
+	 * The audit chain (docs/audit.md).  xact: the writing transaction's
+	 * id (constant in a transaction; bigint, not xid8, because
+	 * PostgreSQL 15 has no BRIN operator class for xid8).  The rows
+	 * there are take the id of this migration's transaction: the first
+	 * segment seals them all, ordered by id.  A constant default
+	 * rewrites no row.
+	 */
+	"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS xact bigint NOT NULL"
+	" DEFAULT pg_current_xact_id()::text::bigint;"
+	"CREATE INDEX IF NOT EXISTS audit_log_xact ON audit_log"
+	" USING brin (xact);"
+	"CREATE OR REPLACE FUNCTION kt_append_only() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP"
+	" USING ERRCODE = 'insufficient_privilege';"
+	" END $$;"
+	/*
+	 * A segment seals exactly the rows with xact_lo <= xact < xact_hi,
+	 * in the order (xact, id): ids lists them, digests keeps the first
+	 * AUDITCHAIN_DIG_LEN bytes of each row's digest, hash chains prev,
+	 * mac is the key process's (src/common/auditchain.h).
+	 */
+	"CREATE TABLE IF NOT EXISTS audit_chain ("
+	" seq bigint PRIMARY KEY CHECK (seq >= 1),"
+	" xact_lo bigint NOT NULL,"
+	" xact_hi bigint NOT NULL CHECK (xact_hi > xact_lo),"
+	" nrows integer NOT NULL CHECK (nrows >= 1),"
+	" first_at timestamptz NOT NULL,"
+	" last_at timestamptz NOT NULL,"
+	" ids bigint[] NOT NULL,"
+	" digests bytea NOT NULL,"
+	" prev bytea NOT NULL,"
+	" hash bytea NOT NULL,"
+	" mac bytea NOT NULL,"
+	" made_at timestamptz NOT NULL DEFAULT now());"
+	/* Where the chain starts after a prune: the last pruned segment. */
+	"CREATE TABLE IF NOT EXISTS audit_anchor ("
+	" seq bigint PRIMARY KEY,"
+	" xact_hi bigint NOT NULL,"
+	" nrows integer NOT NULL,"
+	" hash bytea NOT NULL,"
+	" mac bytea NOT NULL,"
+	" pruned_rows bigint NOT NULL,"
+	" pruned_at timestamptz NOT NULL DEFAULT now());"
+	/* The segments written to export files: only those may be pruned. */
+	"CREATE TABLE IF NOT EXISTS audit_exports ("
+	" id bigserial PRIMARY KEY,"
+	" seq_lo bigint NOT NULL,"
+	" seq_hi bigint NOT NULL CHECK (seq_hi >= seq_lo),"
+	" sha256 text NOT NULL,"
+	" path text NOT NULL,"
+	" made_at timestamptz NOT NULL DEFAULT now());"
+	"DROP TRIGGER IF EXISTS audit_chain_append_only ON audit_chain;"
+	"CREATE TRIGGER audit_chain_append_only"
+	" BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_chain"
+	" FOR EACH STATEMENT EXECUTE FUNCTION kt_append_only();"
+	"DROP TRIGGER IF EXISTS audit_anchor_append_only ON audit_anchor;"
+	"CREATE TRIGGER audit_anchor_append_only"
+	" BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_anchor"
+	" FOR EACH STATEMENT EXECUTE FUNCTION kt_append_only();"
+	"DROP TRIGGER IF EXISTS audit_exports_append_only ON audit_exports;"
+	"CREATE TRIGGER audit_exports_append_only"
+	" BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_exports"
+	" FOR EACH STATEMENT EXECUTE FUNCTION kt_append_only();"},
 };
 
 #define DB_NMIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -112,7 +112,7 @@ def test_bootstrap_writes_both_roles(kts):
     assert kts.cluster.psql(
         "select rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
         "from pg_roles where rolname = 'keytrustee_server'") == "f|f|f|f|f"
-    assert kts.cluster.schema_version() == 11
+    assert kts.cluster.schema_version() == 12
 
 
 def test_server_session_is_not_superuser(kts, srv):
@@ -207,19 +207,19 @@ def test_server_without_the_admin_file(kts, srv, registry, make_server):
     conf = copy_confdir(registry, kts.confdir, "dbrole-noadmin")
     os.unlink(os.path.join(conf, ADMIN_FILE))
     s = make_server(conf).start()
-    assert health(s)["schema_version"] == 11
+    assert health(s)["schema_version"] == 12
     assert conninfo_fields(server_ci(conf))["user"] == "keytrustee_server"
     s.stop()
-    kts.cluster.psql("delete from schema_migrations where version = 11")
+    kts.cluster.psql("delete from schema_migrations where version = 12")
     try:
         s = make_server(conf)
         s.spawn()
         assert s.wait(timeout=30) != 0
-        want = "schema version %d and this program needs 11" % kts.cluster.schema_version()
+        want = "schema version %d and this program needs 12" % kts.cluster.schema_version()
         assert want in s.log() and ADMIN_FILE in s.log(), s.log()
     finally:
         kts.cluster.psql("insert into schema_migrations (version, name) "
-                         "values (11, 'server_role')")
+                         "values (12, 'audit_chain')")
 
 
 # --------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def test_old_cluster_is_moved_to_the_roles_at_start(registry, template, make_ser
     assert psql_as(old_ci, "select rolsuper from pg_roles "
                            "where rolname = current_user") == "t"
     s = make_server(confdir).start()
-    assert "migrated from version 8 to 11" in s.log()
+    assert "migrated from version 8 to 12" in s.log()
     assert "DB_CONNECT now connects as keytrustee_server" in s.log()
     assert "NOTICE" not in s.log()
     ci = server_ci(confdir)
@@ -275,7 +275,7 @@ def test_old_cluster_is_moved_to_the_roles_at_start(registry, template, make_ser
     assert proc.returncode != 0 and "permission denied" in proc.stderr
     proc = psql_as(ci, "delete from audit_log", check=False)
     assert proc.returncode != 0 and "permission denied" in proc.stderr
-    assert health(s)["schema_version"] == 11
+    assert health(s)["schema_version"] == 12
     c = new_client_dir(registry, "old-client")
     ok(register(c, s.url, "old-org", "--skip-ssl-check"))
     u = ok(client(c, "put", "--name", "k", input=b"after the move")).stdout.decode().strip()
