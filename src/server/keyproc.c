@@ -422,6 +422,22 @@ keyproc_pgp_decrypt(enum kp_pgp_key which, const unsigned char *ct,
 }
 
 int
+keyproc_audit_mac(const unsigned char msg[AUDITCHAIN_MAC_MSG_LEN],
+    unsigned char mac[CRYPTO_MAC_LEN], char *err, size_t errlen)
+{
+	unsigned char ans[KP_MAX_PAYLOAD];
+	size_t n = 0;
+
+	if (keyproc_call(KP_OP_AUDIT_MAC, 0, msg, AUDITCHAIN_MAC_MSG_LEN, ans,
+	    sizeof(ans), &n) != KP_OK || n != CRYPTO_MAC_LEN) {
+		keyproc_reason(ans, n, err, errlen);
+		return -1;
+	}
+	memcpy(mac, ans, CRYPTO_MAC_LEN);
+	return 0;
+}
+
+int
 keyproc_ping(void)
 {
 	size_t n;

@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "auditchain.h"
 #include "conf.h"
 #include "crypto.h"
 #include "keyproc_wire.h"
@@ -92,6 +93,12 @@ int keyproc_pgp_sign(void *arg, int hashalgo, const unsigned char *digest,
 int keyproc_pgp_decrypt(enum kp_pgp_key which, const unsigned char *ct,
     size_t len, unsigned char *out, size_t *outlen, char *err,
     size_t errlen);
+/*
+ * The MAC of an audit chain segment (auditchain_mac_msg's message) under
+ * the audit key, which only the key process holds: 0, or -1 with err.
+ */
+int keyproc_audit_mac(const unsigned char msg[AUDITCHAIN_MAC_MSG_LEN],
+    unsigned char mac[CRYPTO_MAC_LEN], char *err, size_t errlen);
 /* A round trip that does nothing (the benchmark's). */
 int keyproc_ping(void);
 

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auditchain.h"
 #include "datakey.h"
 #include "keyproc_child.h"
 #include "keyproc_ops.h"
@@ -33,6 +34,7 @@ static struct {
 	const struct kt_conf *conf; /* as read at start-up (the fork's copy) */
 	EVP_PKEY *pgp_sign;         /* the OpenPGP primary */
 	EVP_PKEY *pgp_decrypt;      /* its encryption subkey */
+	unsigned char audit_key[CRYPTO_KEY_LEN]; /* from the data key */
 	pthread_mutex_t tls_mtx;
 	struct {
 		uint32_t gen;
@@ -182,6 +184,15 @@ kc_dispatch(const struct kp_hdr *h, const unsigned char *in,
 			return -1;
 		r = kp_op_pgp_decrypt(pgp, in, h->len, out, &cap);
 		break;
+	case KP_OP_AUDIT_MAC:
+		if (h->key != 0 || h->len != AUDITCHAIN_MAC_MSG_LEN)
+			return -1;
+		if (auditchain_mac(kc.audit_key, in, out) == -1) {
+			*a = kc_fail(out, "the operation failed");
+			return 0;
+		}
+		a->len = CRYPTO_MAC_LEN;
+		return 0;
 	case KP_OP_TLS_RELOAD:
 		if (h->key == 0 || h->len != sizeof(uint32_t))
 			return -1;
@@ -328,6 +339,11 @@ kc_load_pgp(struct kp_start_wire *w, char **pub, size_t *publen, char *err,
 			snprintf(err, errlen, "%s: no data key (%s); run "
 			    "'ktadmin init --confdir %s'", dir, DATAKEY_FILE,
 			    dir);
+		if (r == 0 && auditchain_key(w->datakey, kc.audit_key) == -1) {
+			snprintf(err, errlen, "the audit key cannot be "
+			    "derived: %s", crypto_ssl_reason());
+			r = -1;
+		}
 	}
 	/* Everything is in this process now: no agent keeps a copy. */
 	pgp_kill_agent(dir);

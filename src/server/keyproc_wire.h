@@ -19,8 +19,11 @@ struct kp_hdr {
 
 #define KP_MAX_PAYLOAD 4096
 #define KP_MAX_ANSWER 65536
-/* Channels beyond the workers': main (reload), the mail sender, one more. */
-#define KP_SPARE_CHANNELS 3
+/*
+ * Channels beyond the workers': main (reload), the mail sender, the audit
+ * chainer, one more.
+ */
+#define KP_SPARE_CHANNELS 4
 
 enum kp_op {
 	KP_OP_PING = 1,     /* nothing -> nothing: the round trip */
@@ -39,6 +42,10 @@ enum kp_op {
 			       keytrustee.conf itself and loads SSL_PRIVATE_KEY
 			       -> its DER public key */
 	KP_OP_START,        /* the start-up answer, once, on channel 0 */
+	KP_OP_AUDIT_MAC,    /* an audit chain segment's MAC message
+			       (AUDITCHAIN_MAC_MSG_LEN bytes) -> its
+			       HMAC-SHA256 under the audit key, which the
+			       key process derives from the data key */
 	KP_OP_MAX
 };
 

@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include "auditchain.h"
 #include "conf.h"
 #include "datakey.h"
 #include "keyproc.h"
@@ -250,7 +251,7 @@ test_tls_key_and_reload(void **state)
 	EVP_PKEY_free(proxy);
 }
 
-#define RAW_CHANNELS 13
+#define RAW_CHANNELS 15
 
 /* Send a raw frame (hdr then len payload bytes, as one message). */
 static void
@@ -355,6 +356,13 @@ test_refusals(void **state)
 	/* a key that is neither the subkey nor the primary */
 	raw_send(mine[c], KP_OP_PGP_DECRYPT, 0, 2, 16, p, 16);
 	assert_int_equal(raw_answer(mine[c++], 0, NULL, NULL), -1);
+	/* an audit MAC of another length than its message, or with a key */
+	raw_send(mine[c], KP_OP_AUDIT_MAC, 0, 0, AUDITCHAIN_MAC_MSG_LEN + 1, p,
+	    AUDITCHAIN_MAC_MSG_LEN + 1);
+	assert_int_equal(raw_answer(mine[c++], 0, NULL, NULL), -1);
+	raw_send(mine[c], KP_OP_AUDIT_MAC, 0, 1, AUDITCHAIN_MAC_MSG_LEN, p,
+	    AUDITCHAIN_MAC_MSG_LEN);
+	assert_int_equal(raw_answer(mine[c++], 0, NULL, NULL), -1);
 	assert_int_equal(c, RAW_CHANNELS - 1);
 
 	/* The last channel and channel 0 still answer. */
@@ -383,6 +391,30 @@ test_refusals(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 	/* the first key process is untouched */
 	assert_int_equal(keyproc_ping(), 0);
+}
+
+/*
+ * The audit MAC: HMAC-SHA256 under HKDF(data key), the key the serving
+ * process never derives (docs/audit.md).
+ */
+static void
+test_audit_mac(void **state)
+{
+	unsigned char key[CRYPTO_KEY_LEN], hash[CRYPTO_HASH_LEN];
+	unsigned char msg[AUDITCHAIN_MAC_MSG_LEN], got[CRYPTO_MAC_LEN];
+	unsigned char want[CRYPTO_MAC_LEN];
+	char err[256];
+
+	(void)state;
+	memset(hash, 0x42, sizeof(hash));
+	auditchain_mac_msg(7, 1234, 3, hash, msg);
+	assert_int_equal(keyproc_audit_mac(msg, got, err, sizeof(err)), 0);
+	assert_int_equal(auditchain_key(datakey, key), 0);
+	assert_int_equal(auditchain_mac(key, msg, want), 0);
+	assert_memory_equal(got, want, sizeof(got));
+	/* not a MAC under the data key itself */
+	assert_int_equal(auditchain_mac(datakey, msg, want), 0);
+	assert_memory_not_equal(got, want, sizeof(got));
 }
 
 static void *
@@ -447,6 +479,7 @@ main(void)
 		cmocka_unit_test(test_pgp_sign_and_decrypt),
 		cmocka_unit_test(test_tls_key_and_reload),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_audit_mac),
 		cmocka_unit_test(test_refused_call_ends_the_caller),
 	};
 
