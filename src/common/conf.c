@@ -52,6 +52,9 @@ static const struct conf_key {
 	 */
 	{ "BACKUP_INTERVAL", CT_COUNT, offsetof(struct kt_conf, backup_interval),
 	    0, 0 },
+	/* Seconds between the audit chain's seals (docs/audit.md). */
+	{ "AUDIT_CHAIN_INTERVAL", CT_COUNT,
+	    offsetof(struct kt_conf, audit_chain_interval), 0, 0 },
 };
 
 static const struct {
@@ -128,6 +131,7 @@ conf_defaults(struct kt_conf *c, const char *confdir)
 	c->backup_interval = BACKUPSTAT_DEFAULT_INTERVAL;
 	c->max_conns_per_addr = KT_DEFAULT_MAX_CONNS_PER_ADDR;
 	c->auth_failures_per_minute = KT_DEFAULT_AUTH_FAILURES;
+	c->audit_chain_interval = KT_DEFAULT_AUDIT_CHAIN_INTERVAL;
 	if (gethostname(buf, sizeof(buf)) == -1)
 		strcpy(buf, "localhost");
 	buf[sizeof(buf) - 1] = '\0';

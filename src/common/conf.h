@@ -12,6 +12,8 @@
 /* AUTH_FAILURES_PER_MINUTE: its default, and the largest a count may be. */
 #define KT_DEFAULT_AUTH_FAILURES 60
 #define KT_CONF_COUNT_MAX 1000000
+/* AUDIT_CHAIN_INTERVAL's default, in seconds. */
+#define KT_DEFAULT_AUDIT_CHAIN_INTERVAL 1
 /* the most connections either limit allows */
 #define KT_DEFAULT_MAX_CONNS_PER_ADDR 512
 #define KT_MAX_CONNS KT_CONF_COUNT_MAX
@@ -32,6 +34,7 @@ struct kt_conf {
 	int max_conns_per_addr;       /* connections from one address */
 	int auth_failures_per_minute; /* per source address, then 429 */
 	int backup_interval;          /* seconds (backupstat.h) */
+	int audit_chain_interval;     /* seconds between chain seals */
 	char *db_connect;             /* libpq conninfo; NULL before db setup */
 	char *mail_url;
 	char *hostname;

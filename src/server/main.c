@@ -25,6 +25,7 @@
 #include "auditq.h"
 #include "authcache.h"
 #include "authfail.h"
+#include "chainer.h"
 #include "conf.h"
 #include "connlimit.h"
 #include "crypto.h"
@@ -522,6 +523,9 @@ main(int argc, char **argv)
 	/* After the signal mask (threads inherit it) and the HA role. */
 	if (mailer_start(&srv, err, sizeof(err)) == -1)
 		fatalx("mail sender: %s", err);
+	if ((srv.chainer = chainer_start(srv.conf, srv.ha, err,
+	    sizeof(err))) == NULL)
+		fatalx("%s", err);
 	serve_start(&srv);
 	log_info("at most %d connections, %d from one address", srv.max_conns,
 	    per_addr);
@@ -548,6 +552,7 @@ main(int argc, char **argv)
 	serve_stop(&srv);
 	authfail_stop(srv.authfail); /* writes the last minute's tallies */
 	mailer_stop(&srv);
+	chainer_stop(srv.chainer);
 	ha_stop(srv.ha);
 	keyproc_stop();
 	close(srv.lfd);

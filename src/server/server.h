@@ -113,6 +113,7 @@ struct server {
 	pthread_t mail_thread;
 	int mail_pipe[2];          /* written to stop the sender */
 	int mail_running;
+	struct chainer *chainer;   /* the audit chain's sealer (chainer.c) */
 };
 
 #endif

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf.h"
 #include "crypto.h"
@@ -87,6 +88,43 @@ int store_batch_send(struct store *st, const struct audit_row *rows, int n);
 int store_batch_flush(struct store *st);
 int store_batch_poll(struct store *st);
 void store_batch_close(struct store *st);
+
+/* ---- the audit chain (store/chain.c) ------------------------------------ */
+
+struct auditchain_seg;
+
+/* Where the chain ends now, and how far it may be sealed. */
+struct store_chain_head {
+	int64_t seq;     /* the last segment's (or anchor's); 0: none */
+	int64_t xact_hi; /* the rows below are sealed */
+	unsigned char hash[CRYPTO_HASH_LEN]; /* its hash; zeros: none */
+	int64_t horizon; /* every transaction below it has ended */
+};
+/*
+ * Take the chain's advisory lock and begin the chainer's transaction
+ * (REPEATABLE READ): STORE_OK with *h, STORE_CONFLICT when a prune holds
+ * the lock (try later), else a failure (nothing is left open).
+ */
+enum store_result store_chain_begin(struct store *st,
+    struct store_chain_head *h);
+/* Open the cursor over the rows lo <= xact < hi, in chain order. */
+enum store_result store_chain_open(struct store *st, int64_t lo, int64_t hi);
+/*
+ * Its next rows (AUDITCHAIN_ROW_COLUMNS; none at the end), NULL (logged)
+ * on failure.
+ */
+PGresult *store_chain_fetch(struct store *st);
+/*
+ * Append a segment: ids the text of its bigint[] ("{1,2}"), digests its
+ * rows' truncated digests.  STORE_READONLY on a standby.
+ */
+enum store_result store_chain_insert(struct store *st,
+    const struct auditchain_seg *s, const char *ids,
+    const unsigned char *digests, size_t diglen,
+    const unsigned char hash[CRYPTO_HASH_LEN],
+    const unsigned char mac[CRYPTO_MAC_LEN]);
+/* Commit (or roll back) and release the lock. */
+enum store_result store_chain_end(struct store *st, int commit);
 
 /* ---- request signatures seen (store/seen.c) ----------------------------- */
 
