@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auditchain.h"
 #include "cmdtab.h"
 #include "ktadmin.h"
 #include "log.h"
@@ -23,6 +24,10 @@ static const struct cmdtab_cmd cmds[] = {
 	    "restore a ktbackup.sh backup: config dir and database", cmd_restore },
 	{ "mail", "mail (--status|--retry) [--confdir DIR]",
 	    "show or push the admin mail outbox", cmd_mail },
+	{ "audit", "audit (--verify [--file FILE]|--export --before DATE "
+	    "--output FILE|--prune-before DATE) [--confdir DIR]",
+	    "verify, export and prune the audit log's hash chain",
+	    audit_chain_main },
 };
 
 static const struct cmdtab tab = {
