@@ -148,11 +148,17 @@ verify_seg(struct verify *v, const struct vseg *g,
 			    "removed (segment %" PRId64 " sealed it)", g->ids[i],
 			    g->s.seq);
 			goto out;
-		} else if (!has_id(sealed, g->nids, rows[j].id)) {
+		} else if (j < n && !has_id(sealed, g->nids, rows[j].id)) {
 			snprintf(v->what, sizeof(v->what), "row %" PRId64 " was "
 			    "inserted into the sealed range of segment %" PRId64
 			    " (transaction %" PRId64 ")", rows[j].id, g->s.seq,
 			    rows[j].xact);
+			goto out;
+		} else if (i >= g->nids || j >= n) {
+			/* an id sealed twice: no server made this record */
+			snprintf(v->what, sizeof(v->what), "segment %" PRId64
+			    ": its record was changed (an id listed twice)",
+			    g->s.seq);
 			goto out;
 		} else {
 			/*
@@ -307,10 +313,10 @@ ids_parse(const char *s, int64_t **ids, size_t *n)
 		*n = 0;
 		return 0;
 	}
-	for (;;) {
+	while (k < cap) {
 		errno = 0;
 		(*ids)[k++] = strtoll(p, &end, 10);
-		if (errno != 0 || end == p || k > cap)
+		if (errno != 0 || end == p)
 			break;
 		if (*end == '}' && end[1] == '\0') {
 			*n = k;
@@ -687,8 +693,8 @@ verify_file(struct verify *v, FILE *fp, const char *path)
 	json_t *o = NULL, *x, *rows = json_array();
 	json_error_t je;
 	struct vseg g;
-	int64_t lineno = 0, seq, hi, nrows, want_segs = -1, want_rows = -1;
-	unsigned char hash[CRYPTO_HASH_LEN], mac[CRYPTO_MAC_LEN];
+	int64_t lineno = 0, seq, hi, want_segs = -1, want_rows = -1;
+	unsigned char hash[CRYPTO_HASH_LEN];
 	int ret = -1, have = 0, ended = 0;
 
 	memset(&g, 0, sizeof(g));
@@ -719,8 +725,6 @@ verify_file(struct verify *v, FILE *fp, const char *path)
 			v->next_seq = seq + 1;
 			v->next_lo = hi;
 			memcpy(v->prev, hash, sizeof(hash));
-			(void)nrows;
-			(void)mac;
 			continue;
 		}
 		if (ended) {
@@ -968,10 +972,10 @@ out:
 static int
 do_prune(PGconn *db, struct verify *v, const char *before)
 {
-	char a[24];
-	const char *p[1] = {a};
+	char a[24], c[24];
+	const char *p[1] = {a}, *pp[2] = {a, c};
 	PGresult *res = NULL;
-	int64_t before_us, last, pending, hi, nrows, pruned;
+	int64_t before_us, last, pending, hi, pruned;
 	int ret = 1, r;
 
 	if (date_us(db, before, &before_us) == -1)
@@ -1003,7 +1007,7 @@ do_prune(PGconn *db, struct verify *v, const char *before)
 	PQclear(res);
 	res = NULL;
 	snprintf(a, sizeof(a), "%" PRId64, last);
-	if ((res = q(db, "SELECT xact_hi, nrows FROM audit_chain WHERE seq = "
+	if ((res = q(db, "SELECT xact_hi FROM audit_chain WHERE seq = "
 	    "$1::bigint", 1, p, PGRES_TUPLES_OK)) == NULL)
 		goto out;
 	if (PQntuples(res) == 0) {
@@ -1012,10 +1016,10 @@ do_prune(PGconn *db, struct verify *v, const char *before)
 			 "--export --before DATE --output FILE') are pruned");
 		goto out;
 	}
-	if (auditchain_int(PQgetvalue(res, 0, 0), &hi) == -1 ||
-	    auditchain_int(PQgetvalue(res, 0, 1), &nrows) == -1)
+	if (auditchain_int(PQgetvalue(res, 0, 0), &hi) == -1)
 		goto out;
 	PQclear(res);
+	res = NULL;
 	/* The append-only triggers do not fire for this transaction only. */
 	if (tx(db, "SET LOCAL session_replication_role = replica") == -1)
 		goto out;
@@ -1026,30 +1030,20 @@ do_prune(PGconn *db, struct verify *v, const char *before)
 	    auditchain_int(PQgetvalue(res, 0, 0), &pruned) == -1)
 		goto out;
 	PQclear(res);
+	res = NULL;
+	/* The last segment pruned stays as the anchor, MAC and all. */
 	snprintf(a, sizeof(a), "%" PRId64, last);
+	snprintf(c, sizeof(c), "%" PRId64, pruned);
 	if ((res = q(db, "WITH d AS (DELETE FROM audit_chain WHERE seq <= "
 	    "$1::bigint RETURNING seq, xact_hi, nrows, hash, mac) "
 	    "INSERT INTO audit_anchor (seq, xact_hi, nrows, hash, mac, "
-	    "pruned_rows) SELECT seq, xact_hi, nrows, hash, mac, 0 FROM d "
-	    "WHERE seq = $1::bigint", 1, p, PGRES_COMMAND_OK)) == NULL)
+	    "pruned_rows) SELECT seq, xact_hi, nrows, hash, mac, $2::bigint "
+	    "FROM d WHERE seq = $1::bigint", 2, pp, PGRES_COMMAND_OK)) == NULL)
 		goto out;
-	PQclear(res);
-	res = NULL;
-	{
-		char c[24];
-		const char *pp[2] = {a, c};
-
-		snprintf(c, sizeof(c), "%" PRId64, pruned);
-		if ((res = q(db, "UPDATE audit_anchor SET pruned_rows = "
-		    "$2::bigint WHERE seq = $1::bigint", 2, pp,
-		    PGRES_COMMAND_OK)) == NULL)
-			goto out;
-	}
 	if (tx(db, "COMMIT") == -1)
 		goto out;
 	printf("pruned segments up to %" PRId64 " (%" PRId64 " rows); the "
 	    "chain now starts from that anchor\n", last, pruned);
-	(void)nrows;
 	ret = 0;
 out:
 	PQclear(res);
