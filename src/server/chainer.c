@@ -33,8 +33,8 @@
 
 /* A segment closes at the first transaction boundary past this many rows. */
 #define CHAINER_SEG_ROWS 10000
-/* Rows sealed in one tick above which its cost is logged (info). */
-#define CHAINER_LOG_ROWS 10000
+/* Seconds between the lines that say what sealing cost (info). */
+#define CHAINER_LOG_SECS 60
 
 struct chainer {
 	struct store *st;
@@ -266,9 +266,11 @@ chainer_main(void *arg)
 {
 	struct chainer *c = arg;
 	struct pollfd pfd;
-	double t0;
-	long long n;
-	int segs;
+	struct timespec now;
+	double t0, cpu = 0;
+	long long n, rows = 0, segs = 0;
+	time_t last = 0;
+	int k;
 
 	for (;;) {
 		pfd.fd = c->pipe[0];
@@ -281,14 +283,20 @@ chainer_main(void *arg)
 		if (ha_is_passive(c->ha))
 			continue;
 		t0 = chainer_cpu_ms();
-		n = chainer_tick(c, &segs);
-		if (n >= CHAINER_LOG_ROWS)
-			log_info("audit chain: sealed %lld rows in %d "
-			    "segment(s), %.1f ms CPU", n, segs,
-			    chainer_cpu_ms() - t0);
-		else if (n > 0)
-			log_debug("audit chain: sealed %lld rows in %d "
-			    "segment(s)", n, segs);
+		if ((n = chainer_tick(c, &k)) <= 0)
+			continue;
+		rows += n;
+		segs += k;
+		cpu += chainer_cpu_ms() - t0;
+		/* What sealing costs: at once the first time, then a minute's. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (last != 0 && now.tv_sec - last < CHAINER_LOG_SECS)
+			continue;
+		log_info("audit chain: sealed %lld rows in %lld segment(s), "
+		    "%.1f ms CPU", rows, segs, cpu);
+		last = now.tv_sec;
+		rows = segs = 0;
+		cpu = 0;
 	}
 	return NULL;
 }
