@@ -206,6 +206,29 @@ def test_rows_are_sealed_and_verify(kts):
                     "and count = 7") == "3"
 
 
+def test_failed_auth_tallies_are_chained(kts):
+    """Item 5: the server's own failed-authentication tallies (one row per
+    address and reason, count = the requests) are sealed like any row,
+    and a count changed afterwards is named."""
+    from test_auth_flood import Conn, bad_headers, source
+    src = source()
+    conn = Conn(kts.srv.port, src)
+    for i in range(9):
+        _, hdrs = bad_headers(1)   # malformed, nine times
+        status, _, _ = conn.request("GET", "/v1/deposits", hdrs)
+        assert status == 401
+    conn.close()
+    kts.srv.restart()              # a stop writes the minute's tallies
+    rid, count = sql(kts, "select id, count from audit_log where remote_addr = '%s'"
+                          % src).split("|")
+    assert int(count) == 9
+    sealed(kts)
+    assert_intact(kts)
+    with Snapshot(kts):
+        tamper(kts, "update audit_log set count = 1 where id = %s" % rid)
+        assert_broken(kts, r"row %s was changed" % rid)
+
+
 def test_pending_rows_are_not_an_error(kts):
     with Snapshot(kts):
         add_rows(kts, 4)   # the server is stopped: nothing seals them
