@@ -961,9 +961,7 @@ out:
 	PQclear(res);
 	if (e.fp != NULL)
 		fclose(e.fp);
-	/* Nothing half-written is left to be taken for an export. */
-	if (ret != 0 && ftruncate(fd, 0) == 0)
-		unlink(output);
+
 	if (PQtransactionStatus(db) != PQTRANS_IDLE)
 		tx(db, "ROLLBACK");
 	return ret;
@@ -1107,7 +1105,6 @@ audit_chain_main(int argc, char **argv)
 	uid_t owner;
 	int64_t pending = 0;
 	FILE *in = NULL;
-	struct stat sb;
 	int ch, r, outfd = -1, ret = 1;
 
 	memset(&v, 0, sizeof(v));
@@ -1186,9 +1183,13 @@ audit_chain_main(int argc, char **argv)
 		cli_error("cannot open %s: %s", file, strerror(errno));
 		goto out;
 	}
+	/* Never over an earlier export: it may be the only copy of rows. */
 	if (output != NULL && (outfd = open(output, O_RDWR | O_CREAT |
-	    O_TRUNC | O_CLOEXEC, 0600)) == -1) {
+	    O_EXCL | O_CLOEXEC, 0600)) == -1) {
 		cli_error("cannot write %s: %s", output, strerror(errno));
+		if (errno == EEXIST)
+			cli_hint("an export is never overwritten: give a new "
+				 "file name");
 		goto out;
 	}
 	/* The data key is decrypted as the server does: as its owner. */
@@ -1268,9 +1269,8 @@ out:
 	if (in != NULL)
 		fclose(in);
 	if (outfd != -1) {
-		/* Every failure before the export leaves no empty file. */
-		if (ret != 0 && action == CH_EXPORT && fstat(outfd, &sb) == 0 &&
-		    sb.st_size == 0)
+		/* A failed export leaves no file (this run made it). */
+		if (ret != 0 && ftruncate(outfd, 0) == 0)
 			unlink(output);
 		close(outfd);
 	}

@@ -392,6 +392,12 @@ def test_export_prune_verify_round_trip(kts, registry):
     assert p.returncode == 0, p.stdout + p.stderr
     assert mode(out) == 0o600
     exported = int(re.search(r"\((\d+) rows\)", p.stdout).group(1))
+    # an export is never overwritten
+    kept = open(out).read()
+    p = ktadmin("audit", "--export", "--before", cut, "--output", out,
+                "--confdir", kts.confdir)
+    assert p.returncode == 1 and "never overwritten" in p.stderr, p.stderr
+    assert open(out).read() == kept
     assert exported == total + 20
     # later rows: not exported, not pruned
     add_rows(kts, 5)
