@@ -456,6 +456,14 @@ def test_usage_errors(kts):
         assert msg in p.stderr, (args, p.stderr)
     p = ktadmin("audit", "--help")
     assert p.returncode == 0 and "--prune-before" in p.stdout
+    p = ktadmin("--help")
+    assert p.returncode == 0 and "audit" in p.stdout
+    p = ktadmin("audit", "--bogus")
+    assert p.returncode == 2 and p.stderr.startswith("error: ") and "hint:" in p.stderr
+    p = ktadmin("audit", "--verify", "--confdir")
+    assert p.returncode == 2 and "requires an argument" in p.stderr, p.stderr
+    p = ktadmin("audit", "--verify", "--confdir", "/nonexistent/kt")
+    assert p.returncode == 1 and "cannot read the configuration" in p.stderr
     p = ktadmin("audit", "--prune-before", "not a date", "--confdir", kts.confdir)
     assert p.returncode == 1 and "is not a date" in p.stderr, p.stderr
     p = verify(kts, "--file", "/nonexistent/x.jsonl")
