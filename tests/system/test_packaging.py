@@ -27,7 +27,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -280,17 +279,10 @@ exec sleep 3600
 
 
 @pytest.fixture(scope="module")
-def root(debs):
-    base = tempfile.mkdtemp(prefix="kts-pkgroot-")
-    os.chmod(base, 0o755)
-    r = Root(base)
-    try:
-        yield r
-    finally:
-        try:
-            r.close()
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
+def root(registry, debs):
+    r = Root(registry.mkdtemp("pkgroot-"))
+    yield r
+    r.close()
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +371,7 @@ def test_service_start_status_restart_stop(root, configured):
     pid = server_pid(root)
     with open("/proc/%d/status" % pid) as f:
         uid = re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1)
-    assert int(uid) == shutil.os.stat(configured["confdir"]).st_uid  # not root
+    assert int(uid) == os.stat(configured["confdir"]).st_uid  # not root
 
     st = root.sh("service keytrusteed status")
     assert st.returncode == 0, st.stdout + st.stderr
