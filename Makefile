@@ -85,7 +85,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run stop check unit unit-san system fuzz bench bench-keyproc \
 	install clean \
-	format csd parcel
+	format csd parcel deb
 
 all: $(BIN_PATHS) $(LIBKT_A) $(LIBKT_SO)
 
@@ -220,8 +220,20 @@ bench: deps
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries and scripts;
 # libkeytrustee (both flavours, shared libraries 0644 as Debian installs
 # them), its header and keytrustee.pc (made from keytrustee.pc.in for this
-# PREFIX); and every manual page docs/man/NAME.N as share/man/manN/NAME.N.
+# PREFIX); every manual page docs/man/NAME.N as share/man/manN/NAME.N; the
+# account script in LIBEXECDIR/keytrustee; and the keytrusteed and
+# keytrustee-db services (packaging/): init scripts in INITDIR and a
+# logrotate file (both under /etc whatever PREFIX, where `service` and
+# logrotate look), systemd units in SYSTEMDUNITDIR (/lib/systemd/system for
+# PREFIX=/usr, else PREFIX/lib/systemd/system, which systemd also reads),
+# each naming the binaries of PREFIX/bin.
 MAN_PAGES := $(wildcard docs/man/*.[1-8])
+LIBEXECDIR ?= $(PREFIX)/libexec
+INITDIR ?= /etc/init.d
+LOGROTATEDIR ?= /etc/logrotate.d
+SYSTEMDUNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+SERVICES := keytrusteed keytrustee-db
+SERVICE_SED = -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@INITDIR@|$(INITDIR)|g'
 LIBKT_PC_SED = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(KT_VERSION)|g' \
 	-e 's|@REQUIRES_PRIVATE@|$(LIBKT_REQUIRES)|g' \
 	-e 's|@LIBS_PRIVATE@|$(LIBKT_LIBS_PRIVATE)|g'
@@ -241,6 +253,21 @@ install: all
 		echo "install -m 0644 $$page $$dir/"; \
 		install -d $$dir; install -m 0644 $$page $$dir/; \
 	done
+	install -d $(DESTDIR)$(LIBEXECDIR)/keytrustee
+	install -m 0755 scripts/kt-account.sh $(DESTDIR)$(LIBEXECDIR)/keytrustee/
+	@mkdir -p $(BUILD)/packaging
+	install -d $(DESTDIR)$(INITDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(LOGROTATEDIR)
+	@set -e; for s in $(SERVICES); do \
+		sed $(SERVICE_SED) packaging/$$s.init.in >$(BUILD)/packaging/$$s.init; \
+		sed $(SERVICE_SED) packaging/$$s.service.in >$(BUILD)/packaging/$$s.service; \
+		echo "install $$s: $(DESTDIR)$(INITDIR)/$$s $(DESTDIR)$(SYSTEMDUNITDIR)/$$s.service"; \
+		install -m 0755 $(BUILD)/packaging/$$s.init $(DESTDIR)$(INITDIR)/$$s; \
+		install -m 0644 $(BUILD)/packaging/$$s.service $(DESTDIR)$(SYSTEMDUNITDIR)/; \
+	done
+	install -m 0644 packaging/keytrustee-server.logrotate $(DESTDIR)$(LOGROTATEDIR)/keytrustee-server
+	@# Installed on this host (no DESTDIR) by root: the service account too.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		$(LIBEXECDIR)/keytrustee/kt-account.sh; fi
 
 # The CSD bundle (descriptor + scripts, Cloudera's jar layout) and the
 # parcel with its repo manifest (version from the descriptor).
@@ -251,6 +278,12 @@ csd:
 parcel: all
 	@sh parcels/build.sh --version $(KT_VERSION) --bindir $(BUILD)/bin \
 		--outdir $(BUILD)/parcels
+
+# The Debian packages (packaging/debian; debhelper builds a copy of the
+# tree): $(BUILD)/deb/keytrustee-server_$(KT_VERSION)_ARCH.deb and the
+# client's and libkeytrustee's beside it.
+deb:
+	@sh packaging/build-deb.sh --version $(KT_VERSION) --outdir $(BUILD)/deb
 
 format:
 	clang-format -i $$(find src agent tests -name '*.[ch]')

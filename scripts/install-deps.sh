@@ -26,6 +26,10 @@ PKGS="$PKGS patchelf"
 # (tests/system/test_tls_ciphers.py).
 PKGS="$PKGS testssl.sh"
 
+# make deb builds the Debian packages with debhelper (dpkg-buildpackage),
+# and tests/system/test_packaging.py checks them with lintian.
+PKGS="$PKGS debhelper lintian"
+
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -332,7 +332,17 @@ pgcluster_exec(const struct pgcluster *d)
 	struct pgbin_env e;
 	struct passwd *pw;
 	int n = 3;
+	/*
+	 * Under a service manager that waits for readiness (systemd's
+	 * Type=notify, keytrustee-db.service) PostgreSQL says when it
+	 * accepts connections: its notify socket is the one variable of
+	 * ours it keeps.
+	 */
+	char *notify[] = {NULL, NULL};
 
+	for (char **ev = environ; ev != NULL && *ev != NULL; ev++)
+		if (strncmp(*ev, "NOTIFY_SOCKET=", 14) == 0)
+			notify[0] = *ev;
 	if (path_join(prog, sizeof(prog), d->bindir, "postgres") == -1) {
 		cli_error("%s: path too long", d->bindir);
 		return 1;
@@ -367,7 +377,7 @@ pgcluster_exec(const struct pgcluster *d)
 	}
 	fflush(NULL);
 	closefrom(STDERR_FILENO + 1);
-	pgbin_env(&e, d->bindir, NULL);
+	pgbin_env(&e, d->bindir, notify);
 	execve(prog, argv, e.envp);
 	cli_error("cannot execute %s: %s", prog, strerror(errno));
 	return 1;
