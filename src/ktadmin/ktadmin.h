@@ -6,13 +6,14 @@ struct pgcluster;
 
 /*
  * One file per command, listed in main.c's table (cmdtab.h): cmd-init.c,
- * cmd-db.c, cmd-promote.c, cmd-restore.c, cmd-mail.c.
+ * cmd-db.c, cmd-promote.c, cmd-restore.c, cmd-mail.c, cmd-audit.c.
  */
 int cmd_init(int argc, char **argv);
 int cmd_db(int argc, char **argv);
 int cmd_promote(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_mail(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 /* "hint: run 'ktadmin CMD --help' for usage"; returns 2 (a usage error). */
 int ktadmin_bad_usage(const char *cmd);

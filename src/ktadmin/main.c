@@ -23,6 +23,11 @@ static const struct cmdtab_cmd cmds[] = {
 	    "restore a ktbackup.sh backup: config dir and database", cmd_restore },
 	{ "mail", "mail (--status|--retry) [--confdir DIR]",
 	    "show or push the admin mail outbox", cmd_mail },
+	{ "audit", "audit [--confdir DIR] [--since T] [--until T] "
+	    "[--client FP] [--org ORG] [--action A] [--object UUID] "
+	    "[--result R] [--json] [--limit N] [--before-id ID|--after-id ID] "
+	    "[--explain]",
+	    "ask the audit log who did what, when, from where", cmd_audit },
 };
 
 static const struct cmdtab tab = {
