@@ -16,7 +16,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +66,8 @@ struct audit_query {
 	char client[PGP_FPR_LEN + 1];
 	char object[CRYPTO_UUID_LEN + 1];
 	const char *org, *action, *result;
-	long long after, before; /* the cursor: ids, 0 when none */
+	long long after;  /* --after-id: -1 when not given */
+	long long before; /* --before-id: 0 when not given */
 	int limit;
 	int json, explain;
 };

@@ -22,7 +22,8 @@ SCRIPTS = os.path.join(ROOT, "scripts")
 # binary -> (its page, the commands whose --help lists its options)
 PAGES = {
     "keytrustee-server": ("keytrustee-server.8", [[]]),
-    "ktadmin": ("ktadmin.8", [[], ["init"], ["db"], ["promote"], ["restore"], ["mail"]]),
+    "ktadmin": ("ktadmin.8", [[], ["init"], ["db"], ["promote"], ["restore"], ["mail"],
+                             ["audit"]]),
     "keytrustee-orgtool": ("keytrustee-orgtool.8",
                            [[], ["add"], ["list"], ["disable-client"], ["enable-client"],
                             ["set-auth"], ["activate-client"], ["reset-token"]]),
