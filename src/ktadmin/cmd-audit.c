@@ -367,15 +367,18 @@ audit_sql_build(struct audit_sql *q, const struct audit_query *a)
 		audit_sql_filter(q, "id < ", "::bigint", q->nums[1]);
 	}
 	/*
-	 * A time range alone, when walking the ids in the page's order would
-	 * begin outside it (newest first with --until, oldest first with
-	 * --since): PostgreSQL cannot know that ids and times rise together,
-	 * and would walk the primary key past every row outside the range.
-	 * Sorting by "id + 0", not the key's order, has it read the range
-	 * through the BRIN index of at and sort those rows (a top-N sort).
-	 * Newest first since a time, the key's walk starts inside the range.
+	 * The page is in the ids' order; "id + 0" is that order but not the
+	 * primary key's, so that PostgreSQL reads the rows through a BRIN
+	 * index and sorts them (a top-N sort) rather than walk the key: for
+	 * a deposit (the bloom filters of audit_log_object), and for a time
+	 * range when the walk would begin outside it (newest first with
+	 * --until, oldest first with --since).  It cannot know that ids and
+	 * times rise together, nor how rare a deposit is, and would walk the
+	 * key past every row before the first match.  Newest first since a
+	 * time, and for a client, the walk from the newest row is the fast
+	 * way.
 	 */
-	fence = a->client[0] == '\0' && a->object[0] == '\0' &&
+	fence = a->object[0] != '\0' ||
 	    (a->after >= 0 ? a->since[0] != '\0' : a->until[0] != '\0');
 	audit_sql_add(q, fence ? " ORDER BY id + 0" : " ORDER BY id");
 	audit_sql_add(q, a->after >= 0 ? "" : " DESC");
