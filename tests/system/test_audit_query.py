@@ -310,7 +310,8 @@ def big(registry, session_db):
     print("generated %d rows in %.1f s" % (BIG_ROWS, time.monotonic() - started))
     conf = copy_confdir(registry, session_db.confdir, "aqbig")
     update_conf(conf, DB_CONNECT=read_conf(conf)["DB_CONNECT"] + " dbname=" + name)
-    return conf, cluster, name
+    yield conf, cluster, name
+    psql_db(cluster, "postgres", "DROP DATABASE %s" % name)
 
 
 def plan(conf, *args):
