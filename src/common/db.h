@@ -9,7 +9,7 @@
 #include "conf.h"
 
 /* The newest schema version this program knows (see db.c's migrations). */
-#define DB_SCHEMA_VERSION 12
+#define DB_SCHEMA_VERSION 13
 
 /*
  * Connect with the conninfo in c->db_connect, with application_name

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1052,8 +1053,8 @@ out:
 
 /* ---- the command ------------------------------------------------------ */
 
-static void
-chain_usage(FILE *fp)
+void
+audit_chain_usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: ktadmin audit --verify [--confdir DIR]\n"
@@ -1097,7 +1098,8 @@ audit_chain_main(int argc, char **argv)
 	enum chain_action action = CH_NONE;
 	const char *confdir = NULL, *before = NULL, *output = NULL;
 	const char *file = NULL, *prune = NULL;
-	char *defdir = NULL, err[1024];
+	char *defdir = NULL, err[1024], date[32];
+	struct timespec now;
 	struct kt_conf *c = NULL;
 	struct verify v;
 	unsigned char dk[CRYPTO_KEY_LEN];
@@ -1138,7 +1140,7 @@ audit_chain_main(int argc, char **argv)
 			confdir = optarg;
 			break;
 		case 'h':
-			chain_usage(stdout);
+			audit_chain_usage(stdout);
 			return 0;
 		default:
 			return cli_opt_error("ktadmin", "audit", ch, argv);
@@ -1163,6 +1165,23 @@ audit_chain_main(int argc, char **argv)
 	if (action == CH_EXPORT && (before == NULL || output == NULL)) {
 		cli_error("--export needs --before DATE and --output FILE");
 		return ktadmin_bad_usage("audit");
+	}
+	/* The dates as the queries take them, checked before anything. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (action == CH_EXPORT || action == CH_PRUNE) {
+		if (audit_time_parse(action == CH_EXPORT ? before : prune, &now,
+			date) == -1) {
+			cli_error("%s: \"%s\" is not a date",
+			    action == CH_EXPORT ? "--before" : "--prune-before",
+			    action == CH_EXPORT ? before : prune);
+			cli_hint("give an ISO-8601 date or time (2026-01-31, "
+				 "2026-01-31T12:00:00Z) or a time ago (30d)");
+			return 2;
+		}
+		if (action == CH_EXPORT)
+			before = date;
+		else
+			prune = date;
 	}
 	if (confdir == NULL &&
 	    (confdir = defdir = conf_default_dir()) == NULL) {

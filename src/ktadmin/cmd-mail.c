@@ -181,7 +181,6 @@ cmd_mail(int argc, char **argv)
 	enum mail_action action = MAIL_NONE;
 	const char *confdir = NULL;
 	uid_t owner;
-	char *defdir = NULL, err[1024];
 	struct kt_conf *c = NULL;
 	PGconn *db = NULL;
 	int ch, ret = 1;
@@ -216,30 +215,16 @@ cmd_mail(int argc, char **argv)
 		cli_error("mail: give --status or --retry");
 		return ktadmin_bad_usage("mail");
 	}
-	if (confdir == NULL &&
-	    (confdir = defdir = conf_default_dir()) == NULL) {
-		cli_error("KEYTRUSTEE_HOME is too long");
+	if (pgcluster_conf_load(confdir, &c) == -1)
 		goto out;
-	}
-	if (conf_load(confdir, &c, pgcluster_conf_warn, err, sizeof(err)) ==
-	    -1) {
-		cli_error("cannot read the configuration in %s", confdir);
-		cli_detail_lines(err);
-		goto out;
-	}
 	/* The server's keyring is used as the server uses it: as its owner. */
-	if (become_owner_of(confdir, &owner) == -1) {
-		cli_error("cannot switch to the owner of %s: %s", confdir,
+	if (become_owner_of(c->confdir, &owner) == -1) {
+		cli_error("cannot switch to the owner of %s: %s", c->confdir,
 		    strerror(errno));
 		goto out;
 	}
-	if ((db = db_connect(c, err, sizeof(err))) == NULL) {
-		cli_error("cannot connect to the database");
-		cli_detail_lines(err);
-		cli_hint("is it running?  'ktadmin db --status --pg-rootdir "
-			 "DIR' tells");
+	if ((db = pgcluster_conf_db(c)) == NULL)
 		goto out;
-	}
 	if (db_schema_version(db) < DB_SCHEMA_VERSION) {
 		cli_error("the database has no mail outbox yet (schema older "
 			  "than %d)",
@@ -251,6 +236,5 @@ cmd_mail(int argc, char **argv)
 out:
 	PQfinish(db);
 	conf_free(c);
-	free(defdir);
 	return ret;
 }

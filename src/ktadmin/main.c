@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "auditchain.h"
 #include "cmdtab.h"
 #include "ktadmin.h"
 #include "log.h"
@@ -24,10 +23,13 @@ static const struct cmdtab_cmd cmds[] = {
 	    "restore a ktbackup.sh backup: config dir and database", cmd_restore },
 	{ "mail", "mail (--status|--retry) [--confdir DIR]",
 	    "show or push the admin mail outbox", cmd_mail },
-	{ "audit", "audit (--verify [--file FILE]|--export --before DATE "
+	{ "audit", "audit [--confdir DIR] [--since T] [--until T] "
+	    "[--client FP] [--org ORG] [--action A] [--object UUID] "
+	    "[--result R] [--json] [--limit N] [--before-id ID|--after-id ID] "
+	    "[--explain] | audit (--verify [--file FILE]|--export --before DATE "
 	    "--output FILE|--prune-before DATE) [--confdir DIR]",
-	    "verify, export and prune the audit log's hash chain",
-	    audit_chain_main },
+	    "ask the audit log who did what, when, from where; verify, export "
+	    "and prune its hash chain", cmd_audit },
 };
 
 static const struct cmdtab tab = {

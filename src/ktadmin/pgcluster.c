@@ -424,24 +424,54 @@ pgcluster_conf_save(const struct kt_conf *c)
 }
 
 int
-pgcluster_conf_connect(
-    const char *confdir, struct kt_conf **c, PGconn **db, const char *what)
+pgcluster_conf_load(const char *confdir, struct kt_conf **c)
 {
 	char err[1024], *defdir = NULL;
 	int ret = -1;
 
-	*c = NULL;
-	*db = NULL;
 	if (confdir == NULL &&
 	    (confdir = defdir = conf_default_dir()) == NULL) {
-		cli_error("out of memory");
+		cli_error("KEYTRUSTEE_HOME is too long");
 		return -1;
 	}
 	if (conf_load(confdir, c, pgcluster_conf_warn, err, sizeof(err)) ==
 	    -1) {
-		cli_error("%s", err);
+		cli_error("cannot read the configuration in %s", confdir);
+		cli_detail_lines(err);
 		goto out;
 	}
+	ret = 0;
+out:
+	free(defdir);
+	return ret;
+}
+
+PGconn *
+pgcluster_conf_db(const struct kt_conf *c)
+{
+	char err[1024];
+	PGconn *db;
+
+	if ((db = db_connect(c, err, sizeof(err))) == NULL) {
+		cli_error("cannot connect to the database");
+		cli_detail_lines(err);
+		cli_hint("is it running?  'ktadmin db --status --pg-rootdir "
+			 "DIR' tells");
+	}
+	return db;
+}
+
+int
+pgcluster_conf_connect(
+    const char *confdir, struct kt_conf **c, PGconn **db, const char *what)
+{
+	char err[1024];
+	int ret = -1;
+
+	*c = NULL;
+	*db = NULL;
+	if (pgcluster_conf_load(confdir, c) == -1)
+		goto out;
 	if ((*db = dbrole_connect_admin(*c, NULL, err, sizeof(err))) == NULL) {
 		cli_error("%s: cannot connect to the database", what);
 		cli_detail_lines(err);
@@ -455,6 +485,5 @@ out:
 		conf_free(*c);
 		*c = NULL;
 	}
-	free(defdir);
 	return ret;
 }

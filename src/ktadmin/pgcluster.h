@@ -138,6 +138,10 @@ void pgcluster_conf_warn(const char *msg);
 int pgcluster_conf_save(const struct kt_conf *c);
 /* The password in DB_CONNECT; -1 when it has none. */
 int pgcluster_conf_password(const struct kt_conf *c, char *out, size_t len);
+/* Load DIR/keytrustee.conf (confdir NULL: the default dir); -1 reported. */
+int pgcluster_conf_load(const char *confdir, struct kt_conf **c);
+/* Connect as DB_CONNECT's role (the server's); NULL reported. */
+PGconn *pgcluster_conf_db(const struct kt_conf *c);
 /*
  * Load DIR/keytrustee.conf (confdir NULL: the default dir) and connect as
  * the admin role (dbrole.h); -1 (reported, naming what) on failure.

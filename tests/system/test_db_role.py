@@ -27,6 +27,9 @@ from test_client import add_org, client, new_client_dir, ok, orgtool, register
 
 ADMIN_FILE = "db-admin.conninfo"
 SCRIPTS = os.path.join(os.path.dirname(binary("ktadmin")), "..", "..", "scripts")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+with open(os.path.join(ROOT, "src", "common", "db.h")) as _f:
+    LATEST = int(re.search(r"#define DB_SCHEMA_VERSION (\d+)", _f.read()).group(1))
 
 
 def conninfo_fields(ci):
@@ -112,7 +115,7 @@ def test_bootstrap_writes_both_roles(kts):
     assert kts.cluster.psql(
         "select rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
         "from pg_roles where rolname = 'keytrustee_server'") == "f|f|f|f|f"
-    assert kts.cluster.schema_version() == 12
+    assert kts.cluster.schema_version() == LATEST
 
 
 def test_server_session_is_not_superuser(kts, srv):
@@ -207,19 +210,21 @@ def test_server_without_the_admin_file(kts, srv, registry, make_server):
     conf = copy_confdir(registry, kts.confdir, "dbrole-noadmin")
     os.unlink(os.path.join(conf, ADMIN_FILE))
     s = make_server(conf).start()
-    assert health(s)["schema_version"] == 12
+    assert health(s)["schema_version"] == LATEST
     assert conninfo_fields(server_ci(conf))["user"] == "keytrustee_server"
     s.stop()
-    kts.cluster.psql("delete from schema_migrations where version = 12")
+    name = kts.cluster.psql("select name from schema_migrations where version = %d" % LATEST)
+    kts.cluster.psql("delete from schema_migrations where version = %d" % LATEST)
     try:
         s = make_server(conf)
         s.spawn()
         assert s.wait(timeout=30) != 0
-        want = "schema version %d and this program needs 12" % kts.cluster.schema_version()
+        want = "schema version %d and this program needs %d" % (
+            kts.cluster.schema_version(), LATEST)
         assert want in s.log() and ADMIN_FILE in s.log(), s.log()
     finally:
         kts.cluster.psql("insert into schema_migrations (version, name) "
-                         "values (12, 'audit_chain')")
+                         "values (%d, '%s')" % (LATEST, name))
 
 
 # --------------------------------------------------------------------------
@@ -255,7 +260,7 @@ def test_old_cluster_is_moved_to_the_roles_at_start(registry, template, make_ser
     assert psql_as(old_ci, "select rolsuper from pg_roles "
                            "where rolname = current_user") == "t"
     s = make_server(confdir).start()
-    assert "migrated from version 8 to 12" in s.log()
+    assert "migrated from version 8 to %d" % LATEST in s.log()
     assert "DB_CONNECT now connects as keytrustee_server" in s.log()
     assert "NOTICE" not in s.log()
     ci = server_ci(confdir)
@@ -275,7 +280,7 @@ def test_old_cluster_is_moved_to_the_roles_at_start(registry, template, make_ser
     assert proc.returncode != 0 and "permission denied" in proc.stderr
     proc = psql_as(ci, "delete from audit_log", check=False)
     assert proc.returncode != 0 and "permission denied" in proc.stderr
-    assert health(s)["schema_version"] == 12
+    assert health(s)["schema_version"] == LATEST
     c = new_client_dir(registry, "old-client")
     ok(register(c, s.url, "old-org", "--skip-ssl-check"))
     u = ok(client(c, "put", "--name", "k", input=b"after the move")).stdout.decode().strip()
