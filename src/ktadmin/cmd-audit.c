@@ -161,16 +161,18 @@ audit_digits(const char **p, int n, int *out)
 
 /*
  * An ISO-8601 date or time, UTC unless it says otherwise: YYYY-MM-DD,
- * then optionally T (or a space) HH:MM, :SS, and Z or +HH[:MM] / -HH[:MM].
+ * then optionally T (or a space) HH:MM, :SS, a fraction of up to six
+ * digits (into *usec), and Z or +HH[:MM] / -HH[:MM].
  */
 static int
-audit_time_iso(const char *s, time_t *out)
+audit_time_iso(const char *s, time_t *out, long *usec)
 {
 	const char *p = s;
 	struct tm tm, back;
 	int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
 	time_t t;
 
+	*usec = 0;
 	if (audit_digits(&p, 4, &y) == -1 || *p++ != '-' ||
 	    audit_digits(&p, 2, &mo) == -1 || *p++ != '-' ||
 	    audit_digits(&p, 2, &d) == -1)
@@ -184,6 +186,18 @@ audit_time_iso(const char *s, time_t *out)
 			p++;
 			if (audit_digits(&p, 2, &sec) == -1)
 				return -1;
+			if (*p == '.') {
+				long scale = 100000;
+
+				if (!isdigit((unsigned char)*++p))
+					return -1;
+				for (; isdigit((unsigned char)*p); p++) {
+					if (scale == 0)
+						return -1;
+					*usec += (*p - '0') * scale;
+					scale /= 10;
+				}
+			}
 		}
 		if (*p == 'Z' || *p == 'z')
 			p++;
@@ -233,7 +247,7 @@ audit_time_parse(const char *s, const struct timespec *now, char out[32])
 	    {'w', 7 * 86400}};
 	const char *p = s;
 	long long n = 0;
-	long usec = now->tv_nsec / 1000;
+	long usec = now->tv_nsec / 1000, frac;
 	char day[24];
 	struct tm tm;
 	time_t t;
@@ -241,8 +255,8 @@ audit_time_parse(const char *s, const struct timespec *now, char out[32])
 
 	if (strcmp(s, "now") == 0)
 		t = now->tv_sec;
-	else if (audit_time_iso(s, &t) == 0)
-		usec = 0;
+	else if (audit_time_iso(s, &t, &frac) == 0)
+		usec = frac;
 	else {
 		if (!isdigit((unsigned char)*p))
 			return -1;

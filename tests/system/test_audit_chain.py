@@ -514,7 +514,8 @@ def test_rows_from_before_the_chain_are_sealed_first(registry, template, make_se
     cluster.psql("drop table audit_chain, audit_anchor, audit_exports;"
                  "drop function kt_append_only();"
                  "alter table audit_log drop column xact;"
-                 "delete from schema_migrations where version = 12")
+                 "drop index if exists audit_log_at, audit_log_object;"
+                 "delete from schema_migrations where version >= 12")
     cluster.psql("insert into audit_log (actor, action, object, remote_addr, result, "
                  "count) select 'old', 'deposit_read', i::text, '10.0.0.1', 'ok', 1 "
                  "from generate_series(1, 300) i")
@@ -523,7 +524,7 @@ def test_rows_from_before_the_chain_are_sealed_first(registry, template, make_se
     k = type("K", (), {})()
     k.cluster, k.confdir = cluster, confdir
     wait_for(lambda: pending(k) == 0, timeout=30, what="old rows sealed")
-    assert cluster.schema_version() == 12
+    assert cluster.schema_version() >= 12
     # every old row has one xact: the migration's, below the first seal
     assert cluster.psql("select count(distinct xact) from audit_log "
                         "where actor = 'old'") == "1"
