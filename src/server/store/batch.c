@@ -407,10 +407,9 @@ enum store_result
 store_wal_flush(struct store *st)
 {
 	enum store_result ret = STORE_OK;
-	PGresult *res;
+	PGresult *res = NULL;
+	int try;
 
-	if (store_db(st) == NULL)
-		return STORE_FAIL;
 	/*
 	 * A commit flushes the log only when its transaction has an xid and
 	 * wrote WAL (xact.c, RecordTransactionCommit): pg_current_xact_id()
@@ -419,9 +418,19 @@ store_wal_flush(struct store *st)
 	 * bytes that changes no table; its synchronous commit then flushes
 	 * the log up to its own record, after every commit before it.
 	 */
-	res = PQexec(st->db,
-	    "SELECT pg_logical_emit_message(true, 'keytrustee', '') FROM "
-	    "(SELECT set_config('synchronous_commit', 'local', true)) s");
+	for (try = 0; try < 2; try++) {
+		/* A connection that broke since (a restart): once more, anew. */
+		PQclear(res);
+		res = NULL;
+		if (store_db(st) == NULL)
+			return STORE_FAIL;
+		res = PQexec(st->db,
+		    "SELECT pg_logical_emit_message(true, 'keytrustee', '') "
+		    "FROM (SELECT set_config('synchronous_commit', 'local', "
+		    "true)) s");
+		if (PQstatus(st->db) == CONNECTION_OK)
+			break;
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (store_is_readonly(res))
 			ret = STORE_READONLY;
