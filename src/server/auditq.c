@@ -184,6 +184,19 @@ batch_take(struct auditq_item **head, struct auditq_item ***tail, int *n)
 	return batch;
 }
 
+/* Tell a thread waiting on cond to stop, and wait for its end (if any). */
+static void
+thread_end(pthread_mutex_t *mtx, pthread_cond_t *cond, int *stop,
+    pthread_t *thread)
+{
+	pthread_mutex_lock(mtx);
+	*stop = 1;
+	pthread_cond_signal(cond);
+	pthread_mutex_unlock(mtx);
+	if (thread != NULL)
+		pthread_join(*thread, NULL);
+}
+
 /* Call each item's handler with its result, and free it. */
 static void
 items_done(struct auditq_item *list)
@@ -439,12 +452,7 @@ flusher_stop(struct auditq *q)
 {
 	struct auditq_flusher *f = &q->flusher;
 
-	pthread_mutex_lock(&f->mtx);
-	f->stop = 1;
-	pthread_cond_signal(&f->cond);
-	pthread_mutex_unlock(&f->mtx);
-	if (f->started)
-		pthread_join(f->thread, NULL);
+	thread_end(&f->mtx, &f->cond, &f->stop, f->started ? &f->thread : NULL);
 	store_free(f->store);
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->mtx);
@@ -676,12 +684,7 @@ auditq_stop(struct auditq *q)
 	if (q == NULL)
 		return;
 	l = &q->lane;
-	pthread_mutex_lock(&l->mtx);
-	l->stop = 1;
-	pthread_cond_signal(&l->cond);
-	pthread_mutex_unlock(&l->mtx);
-	if (l->started)
-		pthread_join(l->thread, NULL);
+	thread_end(&l->mtx, &l->cond, &l->stop, l->started ? &l->thread : NULL);
 	store_free(l->store);
 	pthread_mutex_destroy(&l->mtx);
 	pthread_cond_destroy(&l->cond);

@@ -36,28 +36,20 @@ store_audit(struct store *st, const struct audit_row *r)
 	const char *params[8];
 	char count[16];
 	enum store_result ret = STORE_OK;
-	PGresult *res = NULL;
-	int try;
+	PGresult *res;
 
 	audit_params(r, params, count);
 	/*
-	 * A connection that broke since its last use (the database restarted)
-	 * is found broken by this statement: once more on a new one, as
-	 * store_prepared does, rather than refuse what the row stands for.
+	 * An audit row alone never waits for the synchronous standby.  On a
+	 * connection found broken (the database restarted since its last
+	 * use) it is written on a new one rather than the access refused.
 	 */
-	for (try = 0; try < 2; try++) {
-		PQclear(res);
-		res = NULL;
-		if (store_db(st) == NULL)
-			return STORE_FAIL;
-		/* An audit row alone never waits for the synchronous standby. */
-		res = PQexecParams(st->db,
-		    AUDIT_INSERT " FROM (SELECT "
-		    "set_config('synchronous_commit', 'local', true)) s",
-		    8, NULL, params, NULL, NULL, 0);
-		if (PQstatus(st->db) == CONNECTION_OK)
-			break;
-	}
+	res = store_exec(st,
+	    AUDIT_INSERT " FROM (SELECT "
+	    "set_config('synchronous_commit', 'local', true)) s",
+	    8, params);
+	if (res == NULL)
+		return STORE_FAIL;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		if (store_is_readonly(res))
 			ret = STORE_READONLY;

@@ -406,9 +406,8 @@ store_batch_poll(struct store *st)
 enum store_result
 store_wal_flush(struct store *st)
 {
-	enum store_result ret = STORE_OK;
-	PGresult *res = NULL;
-	int try;
+	enum store_result ret;
+	PGresult *res;
 
 	/*
 	 * A commit flushes the log only when its transaction has an xid and
@@ -418,27 +417,20 @@ store_wal_flush(struct store *st)
 	 * bytes that changes no table; its synchronous commit then flushes
 	 * the log up to its own record, after every commit before it.
 	 */
-	for (try = 0; try < 2; try++) {
-		/* A connection that broke since (a restart): once more, anew. */
-		PQclear(res);
-		res = NULL;
-		if (store_db(st) == NULL)
-			return STORE_FAIL;
-		res = PQexec(st->db,
-		    "SELECT pg_logical_emit_message(true, 'keytrustee', '') "
-		    "FROM (SELECT set_config('synchronous_commit', 'local', "
-		    "true)) s");
-		if (PQstatus(st->db) == CONNECTION_OK)
-			break;
-	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		if (store_is_readonly(res))
-			ret = STORE_READONLY;
-		else {
-			log_warnx("%s: %s", st->name, store_error(res, st->db));
-			ret = STORE_FAIL;
-		}
-	}
+	res = store_exec(st,
+	    "SELECT pg_logical_emit_message(true, 'keytrustee', '') FROM "
+	    "(SELECT set_config('synchronous_commit', 'local', true)) s",
+	    0, NULL);
+	if (res == NULL)
+		return STORE_FAIL;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		ret = STORE_OK;
+	else if (store_is_readonly(res))
+		ret = STORE_READONLY;
+	else
+		ret = STORE_FAIL;
+	if (ret == STORE_FAIL)
+		log_warnx("%s: %s", st->name, store_error(res, st->db));
 	PQclear(res);
 	return ret;
 }
