@@ -14,7 +14,7 @@
 #include "backupstat.h"
 #include "util.h"
 
-enum conf_type { CT_STR, CT_PORT, CT_COUNT, CT_TLSVER };
+enum conf_type { CT_STR, CT_PORT, CT_COUNT, CT_MSECS, CT_TLSVER };
 
 static const struct conf_key {
 	const char *name;
@@ -55,6 +55,9 @@ static const struct conf_key {
 	/* Seconds between the audit chain's seals (docs/audit.md). */
 	{ "AUDIT_CHAIN_INTERVAL", CT_COUNT,
 	    offsetof(struct kt_conf, audit_chain_interval), 0, 0 },
+	/* How long a read's audit row may be committed but not flushed. */
+	{ "AUDIT_READ_FLUSH_MS", CT_MSECS,
+	    offsetof(struct kt_conf, audit_read_flush_ms), 0, 0 },
 };
 
 static const struct {
@@ -132,6 +135,7 @@ conf_defaults(struct kt_conf *c, const char *confdir)
 	c->max_conns_per_addr = KT_DEFAULT_MAX_CONNS_PER_ADDR;
 	c->auth_failures_per_minute = KT_DEFAULT_AUTH_FAILURES;
 	c->audit_chain_interval = KT_DEFAULT_AUDIT_CHAIN_INTERVAL;
+	c->audit_read_flush_ms = KT_DEFAULT_AUDIT_READ_FLUSH_MS;
 	if (gethostname(buf, sizeof(buf)) == -1)
 		strcpy(buf, "localhost");
 	buf[sizeof(buf) - 1] = '\0';
@@ -197,6 +201,16 @@ conf_apply(struct kt_conf *c, const struct conf_key *k, json_t *v,
 			snprintf(err, errlen, "%s:%d: %s: must be an integer "
 			    "from 1 to %d", name, line, k->name,
 			    KT_CONF_COUNT_MAX);
+			return -1;
+		}
+		*conf_intp(c, k) = (int)json_integer_value(v);
+		return 0;
+	case CT_MSECS:
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > KT_AUDIT_READ_FLUSH_MS_MAX) {
+			snprintf(err, errlen, "%s:%d: %s: must be an integer "
+			    "number of milliseconds from 0 to %d", name, line,
+			    k->name, KT_AUDIT_READ_FLUSH_MS_MAX);
 			return -1;
 		}
 		*conf_intp(c, k) = (int)json_integer_value(v);
@@ -517,8 +531,8 @@ conf_free(struct kt_conf *c)
 		return;
 	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
 		char *s;
-		if (conf_keys[i].type == CT_PORT ||
-		    conf_keys[i].type == CT_COUNT)
+		if (conf_keys[i].type != CT_STR &&
+		    conf_keys[i].type != CT_TLSVER)
 			continue;
 		/* DB_CONNECT may hold the database password. */
 		if ((s = *conf_strp(c, &conf_keys[i])) != NULL)

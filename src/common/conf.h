@@ -17,6 +17,12 @@
 /* the most connections either limit allows */
 #define KT_DEFAULT_MAX_CONNS_PER_ADDR 512
 #define KT_MAX_CONNS KT_CONF_COUNT_MAX
+/*
+ * AUDIT_READ_FLUSH_MS: how long a read's committed audit row may wait for
+ * its flush to disk (0: flushed before the answer), its default and most.
+ */
+#define KT_DEFAULT_AUDIT_READ_FLUSH_MS 100
+#define KT_AUDIT_READ_FLUSH_MS_MAX 10000
 
 struct kt_conf {
 	char *confdir;
@@ -35,6 +41,7 @@ struct kt_conf {
 	int auth_failures_per_minute; /* per source address, then 429 */
 	int backup_interval;          /* seconds (backupstat.h) */
 	int audit_chain_interval;     /* seconds between chain seals */
+	int audit_read_flush_ms;      /* a read's row durable within; 0: before */
 	char *db_connect;             /* libpq conninfo; NULL before db setup */
 	char *mail_url;
 	char *hostname;

@@ -26,12 +26,29 @@
  * audit() instead, which journals on a passive; a failed deposit batch is
  * retried one by one, so only a bad row fails.  A passive server does not
  * queue at all (audit() journals).
+ *
+ * How durable a read's row is when its answer leaves: with
+ * AUDIT_READ_FLUSH_MS 0, flushed to disk (its batch commits with
+ * synchronous_commit local).  Else written: the batch commits with
+ * synchronous_commit off (visible to every query, kept if the server
+ * dies, lost if PostgreSQL or the machine crashes before the log reaches
+ * the disk), and the flusher, a thread with its own connection, makes it
+ * durable within AUDIT_READ_FLUSH_MS: the first batch committed since its
+ * last flush starts a window, and at the window's end one tiny synchronous
+ * commit flushes the log up to it (store_wal_flush), every worker's rows
+ * at once, while the workers go on.  So a read no longer waits for the
+ * disk; at most AUDIT_READ_FLUSH_MS of answered reads (plus one flush's
+ * time) can lose their rows, and only in a crash of the database or the
+ * machine.  Writes are not here: they are flushed before their answer in
+ * every mode.
  */
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "auditq.h"
@@ -101,9 +118,27 @@ struct auditq_worker {
 	struct event *done_ev;
 };
 
+/*
+ * The reads' durability window: since, the monotonic time (ms) of the
+ * first batch committed without a flush after the last one began, 0 when
+ * none; dirty mirrors since != 0 for the workers' lock-free look.
+ */
+struct auditq_flusher {
+	pthread_mutex_t mtx;
+	pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+	long long since;
+	atomic_int dirty;
+	int stop;
+	pthread_t thread;
+	int started;
+	struct store *store;
+};
+
 struct auditq {
 	struct server *srv;
+	int flush_ms; /* AUDIT_READ_FLUSH_MS; 0: reads commit durably */
 	struct auditq_lane lane;
+	struct auditq_flusher flusher;
 	struct auditq_worker *workers; /* by worker id */
 	int nworkers;
 };
@@ -147,6 +182,19 @@ batch_take(struct auditq_item **head, struct auditq_item ***tail, int *n)
 		*tail = head;
 	it->next = NULL;
 	return batch;
+}
+
+/* Tell a thread waiting on cond to stop, and wait for its end (if any). */
+static void
+thread_end(pthread_mutex_t *mtx, pthread_cond_t *cond, int *stop,
+    pthread_t *thread)
+{
+	pthread_mutex_lock(mtx);
+	*stop = 1;
+	pthread_cond_signal(cond);
+	pthread_mutex_unlock(mtx);
+	if (thread != NULL)
+		pthread_join(*thread, NULL);
 }
 
 /* Call each item's handler with its result, and free it. */
@@ -292,6 +340,124 @@ lane_done_cb(evutil_socket_t fd, short what, void *arg)
 	items_done(list);
 }
 
+/* ---- the reads' durability window ----------------------------------------- */
+
+/* A batch of reads committed without its flush: open a window, or join it. */
+static void
+flusher_note(struct auditq_flusher *f)
+{
+	if (atomic_load(&f->dirty))
+		return; /* a window is open: the flush at its end covers this */
+	pthread_mutex_lock(&f->mtx);
+	if (f->since == 0) {
+		f->since = mono_ms();
+		atomic_store(&f->dirty, 1);
+		pthread_cond_signal(&f->cond);
+	}
+	pthread_mutex_unlock(&f->mtx);
+}
+
+/* The window's end, as pthread_cond_timedwait's CLOCK_MONOTONIC time. */
+static struct timespec
+flusher_deadline(long long since, int ms)
+{
+	struct timespec now, until;
+	long long left = since + ms - mono_ms();
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (left < 0)
+		left = 0;
+	until.tv_sec = now.tv_sec + left / 1000;
+	until.tv_nsec = now.tv_nsec + (left % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	return until;
+}
+
+/*
+ * The flusher's thread: waits for a window to open, then for its end (or
+ * the queue's stop), and flushes; a window that opens meanwhile is
+ * flushed at its own end.  A failed flush is logged: PostgreSQL's own
+ * WAL writer still writes the rows out (within 3 × wal_writer_delay) if
+ * it runs, and a crashed one lost them with the flush.
+ */
+static void *
+flusher_main(void *arg)
+{
+	struct auditq *q = arg;
+	struct auditq_flusher *f = &q->flusher;
+	struct timespec until;
+	int stop = 0;
+
+	pthread_mutex_lock(&f->mtx);
+	for (;;) {
+		while (f->since == 0 && !f->stop)
+			pthread_cond_wait(&f->cond, &f->mtx);
+		if (f->since == 0)
+			break; /* stopped, nothing left to flush */
+		until = flusher_deadline(f->since, q->flush_ms);
+		while (!f->stop &&
+		    pthread_cond_timedwait(&f->cond, &f->mtx, &until) == 0)
+			;
+		stop = f->stop;
+		f->since = 0;
+		atomic_store(&f->dirty, 0);
+		pthread_mutex_unlock(&f->mtx);
+		/* A passive commits no reads; its rows go to the journal. */
+		if (!ha_is_passive(q->srv->ha) &&
+		    store_wal_flush(f->store) == STORE_FAIL)
+			log_warnx("audit queue: the audit rows of reads "
+				  "answered in the last %d ms may not be on "
+				  "disk yet",
+			    q->flush_ms);
+		pthread_mutex_lock(&f->mtx);
+		if (stop && f->since == 0)
+			break;
+	}
+	pthread_mutex_unlock(&f->mtx);
+	return NULL;
+}
+
+static void
+flusher_init(struct auditq_flusher *f)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&f->mtx, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static int
+flusher_start(struct auditq *q)
+{
+	struct auditq_flusher *f = &q->flusher;
+
+	if (q->flush_ms == 0)
+		return 0; /* every batch is flushed as it commits */
+	if ((f->store = store_new(q->srv->conf, "audit flusher")) == NULL ||
+	    pthread_create(&f->thread, NULL, flusher_main, q) != 0)
+		return -1;
+	f->started = 1;
+	return 0;
+}
+
+/* After the workers' batches: what they committed is flushed, then it ends. */
+static void
+flusher_stop(struct auditq *q)
+{
+	struct auditq_flusher *f = &q->flusher;
+
+	thread_end(&f->mtx, &f->cond, &f->stop, f->started ? &f->thread : NULL);
+	store_free(f->store);
+	pthread_cond_destroy(&f->cond);
+	pthread_mutex_destroy(&f->mtx);
+}
+
 /* ---- a worker's reads ---------------------------------------------------- */
 
 /* The batch's rows kept (ok), else each on its own; then their handlers. */
@@ -357,6 +523,8 @@ reads_read_cb(evutil_socket_t fd, short what, void *arg)
 	default: /* done: the handlers, and the next batch */
 		list = aw->flight;
 		aw->flight = NULL;
+		if (r == 1 && aw->q->flush_ms > 0)
+			flusher_note(&aw->q->flusher);
 		reads_done(aw, list, r);
 	}
 	reads_send(aw);
@@ -427,7 +595,8 @@ reads_send(struct auditq_worker *aw)
 			aw->rows[n++] = (struct audit_row){.actor = it->actor,
 			    .org = it->org, .object = it->object,
 			    .remote = it->remote};
-		if ((f = store_batch_send(aw->store, aw->rows, n)) == -1) {
+		if ((f = store_batch_send(aw->store, aw->rows, n,
+			 aw->q->flush_ms == 0)) == -1) {
 			reads_fail(aw);
 			continue;
 		}
@@ -475,6 +644,8 @@ auditq_start(struct server *srv)
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->srv = srv;
+	q->flush_ms = srv->conf->audit_read_flush_ms;
+	flusher_init(&q->flusher);
 	l = &q->lane;
 	l->tail = &l->head;
 	pthread_mutex_init(&l->mtx, NULL);
@@ -497,6 +668,10 @@ auditq_start(struct server *srv)
 		return NULL;
 	}
 	l->started = 1;
+	if (flusher_start(q) == -1) {
+		auditq_stop(q);
+		return NULL;
+	}
 	return q;
 }
 
@@ -509,12 +684,7 @@ auditq_stop(struct auditq *q)
 	if (q == NULL)
 		return;
 	l = &q->lane;
-	pthread_mutex_lock(&l->mtx);
-	l->stop = 1;
-	pthread_cond_signal(&l->cond);
-	pthread_mutex_unlock(&l->mtx);
-	if (l->started)
-		pthread_join(l->thread, NULL);
+	thread_end(&l->mtx, &l->cond, &l->stop, l->started ? &l->thread : NULL);
 	store_free(l->store);
 	pthread_mutex_destroy(&l->mtx);
 	pthread_cond_destroy(&l->cond);
@@ -532,6 +702,7 @@ auditq_stop(struct auditq *q)
 			event_free(aw->done_ev);
 		pthread_mutex_destroy(&aw->done_mtx);
 	}
+	flusher_stop(q); /* the reads answered are flushed */
 	free(q->workers);
 	free(q);
 }

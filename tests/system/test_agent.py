@@ -201,6 +201,8 @@ def test_start_and_fingerprint(dep):
     assert gen["PORT"] == dep.port and gen["TLS_MIN_VERSION"] == "tlsv1.2"
     # Issue 19's limits, as integers the server reads (it is running on them).
     assert gen["MAX_CONNECTIONS_PER_ADDRESS"] == 512 and gen["AUTH_FAILURES_PER_MINUTE"] == 60
+    # Issue 20's window of the reads' audit rows, an integer too.
+    assert gen["AUDIT_READ_FLUSH_MS"] == 100
     assert mode(os.path.join(pdir, "keytrustee.conf")) == 0o600
     assert json.load(open(os.path.join(dep.confdir, "keytrustee.conf")))["PORT"] == dep.port
     with open(os.path.join(pdir, "logs", "stdout.log")) as f:

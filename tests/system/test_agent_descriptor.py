@@ -159,7 +159,7 @@ def test_shipped_descriptor_is_valid():
     proc = run([binary("kt-agent"), "validate", DESCRIPTOR])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == (
-        "%s: valid: service KEYTRUSTEE_SERVER %s, 4 roles, 7 commands, 20 parameters"
+        "%s: valid: service KEYTRUSTEE_SERVER %s, 4 roles, 7 commands, 21 parameters"
         % (DESCRIPTOR, VERSION))
     assert proc.stderr == ""
 

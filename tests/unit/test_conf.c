@@ -249,6 +249,43 @@ test_auth_failures_per_minute(void **state)
 	    "AUTH_FAILURES_PER_MINUTE", "integer");
 }
 
+/*
+ * AUDIT_READ_FLUSH_MS: milliseconds, 0 allowed (a read's row flushed
+ * before its answer), defaulted, bounded, never a string.
+ */
+static void
+test_audit_read_flush_ms(void **state)
+{
+	struct kt_conf *c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(parse("{}", &c, err, sizeof(err)), 0);
+	assert_int_equal(
+	    c->audit_read_flush_ms, KT_DEFAULT_AUDIT_READ_FLUSH_MS);
+	conf_free(c);
+	assert_int_equal(
+	    parse("{\"AUDIT_READ_FLUSH_MS\": 0}", &c, err, sizeof(err)), 0);
+	assert_int_equal(c->audit_read_flush_ms, 0);
+	conf_free(c);
+	assert_int_equal(parse("{\"AUDIT_READ_FLUSH_MS\": 10000}", &c, err,
+			     sizeof(err)),
+	    0);
+	assert_int_equal(c->audit_read_flush_ms, 10000);
+	assert_int_equal(nwarned, 0);
+	conf_free(c);
+	assert_refused("{\"AUDIT_READ_FLUSH_MS\": -1}",
+	    "test.conf:1: AUDIT_READ_FLUSH_MS", "from 0 to 10000");
+	assert_refused("{\"AUDIT_READ_FLUSH_MS\": 10001}",
+	    "AUDIT_READ_FLUSH_MS", "from 0 to 10000");
+	assert_refused("{\n \"AUDIT_READ_FLUSH_MS\": \"100\"}",
+	    "test.conf:2: AUDIT_READ_FLUSH_MS", "milliseconds");
+	assert_refused("{\"AUDIT_READ_FLUSH_MS\": null}",
+	    "AUDIT_READ_FLUSH_MS", "integer");
+	assert_refused("{\"AUDIT_READ_FLUSH_MS\": 0.5}",
+	    "AUDIT_READ_FLUSH_MS", "integer");
+}
+
 /* BACKUP_INTERVAL: seconds, hourly by default, a count like the others. */
 static void
 test_backup_interval(void **state)
@@ -684,6 +721,7 @@ main(void)
 		cmocka_unit_test_setup(test_auth_failures_per_minute,
 		    reset_warn),
 		cmocka_unit_test_setup(test_backup_interval, reset_warn),
+		cmocka_unit_test_setup(test_audit_read_flush_ms, reset_warn),
 		cmocka_unit_test_setup(test_tls_version_validation,
 		    reset_warn),
 		cmocka_unit_test_setup(test_tls_version_map, reset_warn),

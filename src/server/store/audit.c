@@ -38,14 +38,18 @@ store_audit(struct store *st, const struct audit_row *r)
 	enum store_result ret = STORE_OK;
 	PGresult *res;
 
-	if (store_db(st) == NULL)
-		return STORE_FAIL;
 	audit_params(r, params, count);
-	/* An audit row alone never waits for the synchronous standby. */
-	res = PQexecParams(st->db,
+	/*
+	 * An audit row alone never waits for the synchronous standby.  On a
+	 * connection found broken (the database restarted since its last
+	 * use) it is written on a new one rather than the access refused.
+	 */
+	res = store_exec(st,
 	    AUDIT_INSERT " FROM (SELECT "
 	    "set_config('synchronous_commit', 'local', true)) s",
-	    8, NULL, params, NULL, NULL, 0);
+	    8, params);
+	if (res == NULL)
+		return STORE_FAIL;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		if (store_is_readonly(res))
 			ret = STORE_READONLY;

@@ -8,7 +8,9 @@
  *
  * The reads' batch is sent without waiting on a non-blocking connection
  * whose socket the audit queue watches from its worker's event loop
- * (auditq.c); new deposits commit through the bounded write of conn.c.
+ * (auditq.c), committed durably or only written, as the queue asks, and
+ * store_wal_flush makes what was only written durable; new deposits
+ * commit through the bounded write of conn.c.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -33,24 +35,29 @@
 #define OID_UUID_ARRAY 2951
 
 #define READ_COLS 4
+#define READ_PARAMS (READ_COLS + 1) /* and synchronous_commit */
 #define DEPOSIT_COLS 12
 
-static const Oid read_types[READ_COLS] = {
-    OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY};
+static const Oid read_types[READ_PARAMS] = {OID_TEXT_ARRAY, OID_TEXT_ARRAY,
+    OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_TEXT};
 static const Oid deposit_types[DEPOSIT_COLS] = {OID_UUID_ARRAY,
     OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_BYTEA_ARRAY,
     OID_BYTEA_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_BYTEA_ARRAY,
     OID_INT4_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY};
 
-/* Like store_audit's rows: an audit row alone never waits for a standby. */
+/*
+ * Like store_audit's rows, an audit row alone never waits for a standby:
+ * $5 is 'local' (the commit returns once flushed here) or 'off' (once
+ * written; store_wal_flush flushes it later).
+ */
 static const struct store_stmt stmt_reads = {STMT_AUDIT_READS,
     "kt_audit_reads",
     STORE_AUDIT_INSERT
     "SELECT now(), a, o, 'deposit_read', b, r, 'ok' FROM "
     "unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
     "AS t (a, o, b, r), (SELECT set_config('synchronous_commit', "
-    "'local', true)) s",
-    READ_COLS, read_types};
+    "$5, true)) s",
+    READ_PARAMS, read_types};
 
 /*
  * The deposits, their deposit_create rows and their requests' answers
@@ -331,12 +338,13 @@ store_batch_open(struct store *st, int *fresh)
 }
 
 int
-store_batch_send(struct store *st, const struct audit_row *rows, int n)
+store_batch_send(
+    struct store *st, const struct audit_row *rows, int n, int durable)
 {
 	static const Oid elem[READ_COLS] = {OID_TEXT, OID_TEXT, OID_TEXT,
 	    OID_TEXT};
-	const char *params[READ_COLS];
-	int lens[READ_COLS], fmts[READ_COLS], i;
+	const char *params[READ_PARAMS];
+	int lens[READ_PARAMS], fmts[READ_PARAMS], i;
 	struct pgarr *a;
 
 	a = arrays_begin(st, elem, READ_COLS, n);
@@ -350,8 +358,10 @@ store_batch_send(struct store *st, const struct audit_row *rows, int n)
 		log_warnx("%s: audit batch: out of memory", st->name);
 		return -1;
 	}
+	params[READ_COLS] = durable ? "local" : "off";
+	lens[READ_COLS] = fmts[READ_COLS] = 0;
 	st->batch_ok = 0;
-	if (!PQsendQueryPrepared(st->db, stmt_reads.name, READ_COLS, params,
+	if (!PQsendQueryPrepared(st->db, stmt_reads.name, READ_PARAMS, params,
 		lens, fmts, 0)) {
 		log_warnx("%s: audit batch: %s", st->name,
 		    PQerrorMessage(st->db));
@@ -391,6 +401,38 @@ store_batch_poll(struct store *st)
 		PQclear(res);
 	}
 	return 2;
+}
+
+enum store_result
+store_wal_flush(struct store *st)
+{
+	enum store_result ret;
+	PGresult *res;
+
+	/*
+	 * A commit flushes the log only when its transaction has an xid and
+	 * wrote WAL (xact.c, RecordTransactionCommit): pg_current_xact_id()
+	 * alone writes nothing, and its commit flushes nothing.  A
+	 * transactional logical message gives it both, a record of a few
+	 * bytes that changes no table; its synchronous commit then flushes
+	 * the log up to its own record, after every commit before it.
+	 */
+	res = store_exec(st,
+	    "SELECT pg_logical_emit_message(true, 'keytrustee', '') FROM "
+	    "(SELECT set_config('synchronous_commit', 'local', true)) s",
+	    0, NULL);
+	if (res == NULL)
+		return STORE_FAIL;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		ret = STORE_OK;
+	else if (store_is_readonly(res))
+		ret = STORE_READONLY;
+	else
+		ret = STORE_FAIL;
+	if (ret == STORE_FAIL)
+		log_warnx("%s: %s", st->name, store_error(res, st->db));
+	PQclear(res);
+	return ret;
 }
 
 void

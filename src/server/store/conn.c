@@ -115,6 +115,24 @@ store_prepared(struct store *st, const struct store_stmt *s,
 	return res;
 }
 
+PGresult *
+store_exec(struct store *st, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = NULL;
+	int try;
+
+	for (try = 0; try < 2; try++) {
+		PQclear(res);
+		res = NULL;
+		if (store_db(st) == NULL)
+			return NULL;
+		res = PQexecParams(st->db, sql, n, NULL, params, NULL, NULL, 0);
+		if (PQstatus(st->db) == CONNECTION_OK)
+			break;
+	}
+	return res;
+}
+
 enum store_result
 store_row(struct store *st, const char *what, const struct store_stmt *s,
     const char *sql, int n, const char *const *params, int binary,

@@ -91,6 +91,14 @@ PGresult *store_prepared(struct store *st, const struct store_stmt *s,
     const char *const *values, const int *lengths, const int *formats,
     int binary, int retry);
 /*
+ * PQexecParams of sql with its n text parameters, tried once more on a
+ * connection that broke since its last use (as store_prepared's reads;
+ * for a statement whose second run harms nothing if the first did run:
+ * an audit row, a flush); NULL when the database is down (logged).
+ */
+PGresult *store_exec(
+    struct store *st, const char *sql, int n, const char *const *params);
+/*
  * A read of one row, by the prepared statement s (tried again on a
  * connection that broke since its last use) or else by sql: STORE_OK
  * with *res (PQclear it), STORE_NOT_FOUND when there is no row, STORE_FAIL

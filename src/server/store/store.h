@@ -79,15 +79,25 @@ enum store_result store_audit_import(struct store *st,
  * the caller's loop.  open: its socket (*fresh: a new connection, made now
  * because there was none or it broke), -1 unreachable.  send: 0 sent, 1
  * the rest waits for the socket to be writable (then flush, likewise), -1
- * failed.  poll, when the socket is readable: 1 committed, 0 failed, 2 not
- * all in yet, -1 the connection broke.  close: waits for a batch out, then
- * closes the connection.
+ * failed; durable: the commit returns once flushed to disk, else once
+ * written (synchronous_commit off: store_wal_flush makes it durable).
+ * poll, when the socket is readable: 1 committed, 0 failed, 2 not all in
+ * yet, -1 the connection broke.  close: waits for a batch out, then closes
+ * the connection.
  */
 int store_batch_open(struct store *st, int *fresh);
-int store_batch_send(struct store *st, const struct audit_row *rows, int n);
+int store_batch_send(
+    struct store *st, const struct audit_row *rows, int n, int durable);
 int store_batch_flush(struct store *st);
 int store_batch_poll(struct store *st);
 void store_batch_close(struct store *st);
+/*
+ * Flush the database's write-ahead log to disk up to now, on the
+ * primary, without waiting for a standby: every transaction committed
+ * before (on any connection, synchronous_commit off included) is durable
+ * when it returns STORE_OK.  STORE_READONLY on a standby.
+ */
+enum store_result store_wal_flush(struct store *st);
 
 /* ---- the audit chain (store/chain.c) ------------------------------------ */
 
