@@ -411,12 +411,12 @@ static char *
 legacy_client_key(void *arg, const char *keyid)
 {
 	struct legacy_req *r = arg;
-	char *key;
 
+	/* Looked up again when the worker's key ring had it. */
+	store_legacy_client_clear(&r->c);
 	if (store_legacy_client(r->w->store, NULL, keyid, &r->c) != STORE_OK)
 		return NULL;
-	key = strdup(r->c.pubkey);
-	return key;
+	return strdup(r->c.pubkey);
 }
 
 /*
@@ -468,7 +468,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 			    "decrypt");
 			goto out;
 		}
-		if (clientkey_verify(plain, plainlen, NULL, 0,
+		if (clientkey_verify(r->w->keys, plain, plainlen, NULL, 0,
 			legacy_client_key, r, &data, &datalen, signer, &created,
 			AUTH_SKEW, err, sizeof(err)) == -1)
 			goto unsigned_;
@@ -485,7 +485,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 			    "payload_sig is not an armored signature");
 			goto out;
 		}
-		if (clientkey_verify((const unsigned char *)payload,
+		if (clientkey_verify(r->w->keys, (const unsigned char *)payload,
 			strlen(payload), sigbin, siglen, legacy_client_key, r,
 			NULL, NULL, signer, &created, AUTH_SKEW, err,
 			sizeof(err)) == -1)

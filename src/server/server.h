@@ -53,6 +53,7 @@ struct worker {
 	pthread_t thread;
 	struct event_base *base;
 	struct store *store;	       /* its database connection */
+	struct clientkey_ring *keys;   /* the legacy clients' keys it checked */
 	/* Its connections (http.c), and how they reach it (worker.c). */
 	struct evconnlistener *listener;
 	struct evconnlistener *hkp_listener; /* plain HTTP, or NULL */
