@@ -199,11 +199,25 @@ class Legacy:
         """Lines for the load: half again what the ceiling allows in it."""
         return int(math.ceil(self.ceiling(name) * self.dur * 1.5)) + 64
 
+    def postmaster(self):
+        """The PID of the bench's PostgreSQL (its backends are its
+        children), or None."""
+        try:
+            with open(os.path.join(self.env.pgroot, "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
     def run_wrk(self, path, n, name):
-        cpu0 = proc_cpu_s(self.env.server.pid)
+        pg = self.postmaster()
+        cpu0, db0 = proc_cpu_s(self.env.server.pid), pg and proc_cpu_s(pg)
         r = self.wrk(self.url, path, 2, CONNS, name=name)
-        r["server_cpu_ms_per_req"] = (proc_cpu_s(self.env.server.pid) - cpu0) * 1000 / max(
-            1, r["requests"])
+        n_req = max(1, r["requests"])
+        r["server_cpu_ms_per_req"] = (proc_cpu_s(self.env.server.pid) - cpu0) * 1000 / n_req
+        if pg:
+            # PostgreSQL's own CPU (its backends): what unprepared
+            # statements spent parsing and planning shows here
+            r["db_cpu_ms_per_req"] = (proc_cpu_s(pg) - db0) * 1000 / n_req
         r["lines"] = n
         if r["requests"] > n:
             self.log("legacy: %s sent %d requests of %d lines: the rest were replays "
