@@ -91,6 +91,8 @@ struct server {
 	int hkp_lfd;               /* the plain-HTTP HKP one, or -1 */
 	int nworkers;
 	struct worker *workers;
+	int nlegacy;			 /* --legacy-threads */
+	struct legacy_pool *legacy_pool; /* they serve legacy actions */
 	server_handle_fn *handle;  /* every request goes there */
 	server_handle_fn *handle_plain; /* ... those of the HKP listener */
 	server_form_fn *refuses_as_form; /* how refusals are written */

@@ -1,11 +1,11 @@
-"""A legacy client's key, checked once by each worker and kept
+"""A legacy client's key, checked once by each legacy thread and kept
 (clientkey.c's key ring, docs/legacy.md "Security of the payloads"): a
 change of the key the client's row holds, or the key's expiry, is seen at
 the client's next request, exactly as a server that imports the key for
 every request sees it.
 
-The server runs one worker thread, so that the key a request checked is
-the one the next request finds in its ring.  Each test makes requests
+The server runs one worker and one legacy thread, so that the key a
+request checked is the one the next request finds in its ring.  Each test makes requests
 first (the key is then in the ring), changes what the row holds with
 psql (what an operator or a re-registration would do), and expects the
 next request refused; a ring that never let go of a key would let it
@@ -27,7 +27,7 @@ def env(registry, template):
     e, stop = start_env(registry, template, "legkc")
     try:
         e.server.stop()
-        e.server.extra_args = ["--threads", "1"]
+        e.server.extra_args = ["--threads", "1", "--legacy-threads", "1"]
         e.server.start()
         yield e
     finally:
