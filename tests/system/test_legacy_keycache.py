@@ -13,11 +13,13 @@ through (200).
 """
 
 import struct
+import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import wait_for  # noqa: F401  (conftest's fixtures)
+from conftest import tool, wait_for
 from legacy_env import PROTOCOLS, expect, expect_refused, sql_quote, start_env, unique
 import ztclient as z
 
@@ -141,3 +143,48 @@ def test_a_disabled_client_with_its_key_kept_is_refused(env, org):
     expect_refused(c.entropy(4), 403, "the next request of a disabled client")
     env.orgtool_ok("enable-client", "--fingerprint", c.fingerprint)
     warm(c, 1)
+
+
+def test_a_worker_serves_its_other_connections_while_a_legacy_request_waits(env, org):
+    """The one worker hands a legacy request to a legacy thread and goes on
+    (legacy_pool.c): while the request waits on PostgreSQL (a lock held on
+    the clients table), the worker still answers another connection.  A
+    worker serving the request itself (--legacy-threads 0, as before)
+    answers nothing until the lock goes."""
+    c = env.enrolled(unique("busy"), org[0], org[1], "json-encrypt", token_sync=False)
+    warm(c, 1)
+    other = env.client(unique("other"), timeout=5)
+    cl = env.cluster
+    locker = subprocess.Popen(
+        [tool("runuser"), "-u", "keytrustee", "--", tool("psql"), "-h", cl.rootdir, "-p",
+         str(cl.port), "-d", "keytrustee", "-X", "-Atc",
+         "BEGIN; LOCK TABLE clients IN ACCESS EXCLUSIVE MODE; "
+         "SELECT pg_sleep(60); COMMIT;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
+    held = ("SELECT count(*) FROM pg_locks WHERE relation = 'clients'::regclass "
+            "AND mode = 'AccessExclusiveLock' AND granted")
+    got, t = {}, None
+    try:
+        wait_for(lambda: env.psql(held) == "1", timeout=30, what="the lock")
+        t = threading.Thread(target=lambda: got.update(ans=c.entropy(4)))
+        t.start()
+        # The request is in the legacy thread, waiting for the lock.
+        wait_for(lambda: env.psql(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'clients'::regclass "
+            "AND NOT granted") != "0", timeout=30, what="the request waiting")
+        t0 = time.monotonic()
+        try:
+            resp, text = other.get_fingerprint()
+        except OSError as e:
+            pytest.fail("the worker answered nothing while a legacy request waited: %s" % e)
+        assert resp.status == 200 and text == env.server.fingerprint, resp
+        assert time.monotonic() - t0 < 5
+        assert t.is_alive(), "the legacy request did not wait for the lock"
+    finally:
+        env.psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = "
+                 "'clients'::regclass AND mode = 'AccessExclusiveLock' AND granted")
+        locker.wait(timeout=30)
+        if t is not None:
+            t.join(timeout=60)
+    assert "ans" in got, "the legacy request got no answer"
+    expect(got["ans"], 200, "the legacy request once the lock went")
