@@ -37,6 +37,7 @@ enum store_stmt_id {
 	STMT_SEEN,
 	STMT_HKP_KEY,
 	STMT_HKP_ADD,
+	STMT_ORG,
 	STMT_COUNT
 };
 /* Each has its bit in struct store's prepared. */
