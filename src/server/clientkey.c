@@ -13,7 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "clientkey.h"
 #include "pgpkey.h"
@@ -414,6 +416,29 @@ struct ck_provider {
 	clientkey_lookup_fn *lookup;
 	void *arg;
 	int tried;
+	/* What it imported (ring only): the armored key's digest. */
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	int imported;
+};
+
+/*
+ * A worker's keys of the clients whose requests it verified: one librnp
+ * context holding them, imported and checked once, and for each the
+ * digest of the armored key it was imported from and the time it stops
+ * being valid (librnp judged its self-signatures, revocation and expiry
+ * at import).  Used by one thread only; no lock.
+ */
+#define CK_RING_MAX 512
+struct ck_entry {
+	char keyid[17]; /* its primary's key ID, upper-case hex */
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	uint64_t valid_till;
+};
+struct clientkey_ring {
+	rnp_ffi_t ffi;
+	struct ck_provider p; /* the ffi's key provider's, per call */
+	struct ck_entry e[CK_RING_MAX];
+	int n;
 };
 
 /* librnp asks for the key of a signature: import the one lookup finds. */
@@ -431,14 +456,74 @@ ck_provide(rnp_ffi_t ffi, void *ctx, const char *type, const char *id,
 	p->tried = 1; /* one signature, one key: never a second look-up */
 	if ((armored = p->lookup(p->arg, id)) == NULL)
 		return;
+	SHA256((const unsigned char *)armored, strlen(armored), p->digest);
 	if (rnp_input_from_memory(&in, (const uint8_t *)armored,
-		strlen(armored), false) == RNP_SUCCESS)
-		(void)rnp_import_keys(ffi, in, RNP_LOAD_SAVE_PUBLIC_KEYS, NULL);
+		strlen(armored), false) == RNP_SUCCESS &&
+	    rnp_import_keys(ffi, in, RNP_LOAD_SAVE_PUBLIC_KEYS, NULL) ==
+		RNP_SUCCESS)
+		p->imported = 1;
 	rnp_input_destroy(in);
 	free(armored);
 }
 
-/* The one good signature of op: its signer's primary and its time. */
+/* A ring's context made (again): empty, its provider set. */
+static int
+ck_ring_reset(struct clientkey_ring *ring)
+{
+	rnp_ffi_destroy(ring->ffi);
+	ring->ffi = NULL;
+	ring->n = 0;
+	if (rnp_ffi_create(&ring->ffi, "GPG", "GPG") != RNP_SUCCESS) {
+		ring->ffi = NULL;
+		return -1;
+	}
+	if (rnp_ffi_set_key_provider(ring->ffi, ck_provide, &ring->p) !=
+	    RNP_SUCCESS) {
+		rnp_ffi_destroy(ring->ffi);
+		ring->ffi = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+struct clientkey_ring *
+clientkey_ring_new(void)
+{
+	struct clientkey_ring *ring;
+
+	if ((ring = calloc(1, sizeof(*ring))) == NULL)
+		return NULL;
+	if (ck_ring_reset(ring) == -1) {
+		free(ring);
+		return NULL;
+	}
+	return ring;
+}
+
+void
+clientkey_ring_free(struct clientkey_ring *ring)
+{
+	if (ring == NULL)
+		return;
+	rnp_ffi_destroy(ring->ffi);
+	free(ring);
+}
+
+static struct ck_entry *
+ck_ring_find(struct clientkey_ring *ring, const char *keyid)
+{
+	int i;
+
+	for (i = 0; i < ring->n; i++)
+		if (strcmp(ring->e[i].keyid, keyid) == 0)
+			return &ring->e[i];
+	return NULL;
+}
+
+/*
+ * The one good signature of op: its signer's primary and its time.  The
+ * signing key must be the primary (what the look-up by key ID finds).
+ */
 static int
 ck_signer(rnp_op_verify_t op, char signer[PGP_FPR_LEN + 1], time_t *created,
     char *err, size_t errlen)
@@ -465,10 +550,9 @@ ck_signer(rnp_op_verify_t op, char signer[PGP_FPR_LEN + 1], time_t *created,
 				      "a registered client's key");
 		goto out;
 	}
-	if (rnp_key_is_primary(key, &primary) != RNP_SUCCESS ||
-	    (primary ? rnp_key_get_fprint(key, &fpr)
-		     : rnp_key_get_primary_fprint(key, &fpr)) != RNP_SUCCESS ||
-	    fpr == NULL || strlen(fpr) != PGP_FPR_LEN ||
+	if (rnp_key_is_primary(key, &primary) != RNP_SUCCESS || !primary ||
+	    rnp_key_get_fprint(key, &fpr) != RNP_SUCCESS || fpr == NULL ||
+	    strlen(fpr) != PGP_FPR_LEN ||
 	    rnp_op_verify_signature_get_times(sig, &t, NULL) != RNP_SUCCESS) {
 		snprintf(err, errlen, "the signer's key cannot be read");
 		goto out;
@@ -484,18 +568,16 @@ out:
 	return ret;
 }
 
-int
-clientkey_verify(const unsigned char *msg, size_t len,
-    const unsigned char *sig, size_t siglen, clientkey_lookup_fn *lookup,
-    void *arg, unsigned char **data, size_t *datalen,
-    char signer[PGP_FPR_LEN + 1], time_t *created, time_t ahead, char *err,
-    size_t errlen)
+/* One verification in ffi (see clientkey_verify). */
+static int
+ck_verify(rnp_ffi_t ffi, const unsigned char *msg, size_t len,
+    const unsigned char *sig, size_t siglen, unsigned char **data,
+    size_t *datalen, char signer[PGP_FPR_LEN + 1], time_t *created,
+    time_t ahead, char *err, size_t errlen)
 {
-	struct ck_provider p = {lookup, arg, 0};
 	rnp_input_t in = NULL, sigin = NULL;
 	rnp_output_t out = NULL;
 	rnp_op_verify_t op = NULL;
-	rnp_ffi_t ffi = NULL;
 	rnp_result_t e;
 	uint8_t *buf;
 	size_t n = 0;
@@ -503,15 +585,9 @@ clientkey_verify(const unsigned char *msg, size_t len,
 
 	if (data != NULL)
 		*data = NULL;
-	if ((e = rnp_ffi_create(&ffi, "GPG", "GPG")) != RNP_SUCCESS) {
-		ffi = NULL;
-		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
-		goto out;
-	}
-	if ((e = rnp_ffi_set_key_provider(ffi, ck_provide, &p)) !=
-		RNP_SUCCESS ||
-	    (ahead > 0 && (e = rnp_set_timestamp(ffi,
-			       (uint64_t)(time(NULL) + ahead))) != RNP_SUCCESS) ||
+	if ((ahead > 0 &&
+		(e = rnp_set_timestamp(ffi, (uint64_t)(time(NULL) + ahead))) !=
+		    RNP_SUCCESS) ||
 	    (e = rnp_input_from_memory(&in, msg, len, false)) != RNP_SUCCESS) {
 		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
 		goto out;
@@ -549,6 +625,122 @@ out:
 	rnp_output_destroy(out);
 	rnp_input_destroy(sigin);
 	rnp_input_destroy(in);
+	return ret;
+}
+
+/*
+ * The key the ring's context verified signer's signature with is the one
+ * the client has now: imported from the same armored key (the look-up
+ * gives it again: a key changed since is a different text), and still
+ * valid when the signature is judged (librnp judged it at import).
+ */
+static int
+ck_ring_current(struct clientkey_ring *ring, const char *signer, time_t ahead)
+{
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	const char *keyid = signer + PGP_FPR_LEN - 16;
+	struct ck_entry *ent = ck_ring_find(ring, keyid);
+	char *armored;
+
+	if (ent == NULL ||
+	    (uint64_t)(time(NULL) + ahead) + 1 >= ent->valid_till)
+		return 0;
+	if ((armored = ring->p.lookup(ring->p.arg, keyid)) == NULL)
+		return 0;
+	SHA256((const unsigned char *)armored, strlen(armored), d);
+	free(armored);
+	return CRYPTO_memcmp(d, ent->digest, sizeof(d)) == 0;
+}
+
+/* Remember what the provider imported for signer, for the next request. */
+static void
+ck_ring_note(struct clientkey_ring *ring, const char *signer)
+{
+	const char *keyid = signer + PGP_FPR_LEN - 16;
+	rnp_key_handle_t key = NULL;
+	struct ck_entry *ent;
+	uint64_t till = 0;
+
+	if (rnp_locate_key(ring->ffi, "keyid", keyid, &key) != RNP_SUCCESS ||
+	    key == NULL || rnp_key_valid_till64(key, &till) != RNP_SUCCESS)
+		till = 0;
+	rnp_key_handle_destroy(key);
+	if ((ent = ck_ring_find(ring, keyid)) == NULL) {
+		if (till == 0 || ring->n >= CK_RING_MAX)
+			return; /* not kept: looked up again next time */
+		ent = &ring->e[ring->n++];
+	}
+	snprintf(ent->keyid, sizeof(ent->keyid), "%s", keyid);
+	memcpy(ent->digest, ring->p.digest, sizeof(ent->digest));
+	ent->valid_till = till;
+}
+
+/* ck_verify in the ring's context, what its provider imported noted. */
+static int
+ck_ring_verify(struct clientkey_ring *ring, const unsigned char *msg,
+    size_t len, const unsigned char *sig, size_t siglen,
+    clientkey_lookup_fn *lookup, void *arg, unsigned char **data,
+    size_t *datalen, char signer[PGP_FPR_LEN + 1], time_t *created,
+    time_t ahead, char *err, size_t errlen)
+{
+	int ret;
+
+	memset(&ring->p, 0, sizeof(ring->p));
+	ring->p.lookup = lookup;
+	ring->p.arg = arg;
+	ret = ck_verify(ring->ffi, msg, len, sig, siglen, data, datalen, signer,
+	    created, ahead, err, errlen);
+	if (ret == 0 && ring->p.imported)
+		ck_ring_note(ring, signer);
+	return ret;
+}
+
+int
+clientkey_verify(struct clientkey_ring *ring, const unsigned char *msg,
+    size_t len, const unsigned char *sig, size_t siglen,
+    clientkey_lookup_fn *lookup, void *arg, unsigned char **data,
+    size_t *datalen, char signer[PGP_FPR_LEN + 1], time_t *created,
+    time_t ahead, char *err, size_t errlen)
+{
+	struct ck_provider p = {lookup, arg, 0, {0}, 0};
+	rnp_ffi_t ffi = NULL;
+	rnp_result_t e;
+	int ret;
+
+	if (ring != NULL && (ring->ffi != NULL || ck_ring_reset(ring) == 0)) {
+		ret = ck_ring_verify(ring, msg, len, sig, siglen, lookup, arg,
+		    data, datalen, signer, created, ahead, err, errlen);
+		/* The key looked up now: judged as in a context of its own. */
+		if (ring->p.tried)
+			return ret;
+		/* A key the ring had: taken if it is the client's key now. */
+		if (ret == 0 && ck_ring_current(ring, signer, ahead))
+			return 0;
+		if (ret == 0 && data != NULL) {
+			OPENSSL_clear_free(*data, *datalen);
+			*data = NULL;
+		}
+		/*
+		 * Refused by it, or it is no longer the client's key (or no
+		 * longer valid): the ring starts again, and the request is
+		 * judged with the key looked up now.
+		 */
+		if (ck_ring_reset(ring) == 0)
+			return ck_ring_verify(ring, msg, len, sig, siglen,
+			    lookup, arg, data, datalen, signer, created, ahead,
+			    err, errlen);
+	}
+	if ((e = rnp_ffi_create(&ffi, "GPG", "GPG")) != RNP_SUCCESS) {
+		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
+		return -1;
+	}
+	if ((e = rnp_ffi_set_key_provider(ffi, ck_provide, &p)) !=
+	    RNP_SUCCESS) {
+		snprintf(err, errlen, "librnp: %s", rnp_result_to_string(e));
+		ret = -1;
+	} else
+		ret = ck_verify(ffi, msg, len, sig, siglen, data, datalen,
+		    signer, created, ahead, err, errlen);
 	rnp_ffi_destroy(ffi);
 	return ret;
 }

@@ -26,6 +26,7 @@
 #include "ha.h"
 #include "keyproc.h"
 #include "legacy.h"
+#include "legacy_pool.h"
 #include "log.h"
 #include "pgpmsg.h"
 #include "util.h"
@@ -293,6 +294,34 @@ out:
 	return body;
 }
 
+/* The answer: a refusal, as the route table says it is written. */
+static void
+out_verdict(struct legacy_req *r, const struct verdict *v)
+{
+	struct legacy_out *o = r->out;
+
+	free(o->body);
+	o->body = NULL;
+	o->is_verdict = 1;
+	o->v = *v;
+	if (v->msg == v->buf) /* its text in its own buffer */
+		o->v.msg = o->v.buf;
+}
+
+/* The answer: status, ctype and body (taken over). */
+static void
+out_reply(struct legacy_req *r, int status, const char *ctype, char *body)
+{
+	struct legacy_out *o = r->out;
+
+	o->is_verdict = 0;
+	o->status = status;
+	o->ctype = ctype;
+	free(o->body);
+	o->body = body;
+	o->len = strlen(body);
+}
+
 /* Answer ans (a JSON object) with status, in the client's protocol. */
 static void
 legacy_answer(struct legacy_req *r, const char *protocol, json_t *ans,
@@ -303,13 +332,17 @@ legacy_answer(struct legacy_req *r, const char *protocol, json_t *ans,
 	if ((data = json_dumps(ans, JSON_COMPACT)) == NULL ||
 	    (body = legacy_encode(r, protocol, data, err, sizeof(err))) ==
 		NULL) {
+		struct verdict v;
+
 		log_warnx("legacy %s: cannot answer: %s", r->part->name,
 		    err[0] != '\0' ? err : "out of memory");
-		http_reply_error(r->req, 500, "internal",
-		    "the answer cannot be made");
+		verdict_refuse(
+		    &v, 500, "internal", "the answer cannot be made");
+		out_verdict(r, &v);
 		goto out;
 	}
-	http_reply(r->req, status, HTTP_FORM_CTYPE, body, strlen(body));
+	out_reply(r, status, HTTP_FORM_CTYPE, body);
+	body = NULL;
 out:
 	if (data != NULL)
 		OPENSSL_clear_free(data, strlen(data));
@@ -334,14 +367,10 @@ legacy_refuse(struct legacy_req *r, const char *protocol, const char *next,
 		ans = NULL;
 	}
 	if (ans == NULL) {
-		http_reply_verdict(r->req, v);
+		out_verdict(r, v);
 		return;
 	}
-	if (v->retry_after > 0) {
-		char retry[16];
-		snprintf(retry, sizeof(retry), "%d", v->retry_after);
-		http_add_header(r->req, "Retry-After", retry);
-	}
+	r->out->retry_after = v->retry_after;
 	legacy_answer(r, protocol, ans, v->status);
 	json_decref(ans);
 }
@@ -411,12 +440,12 @@ static char *
 legacy_client_key(void *arg, const char *keyid)
 {
 	struct legacy_req *r = arg;
-	char *key;
 
+	/* Looked up again when the worker's key ring had it. */
+	store_legacy_client_clear(&r->c);
 	if (store_legacy_client(r->w->store, NULL, keyid, &r->c) != STORE_OK)
 		return NULL;
-	key = strdup(r->c.pubkey);
-	return key;
+	return strdup(r->c.pubkey);
 }
 
 /*
@@ -468,7 +497,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 			    "decrypt");
 			goto out;
 		}
-		if (clientkey_verify(plain, plainlen, NULL, 0,
+		if (clientkey_verify(r->w->keys, plain, plainlen, NULL, 0,
 			legacy_client_key, r, &data, &datalen, signer, &created,
 			AUTH_SKEW, err, sizeof(err)) == -1)
 			goto unsigned_;
@@ -485,7 +514,7 @@ legacy_identify(struct legacy_req *r, const char **proto, struct verdict *v)
 			    "payload_sig is not an armored signature");
 			goto out;
 		}
-		if (clientkey_verify((const unsigned char *)payload,
+		if (clientkey_verify(r->w->keys, (const unsigned char *)payload,
 			strlen(payload), sigbin, siglen, legacy_client_key, r,
 			NULL, NULL, signer, &created, AUTH_SKEW, err,
 			sizeof(err)) == -1)
@@ -677,34 +706,33 @@ legacy_form(const char *ctype, const unsigned char *body, size_t len,
 static void
 legacy_serve(struct legacy_req *r)
 {
-	const char *ctype = http_req_header(r->req, "Content-Type");
 	const char *proto = "json-encrypt";
-	const unsigned char *body;
-	char next[LEGACY_TOKEN_LEN + 1] = "";
+	char next[LEGACY_TOKEN_LEN + 1] = "", *text;
 	struct evkeyvalq form;
 	struct verdict v;
 	json_t *ans = NULL;
 	int status = 200;
-	size_t len;
 
 	TAILQ_INIT(&form);
 	r->form = &form;
-	body = http_req_body(r->req, &len);
-	if (legacy_form(ctype, body, len, &form, &v) == -1) {
-		http_reply_verdict(r->req, &v);
+	if (legacy_form(r->ctype, r->body, r->len, &form, &v) == -1) {
+		out_verdict(r, &v);
 		goto out;
 	}
 	if (r->part->flags & LEGACY_CLEAR) {
 		/* register: its fields in the clear, its answer JSON. */
 		if (r->part->run(r, &ans, &status, &v) == -1)
-			http_reply_verdict(r->req, &v);
-		else
-			http_reply_json(r->req, status, ans);
+			out_verdict(r, &v);
+		else if ((text = json_dumps(ans, JSON_COMPACT)) == NULL) {
+			VERDICT_INTERNAL(&v);
+			out_verdict(r, &v);
+		} else
+			out_reply(r, status, "application/json", text);
 		goto out;
 	}
 	/* An address that failed too often this minute: 429, tallied. */
 	if (authfail_check(r->w, r->part->name, r->peer, &v) == -1) {
-		http_reply_verdict(r->req, &v);
+		out_verdict(r, &v);
 		goto out;
 	}
 	if (legacy_identify(r, &proto, &v) == -1) {
@@ -715,7 +743,7 @@ legacy_serve(struct legacy_req *r)
 				.result = v.code));
 		else
 			legacy_audit(r, NULL, v.code);
-		http_reply_verdict(r->req, &v);
+		out_verdict(r, &v);
 		goto out;
 	}
 	/* Traced to its client: answered in its protocol from now on. */
@@ -755,20 +783,98 @@ unknown_run(struct legacy_req *r, json_t **ans, int *status,
 const struct legacy_part legacy_unknown = {"unknown", LEGACY_ANY_STATE,
     unknown_run};
 
-/* Serve req as part (url: a ?d= deposit's token, or NULL). */
-static void
-legacy_start(struct worker *w, struct http_req *req,
-    const struct legacy_part *part, const char *url)
+void
+legacy_job_run(struct worker *w, struct legacy_job *j)
 {
 	struct legacy_req r;
 
 	memset(&r, 0, sizeof(r));
 	r.w = w;
-	r.req = req;
-	r.part = part;
-	r.url = url;
-	r.peer = http_peer(req);
+	r.out = &j->out;
+	r.ctype = j->ctype;
+	r.body = j->body;
+	r.len = j->len;
+	r.part = j->part;
+	r.url = j->url;
+	r.peer = j->peer;
 	legacy_serve(&r);
+}
+
+void
+legacy_job_done(struct legacy_job *j, int send)
+{
+	struct legacy_out *o = &j->out;
+	char retry[16];
+
+	if (send && o->is_verdict)
+		http_reply_verdict(j->req, &o->v);
+	else if (send && o->body == NULL) {
+		struct verdict v;
+		VERDICT_INTERNAL(&v);
+		http_reply_verdict(j->req, &v);
+	} else if (send) {
+		if (o->retry_after > 0) {
+			snprintf(retry, sizeof(retry), "%d", o->retry_after);
+			http_add_header(j->req, "Retry-After", retry);
+		}
+		http_reply(j->req, o->status, o->ctype, o->body, o->len);
+	}
+	if (o->body != NULL)
+		OPENSSL_clear_free(o->body, o->len);
+	if (j->body != NULL)
+		OPENSSL_clear_free(j->body, j->len);
+	free(j->url);
+	free(j->ctype);
+	free(j->peer);
+	free(j);
+}
+
+/* A copy of s (NULL stays NULL); -1 when out of memory. */
+static int
+dup_or_null(const char *s, char **out)
+{
+	*out = NULL;
+	return s != NULL && (*out = strdup(s)) == NULL ? -1 : 0;
+}
+
+/*
+ * Serve req as part (url: a ?d= deposit's token, or NULL): in a legacy
+ * thread (legacy_pool.c), whose answer w sends when it is made, so that
+ * w serves its other connections meanwhile; in w itself when there are
+ * none.
+ */
+static void
+legacy_start(struct worker *w, struct http_req *req,
+    const struct legacy_part *part, const char *url)
+{
+	struct legacy_job *j;
+	const unsigned char *body;
+	struct verdict v;
+	size_t len;
+
+	body = http_req_body(req, &len);
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->body = malloc(len + 1)) == NULL ||
+	    dup_or_null(url, &j->url) == -1 ||
+	    dup_or_null(http_req_header(req, "Content-Type"), &j->ctype) ==
+		-1 ||
+	    dup_or_null(http_peer(req), &j->peer) == -1) {
+		if (j != NULL)
+			legacy_job_done(j, 0);
+		VERDICT_INTERNAL(&v);
+		http_reply_verdict(req, &v);
+		return;
+	}
+	memcpy(j->body, body, len);
+	j->body[len] = '\0';
+	j->len = len;
+	j->w = w;
+	j->req = req;
+	j->part = part;
+	if (legacy_pool_submit(w->srv->legacy_pool, j) == 0)
+		return; /* answered when it comes back */
+	legacy_job_run(w, j);
+	legacy_job_done(j, 1);
 }
 
 void

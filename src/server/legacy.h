@@ -19,10 +19,48 @@ struct evkeyvalq;
 #include "store/store.h"
 #include "verdict.h"
 
+/*
+ * A request's answer, made in a legacy thread (legacy_pool.c) and sent by
+ * the worker whose connection it came on: a refusal (is_verdict, v), or
+ * status, ctype and body (malloc'd) with Retry-After when retry_after.
+ */
+struct legacy_out {
+	int is_verdict;
+	struct verdict v;
+	int status;
+	const char *ctype;
+	char *body;
+	size_t len;
+	int retry_after;
+};
+
+/*
+ * A request handed to a legacy thread: what it needs of the HTTP request,
+ * copied (the worker goes on serving its other connections), and its
+ * answer.  legacy_pool.c queues it and hands it back.
+ */
+struct legacy_job {
+	struct legacy_job *next;
+	struct worker *w;     /* whose connection: the answer is sent there */
+	struct http_req *req; /* touched only in w's thread */
+	const struct legacy_part *part;
+	char *url, *ctype, *peer;
+	unsigned char *body; /* NUL-terminated */
+	size_t len;
+	struct legacy_out out;
+};
+/* Serve j in the thread whose context (store, keys) is w (a legacy thread). */
+void legacy_job_run(struct worker *w, struct legacy_job *j);
+/* In j->w's thread: send j's answer (unless dropped), and free j. */
+void legacy_job_done(struct legacy_job *j, int send);
+
 /* A request as its action sees it. */
 struct legacy_req {
-	struct worker *w;
-	struct http_req *req;
+	struct worker *w; /* its thread's context: store, keys, server */
+	struct legacy_out *out;
+	const char *ctype;
+	const unsigned char *body; /* NUL-terminated */
+	size_t len;
 	const struct legacy_part *part;
 	const char *url; /* POST /?d=URL: the url */
 	struct evkeyvalq *form;	 /* the request's form fields */

@@ -34,6 +34,7 @@
 #include "depcache.h"
 #include "ha.h"
 #include "keyproc.h"
+#include "legacy_pool.h"
 #include "log.h"
 #include "mail.h"
 #include "mailer.h"
@@ -61,7 +62,8 @@ usage(FILE *fp)
 	    "[--listen ADDR] [--threads N]\n"
 	    "                         [--max-connections N] "
 	    "[--max-connections-per-address N]\n"
-	    "                         [--deposit-cache-mb N] [--debug]\n\n"
+	    "                         [--deposit-cache-mb N] "
+	    "[--legacy-threads N] [--debug]\n\n"
 	    "Serve Key Trustee Server over HTTPS, in the foreground.\n\n"
 	    "  -c, --confdir DIR  config dir made by 'ktadmin init' (default\n"
 	    "                     $KEYTRUSTEE_HOME/.keytrustee, KEYTRUSTEE_HOME\n"
@@ -70,6 +72,11 @@ usage(FILE *fp)
 	    "%d)\n"
 	    "  -l, --listen ADDR  address to listen on (default: all)\n"
 	    "  -t, --threads N    worker threads (default: one per core)\n"
+	    "      --legacy-threads N\n"
+	    "                     threads serving the legacy protocol's "
+	    "actions; 0:\n"
+	    "                     the workers serve them (default: three per "
+	    "core)\n"
 	    "  -m, --max-connections N\n"
 	    "                     connections open at once; a new one beyond "
 	    "closes\n"
@@ -240,7 +247,9 @@ serve_start(struct server *srv)
 	srv->handle = route_dispatch;
 	srv->handle_plain = route_dispatch_plain;
 	srv->refuses_as_form = route_refuses_as_form;
-	if (workers_init(srv, err, sizeof(err)) == -1)
+	if (workers_init(srv, err, sizeof(err)) == -1 ||
+	    (srv->legacy_pool = legacy_pool_start(
+		 srv, srv->nlegacy, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	if ((srv->auditq = auditq_start(srv)) == NULL ||
 	    (srv->depcache = depcache_start(srv->conf, srv->depcache_limit)) ==
@@ -260,6 +269,7 @@ static void
 serve_stop(struct server *srv)
 {
 	workers_stop(srv);
+	legacy_pool_stop(srv->legacy_pool);
 	auditq_stop(srv->auditq);
 	srv->auditq = NULL;
 	store_listen_stop(srv->listener);
@@ -268,6 +278,8 @@ serve_stop(struct server *srv)
 	srv->authcache = NULL;
 	depcache_stop(srv->depcache);
 	srv->depcache = NULL;
+	legacy_pool_free(srv->legacy_pool);
+	srv->legacy_pool = NULL;
 	workers_free(srv);
 }
 
@@ -322,6 +334,7 @@ main(int argc, char **argv)
 		{ "max-connections-per-address", required_argument, NULL,
 		    'A' },
 		{ "deposit-cache-mb", required_argument, NULL, 'M' },
+		{ "legacy-threads", required_argument, NULL, 'L' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -330,7 +343,7 @@ main(int argc, char **argv)
 	char *confdir = NULL, *defdir = NULL, *listen_addr = NULL;
 	struct keyproc_info kinfo;
 	char err[1024];
-	int ch, port = 0, threads = 0, debug = 0, sig;
+	int ch, port = 0, threads = 0, legacy_threads = -1, debug = 0, sig;
 	int max_conns = DEFAULT_MAX_CONNS, per_addr = 0, cache_mb = -1;
 	uid_t owner;
 	sigset_t sigs;
@@ -384,6 +397,15 @@ main(int argc, char **argv)
 				cli_error("--deposit-cache-mb: \"%s\" is not a "
 				    "number from 0 to %d", optarg,
 				    MAX_DEPCACHE_MB);
+				return 2;
+			}
+			break;
+		case 'L':
+			if (parse_int(optarg, 0, MAX_THREADS,
+				&legacy_threads) == -1) {
+				cli_error("--legacy-threads: \"%s\" is not a "
+					  "number from 0 to %d",
+				    optarg, MAX_THREADS);
 				return 2;
 			}
 			break;
@@ -442,6 +464,17 @@ main(int argc, char **argv)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (int)n);
 	}
+	if (legacy_threads == -1) {
+		/*
+		 * A legacy request waits on the key process's RSA-4096 and on
+		 * PostgreSQL: three in flight a core keep the cores busy
+		 * (tests/bench/README.md, "Legacy protocol").
+		 */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		legacy_threads = n < 1
+		    ? 3
+		    : (n > MAX_THREADS / 3 ? MAX_THREADS : 3 * (int)n);
+	}
 
 	/*
 	 * The data key, held in locked memory, in a process that leaves no
@@ -452,8 +485,9 @@ main(int argc, char **argv)
 	 */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	mlock(srv.datakey, sizeof(srv.datakey));
-	if (keyproc_start(srv.conf, threads + KP_SPARE_CHANNELS, srv.datakey,
-	    &kinfo, err, sizeof(err)) == -1)
+	if (keyproc_start(srv.conf,
+		threads + legacy_threads + KP_SPARE_CHANNELS, srv.datakey,
+		&kinfo, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if ((ctx = tls_ctx_build(srv.conf, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
@@ -492,6 +526,7 @@ main(int argc, char **argv)
 		fatalx("libcurl cannot be initialised");
 
 	srv.nworkers = threads;
+	srv.nlegacy = legacy_threads;
 	srv.max_conns = raise_nofile(max_conns);
 	if (per_addr == 0)
 		per_addr = srv.conf->max_conns_per_addr;

@@ -53,6 +53,7 @@ struct worker {
 	pthread_t thread;
 	struct event_base *base;
 	struct store *store;	       /* its database connection */
+	struct clientkey_ring *keys;   /* the legacy clients' keys it checked */
 	/* Its connections (http.c), and how they reach it (worker.c). */
 	struct evconnlistener *listener;
 	struct evconnlistener *hkp_listener; /* plain HTTP, or NULL */
@@ -90,6 +91,8 @@ struct server {
 	int hkp_lfd;               /* the plain-HTTP HKP one, or -1 */
 	int nworkers;
 	struct worker *workers;
+	int nlegacy;			 /* --legacy-threads */
+	struct legacy_pool *legacy_pool; /* they serve legacy actions */
 	server_handle_fn *handle;  /* every request goes there */
 	server_handle_fn *handle_plain; /* ... those of the HKP listener */
 	server_form_fn *refuses_as_form; /* how refusals are written */

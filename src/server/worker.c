@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clientkey.h"
 #include "connlimit.h"
 #include "http.h"
 #include "store/store.h"
@@ -229,6 +230,7 @@ worker_init(
 	pthread_mutex_init(&w->hand_mtx, NULL);
 	snprintf(name, sizeof(name), "worker %d", id);
 	if ((w->store = store_new(srv->conf, name)) == NULL ||
+	    (w->keys = clientkey_ring_new()) == NULL ||
 	    (w->base = worker_base()) == NULL ||
 	    (w->hand_ev = event_new(w->base, -1, 0, handoff_cb, w)) == NULL ||
 	    (w->evict_ev = event_new(w->base, -1, 0, evict_cb, w)) == NULL ||
@@ -323,6 +325,7 @@ workers_free(struct server *srv)
 		if (w->base != NULL)
 			event_base_free(w->base);
 		store_free(w->store);
+		clientkey_ring_free(w->keys);
 	}
 	free(srv->workers);
 	srv->workers = NULL;

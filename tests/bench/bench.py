@@ -756,6 +756,7 @@ def summarize(runs):
             "p99_ms": median_or_none(r["p99_ms"] for r in runs),
             "server_cpu_ms_per_req": median_or_none(r.get("server_cpu_ms_per_req")
                                                     for r in runs),
+            "db_cpu_ms_per_req": median_or_none(r.get("db_cpu_ms_per_req") for r in runs),
             "errors": sum(r.get("errors", 0) for r in runs),
             "read_rows_per_batch": median_or_none(r.get("read_rows_per_batch")
                                                   for r in runs),
@@ -984,13 +985,15 @@ def report(results, t_start):
         print("\nlegacy protocol: the rows over the machine's RSA-4096 private ops "
               "(openssl speed, %d cores: %.0f/s, %.2f ms each on one core)"
               % (os.cpu_count(), rsa, 1000.0 * os.cpu_count() / rsa))
-        print("%-22s %8s %8s %8s %7s %16s" % ("row", "req/s", "ops/req", "ceiling", "ratio",
-                                             "server cpu ms/req"))
+        print("%-22s %8s %8s %8s %7s %16s %12s" % ("row", "req/s", "ops/req", "ceiling",
+                                                   "ratio", "server cpu ms/req",
+                                                   "db cpu ms"))
         for k in lrows:
-            cpu = L[k].get("server_cpu_ms_per_req")
-            print("%-22s %8.0f %8d %8.0f %7.2f %16s" % (
+            cpu, db = L[k].get("server_cpu_ms_per_req"), L[k].get("db_cpu_ms_per_req")
+            print("%-22s %8.0f %8d %8.0f %7.2f %16s %12s" % (
                 k, L[k]["rps_median"], legacy.OPS[k], rsa / legacy.OPS[k],
-                L[k]["rps_median"] / (rsa / legacy.OPS[k]), "-" if cpu is None else "%.2f" % cpu))
+                L[k]["rps_median"] / (rsa / legacy.OPS[k]), "-" if cpu is None else "%.2f" % cpu,
+                "-" if db is None else "%.2f" % db))
     g = L.get("ours_get", {})
     if "p99_ms" in g:
         why = []

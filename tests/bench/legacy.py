@@ -46,7 +46,7 @@ CONNS = 16
 REG_PROCS = 8
 REG_KEYS = 40        # keys a registration process makes, at most
 
-# What the forked line makers and registration processes read (set before
+# What the line maker and the forked registration processes read (set before
 # the fork: keys are not picklable).
 _G = {}
 
@@ -88,7 +88,7 @@ def proc_cpu_s(pid):
 
 
 def _line(job):
-    """One request line for requests.lua (in a forked process)."""
+    """One request line for requests.lua."""
     kind, ci, arg, sig_time = job
     c = _G["clients"][ci]
     if kind == "put":
@@ -186,9 +186,10 @@ class Legacy:
         return rsa / OPS[name]
 
     def make_lines(self, jobs, name):
+        # In this process: a pool forked from the bench (which has threads
+        # by then) hung now and then in a child on a lock held at the fork.
         t0 = time.monotonic()
-        with multiprocessing.get_context("fork").Pool(self.cpus) as pool:
-            lines = pool.map(_line, jobs, chunksize=32)
+        lines = [_line(j) for j in jobs]
         path = os.path.join(self.env.work, name)
         with open(path, "w") as f:
             f.writelines(lines)
@@ -199,11 +200,25 @@ class Legacy:
         """Lines for the load: half again what the ceiling allows in it."""
         return int(math.ceil(self.ceiling(name) * self.dur * 1.5)) + 64
 
+    def postmaster(self):
+        """The PID of the bench's PostgreSQL (its backends are its
+        children), or None."""
+        try:
+            with open(os.path.join(self.env.pgroot, "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
     def run_wrk(self, path, n, name):
-        cpu0 = proc_cpu_s(self.env.server.pid)
+        pg = self.postmaster()
+        cpu0, db0 = proc_cpu_s(self.env.server.pid), pg and proc_cpu_s(pg)
         r = self.wrk(self.url, path, 2, CONNS, name=name)
-        r["server_cpu_ms_per_req"] = (proc_cpu_s(self.env.server.pid) - cpu0) * 1000 / max(
-            1, r["requests"])
+        n_req = max(1, r["requests"])
+        r["server_cpu_ms_per_req"] = (proc_cpu_s(self.env.server.pid) - cpu0) * 1000 / n_req
+        if pg:
+            # PostgreSQL's own CPU (its backends): what unprepared
+            # statements spent parsing and planning shows here
+            r["db_cpu_ms_per_req"] = (proc_cpu_s(pg) - db0) * 1000 / n_req
         r["lines"] = n
         if r["requests"] > n:
             self.log("legacy: %s sent %d requests of %d lines: the rest were replays "

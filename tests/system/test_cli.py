@@ -89,6 +89,10 @@ def test_ktadmin_db_without_action(tmp_path):
         ("keytrustee-server", ["--confdir", "/nonexistent", "--port", "notaport"], "port"),
         ("keytrustee-server", ["--confdir", "/nonexistent", "--port", "70000"], "port"),
         ("keytrustee-server", ["--confdir", "/nonexistent", "--threads", "-3"], "threads"),
+        ("keytrustee-server", ["--confdir", "/nonexistent", "--legacy-threads", "-1"],
+         "legacy-threads"),
+        ("keytrustee-server", ["--confdir", "/nonexistent", "--legacy-threads", "257"],
+         "legacy-threads"),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )

@@ -50,6 +50,9 @@ store_client_auth(struct store *st, const char *fpr, struct client_auth *out)
 	return ret;
 }
 
+static const struct store_stmt stmt_org = {STMT_ORG, "kt_org",
+    "SELECT id::text, auth_secret FROM orgs WHERE name = $1", 1, NULL};
+
 enum store_result
 store_org_get(struct store *st, const char *name, struct org_row *out)
 {
@@ -58,9 +61,8 @@ store_org_get(struct store *st, const char *name, struct org_row *out)
 	PGresult *res;
 
 	memset(out, 0, sizeof(*out));
-	if ((ret = store_row(st, "register", NULL,
-		 "SELECT id::text, auth_secret FROM orgs WHERE name = $1", 1,
-		 params, 0, &res)) != STORE_OK)
+	if ((ret = store_row(st, "register", &stmt_org, NULL, 1, params, 0,
+		 &res)) != STORE_OK)
 		return ret;
 	if ((out->auth_secret = strdup(PQgetvalue(res, 0, 1))) == NULL)
 		ret = STORE_FAIL;

@@ -252,9 +252,8 @@ store_is_readonly(PGresult *res)
 }
 
 enum store_result
-store_gated(struct store *st, const char *what, const char *sql, int n,
-    const char *const *params, const int *lens, const int *fmts,
-    PGresult **out)
+store_gated(struct store *st, const char *what, const struct store_stmt *s,
+    const char *const *params, const int *lens, const int *fmts, PGresult **out)
 {
 	enum store_result ret = STORE_FAIL;
 	PGresult *res;
@@ -262,7 +261,7 @@ store_gated(struct store *st, const char *what, const char *sql, int n,
 
 	*out = NULL;
 	res = store_exec_bounded(
-	    st, NULL, sql, n, params, lens, fmts, &timed_out);
+	    st, s, NULL, s->nparams, params, lens, fmts, &timed_out);
 	if (timed_out)
 		ret = STORE_NO_SYNC;
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
@@ -278,13 +277,14 @@ store_gated(struct store *st, const char *what, const char *sql, int n,
 }
 
 enum store_result
-store_gated_count(struct store *st, const char *what, const char *sql,
-    int n, const char *const *params, const int *lens, const int *fmts)
+store_gated_count(struct store *st, const char *what,
+    const struct store_stmt *s, const char *const *params, const int *lens,
+    const int *fmts)
 {
 	enum store_result ret;
 	PGresult *res;
 
-	if ((ret = store_gated(st, what, sql, n, params, lens, fmts, &res)) !=
+	if ((ret = store_gated(st, what, s, params, lens, fmts, &res)) !=
 	    STORE_OK)
 		return ret;
 	if (PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "0") != 0)

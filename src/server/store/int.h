@@ -16,8 +16,32 @@ enum store_stmt_id {
 	STMT_DEPOSIT_READ,
 	STMT_AUDIT_READS,
 	STMT_DEPOSITS_NEW,
+	/* the legacy protocol's (legacy.c, policy.c, seen.c, hkp.c) */
+	STMT_LEGACY_CLIENT_FPR,
+	STMT_LEGACY_CLIENT_KEYID,
+	STMT_LEGACY_REGISTER,
+	STMT_LEGACY_VERIFIED,
+	STMT_LEGACY_ACTIVATE,
+	STMT_LEGACY_TOKEN,
+	STMT_LEGACY_PUT,
+	STMT_LEGACY_DEPOSIT_UUID,
+	STMT_LEGACY_DEPOSIT_URL,
+	STMT_LEGACY_DEPOSIT_HANDLE,
+	STMT_LEGACY_REQUEST_NEW,
+	STMT_LEGACY_REQUEST,
+	STMT_LEGACY_RELEASE,
+	STMT_LEGACY_VOTE,
+	STMT_LEGACY_MANAGE,
+	STMT_LEGACY_SEARCH,
+	STMT_LEGACY_PENDING,
+	STMT_SEEN,
+	STMT_HKP_KEY,
+	STMT_HKP_ADD,
+	STMT_ORG,
 	STMT_COUNT
 };
+/* Each has its bit in struct store's prepared. */
+_Static_assert(STMT_COUNT <= 32, "struct store's prepared has 32 bits");
 
 struct store_stmt {
 	enum store_stmt_id id;
@@ -119,12 +143,13 @@ PGresult *store_exec_bounded(struct store *st, const struct store_stmt *s,
     const char *sql, int n, const char *const *params, const int *lens,
     const int *fmts, int *timed_out);
 /*
- * store_exec_bounded of a statement whose column 0 says whether the
- * standby gate (HA_SYNC_OK) let it write ("t"): STORE_OK with *out (the
+ * store_exec_bounded of the prepared statement s whose column 0 says
+ * whether the standby gate (HA_SYNC_OK) let it write ("t"): STORE_OK with
+ * *out (the
  * caller PQclears it), STORE_NO_SYNC, or STORE_FAIL (logged as what).
  */
 enum store_result store_gated(struct store *st, const char *what,
-    const char *sql, int n, const char *const *params, const int *lens,
+    const struct store_stmt *s, const char *const *params, const int *lens,
     const int *fmts, PGresult **out);
 /*
  * store_gated, then column 1's count: STORE_OK when it is not 0, else
@@ -132,7 +157,7 @@ enum store_result store_gated(struct store *st, const char *what,
  * caller's), else STORE_NOT_FOUND.
  */
 enum store_result store_gated_count(struct store *st, const char *what,
-    const char *sql, int n, const char *const *params, const int *lens,
+    const struct store_stmt *s, const char *const *params, const int *lens,
     const int *fmts);
 /* libpq's primary message only: its detail may quote the row's values. */
 const char *store_error(PGresult *res, PGconn *db);

@@ -42,6 +42,15 @@ client_from(PGresult *res, struct legacy_client *c)
 	return STORE_OK;
 }
 
+/* A key ID is the fingerprint's last 16 hex digits. */
+static const struct store_stmt stmt_client_fpr = {STMT_LEGACY_CLIENT_FPR,
+    "kt_legacy_client_fpr", "SELECT " CLIENT_COLS "WHERE c.fingerprint = $1", 1,
+    NULL};
+static const struct store_stmt stmt_client_keyid = {STMT_LEGACY_CLIENT_KEYID,
+    "kt_legacy_client_keyid",
+    "SELECT " CLIENT_COLS "WHERE right(c.fingerprint, 16) = $1 LIMIT 2", 1,
+    NULL};
+
 enum store_result
 store_legacy_client(struct store *st, const char *fpr, const char *keyid,
     struct legacy_client *out)
@@ -51,12 +60,9 @@ store_legacy_client(struct store *st, const char *fpr, const char *keyid,
 	PGresult *res;
 
 	memset(out, 0, sizeof(*out));
-	/* A key ID is the fingerprint's last 16 hex digits. */
-	if ((ret = store_row(st, "legacy client", NULL,
-		 fpr != NULL ? "SELECT " CLIENT_COLS "WHERE c.fingerprint = $1"
-			     : "SELECT " CLIENT_COLS
-			       "WHERE right(c.fingerprint, 16) = $1 LIMIT 2",
-		 1, params, 0, &res)) != STORE_OK)
+	if ((ret = store_row(st, "legacy client",
+		 fpr != NULL ? &stmt_client_fpr : &stmt_client_keyid, NULL, 1,
+		 params, 0, &res)) != STORE_OK)
 		return ret;
 	/* Two clients of one key ID: neither is named by it. */
 	ret = PQntuples(res) == 1 ? client_from(res, out) : STORE_NOT_FOUND;
@@ -71,6 +77,27 @@ store_legacy_client_clear(struct legacy_client *c)
 	c->pubkey = NULL;
 	explicit_bzero(c->token, sizeof(c->token));
 }
+
+static const struct store_stmt stmt_register = {STMT_LEGACY_REGISTER,
+    "kt_legacy_register",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "c AS (INSERT INTO clients (fingerprint, qualified, org_id, "
+    "hostname, pubkey, secret_nonce, secret_ct, state, protocol, "
+    "token, token_reset, challenge_sha512, remote_addr) "
+    "SELECT $1, $2, (SELECT id FROM orgs WHERE name = $10), $3, $4, "
+    "$5, $6, 'unverified', $7, $8, false, $9, $11 "
+    "WHERE (SELECT ok FROM g) "
+    "ON CONFLICT (fingerprint) DO UPDATE SET protocol = "
+    "EXCLUDED.protocol, token = EXCLUDED.token, token_reset = false, "
+    "challenge_sha512 = EXCLUDED.challenge_sha512, qualified = "
+    "EXCLUDED.qualified RETURNING fingerprint, xmax = 0 AS new), "
+    "h AS (DELETE FROM hkp_keys WHERE fingerprint = $1 AND "
+    "(SELECT ok FROM g)), "
+    "a AS (" STORE_AUDIT_INSERT "SELECT now(), c.fingerprint, $10, "
+    "'register', c.fingerprint, $11, CASE WHEN c.new THEN 'created' "
+    "ELSE 'again' END FROM c) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
+    11, NULL};
 
 enum store_result
 store_legacy_register(struct store *st, const struct legacy_register *r)
@@ -98,43 +125,45 @@ store_legacy_register(struct store *st, const struct legacy_register *r)
 	 * again, restored) keeps its state and org but takes the new
 	 * challenge, protocol and token.  The key leaves hkp_keys.
 	 */
-	return store_gated_count(st, "legacy register",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "c AS (INSERT INTO clients (fingerprint, qualified, org_id, "
-	    "hostname, pubkey, secret_nonce, secret_ct, state, protocol, "
-	    "token, token_reset, challenge_sha512, remote_addr) "
-	    "SELECT $1, $2, (SELECT id FROM orgs WHERE name = $10), $3, $4, "
-	    "$5, $6, 'unverified', $7, $8, false, $9, $11 "
-	    "WHERE (SELECT ok FROM g) "
-	    "ON CONFLICT (fingerprint) DO UPDATE SET protocol = "
-	    "EXCLUDED.protocol, token = EXCLUDED.token, token_reset = false, "
-	    "challenge_sha512 = EXCLUDED.challenge_sha512, qualified = "
-	    "EXCLUDED.qualified RETURNING fingerprint, xmax = 0 AS new), "
-	    "h AS (DELETE FROM hkp_keys WHERE fingerprint = $1 AND "
-	    "(SELECT ok FROM g)), "
-	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), c.fingerprint, $10, "
-	    "'register', c.fingerprint, $11, CASE WHEN c.new THEN 'created' "
-	    "ELSE 'again' END FROM c) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
-	    11, params, lens, fmts);
+	return store_gated_count(
+	    st, "legacy register", &stmt_register, params, lens, fmts);
 }
+
+static const struct store_stmt stmt_verified = {STMT_LEGACY_VERIFIED,
+    "kt_legacy_verified",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "c AS (UPDATE clients SET challenge_sha512 = NULL, state = CASE "
+    "WHEN state = 'unverified' THEN 'verified' ELSE state END "
+    "WHERE fingerprint = $1 AND challenge_sha512 IS NOT NULL AND "
+    "(SELECT ok FROM g) RETURNING fingerprint), "
+    "a AS (" STORE_AUDIT_INSERT "SELECT now(), fingerprint, NULL, "
+    "'verify', fingerprint, $2, 'ok' FROM c) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
+    2, NULL};
 
 enum store_result
 store_legacy_verified(struct store *st, const char *fpr, const char *remote)
 {
 	const char *params[2] = {fpr, store_text(remote)};
 
-	return store_gated_count(st, "legacy verify",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "c AS (UPDATE clients SET challenge_sha512 = NULL, state = CASE "
-	    "WHEN state = 'unverified' THEN 'verified' ELSE state END "
-	    "WHERE fingerprint = $1 AND challenge_sha512 IS NOT NULL AND "
-	    "(SELECT ok FROM g) RETURNING fingerprint), "
-	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), fingerprint, NULL, "
-	    "'verify', fingerprint, $2, 'ok' FROM c) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
-	    2, params, NULL, NULL);
+	return store_gated_count(
+	    st, "legacy verify", &stmt_verified, params, NULL, NULL);
 }
+
+static const struct store_stmt stmt_activate = {STMT_LEGACY_ACTIVATE,
+    "kt_legacy_activate",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "c AS (UPDATE clients SET org_id = $2::bigint, state = $3 "
+    "WHERE fingerprint = $1 AND state IN ('verified', 'pending', "
+    "'active') AND (SELECT ok FROM g) RETURNING fingerprint), "
+    "a AS (" STORE_AUDIT_INSERT "SELECT now(), fingerprint, $4, "
+    "'request_activation', fingerprint, $5, $3 FROM c), " MAIL_NOTICE_CTE("c, ",
+	"o.id = $2::bigint", "$6",
+	"$7") " "
+	      "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c), "
+	      "CASE WHEN EXISTS (SELECT 1 FROM m) "
+	      "THEN pg_notify('" MAIL_CHANNEL "', 'client')::text END",
+    7, NULL};
 
 enum store_result
 store_legacy_activate(struct store *st, const struct legacy_activation *a)
@@ -143,19 +172,19 @@ store_legacy_activate(struct store *st, const struct legacy_activation *a)
 	    store_text(a->remote), a->subject, a->body};
 
 	/* The client's org and state, its audit row, its org's notice. */
-	return store_gated_count(st, "legacy activation",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "c AS (UPDATE clients SET org_id = $2::bigint, state = $3 "
-	    "WHERE fingerprint = $1 AND state IN ('verified', 'pending', "
-	    "'active') AND (SELECT ok FROM g) RETURNING fingerprint), "
-	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), fingerprint, $4, "
-	    "'request_activation', fingerprint, $5, $3 FROM c), "
-	    MAIL_NOTICE_CTE("c, ", "o.id = $2::bigint", "$6", "$7") " "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c), "
-	    "CASE WHEN EXISTS (SELECT 1 FROM m) "
-	    "THEN pg_notify('" MAIL_CHANNEL "', 'client')::text END",
-	    7, params, NULL, NULL);
+	return store_gated_count(
+	    st, "legacy activation", &stmt_activate, params, NULL, NULL);
 }
+
+static const struct store_stmt stmt_token = {STMT_LEGACY_TOKEN,
+    "kt_legacy_token",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "c AS (UPDATE clients SET token = $3, token_reset = false "
+    "WHERE fingerprint = $1 AND token IS NOT NULL AND "
+    "(token = $2 OR token_reset) AND (SELECT ok FROM g) "
+    "RETURNING 1) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
+    3, NULL};
 
 enum store_result
 store_legacy_token(struct store *st, const char *fpr, const char *from,
@@ -167,12 +196,5 @@ store_legacy_token(struct store *st, const char *fpr, const char *from,
 	 * Compare and swap: only one of two requests with one token gets
 	 * to go on; after a reset (orgtool reset-token) whatever it sends.
 	 */
-	return store_gated_count(st, "token",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "c AS (UPDATE clients SET token = $3, token_reset = false "
-	    "WHERE fingerprint = $1 AND token IS NOT NULL AND "
-	    "(token = $2 OR token_reset) AND (SELECT ok FROM g) "
-	    "RETURNING 1) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM c)",
-	    3, params, NULL, NULL);
+	return store_gated_count(st, "token", &stmt_token, params, NULL, NULL);
 }

@@ -21,6 +21,32 @@
 /* A deposit not gone: not past its ttl. */
 #define ALIVE "(d.expires IS NULL OR d.expires > now())"
 
+static const struct store_stmt stmt_put = {STMT_LEGACY_PUT, "kt_legacy_put",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "t AS (SELECT string_to_array(nullif($8, ''), ',') AS tr), "
+    /* Every reader and trustee a client of this server. */
+    "u AS (SELECT count(*) AS n FROM unnest(coalesce("
+    "string_to_array(nullif($7, ''), ','), '{}') || "
+    "coalesce((SELECT tr FROM t), '{}')) f WHERE NOT EXISTS "
+    "(SELECT 1 FROM clients c WHERE c.fingerprint = f)), "
+    "d AS (INSERT INTO deposits (uuid, owner, name, description, "
+    "nonce, content, kind, readers, trustees, votes, retrievals, "
+    "expires, not_before, archive, url, recoverable, recoverable_sig, "
+    "deposit_group) SELECT $1::uuid, $2, $3, $4, $5, $6, 'legacy', "
+    "coalesce(string_to_array(nullif($7, ''), ','), '{}'), "
+    "coalesce(t.tr, '{}'), CASE WHEN $9::int < 0 THEN "
+    "coalesce(cardinality(t.tr), 0) ELSE $9::int END, "
+    "nullif($10::int, -1), CASE WHEN $11::bigint >= 0 THEN now() + "
+    "$11::bigint * interval '1 second' END, now() + $12::bigint * "
+    "interval '1 second', $13::int, $14, $15::boolean, $16, $17 "
+    "FROM t WHERE " DB_SERVER_ORIGIN " AND (SELECT ok FROM g) "
+    "AND (SELECT n FROM u) = 0 RETURNING uuid), "
+    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $18, "
+    "'deposit_create', uuid::text, $19, 'ok' FROM d) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM d), "
+    "(SELECT n FROM u)",
+    19, NULL};
+
 enum store_result
 store_legacy_put(struct store *st, const struct legacy_put *p)
 {
@@ -62,31 +88,8 @@ store_legacy_put(struct store *st, const struct legacy_put *p)
 	 * readers, trustees: comma-joined fingerprints ("" none); votes -1:
 	 * every trustee; retrievals -1: unlimited; ttl -1: for ever.
 	 */
-	ret = store_gated(st, "legacy put",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "t AS (SELECT string_to_array(nullif($8, ''), ',') AS tr), "
-	    /* Every reader and trustee a client of this server. */
-	    "u AS (SELECT count(*) AS n FROM unnest(coalesce("
-	    "string_to_array(nullif($7, ''), ','), '{}') || "
-	    "coalesce((SELECT tr FROM t), '{}')) f WHERE NOT EXISTS "
-	    "(SELECT 1 FROM clients c WHERE c.fingerprint = f)), "
-	    "d AS (INSERT INTO deposits (uuid, owner, name, description, "
-	    "nonce, content, kind, readers, trustees, votes, retrievals, "
-	    "expires, not_before, archive, url, recoverable, recoverable_sig, "
-	    "deposit_group) SELECT $1::uuid, $2, $3, $4, $5, $6, 'legacy', "
-	    "coalesce(string_to_array(nullif($7, ''), ','), '{}'), "
-	    "coalesce(t.tr, '{}'), CASE WHEN $9::int < 0 THEN "
-	    "coalesce(cardinality(t.tr), 0) ELSE $9::int END, "
-	    "nullif($10::int, -1), CASE WHEN $11::bigint >= 0 THEN now() + "
-	    "$11::bigint * interval '1 second' END, now() + $12::bigint * "
-	    "interval '1 second', $13::int, $14, $15::boolean, $16, $17 "
-	    "FROM t WHERE " DB_SERVER_ORIGIN " AND (SELECT ok FROM g) "
-	    "AND (SELECT n FROM u) = 0 RETURNING uuid), "
-	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $18, "
-	    "'deposit_create', uuid::text, $19, 'ok' FROM d) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM d), "
-	    "(SELECT n FROM u)",
-	    19, params, lens, fmts, &res);
+	ret =
+	    store_gated(st, "legacy put", &stmt_put, params, lens, fmts, &res);
 	if (ret != STORE_OK)
 		return ret;
 	if (strcmp(PQgetvalue(res, 0, 2), "0") != 0)
@@ -103,6 +106,42 @@ dupval(PGresult *res, int col)
 	return PQgetisnull(res, 0, col) ? NULL : strdup(PQgetvalue(res, 0, col));
 }
 
+/*
+ * A deposit: by uuid ($1), by url ($3), or the newest of a handle ($2)
+ * the reader ($4) may read; one statement each, so that each is planned
+ * for its index.
+ */
+#define DEPOSIT_SELECT(where)                                                  \
+	"SELECT d.uuid::text, d.owner, coalesce(c.qualified, ''), "            \
+	"d.name, d.description, " MAY_READ(                                    \
+	    "$4") ", d.votes, "                                                \
+		  "coalesce(d.retrievals, -1), d.released, d.archive, "        \
+		  "d.recoverable, d.disabled, NOT " ALIVE ", "                 \
+		  "d.not_before > now(), " ISO(                                \
+		      "d.not_before") ", "                                     \
+				      "d.recoverable_sig, d.url, d.nonce, "    \
+				      "d.content, " ISO(                       \
+					  "d.created") ", "                    \
+						       "coalesce(cardinality(" \
+						       "d.trustees), 0) "      \
+						       "FROM deposits d LEFT " \
+						       "JOIN clients c ON "    \
+						       "c.fingerprint = "      \
+						       "d.owner WHERE d.kind " \
+						       "= 'legacy' AND " where \
+						       " "                     \
+						       "ORDER BY d.created "   \
+						       "DESC LIMIT 1"
+/* Its parameters' types: each statement names some of them only. */
+static const Oid deposit_types[4] = {2950 /* uuid */, 25 /* text */, 25, 25};
+static const struct store_stmt stmt_deposit_uuid = {STMT_LEGACY_DEPOSIT_UUID,
+    "kt_legacy_deposit_uuid", DEPOSIT_SELECT("d.uuid = $1"), 4, deposit_types};
+static const struct store_stmt stmt_deposit_url = {STMT_LEGACY_DEPOSIT_URL,
+    "kt_legacy_deposit_url", DEPOSIT_SELECT("d.url = $3"), 4, deposit_types};
+static const struct store_stmt stmt_deposit_handle = {
+    STMT_LEGACY_DEPOSIT_HANDLE, "kt_legacy_deposit_handle",
+    DEPOSIT_SELECT("d.name = $2 AND " MAY_READ("$4")), 4, deposit_types};
+
 enum store_result
 store_legacy_deposit(struct store *st, const char *uuid, const char *handle,
     const char *url, const char *reader, struct legacy_deposit *out)
@@ -115,21 +154,11 @@ store_legacy_deposit(struct store *st, const char *uuid, const char *handle,
 
 	memset(out, 0, sizeof(*out));
 	/* By uuid, by url, or the newest of a handle the reader may read. */
-	if ((ret = store_row(st, "legacy deposit", NULL,
-		 "SELECT d.uuid::text, d.owner, coalesce(c.qualified, ''), "
-		 "d.name, d.description, " MAY_READ("$4") ", d.votes, "
-		 "coalesce(d.retrievals, -1), d.released, d.archive, "
-		 "d.recoverable, d.disabled, NOT " ALIVE ", "
-		 "d.not_before > now(), " ISO("d.not_before") ", "
-		 "d.recoverable_sig, d.url, d.nonce, d.content, "
-		 ISO("d.created") ", coalesce(cardinality(d.trustees), 0) "
-		 "FROM deposits d LEFT JOIN clients c ON c.fingerprint = "
-		 "d.owner WHERE d.kind = 'legacy' AND CASE "
-		 "WHEN $1::uuid IS NOT NULL THEN d.uuid = $1::uuid "
-		 "WHEN $3::text IS NOT NULL THEN d.url = $3 "
-		 "ELSE d.name = $2 AND " MAY_READ("$4") " END "
-		 "ORDER BY d.created DESC LIMIT 1",
-		 4, params, 0, &res)) != STORE_OK)
+	if ((ret = store_row(st, "legacy deposit",
+		 uuid != NULL	   ? &stmt_deposit_uuid
+		     : url != NULL ? &stmt_deposit_url
+				   : &stmt_deposit_handle,
+		 NULL, 4, params, 0, &res)) != STORE_OK)
 		return ret;
 	snprintf(out->uuid, sizeof(out->uuid), "%s", PQgetvalue(res, 0, 0));
 	snprintf(out->owner, sizeof(out->owner), "%s", PQgetvalue(res, 0, 1));
@@ -179,6 +208,18 @@ store_legacy_deposit_clear(struct legacy_deposit *d)
 	d->sealed = NULL;
 }
 
+static const struct store_stmt stmt_request_new = {STMT_LEGACY_REQUEST_NEW,
+    "kt_legacy_request_new",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "r AS (INSERT INTO legacy_requests (uuid, deposit, requester, "
+    "justification, expires) SELECT $1::uuid, $2::uuid, $3, $4, "
+    "now() + $5::bigint * interval '1 second' WHERE (SELECT ok FROM g) "
+    "RETURNING uuid), "
+    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $3, $6, "
+    "'deposit_request', $2, $7, 'ok' FROM r) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM r)",
+    7, NULL};
+
 enum store_result
 store_legacy_request_new(struct store *st, const char *req_uuid,
     const char *dep_uuid, const char *requester, const char *justification,
@@ -189,17 +230,19 @@ store_legacy_request_new(struct store *st, const char *req_uuid,
 	    tmo, org, store_text(remote)};
 
 	snprintf(tmo, sizeof(tmo), "%ld", timeout);
-	return store_gated_count(st, "legacy request",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "r AS (INSERT INTO legacy_requests (uuid, deposit, requester, "
-	    "justification, expires) SELECT $1::uuid, $2::uuid, $3, $4, "
-	    "now() + $5::bigint * interval '1 second' WHERE (SELECT ok FROM g) "
-	    "RETURNING uuid), "
-	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $3, $6, "
-	    "'deposit_request', $2, $7, 'ok' FROM r) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM r)",
-	    7, params, NULL, NULL);
+	return store_gated_count(
+	    st, "legacy request", &stmt_request_new, params, NULL, NULL);
 }
+
+static const struct store_stmt stmt_request = {STMT_LEGACY_REQUEST,
+    "kt_legacy_request",
+    "SELECT r.deposit::text, r.expires <= now(), "
+    "(SELECT count(*) FROM legacy_votes v WHERE v.request = r.uuid "
+    "AND v.approve), (SELECT count(*) FROM legacy_votes v WHERE "
+    "v.request = r.uuid AND NOT v.approve) "
+    "FROM legacy_requests r WHERE r.uuid = $1::uuid AND "
+    "r.requester = $2",
+    2, NULL};
 
 enum store_result
 store_legacy_request(struct store *st, const char *req_uuid,
@@ -210,14 +253,8 @@ store_legacy_request(struct store *st, const char *req_uuid,
 	PGresult *res;
 
 	memset(out, 0, sizeof(*out));
-	if ((ret = store_row(st, "legacy request", NULL,
-		 "SELECT r.deposit::text, r.expires <= now(), "
-		 "(SELECT count(*) FROM legacy_votes v WHERE v.request = r.uuid "
-		 "AND v.approve), (SELECT count(*) FROM legacy_votes v WHERE "
-		 "v.request = r.uuid AND NOT v.approve) "
-		 "FROM legacy_requests r WHERE r.uuid = $1::uuid AND "
-		 "r.requester = $2",
-		 2, params, 0, &res)) != STORE_OK)
+	if ((ret = store_row(st, "legacy request", &stmt_request, NULL, 2,
+		 params, 0, &res)) != STORE_OK)
 		return ret;
 	snprintf(out->deposit, sizeof(out->deposit), "%s",
 	    PQgetvalue(res, 0, 0));
@@ -227,6 +264,22 @@ store_legacy_request(struct store *st, const char *req_uuid,
 	PQclear(res);
 	return STORE_OK;
 }
+
+static const struct store_stmt stmt_release = {STMT_LEGACY_RELEASE,
+    "kt_legacy_release",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "d AS (UPDATE deposits d SET released = released + 1, disabled = "
+    "disabled OR $3::boolean WHERE d.uuid = $2::uuid AND "
+    "d.kind = 'legacy' AND NOT d.disabled AND " ALIVE " AND "
+    "(d.not_before IS NULL OR d.not_before <= now()) AND "
+    "(d.retrievals IS NULL OR d.released < d.retrievals) AND "
+    "(SELECT ok FROM g) RETURNING d.uuid), "
+    "r AS (UPDATE legacy_requests SET released = true WHERE "
+    "uuid = $1::uuid AND EXISTS (SELECT 1 FROM d)), "
+    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $4, $5, 'deposit_read', "
+    "uuid::text, $6, 'ok' FROM d) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM d)",
+    6, NULL};
 
 enum store_result
 store_legacy_release(struct store *st, const char *req_uuid,
@@ -240,21 +293,26 @@ store_legacy_release(struct store *st, const char *req_uuid,
 	 * One of its retrievals, only while the policy still allows it (a
 	 * concurrent release may have taken the last one).
 	 */
-	return store_gated_count(st, "legacy release",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "d AS (UPDATE deposits d SET released = released + 1, disabled = "
-	    "disabled OR $3::boolean WHERE d.uuid = $2::uuid AND "
-	    "d.kind = 'legacy' AND NOT d.disabled AND " ALIVE " AND "
-	    "(d.not_before IS NULL OR d.not_before <= now()) AND "
-	    "(d.retrievals IS NULL OR d.released < d.retrievals) AND "
-	    "(SELECT ok FROM g) RETURNING d.uuid), "
-	    "r AS (UPDATE legacy_requests SET released = true WHERE "
-	    "uuid = $1::uuid AND EXISTS (SELECT 1 FROM d)), "
-	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $4, $5, 'deposit_read', "
-	    "uuid::text, $6, 'ok' FROM d) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM d)",
-	    6, params, NULL, NULL);
+	return store_gated_count(
+	    st, "legacy release", &stmt_release, params, NULL, NULL);
 }
+
+static const struct store_stmt stmt_vote = {STMT_LEGACY_VOTE, "kt_legacy_vote",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "v AS (INSERT INTO legacy_votes (request, trustee, approve) "
+    "SELECT r.uuid, $2, $3::boolean FROM legacy_requests r JOIN "
+    "deposits d ON d.uuid = r.deposit WHERE r.uuid = $1::uuid AND "
+    "$2 = ANY(d.trustees) AND r.expires > now() AND NOT r.released "
+    "AND (SELECT ok FROM g) ON CONFLICT (request, trustee) DO NOTHING "
+    "RETURNING request), "
+    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $4, CASE WHEN "
+    "$3::boolean THEN 'authorize' ELSE 'deny' END, request::text, $5, "
+    "'ok' FROM v) "
+    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM v), "
+    "EXISTS (SELECT 1 FROM legacy_requests r JOIN deposits d ON "
+    "d.uuid = r.deposit WHERE r.uuid = $1::uuid AND "
+    "NOT $2 = ANY(d.trustees))",
+    5, NULL};
 
 enum store_result
 store_legacy_vote(struct store *st, const char *req_uuid,
@@ -264,23 +322,32 @@ store_legacy_vote(struct store *st, const char *req_uuid,
 	    store_text(remote)};
 
 	/* A trustee of the deposit votes once on a live request. */
-	return store_gated_count(st, "legacy vote",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "v AS (INSERT INTO legacy_votes (request, trustee, approve) "
-	    "SELECT r.uuid, $2, $3::boolean FROM legacy_requests r JOIN "
-	    "deposits d ON d.uuid = r.deposit WHERE r.uuid = $1::uuid AND "
-	    "$2 = ANY(d.trustees) AND r.expires > now() AND NOT r.released "
-	    "AND (SELECT ok FROM g) ON CONFLICT (request, trustee) DO NOTHING "
-	    "RETURNING request), "
-	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $2, $4, CASE WHEN "
-	    "$3::boolean THEN 'authorize' ELSE 'deny' END, request::text, $5, "
-	    "'ok' FROM v) "
-	    "SELECT (SELECT ok FROM g), (SELECT count(*) FROM v), "
-	    "EXISTS (SELECT 1 FROM legacy_requests r JOIN deposits d ON "
-	    "d.uuid = r.deposit WHERE r.uuid = $1::uuid AND "
-	    "NOT $2 = ANY(d.trustees))",
-	    5, params, NULL, NULL);
+	return store_gated_count(
+	    st, "legacy vote", &stmt_vote, params, NULL, NULL);
 }
+
+static const struct store_stmt stmt_manage = {STMT_LEGACY_MANAGE,
+    "kt_legacy_manage",
+    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
+    "u AS (SELECT DISTINCT x::uuid AS uuid FROM "
+    "unnest(string_to_array($2, ',')) x), "
+    "o AS (SELECT (SELECT count(*) FROM deposits d JOIN u USING (uuid) "
+    "WHERE d.owner = $1 AND d.kind = 'legacy') = "
+    "(SELECT count(*) FROM u) AND (SELECT ok FROM g) AS ok), "
+    "s AS (UPDATE deposits d SET disabled = ($3 = 'disable') "
+    "FROM u WHERE d.uuid = u.uuid AND $3 <> 'purge' AND "
+    "(SELECT ok FROM o) RETURNING d.uuid), "
+    "q AS (DELETE FROM legacy_requests r USING u WHERE "
+    "r.deposit = u.uuid AND $3 = 'purge' AND (SELECT ok FROM o)), "
+    "p AS (DELETE FROM deposits d USING u WHERE d.uuid = u.uuid AND "
+    "$3 = 'purge' AND (SELECT ok FROM o) RETURNING d.uuid), "
+    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $1, $4, 'deposit_' || $3, "
+    "uuid::text, $5, 'ok' FROM (SELECT uuid FROM s UNION ALL "
+    "SELECT uuid FROM p) x) "
+    "SELECT (SELECT ok FROM g), (SELECT ok FROM o)::int, "
+    "(SELECT count(*) FROM deposits d JOIN u USING (uuid) WHERE "
+    "d.kind = 'legacy') = (SELECT count(*) FROM u)",
+    5, NULL};
 
 enum store_result
 store_legacy_manage(struct store *st, const char *owner, const char *uuids,
@@ -292,27 +359,8 @@ store_legacy_manage(struct store *st, const char *owner, const char *uuids,
 	 * enable, disable or purge: every deposit named must be the
 	 * owner's, or nothing is done.  uuids: comma-joined, checked.
 	 */
-	return store_gated_count(st, "legacy manage",
-	    "WITH g AS (SELECT " HA_SYNC_OK " AS ok), "
-	    "u AS (SELECT DISTINCT x::uuid AS uuid FROM "
-	    "unnest(string_to_array($2, ',')) x), "
-	    "o AS (SELECT (SELECT count(*) FROM deposits d JOIN u USING (uuid) "
-	    "WHERE d.owner = $1 AND d.kind = 'legacy') = "
-	    "(SELECT count(*) FROM u) AND (SELECT ok FROM g) AS ok), "
-	    "s AS (UPDATE deposits d SET disabled = ($3 = 'disable') "
-	    "FROM u WHERE d.uuid = u.uuid AND $3 <> 'purge' AND "
-	    "(SELECT ok FROM o) RETURNING d.uuid), "
-	    "q AS (DELETE FROM legacy_requests r USING u WHERE "
-	    "r.deposit = u.uuid AND $3 = 'purge' AND (SELECT ok FROM o)), "
-	    "p AS (DELETE FROM deposits d USING u WHERE d.uuid = u.uuid AND "
-	    "$3 = 'purge' AND (SELECT ok FROM o) RETURNING d.uuid), "
-	    "a AS (" STORE_AUDIT_INSERT "SELECT now(), $1, $4, 'deposit_' || $3, "
-	    "uuid::text, $5, 'ok' FROM (SELECT uuid FROM s UNION ALL "
-	    "SELECT uuid FROM p) x) "
-	    "SELECT (SELECT ok FROM g), (SELECT ok FROM o)::int, "
-	    "(SELECT count(*) FROM deposits d JOIN u USING (uuid) WHERE "
-	    "d.kind = 'legacy') = (SELECT count(*) FROM u)",
-	    5, params, NULL, NULL);
+	return store_gated_count(
+	    st, "legacy manage", &stmt_manage, params, NULL, NULL);
 }
 
 /* Column col of row i as JSON: its text, or null. */
@@ -328,7 +376,7 @@ text_or_null(PGresult *res, int i, int col)
  * memory): STORE_OK with *out, or STORE_FAIL (logged as what).
  */
 static enum store_result
-rows_json(struct store *st, const char *what, const char *sql, int n,
+rows_json(struct store *st, const char *what, const struct store_stmt *s,
     const char *const *params, json_t *(*row)(PGresult *, int), json_t **out)
 {
 	enum store_result ret = STORE_FAIL;
@@ -337,9 +385,7 @@ rows_json(struct store *st, const char *what, const char *sql, int n,
 	int i;
 
 	*out = NULL;
-	if (store_db(st) == NULL)
-		return STORE_FAIL;
-	res = PQexecParams(st->db, sql, n, NULL, params, NULL, NULL, 0);
+	res = store_prepared(st, s, params, NULL, NULL, 0, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warnx("%s: %s", what, store_error(res, st->db));
 		goto out;
@@ -367,25 +413,33 @@ search_row(PGresult *res, int i)
 	    text_or_null(res, i, 4), "handle", PQgetvalue(res, i, 5));
 }
 
+static const struct store_stmt stmt_search = {STMT_LEGACY_SEARCH,
+    "kt_legacy_search",
+    "SELECT CASE WHEN d.disabled THEN 'disabled' WHEN d.archive <> 0 "
+    "THEN 'archived' ELSE 'active' END, " ISO(
+	"d.created") ", "
+		     "d.uuid::text, coalesce(d.url, ''), d.description, d.name "
+		     "FROM deposits d WHERE d.kind = 'legacy' AND " MAY_READ(
+			 "$1") " AND " ALIVE " AND ($2::text IS NULL OR "
+			       "strpos(lower(d.name), lower($2)) > 0 OR "
+			       "strpos(lower(coalesce(d.description, '')), "
+			       "lower($2)) > 0) AND "
+			       "($3::timestamptz IS NULL OR d.created >= "
+			       "$3::timestamptz) AND "
+			       "($4::timestamptz IS NULL OR d.created < "
+			       "$4::timestamptz) AND "
+			       "($5::text IS NULL OR d.deposit_group = $5) "
+			       "ORDER BY d.created, d.uuid",
+    5, NULL};
+
 enum store_result
 store_legacy_search(struct store *st, const char *reader, const char *text,
     const char *after, const char *before, const char *group, json_t **out)
 {
 	const char *params[5] = {reader, text, after, before, group};
 
-	return rows_json(st, "legacy search",
-	    "SELECT CASE WHEN d.disabled THEN 'disabled' WHEN d.archive <> 0 "
-	    "THEN 'archived' ELSE 'active' END, " ISO("d.created") ", "
-	    "d.uuid::text, coalesce(d.url, ''), d.description, d.name "
-	    "FROM deposits d WHERE d.kind = 'legacy' AND " MAY_READ("$1")
-	    " AND " ALIVE " AND ($2::text IS NULL OR "
-	    "strpos(lower(d.name), lower($2)) > 0 OR "
-	    "strpos(lower(coalesce(d.description, '')), lower($2)) > 0) AND "
-	    "($3::timestamptz IS NULL OR d.created >= $3::timestamptz) AND "
-	    "($4::timestamptz IS NULL OR d.created < $4::timestamptz) AND "
-	    "($5::text IS NULL OR d.deposit_group = $5) "
-	    "ORDER BY d.created, d.uuid",
-	    5, params, search_row, out);
+	return rows_json(
+	    st, "legacy search", &stmt_search, params, search_row, out);
 }
 
 static json_t *
@@ -399,6 +453,25 @@ pending_row(PGresult *res, int i)
 	    text_or_null(res, i, 5));
 }
 
+static const struct store_stmt stmt_pending = {STMT_LEGACY_PENDING,
+    "kt_legacy_pending",
+    "SELECT r.uuid::text, " ISO("r.created") ", " ISO(
+	"r.expires") ", "
+		     "coalesce(c.qualified, r.requester), r.deposit::text, "
+		     "r.justification FROM legacy_requests r "
+		     "JOIN deposits d ON d.uuid = r.deposit "
+		     "LEFT JOIN clients c ON c.fingerprint = r.requester "
+		     "WHERE $1 = ANY(d.trustees) AND r.expires > now() AND "
+		     "NOT r.released AND NOT EXISTS (SELECT 1 FROM "
+		     "legacy_votes v "
+		     "WHERE v.request = r.uuid AND (v.trustee = $1 OR NOT "
+		     "v.approve)) "
+		     "AND (SELECT count(*) FROM legacy_votes v WHERE v.request "
+		     "= "
+		     "r.uuid) < d.votes "
+		     "ORDER BY r.created, r.uuid",
+    1, NULL};
+
 enum store_result
 store_legacy_pending(struct store *st, const char *trustee, json_t **out)
 {
@@ -408,17 +481,6 @@ store_legacy_pending(struct store *st, const char *trustee, json_t **out)
 	 * Live requests for a deposit $1 is a trustee of that still wait for
 	 * votes: not voted on by $1, denied by none, short of the votes.
 	 */
-	return rows_json(st, "legacy pending",
-	    "SELECT r.uuid::text, " ISO("r.created") ", " ISO("r.expires") ", "
-	    "coalesce(c.qualified, r.requester), r.deposit::text, "
-	    "r.justification FROM legacy_requests r "
-	    "JOIN deposits d ON d.uuid = r.deposit "
-	    "LEFT JOIN clients c ON c.fingerprint = r.requester "
-	    "WHERE $1 = ANY(d.trustees) AND r.expires > now() AND "
-	    "NOT r.released AND NOT EXISTS (SELECT 1 FROM legacy_votes v "
-	    "WHERE v.request = r.uuid AND (v.trustee = $1 OR NOT v.approve)) "
-	    "AND (SELECT count(*) FROM legacy_votes v WHERE v.request = "
-	    "r.uuid) < d.votes "
-	    "ORDER BY r.created, r.uuid",
-	    1, params, pending_row, out);
+	return rows_json(
+	    st, "legacy pending", &stmt_pending, params, pending_row, out);
 }

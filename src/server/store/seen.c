@@ -14,6 +14,15 @@
 #include "int.h"
 #include "log.h"
 
+static const struct store_stmt stmt_seen = {STMT_SEEN, "kt_seen",
+    "WITH x AS (" STORE_SEEN_PURGE "), "
+    "s AS (" STORE_SEEN_INSERT "SELECT $1, " STORE_SEEN_EXPIRES
+    ", NULL, NULL, NULL FROM (SELECT "
+    "set_config('synchronous_commit', 'local', true)) s "
+    "ON CONFLICT (digest) DO NOTHING RETURNING 1) "
+    "SELECT count(*) FROM s",
+    1, NULL};
+
 enum store_result
 store_seen(struct store *st, const unsigned char *digest, size_t len)
 {
@@ -23,14 +32,8 @@ store_seen(struct store *st, const unsigned char *digest, size_t len)
 	PGresult *res;
 
 	/* Remembered (and the expired forgotten) whatever the standby. */
-	res = store_exec_bounded(st, NULL,
-	    "WITH x AS (" STORE_SEEN_PURGE "), "
-	    "s AS (" STORE_SEEN_INSERT "SELECT $1, " STORE_SEEN_EXPIRES
-	    ", NULL, NULL, NULL FROM (SELECT "
-	    "set_config('synchronous_commit', 'local', true)) s "
-	    "ON CONFLICT (digest) DO NOTHING RETURNING 1) "
-	    "SELECT count(*) FROM s",
-	    1, params, lens, fmts, &timed_out);
+	res = store_exec_bounded(
+	    st, &stmt_seen, NULL, 1, params, lens, fmts, &timed_out);
 	if (timed_out)
 		ret = STORE_NO_SYNC;
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK ||
