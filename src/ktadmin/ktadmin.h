@@ -19,7 +19,7 @@ struct timespec;
 /*
  * A time as ktadmin audit takes it (an ISO-8601 date or time, "now", or a
  * time ago: 90s, 30m, 24h, 7d, 2w) into out as UTC
- * "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (cmd-audit.c): 0, else -1.
+ * "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (audittime.c): 0, else -1.
  */
 int audit_time_parse(const char *s, const struct timespec *now, char out[32]);
 

@@ -783,9 +783,11 @@ unknown_run(struct legacy_req *r, json_t **ans, int *status,
 const struct legacy_part legacy_unknown = {"unknown", LEGACY_ANY_STATE,
     unknown_run};
 
-void
-legacy_job_run(struct worker *w, struct legacy_job *j)
+/* Serve j in the thread whose context (store, keys) is w. */
+static void
+legacy_job_run(struct worker *w, struct pool_job *pj)
 {
+	struct legacy_job *j = (struct legacy_job *)pj;
 	struct legacy_req r;
 
 	memset(&r, 0, sizeof(r));
@@ -800,9 +802,11 @@ legacy_job_run(struct worker *w, struct legacy_job *j)
 	legacy_serve(&r);
 }
 
-void
-legacy_job_done(struct legacy_job *j, int send)
+/* In j's worker's thread: send j's answer (unless dropped), and free j. */
+static void
+legacy_job_done(struct pool_job *pj, int send)
 {
+	struct legacy_job *j = (struct legacy_job *)pj;
 	struct legacy_out *o = &j->out;
 	char retry[16];
 
@@ -860,7 +864,7 @@ legacy_start(struct worker *w, struct http_req *req,
 		-1 ||
 	    dup_or_null(http_peer(req), &j->peer) == -1) {
 		if (j != NULL)
-			legacy_job_done(j, 0);
+			legacy_job_done(&j->job, 0);
 		VERDICT_INTERNAL(&v);
 		http_reply_verdict(req, &v);
 		return;
@@ -868,13 +872,15 @@ legacy_start(struct worker *w, struct http_req *req,
 	memcpy(j->body, body, len);
 	j->body[len] = '\0';
 	j->len = len;
-	j->w = w;
+	j->job.w = w;
+	j->job.run = legacy_job_run;
+	j->job.done = legacy_job_done;
 	j->req = req;
 	j->part = part;
-	if (legacy_pool_submit(w->srv->legacy_pool, j) == 0)
+	if (legacy_pool_submit(w->srv->legacy_pool, &j->job) == 0)
 		return; /* answered when it comes back */
-	legacy_job_run(w, j);
-	legacy_job_done(j, 1);
+	legacy_job_run(w, &j->job);
+	legacy_job_done(&j->job, 1);
 }
 
 void

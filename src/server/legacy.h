@@ -16,6 +16,7 @@ struct evkeyvalq;
 
 #include "handler.h"
 #include "http.h"
+#include "legacy_pool.h"
 #include "store/store.h"
 #include "verdict.h"
 
@@ -40,19 +41,14 @@ struct legacy_out {
  * answer.  legacy_pool.c queues it and hands it back.
  */
 struct legacy_job {
-	struct legacy_job *next;
-	struct worker *w;     /* whose connection: the answer is sent there */
-	struct http_req *req; /* touched only in w's thread */
+	struct pool_job job;  /* first: job.w's connection gets the answer */
+	struct http_req *req; /* touched only in job.w's thread */
 	const struct legacy_part *part;
 	char *url, *ctype, *peer;
 	unsigned char *body; /* NUL-terminated */
 	size_t len;
 	struct legacy_out out;
 };
-/* Serve j in the thread whose context (store, keys) is w (a legacy thread). */
-void legacy_job_run(struct worker *w, struct legacy_job *j);
-/* In j->w's thread: send j's answer (unless dropped), and free j. */
-void legacy_job_done(struct legacy_job *j, int send);
 
 /* A request as its action sees it. */
 struct legacy_req {

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "clientkey.h"
-#include "legacy.h"
 #include "legacy_pool.h"
 #include "log.h"
 #include "store/store.h"
@@ -19,7 +18,7 @@
 struct legacy_back {
 	struct worker *w;
 	pthread_mutex_t mtx;
-	struct legacy_job *done;
+	struct pool_job *done;
 	struct event *ev;
 };
 
@@ -27,7 +26,7 @@ struct legacy_pool {
 	struct server *srv;
 	pthread_mutex_t mtx;
 	pthread_cond_t cond;
-	struct legacy_job *head, *tail; /* waiting for a thread */
+	struct pool_job *head, *tail; /* waiting for a thread */
 	int stopping;
 	int n, started;
 	pthread_t *threads;
@@ -40,7 +39,7 @@ static void
 back_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct legacy_back *b = arg;
-	struct legacy_job *j, *next;
+	struct pool_job *j, *next;
 
 	(void)fd;
 	(void)what;
@@ -50,7 +49,7 @@ back_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&b->mtx);
 	for (; j != NULL; j = next) {
 		next = j->next;
-		legacy_job_done(j, 1);
+		j->done(j, 1);
 	}
 }
 
@@ -65,7 +64,7 @@ pool_main(void *arg)
 	struct legacy_pool *p = ((struct pool_thread *)arg)->p;
 	struct worker *ctx = ((struct pool_thread *)arg)->ctx;
 	struct legacy_back *b;
-	struct legacy_job *j;
+	struct pool_job *j;
 
 	free(arg);
 	for (;;) {
@@ -81,7 +80,7 @@ pool_main(void *arg)
 			p->tail = NULL;
 		pthread_mutex_unlock(&p->mtx);
 		j->next = NULL;
-		legacy_job_run(ctx, j);
+		j->run(ctx, j);
 		b = &p->back[j->w->id];
 		pthread_mutex_lock(&b->mtx);
 		j->next = b->done;
@@ -151,7 +150,7 @@ oom:
 }
 
 int
-legacy_pool_submit(struct legacy_pool *p, struct legacy_job *j)
+legacy_pool_submit(struct legacy_pool *p, struct pool_job *j)
 {
 	int ret = -1;
 
@@ -175,7 +174,7 @@ legacy_pool_submit(struct legacy_pool *p, struct legacy_job *j)
 void
 legacy_pool_stop(struct legacy_pool *p)
 {
-	struct legacy_job *j, *next;
+	struct pool_job *j, *next;
 	int i;
 
 	if (p == NULL)
@@ -192,14 +191,14 @@ legacy_pool_stop(struct legacy_pool *p)
 	/* Their connections close with the workers: nothing is sent. */
 	for (; j != NULL; j = next) {
 		next = j->next;
-		legacy_job_done(j, 0);
+		j->done(j, 0);
 	}
 }
 
 void
 legacy_pool_free(struct legacy_pool *p)
 {
-	struct legacy_job *j, *next;
+	struct pool_job *j, *next;
 	int i;
 
 	if (p == NULL)
@@ -207,7 +206,7 @@ legacy_pool_free(struct legacy_pool *p)
 	for (i = 0; p->back != NULL && i < p->srv->nworkers; i++) {
 		for (j = p->back[i].done; j != NULL; j = next) {
 			next = j->next;
-			legacy_job_done(j, 0);
+			j->done(j, 0);
 		}
 		if (p->back[i].ev != NULL)
 			event_free(p->back[i].ev);

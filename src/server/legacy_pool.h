@@ -15,8 +15,20 @@
 
 #include "server.h"
 
-struct legacy_job;
 struct legacy_pool;
+
+/*
+ * What the pool queues: the head of the caller's job (legacy.c's struct
+ * legacy_job begins with it), with the two functions that serve it.
+ */
+struct pool_job {
+	struct pool_job *next;
+	struct worker *w; /* whose loop sends the answer */
+	/* In a pool thread, whose context (store, keys) is ctx. */
+	void (*run)(struct worker *ctx, struct pool_job *j);
+	/* In w's loop: send the answer (unless !send, at a stop), free j. */
+	void (*done)(struct pool_job *j, int send);
+};
 
 /*
  * n threads for srv (after workers_init: the answers come back to the
@@ -29,7 +41,7 @@ struct legacy_pool *legacy_pool_start(
  * Queue j (from its worker's thread): 0, or -1 when there is no pool (or
  * it stops): the caller serves j itself.
  */
-int legacy_pool_submit(struct legacy_pool *p, struct legacy_job *j);
+int legacy_pool_submit(struct legacy_pool *p, struct pool_job *j);
 /*
  * After the workers' threads ended: let the threads finish the job each
  * has, drop what waits, join them.
