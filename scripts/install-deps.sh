@@ -30,6 +30,11 @@ PKGS="$PKGS testssl.sh"
 # and tests/system/test_packaging.py checks them with lintian.
 PKGS="$PKGS debhelper lintian"
 
+# The admin guide's commands as printed (tests/system/test_guide.py): sudo,
+# postconf/service postfix (postfix), rsync to root@ the passive server
+# (openssh-server), and pexpect to answer their prompts on a terminal.
+PKGS="$PKGS sudo postfix openssh-server python3-pexpect"
+
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
