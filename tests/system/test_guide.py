@@ -575,14 +575,38 @@ def guide_results():
         assert os.path.exists(path), "guide_run.py wrote no results:\n" + p.stdout[-4000:]
         with open(path) as f:
             results = json.load(f)
+        _report(results)
+        if os.path.exists(os.path.join(work, "transcript.log")):
+            shutil.copy(os.path.join(work, "transcript.log"),
+                        os.path.join(ROOT, "build", "guide-transcript.log"))
         results["__runner__"] = {"status": "exit %d" % p.returncode, "detail": p.stdout[-4000:]}
-        summary = {}
-        for k, v in results.items():
-            summary[v["status"]] = summary.get(v["status"], 0) + 1
-        print("guide blocks: %s" % summary)
         yield results
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _report(results):
+    """build/guide-report.txt: each block's class and result, and the
+    counts by class and by result."""
+    by_class, by_result, lines = {}, {}, []
+    blocks = {b.id: b for b in gb.load()}
+    for bid, r in results.items():
+        cls = "setup" if bid.startswith("setup-") else classify(blocks[bid])[0]
+        res = r["status"]
+        if res == "failed" and bid in EXPECTED_FAILURES:
+            res = "expected failure"
+        if res == "passed" and cls == "defect":
+            res = "passed (guide defect shown)"
+        by_class[cls] = by_class.get(cls, 0) + 1
+        by_result[res] = by_result.get(res, 0) + 1
+        lines.append("%-28s %-11s %s%s" % (res, cls, bid, (
+            "  -- " + EXPECTED_FAILURES[bid]) if bid in EXPECTED_FAILURES else ""))
+    text = "by class: %s\nby result: %s\n\n%s\n" % (
+        json.dumps(by_class, sort_keys=True), json.dumps(by_result, sort_keys=True),
+        "\n".join(lines))
+    with open(os.path.join(ROOT, "build", "guide-report.txt"), "w") as f:
+        f.write(text)
+    print(text)
 
 
 def _params():
