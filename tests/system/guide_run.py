@@ -27,12 +27,12 @@ When it exits, everything it started dies with its pid namespace.
 import json
 import os
 import re
-import shlex
 import socket
 import ssl
 import subprocess
 import sys
 import time
+import types
 
 import pexpect
 
@@ -46,7 +46,8 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 CONFDIR = "/var/lib/keytrustee/.keytrustee"
 PGROOT = "/var/lib/keytrustee/db"
 MARK = re.compile(r"KTG:([0-9 ]*)> ")
-INSTRUMENT = "PROMPT_COMMAND='__ktg=\"${PIPESTATUS[*]}\"'; PS1='KTG:${__ktg}> '; PS2=''"
+# bash: the statuses of the whole last pipeline; another sh: $?.
+INSTRUMENT = "PROMPT_COMMAND='__ktg=\"${PIPESTATUS[*]}\"'; PS1='KTG:${__ktg:-$?}> '; PS2=''"
 
 
 def sh(cmd, check=False, timeout=300, **kw):
@@ -194,7 +195,7 @@ def run_shell_lines(shell, lines, answers, timeout=180):
         if i is None:
             return False, out, text
         status = shell.p.match.group(1).split() if i == 0 else ["?"]
-        if any(s != "0" for s in status):
+        if not status or any(s != "0" for s in status):
             return False, out, text
     return True, out, None
 
@@ -313,9 +314,9 @@ def main():
         log.write("\n==== %s: %s %s\n" % (bid, status, cmd))
         log.flush()
 
-    ctx = tg.RunContext(sh=sh, start_server=start_server, stop_server=stop_server,
-                        root=ROOT, record=record, on_passive=on_passive)
-    ctx.start_passive = start_passive
+    ctx = types.SimpleNamespace(sh=sh, start_server=start_server, stop_server=stop_server,
+                                start_passive=start_passive, on_passive=on_passive,
+                                root=ROOT)
     for step in tg.SETUP:
         try:
             ok, detail = step.fn(ctx)

@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -120,7 +121,6 @@ def _type_crontab_entry(p):
     """crontab -e opens vi (Debian's editor): 'Add the following entry'
     (the next block), then save.  Typed once vi has drawn the file and
     settled (it asks the terminal a few questions first)."""
-    import time
     p.expect(r"# m h  dom mon dow   command", timeout=30)
     time.sleep(1.0)
     p.send("Go" + _crontab_line() + "\x1b")
@@ -232,17 +232,9 @@ def _current_backup():
 
 
 # --------------------------------------------------------------------------
-# The run's context (made by guide_run.py inside the namespaces).
-
-
-class RunContext:
-    def __init__(self, sh, start_server, stop_server, root, record, on_passive):
-        self.on_passive = on_passive
-        self.sh = sh
-        self.start_server = start_server
-        self.stop_server = stop_server
-        self.root = root
-        self.record = record
+# Setup: the host made as an operator makes it.  Each step is fn(ctx) ->
+# (ok, detail); ctx (made by guide_run.py) has sh, start_server,
+# stop_server, start_passive, on_passive, root.
 
 
 class Step:
@@ -293,9 +285,12 @@ def _setup_account(ctx):
 
 
 def _setup_parcel(ctx):
+    """The parcel built from the tree (make parcel), then installed and
+    activated by the host agent, as Cloudera Manager distributes one."""
+    built = ctx.sh(["make", "-C", ctx.root, "--no-print-directory", "parcel"], timeout=600)
     parcels = sorted(glob.glob(os.path.join(ctx.root, "build", "parcels", "*.parcel")))
-    if not parcels:
-        return False, "no parcel built (make parcel)"
+    if built.returncode != 0 or not parcels:
+        return False, "make parcel: " + _out(built)
     name = os.path.basename(parcels[-1]).rsplit("-", 1)[0]
     p = ctx.sh(["kt-agent", "parcel", "install", parcels[-1]])
     if p.returncode != 0:
