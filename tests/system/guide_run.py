@@ -180,7 +180,7 @@ def run_shell_lines(shell, lines, answers, timeout=180):
             shell.p.expect(MARK)
             continue
         if kind == "psql-start" or kind == "psql":
-            pats = [r"\n\w+=[#>] $", MARK]
+            pats = [r"\w+=[#>] $", MARK]
             i, seen = answer_loop(shell.p, answers, pats, timeout)
             out += seen
             if i is None:
@@ -395,6 +395,8 @@ def run_block(b, cls, ctx, log):
     m = re.match(r"^\[([^@]+)@", b.raw)
     if m:
         user = m.group(1)
+    if b.id in tg.RUN_AS:
+        user = tg.RUN_AS[b.id][0]
     shell = Shell(user, log, passive=b.id in tg.ON_PASSIVE)
     try:
         ok, out, failed = run_shell_lines(shell, lines, tg.prompts_for(b), timeout=tg.TIMEOUT)

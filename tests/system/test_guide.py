@@ -92,6 +92,7 @@ PROMPTS = [
      r"Organizational Unit Name|Email Address|A challenge password|"
      r"An optional company name)[^\n]*:", _type("")),          # openssl req: defaults
     (r"\(END\)|\(press h for help or q to quit\)", "q"),        # man's pager
+    (r"Choose 1-\d+ \[1\]: ", _type("")),                      # select-editor: vim
 ]
 
 
@@ -143,6 +144,12 @@ def prompts_for(block):
 # own /var/lib/keytrustee, reached from the active one over ssh).
 ON_PASSIVE = {
     "configuring-key-trustee-server-high-availability-using-cloudera-manager-2",
+}
+
+# Blocks the guide says to run as another account, in its words.
+RUN_AS = {
+    "restore-key-trustee-server-from-ktbackup-sh-backups-1":
+        ("john.doe", "by running the following command as the GPG recipient user account"),
 }
 
 # A block whose prompt names an account ("[john.doe@backup-host ~]$") runs
@@ -399,6 +406,13 @@ PROSE_BEFORE = {
               "(the guide omits stopping it; docs/guide-notes.md)",
               lambda ctx: ctx.stop_server(keep_db=True)),
     ],
+    "restore-key-trustee-server-from-ktbackup-sh-backups-9": [
+        Prose("the previous block's last command, corrected (docs/guide-notes.md): "
+              "the backup's SQL loaded by the account",
+              lambda ctx: ctx.sh(["runuser", "-u", "keytrustee", "--", "psql", "-h", PGROOT,
+                                  "-p", "11381", "-X", "-q", "-f",
+                                  "/var/lib/keytrustee/%s.sql" % _current_backup()])),
+    ],
     "verifying-cloudera-navigator-key-trustee-server-operations-1": [
         Prose("the installation to verify is running", lambda ctx: ctx.start_server()),
     ],
@@ -449,10 +463,11 @@ def _pg_db_case(ctx, ok, out):
 
 def _sudo_in_account_shell(ctx, ok, out):
     dropped = "DROP DATABASE" in out and "CREATE DATABASE" in out
-    return (not ok and dropped and "password for keytrustee" in out,
+    refused = "keytrustee is not in the sudoers file" in out or "password for keytrustee" in out
+    return (not ok and dropped and refused,
             "guide defect (the transcript's last `sudo -u keytrustee psql` is typed "
-            "in keytrustee's own shell, where sudo asks keytrustee's password): "
-            "expected DROP/CREATE DATABASE, then sudo's password prompt")
+            "in keytrustee's own shell, where sudo refuses the account): "
+            "expected DROP/CREATE DATABASE, then sudo's refusal")
 
 
 def _rsync_no_recursion(ctx, ok, out):
@@ -627,7 +642,7 @@ def test_tables_name_real_blocks():
     substitution and wrap still matches the guide's text."""
     ids = set(_all_ids())
     for table in (CLASSES, ALTERNATIVE_LINES, PROSE_BEFORE, CHECKS, EXPECTED_FAILURES,
-                  ON_PASSIVE):
+                  ON_PASSIVE, RUN_AS):
         stale = set(table) - ids
         assert not stale, "ids not in the guide: %s" % sorted(stale)
     text = "\n".join(gb.joined(b.raw) for b in gb.load())
