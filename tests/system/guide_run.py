@@ -62,23 +62,27 @@ def sh(cmd, check=False, timeout=300, **kw):
 # the host
 
 
-def make_host(work):
+def make_host():
     sh("mount --make-rprivate /", check=True)
-    layer = os.path.join(work, "layers")
-    os.makedirs(layer, exist_ok=True)
-    sh(["mount", "-t", "tmpfs", "-o", "mode=0755", "guide-layers", layer], check=True)
+    # The overlays' upper layers live in a tmpfs on /mnt (a path no overlay
+    # covers); the repository is bound there too, and back at its own path
+    # once the overlays and tmpfs are in place, so that wherever it is
+    # checked out (under /tmp, /home, ...) make runs in it and the results
+    # reach the test.
+    sh(["mount", "-t", "tmpfs", "-o", "mode=0755", "guide-layers", "/mnt"], check=True)
+    os.makedirs("/mnt/src")
+    sh(["mount", "--bind", ROOT, "/mnt/src"], check=True)
     for d in ("/etc", "/usr", "/var", "/opt", "/root", "/home"):
         name = d.strip("/")
-        up, wk = os.path.join(layer, name, "up"), os.path.join(layer, name, "wk")
+        up, wk = os.path.join("/mnt", name, "up"), os.path.join("/mnt", name, "wk")
         os.makedirs(up)
         os.makedirs(wk)
         sh(["mount", "-t", "overlay", "guide-" + name, "-o",
             "lowerdir=%s,upperdir=%s,workdir=%s" % (d, up, wk), d], check=True)
-    # The results must stay reachable after /tmp is replaced.
-    results = os.path.join(layer, "results")
-    os.makedirs(results)
     sh(["mount", "-t", "tmpfs", "-o", "mode=1777", "guide-tmp", "/tmp"], check=True)
     sh(["mount", "-t", "tmpfs", "-o", "mode=0755", "guide-run", "/run"], check=True)
+    os.makedirs(ROOT, exist_ok=True)
+    sh(["mount", "--bind", "/mnt/src", ROOT], check=True)
     os.makedirs("/run/lock", mode=0o1777)
     sh("hostname keytrustee.example.com && ip link set lo up && "
        "ip addr add 127.0.0.2/8 dev lo 2>/dev/null; true", check=True)
@@ -99,7 +103,6 @@ def make_host(work):
     # The key administrator's account on the backup host (the guide's
     # john.doe); the backup host is this namespace.
     sh("useradd -m -s /bin/bash john.doe", check=True)
-    return results
 
 
 # --------------------------------------------------------------------------
@@ -302,9 +305,9 @@ def on_passive(cmd):
 
 def main():
     work = sys.argv[1]
-    results_dir = make_host(work)
+    make_host()
     out_path = os.path.join(work, "results.json")
-    log = open(os.path.join(results_dir, "transcript.log"), "w")
+    log = open(os.path.join(work, "transcript.log"), "w")
     results = {}
 
     def record(bid, status, detail="", cmd=""):
@@ -341,7 +344,6 @@ def main():
             ok, detail, cmd = False, "%s: %s" % (type(e).__name__, e), ""
         record(b.id, "passed" if ok else "failed", detail, cmd)
     log.close()
-    sh(["cp", os.path.join(results_dir, "transcript.log"), work])
     return 0
 
 
