@@ -325,7 +325,8 @@ def main():
             ok, detail = step.fn(ctx)
         except Exception as e:  # noqa: BLE001 - reported, never hidden
             ok, detail = False, "%s: %s" % (type(e).__name__, e)
-        record(step.id, "passed" if ok else "failed", detail, step.what)
+        record(step.id, {True: "passed", False: "failed", None: "skipped"}[ok],
+               detail, step.what)
 
     blocks = gb.load()
     for b in blocks:

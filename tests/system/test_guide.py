@@ -256,6 +256,12 @@ def _out(p):
 
 
 def _setup_install(ctx):
+    """make install, unless the package is installed: an operator installs
+    one or the other (both would clash on the init scripts, conffiles of
+    the package)."""
+    if ctx.sh(["dpkg-query", "-W", "-f=${Status}", "keytrustee-server"]).stdout.endswith(
+            "ok installed"):
+        return None, "installed from the package (setup-deb)"
     p = ctx.sh(["make", "-C", ctx.root, "--no-print-directory", "install"], timeout=900)
     return p.returncode == 0, _out(p)
 
@@ -336,8 +342,8 @@ def _setup_passive(ctx):
 
 
 SETUP = [
-    Step("setup-make-install", "make install", _setup_install),
     Step("setup-deb", "make deb; dpkg -i keytrustee-server_*.deb", _setup_deb),
+    Step("setup-make-install", "make install", _setup_install),
     Step("setup-account", "the keytrustee account after the install", _setup_account),
     Step("setup-parcel", "kt-agent parcel install/activate", _setup_parcel),
     Step("setup-init", "ktadmin init --confdir " + CONFDIR, _setup_init),
