@@ -259,8 +259,15 @@ def stop_server(keep_db=True):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
-    if not keep_db:
+    db_up = sh(["ktadmin", "db", "--status", "--pg-rootdir", PGROOT]).returncode == 0
+    if not keep_db and db_up:
         sh(["ktadmin", "db", "--stop", "--pg-rootdir", PGROOT])
+    elif keep_db and not db_up:
+        # keytrusteed's init script stops its database last
+        if os.path.exists("/etc/init.d/keytrustee-db"):
+            sh("service keytrustee-db start")
+        else:
+            sh(["ktadmin", "db", "--start", "--pg-rootdir", PGROOT, "--background"])
 
 
 # --------------------------------------------------------------------------
