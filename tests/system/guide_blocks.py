@@ -17,6 +17,7 @@ back on one line by the rules of ``LINE_JOINS`` (listed there, with why).
 
 import os
 import re
+import subprocess
 
 GUIDE_NAME = "000_0f5336c8a802f5e5.txt"
 
@@ -53,21 +54,35 @@ PDF_WRAPS = [
 ]
 
 
+def _origin_dir(d):
+    """The directory of this clone's ``origin`` when it is a local path (a
+    clean clone made by ``git clone /work/main DIR``), else None."""
+    try:
+        url = subprocess.run(["git", "-C", d, "config", "--get", "remote.origin.url"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    return url if url.startswith("/") and os.path.isdir(url) else None
+
+
 def find_guide(start=None):
-    """The guide's text: ``shared/seeds/GUIDE_NAME`` in the first parent of
-    the repository that has it (DESIGN.md's ``../shared/seeds/``), or
-    ``$KT_GUIDE``."""
+    """The guide's text (the vendor's, not part of this tree): ``$KT_GUIDE``,
+    else ``shared/seeds/GUIDE_NAME`` in the first parent of the repository
+    that has it (DESIGN.md's ``../shared/seeds/``), else the same above
+    the local repository this one was cloned from.  None when nowhere."""
     if os.environ.get("KT_GUIDE"):
         return os.environ["KT_GUIDE"]
-    d = os.path.abspath(start or os.path.dirname(__file__))
-    while True:
-        p = os.path.join(d, "shared", "seeds", GUIDE_NAME)
-        if os.path.exists(p):
-            return p
-        up = os.path.dirname(d)
-        if up == d:
-            return None
-        d = up
+    here = os.path.abspath(start or os.path.dirname(__file__))
+    for d in (here, _origin_dir(here)):
+        while d:
+            p = os.path.join(d, "shared", "seeds", GUIDE_NAME)
+            if os.path.exists(p):
+                return p
+            up = os.path.dirname(d)
+            d = None if up == d else up
+    return None
 
 
 def slug(title):

