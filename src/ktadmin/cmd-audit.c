@@ -392,6 +392,17 @@ audit_run(PGconn *db, const struct audit_query *a, int argc, char **argv,
 	int i, n, more, ret = 1;
 
 	audit_sql_build(&q, a);
+	/*
+	 * A deposit's rows are found by the bloom index on object, whose
+	 * worth PostgreSQL's BRIN cost model cannot see (it judges a BRIN
+	 * index by the column's physical order, which uuids do not have): on
+	 * a big table it may pick a scan of the whole table instead, and does
+	 * so or not by the sample ANALYZE drew.  This session reads only.
+	 */
+	if (a->object[0] != '\0') {
+		res = PQexec(db, "SET enable_seqscan = off");
+		PQclear(res);
+	}
 	res = PQexecParams(db, q.text, q.n, NULL, q.params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		cli_error("cannot read the audit log");

@@ -31,7 +31,8 @@ choices, for the server to follow or dispute:
 - /pks/add: the same key again is 200; a key over 64 KiB is 413; a bad
   key 400; the plain-HTTP listener answers 404 to anything not /pks/*.
 - HA: a 503 names the active as https://<its host>:<PORT>.
-- "nothing changed": every public table but audit_log and tables named
+- "nothing changed": every public table but audit_log, audit_chain (the
+  chainer seals audit_log's new rows whenever it ticks) and tables named
   like seen, replay, throttle, rate_limit or attempt.
 """
 
@@ -53,7 +54,7 @@ URL_TOKEN_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 # log (checked apart: no new row says ok), the signatures seen (the replay
 # cache remembers every verified signature, docs/legacy.md) and
 # per-address throttling state.
-VOLATILE_TABLES = r"^(audit_log|.*(seen|replay|throttl|rate_?limit|attempt).*)$"
+VOLATILE_TABLES = r"^(audit_log|audit_chain|.*(seen|replay|throttl|rate_?limit|attempt).*)$"
 
 
 def sql_quote(s):

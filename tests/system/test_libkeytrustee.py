@@ -193,6 +193,10 @@ def test_installed_files_and_modes(inst):
         "lib/" + SOFILE: 0o644,
         "include/keytrustee.h": 0o644,
         "lib/pkgconfig/keytrustee.pc": 0o644,
+        # the account script and the services' units (packaging/)
+        "libexec/keytrustee/kt-account.sh": 0o755,
+        "lib/systemd/system/keytrusteed.service": 0o644,
+        "lib/systemd/system/keytrustee-db.service": 0o644,
     })
     links = {"lib/" + SONAME: SOFILE, "lib/libkeytrustee.so": SONAME}
     man = {"share/man/man%s/%s" % (p.rsplit(".", 1)[1], os.path.basename(p)): 0o644
