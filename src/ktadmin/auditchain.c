@@ -37,7 +37,6 @@
 #include "crypto.h"
 #include "datakey.h"
 #include "db.h"
-#include "dbrole.h"
 #include "ktadmin.h"
 #include "log.h"
 #include "pgcluster.h"
@@ -1098,7 +1097,7 @@ audit_chain_main(int argc, char **argv)
 	enum chain_action action = CH_NONE;
 	const char *confdir = NULL, *before = NULL, *output = NULL;
 	const char *file = NULL, *prune = NULL;
-	char *defdir = NULL, err[1024], date[32];
+	char err[1024], date[32];
 	struct timespec now;
 	struct kt_conf *c = NULL;
 	struct verify v;
@@ -1183,17 +1182,9 @@ audit_chain_main(int argc, char **argv)
 		else
 			prune = date;
 	}
-	if (confdir == NULL &&
-	    (confdir = defdir = conf_default_dir()) == NULL) {
-		cli_error("KEYTRUSTEE_HOME is too long");
+	if (pgcluster_conf_load(confdir, &c) == -1)
 		goto out;
-	}
-	if (conf_load(confdir, &c, pgcluster_conf_warn, err, sizeof(err)) ==
-	    -1) {
-		cli_error("cannot read the configuration in %s", confdir);
-		cli_detail_lines(err);
-		goto out;
-	}
+	confdir = c->confdir;
 	/*
 	 * The files are the caller's: opened before switching to the owner
 	 * of the config dir (an export is made 0600, for the caller).
@@ -1248,13 +1239,8 @@ audit_chain_main(int argc, char **argv)
 		}
 		goto out;
 	}
-	if ((db = dbrole_connect_admin(c, NULL, err, sizeof(err))) == NULL) {
-		cli_error("cannot connect to the database");
-		cli_detail_lines(err);
-		cli_hint("is it running?  'ktadmin db --status --pg-rootdir "
-			 "DIR' tells");
+	if ((db = pgcluster_conf_admin_db(c, "audit")) == NULL)
 		goto out;
-	}
 	if (db_schema_version(db) < 12) {
 		cli_error("the database has no audit chain yet (schema older "
 			  "than 12)");
@@ -1296,6 +1282,5 @@ out:
 	OPENSSL_cleanse(&v, sizeof(v));
 	PQfinish(db);
 	conf_free(c);
-	free(defdir);
 	return ret;
 }

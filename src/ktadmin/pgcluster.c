@@ -461,24 +461,32 @@ pgcluster_conf_db(const struct kt_conf *c)
 	return db;
 }
 
-int
-pgcluster_conf_connect(
-    const char *confdir, struct kt_conf **c, PGconn **db, const char *what)
+PGconn *
+pgcluster_conf_admin_db(const struct kt_conf *c, const char *what)
 {
 	char err[1024];
-	int ret = -1;
+	PGconn *db;
 
-	*c = NULL;
-	*db = NULL;
-	if (pgcluster_conf_load(confdir, c) == -1)
-		goto out;
-	if ((*db = dbrole_connect_admin(*c, NULL, err, sizeof(err))) == NULL) {
+	if ((db = dbrole_connect_admin(c, NULL, err, sizeof(err))) == NULL) {
 		cli_error("%s: cannot connect to the database", what);
 		cli_detail_lines(err);
 		cli_hint("is PostgreSQL running? ktadmin db --status "
 			 "--pg-rootdir DIR");
-		goto out;
 	}
+	return db;
+}
+
+int
+pgcluster_conf_connect(
+    const char *confdir, struct kt_conf **c, PGconn **db, const char *what)
+{
+	int ret = -1;
+
+	*c = NULL;
+	*db = NULL;
+	if (pgcluster_conf_load(confdir, c) == -1 ||
+	    (*db = pgcluster_conf_admin_db(*c, what)) == NULL)
+		goto out;
 	ret = 0;
 out:
 	if (ret == -1) {

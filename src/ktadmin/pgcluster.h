@@ -142,6 +142,8 @@ int pgcluster_conf_password(const struct kt_conf *c, char *out, size_t len);
 int pgcluster_conf_load(const char *confdir, struct kt_conf **c);
 /* Connect as DB_CONNECT's role (the server's); NULL reported. */
 PGconn *pgcluster_conf_db(const struct kt_conf *c);
+/* Connect as c's admin role (dbrole.h); NULL (reported, naming what). */
+PGconn *pgcluster_conf_admin_db(const struct kt_conf *c, const char *what);
 /*
  * Load DIR/keytrustee.conf (confdir NULL: the default dir) and connect as
  * the admin role (dbrole.h); -1 (reported, naming what) on failure.
